@@ -1,0 +1,61 @@
+"""Settings from environment variables (OMS_*), read in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite+aiosqlite:///./oms.db"
+    broker_url: str = "memory"
+    redis_url: str | None = None
+    secret_key: str = "dev-insecure-secret-change-me"
+    # Role given to callers that send no token. Empty in production; `make run`
+    # sets it to ADMIN so GraphiQL on a laptop works without a token.
+    anonymous_role: str | None = None
+    log_level: str = "INFO"
+    log_json: bool = False
+    max_query_depth: int = 12
+    hide_introspection: bool = False
+    embedded_workers: int = 2
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def pubsub_url(self) -> str | None:
+        """Redis for cross-process subscriptions: OMS_REDIS_URL, else the broker's Redis."""
+        if self.redis_url:
+            return self.redis_url
+        if self.broker_url.startswith("redis://"):
+            return self.broker_url
+        return None
+
+
+def load_settings() -> Settings:
+    return Settings(
+        database_url=_env("OMS_DATABASE_URL", Settings.database_url) or Settings.database_url,
+        broker_url=_env("OMS_BROKER_URL", "memory") or "memory",
+        redis_url=_env("OMS_REDIS_URL"),
+        secret_key=_env("OMS_SECRET_KEY", Settings.secret_key) or Settings.secret_key,
+        anonymous_role=(_env("OMS_ANONYMOUS_ROLE") or None),
+        log_level=_env("OMS_LOG_LEVEL", "INFO") or "INFO",
+        log_json=_env("OMS_LOG_JSON", "0") == "1",
+        hide_introspection=_env("OMS_HIDE_INTROSPECTION", "0") == "1",
+        embedded_workers=int(_env("OMS_EMBEDDED_WORKERS", "2") or 2),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

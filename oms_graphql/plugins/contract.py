@@ -1,0 +1,279 @@
+"""Plain data types that cross the plugin boundary.
+
+A plugin receives and returns only these (and plain Python values): never an ORM
+object, a session or anything from GraphQL. Times are timezone-aware UTC
+``datetime``s; money is ``Decimal`` with a separate ISO 4217 currency code.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+
+# --- errors a plugin raises -------------------------------------------------
+
+
+class PluginError(Exception):
+    """Base of every error a plugin reports to the job layer."""
+
+
+class RetryableError(PluginError):
+    """A temporary failure (throttling, 5xx, timeout): the job retries later.
+
+    ``retry_after`` is the number of seconds the remote side asked us to wait
+    (HTTP ``Retry-After`` or an equivalent hint), or None to use backoff.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(PluginError):
+    """A failure that retrying will not fix (bad credentials, rejected request)."""
+
+
+class PayloadError(PluginError):
+    """A payload that cannot be understood; the message says which part and why."""
+
+
+# --- describing a plugin ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettingField:
+    """One key of a channel's (or carrier's) ``settings`` JSON.
+
+    ``kind`` is one of ``string``, ``url``, ``int``, ``list`` (of strings) or
+    ``bool``. A ``secret`` field is encrypted at rest and never returned or logged.
+    """
+
+    key: str
+    label: str
+    kind: str = "string"
+    required: bool = True
+    secret: bool = False
+    default: Any = None
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class ChannelKind:
+    """What a channel plugin offers: its kind name (``taobao``) and settings."""
+
+    kind: str
+    name: str
+    settings: tuple[SettingField, ...] = ()
+    pulls_orders: bool = True
+    receives_webhooks: bool = False
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """One configured channel as a plugin sees it: settings already decrypted."""
+
+    code: str
+    kind: str
+    settings: dict[str, Any]
+
+
+# --- orders coming in -------------------------------------------------------
+
+
+class ChannelOrderStatus(enum.StrEnum):
+    """The channel's order state mapped onto what the OMS needs to know."""
+
+    UNPAID = "UNPAID"  # placed, waiting for the buyer to pay
+    PAID = "PAID"  # paid, the merchant must ship
+    ON_HOLD = "ON_HOLD"  # locked / frozen / disputed at the channel
+    SHIPPED = "SHIPPED"  # shipped outside the OMS (or already confirmed)
+    COMPLETED = "COMPLETED"  # received / finished at the channel
+    CANCELLED = "CANCELLED"  # closed, cancelled or fully refunded before shipping
+
+
+@dataclass(frozen=True)
+class RawOrderPayload:
+    """One order exactly as the channel sent it, before any parsing.
+
+    ``body`` is the JSON object for that one order (as decoded from the
+    channel's response); the OMS stores it as an InboundMessage before parsing.
+    """
+
+    external_id: str
+    body: dict[str, Any]
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    """One page of a pull: the orders, and the token of the next page (or None)."""
+
+    orders: list[RawOrderPayload]
+    next_page: str | None = None
+
+
+@dataclass(frozen=True)
+class NormalizedAddress:
+    country: str  # ISO 3166-1 alpha-2
+    line1: str
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    region: str | None = None
+    city: str | None = None
+    district: str | None = None
+    line2: str | None = None
+    postal_code: str | None = None
+
+
+@dataclass(frozen=True)
+class NormalizedBuyer:
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    channel_buyer_id: str | None = None
+
+
+@dataclass(frozen=True)
+class NormalizedLine:
+    """One order line.
+
+    ``merchant_sku`` is the seller's own code (Taobao ``outer_sku_id``/``outer_iid``,
+    JD ``outerSkuId``, Amazon ``SellerSKU``, the POS item's SKU); when it equals one
+    of our SKUs the line maps without a listing. ``channel_sku_id`` (and
+    ``channel_item_id`` where the channel has one) is looked up in the listings.
+    ``unit_price`` is the price per unit before line discounts; ``discount`` is
+    the discount on the whole line.
+    """
+
+    channel_line_id: str
+    quantity: int
+    unit_price: Decimal
+    channel_sku_id: str | None = None
+    channel_item_id: str | None = None
+    merchant_sku: str | None = None
+    title: str | None = None
+    discount: Decimal = Decimal("0")
+    refunded_quantity: int = 0
+
+
+@dataclass(frozen=True)
+class NormalizedOrder:
+    """An order as every channel plugin must describe it to the OMS."""
+
+    external_id: str
+    status: ChannelOrderStatus
+    raw_status: str
+    currency: str
+    placed_at: datetime
+    lines: list[NormalizedLine]
+    updated_at: datetime | None = None
+    paid_at: datetime | None = None
+    shipping_fee: Decimal = Decimal("0")
+    discount: Decimal = Decimal("0")  # order-level discount, on top of line discounts
+    total: Decimal | None = None  # what the channel says the buyer paid, for checks
+    buyer: NormalizedBuyer | None = None
+    shipping_address: NormalizedAddress | None = None
+    note: str | None = None
+    location_code: str | None = None  # POS: the store the sale happened in
+    hold_reason: str | None = None  # why the channel holds it (ON_HOLD)
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A pushed HTTP request, exactly as received."""
+
+    url: str
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+
+
+@dataclass(frozen=True)
+class WebhookVerdict:
+    """Whether a pushed request is authentic; ``reason`` says why not."""
+
+    accepted: bool
+    reason: str | None = None
+
+
+# --- going back to the channel ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class StockPush:
+    """Set the sellable quantity of one listing at the channel."""
+
+    sku: str
+    channel_sku_id: str
+    quantity: int
+    channel_item_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StockPushResult:
+    channel_sku_id: str
+    ok: bool
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class ShipmentLine:
+    channel_line_id: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class ShipmentConfirmation:
+    """Tell the channel an order (or part of it) left the warehouse."""
+
+    external_order_id: str
+    carrier_code: str
+    tracking_number: str
+    shipped_at: datetime
+    lines: list[ShipmentLine] = field(default_factory=list)
+    partial: bool = False
+    carrier_name: str | None = None
+    service: str | None = None
+
+
+# --- notifications ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something a person should act on (low stock, delayed order, failed sync)."""
+
+    kind: str
+    message: str
+    sku: str | None = None
+    location_code: str | None = None
+    suggested_quantity: int | None = None
+    created_at: datetime | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+# --- allocation -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CandidateLocation:
+    code: str
+    kind: str
+    priority: int
+    available: dict[str, int]  # sku -> units available at this location
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+@dataclass(frozen=True)
+class AllocationRequest:
+    order_number: str
+    lines: dict[str, int]  # sku -> units wanted
+    latitude: float | None = None
+    longitude: float | None = None
+    country: str | None = None
+    region: str | None = None

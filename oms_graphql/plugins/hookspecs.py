@@ -1,0 +1,175 @@
+"""The plugin contract: every hook a plugin may implement.
+
+This file is the plugin author's reference. A plugin is a Python module (or
+object) with functions decorated by ``hookimpl`` whose names match the specs
+below, registered under the entry-point group ``oms_graphql.plugins``::
+
+    # pyproject.toml of your plugin
+    [project.entry-points."oms_graphql.plugins"]
+    my_channel = "my_channel.plugin"
+
+Rules every hook follows:
+
+* Hooks are plain (sync) functions called with keyword arguments. An
+  implementation may accept fewer arguments than its spec lists.
+* Hooks that take a ``channel`` (or a ``kind``) are called for every installed
+  plugin; an implementation must return ``None`` for a kind it does not own.
+  For ``firstresult`` hooks the first non-``None`` answer wins.
+* Network I/O happens only in hooks documented as "runs in a job": the OMS
+  calls them from a background worker, never inside a web request or a
+  database transaction. Use ``httpx`` with a timeout; report failures with the
+  typed errors of :mod:`oms_graphql.plugins.contract` (``RetryableError`` to be
+  retried later, honouring ``retry_after``; ``PermanentError`` to park the work
+  and raise an alert; ``PayloadError`` for a payload that cannot be parsed).
+* Data in and out are the dataclasses of :mod:`oms_graphql.plugins.contract`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pluggy
+
+from oms_graphql.plugins.contract import (
+    Alert,
+    AllocationRequest,
+    CandidateLocation,
+    ChannelConfig,
+    ChannelKind,
+    NormalizedOrder,
+    OrderPage,
+    RawOrderPayload,
+    ShipmentConfirmation,
+    StockPush,
+    StockPushResult,
+    WebhookRequest,
+    WebhookVerdict,
+)
+
+PROJECT = "oms_graphql"
+ENTRY_POINT_GROUP = "oms_graphql.plugins"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --- channel plugins --------------------------------------------------------
+
+
+@hookspec
+def oms_channel_kinds() -> list[ChannelKind]:
+    """Describe the channel kinds this plugin provides.
+
+    Called once at start-up. Return a list of :class:`ChannelKind` (kind name,
+    display name, the ``settings`` keys with which is secret, whether it pulls
+    orders and/or receives webhooks). Kind names are unique across plugins.
+    """
+
+
+@hookspec(firstresult=True)
+def oms_channel_check_settings(kind: str, settings: dict) -> list[tuple[str, str]] | None:
+    """Check a channel's ``settings`` beyond the generic checks.
+
+    The OMS already checks required keys and value types from the
+    :class:`SettingField` list. Return a list of ``(key, message)`` problems
+    (empty when fine) for your ``kind``, or ``None`` for any other kind.
+    """
+
+
+@hookspec(firstresult=True)
+def oms_channel_fetch_orders(
+    channel: ChannelConfig, updated_after: datetime, updated_before: datetime, page: str | None
+) -> OrderPage | None:
+    """Fetch one page of orders changed in ``[updated_after, updated_before)``.
+
+    Runs in a job. ``page`` is None for the first page, else the ``next_page``
+    of the previous answer. Times are UTC; convert to the channel's time zone
+    yourself. Return the raw order bodies (the OMS stores each one before it
+    parses it), or ``None`` if ``channel.kind`` is not yours. The OMS chooses
+    windows no longer than the channel allows (see ``oms_channel_max_window``).
+    """
+
+
+@hookspec(firstresult=True)
+def oms_channel_max_window(channel: ChannelConfig) -> float | None:
+    """The longest pull window the channel accepts, in seconds (None: not yours).
+
+    Taobao's ``taobao.trades.sold.increment.get`` accepts at most one day.
+    """
+
+
+@hookspec(firstresult=True)
+def oms_channel_verify_webhook(channel: ChannelConfig, request: WebhookRequest) -> WebhookVerdict | None:
+    """Check that a pushed request really comes from the channel.
+
+    Called inside the web request: no network I/O. Verify the signature with
+    the channel's secret (constant-time compare). Return a verdict, or ``None``
+    if ``channel.kind`` is not yours. A rejected request gets HTTP 401 and is
+    stored as REJECTED with your reason.
+    """
+
+
+@hookspec(firstresult=True)
+def oms_channel_expand_webhook(channel: ChannelConfig, body: dict) -> list[RawOrderPayload] | None:
+    """Turn an accepted webhook body into the full order payloads it concerns.
+
+    Runs in a job. A notification that carries only an order id (as POS
+    ``order.created`` does) is answered by fetching the order. Return an empty
+    list for notifications that concern no order, ``None`` if not yours.
+    """
+
+
+@hookspec(firstresult=True)
+def oms_channel_parse_order(channel: ChannelConfig, body: dict) -> NormalizedOrder | None:
+    """Map one raw order body (as returned by a fetch) to a :class:`NormalizedOrder`.
+
+    Pure: no I/O. Raise ``PayloadError`` naming the missing or bad field when
+    the body cannot be understood; the OMS keeps the message as FAILED with
+    your error, and an operator can replay it after a fix. Return ``None`` if
+    ``channel.kind`` is not yours.
+    """
+
+
+@hookspec(firstresult=True)
+def oms_channel_push_stock(channel: ChannelConfig, pushes: list[StockPush]) -> list[StockPushResult] | None:
+    """Set the sellable quantity of each listing at the channel.
+
+    Runs in a job, debounced per channel and SKU. Quantities are already after
+    the channel's share and buffer. Return one result per push, or ``None`` if
+    not yours. Raise ``RetryableError`` when the whole call should be retried.
+    """
+
+
+@hookspec(firstresult=True)
+def oms_channel_confirm_shipment(channel: ChannelConfig, shipment: ShipmentConfirmation) -> bool | None:
+    """Tell the channel that an order (or some of its lines) was shipped.
+
+    Runs in a job and is retried until accepted. Return True once the channel
+    accepted it (also when it says the order is already shipped), or ``None``
+    if not yours.
+    """
+
+
+# --- notifier plugins -------------------------------------------------------
+
+
+@hookspec
+def oms_notify(alert: Alert) -> None:
+    """Deliver an alert (low stock, delayed order, failed sync) to people.
+
+    Called for every alert by every notifier plugin. Runs in a job: network I/O
+    is allowed; raise ``RetryableError`` to have the delivery retried.
+    """
+
+
+# --- allocation strategy plugins -------------------------------------------
+
+
+@hookspec(firstresult=True)
+def oms_allocation_rank(request: AllocationRequest, candidates: list[CandidateLocation]) -> list[str] | None:
+    """Order the candidate locations for an order, best first.
+
+    Pure: no I/O. Return the location codes in the order to try, or ``None``
+    to leave the decision to the next strategy (the built-in one ranks by
+    priority, then by how much of the order each location can fill).
+    """
