@@ -13,7 +13,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-
 # --- errors a plugin raises -------------------------------------------------
 
 

@@ -1,0 +1,182 @@
+"""The Starlette application: /graphql (HTTP + websocket), /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from cross_web import HTTPException
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+
+from oms_graphql.config import Settings, get_settings
+from oms_graphql.db.engine import Database
+from oms_graphql.db.migrate import check_up_to_date
+from oms_graphql.events.pubsub import Publisher, forward_from_redis
+from oms_graphql.events.relay import Relay
+from oms_graphql.jobs import current_broker, send_job, setup
+from oms_graphql.metrics import OperationMetrics
+from oms_graphql.resolvers import build_schema
+from oms_graphql.schema.context import Context
+
+log = structlog.get_logger(__name__)
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+
+
+def _accepted_media_type(accept: str | None) -> str | None:
+    """The response media type for an Accept header (GraphQL over HTTP, "Accept")."""
+    if not accept:
+        return JSON  # legacy clients send none: keep them working
+    ranked = []
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                with contextlib.suppress(ValueError):
+                    quality = float(value)
+        ranked.append((quality, media.strip().lower()))
+    for _quality, media in sorted(ranked, key=lambda item: -item[0]):
+        if media == GRAPHQL_RESPONSE:
+            return GRAPHQL_RESPONSE
+        if media in (JSON, "application/*", "*/*"):
+            return JSON
+    return None
+
+
+class GraphQLView(GraphQL):
+    """Strawberry's ASGI view plus the GraphQL-over-HTTP media type and status codes."""
+
+    def __init__(self, database: Database, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.database = database
+
+    async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
+        return Context(database=self.database, request=request, response=response)
+
+    async def get_sub_response(self, request: Request) -> Response:
+        sub_response = await super().get_sub_response(request)
+        media_type = _accepted_media_type(request.headers.get("accept"))
+        if media_type is None and not self.should_render_graphql_ide(self.request_adapter_class(request)):
+            raise HTTPException(406, f"Send Accept: {GRAPHQL_RESPONSE} or {JSON}.")
+        request.state.graphql_media_type = media_type or JSON
+        request.state.sub_response = sub_response
+        return sub_response
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        data = await super().process_result(request, result)
+        is_request_error = result.data is None and bool(result.errors) and all(
+            error.path is None for error in result.errors
+        )
+        if is_request_error and request.state.graphql_media_type == GRAPHQL_RESPONSE:
+            # A request error (parse, validation, auth before execution): no "data" and a 4xx.
+            data.pop("data", None)
+            request.state.sub_response.status_code = 400
+        return data
+
+    async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:  # type: ignore[override]
+        from strawberry.types.unset import UNSET
+
+        response = await super().run(
+            request, context if context is not None else UNSET, root_value if root_value is not None else UNSET
+        )
+        media_type = getattr(getattr(request, "state", None), "graphql_media_type", None)
+        if isinstance(response, Response) and media_type and response.media_type != "text/html":
+            if response.headers.get("content-type", "").startswith(JSON):
+                response.headers["content-type"] = f"{media_type}; charset=utf-8"
+        return response
+
+
+async def healthz(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def make_readyz(database: Database):
+    async def readyz(_: Request) -> Response:
+        problems = {}
+        try:
+            async with database.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as error:  # report, never crash the probe
+            problems["database"] = type(error).__name__
+        try:
+            broker = current_broker()
+            if hasattr(broker, "client"):
+                broker.client.ping()
+            elif hasattr(broker, "connection"):
+                _ = broker.connection
+        except Exception as error:
+            problems["broker"] = type(error).__name__
+        if problems:
+            return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    return readyz
+
+
+async def metrics(_: Request) -> Response:
+    return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(settings: Settings | None = None, *, run_background: bool = True) -> Starlette:
+    """The ASGI app. ``run_background``: relay outbox rows (and, embedded, run workers) here."""
+    settings = settings or get_settings()
+    database = Database(settings.database_url)
+    setup(settings.broker_url)
+    schema = build_schema(extra_extensions=(OperationMetrics,))
+    view = GraphQLView(database, schema=schema, graphql_ide="graphiql", allow_queries_via_get=True)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await check_up_to_date(database.engine)
+        tasks: list[asyncio.Task[None]] = []
+        worker = None
+        if settings.pubsub_url:
+            ready = asyncio.Event()
+            tasks.append(asyncio.create_task(forward_from_redis(settings.pubsub_url, ready)))
+            await asyncio.wait_for(ready.wait(), timeout=10)
+        if run_background:
+            relay = Relay(settings.database_url, Publisher(settings.pubsub_url), send_job)
+            tasks.append(asyncio.create_task(relay.run()))
+            if settings.broker_url == "memory":
+                from dramatiq import Worker
+
+                worker = Worker(current_broker(), worker_threads=settings.embedded_workers)
+                worker.start()
+        log.info("oms serving", database=database.dialect, broker=settings.broker_url.split("@")[-1])
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if worker is not None:
+                worker.stop(timeout=5000)
+            await database.dispose()
+
+    return Starlette(
+        routes=[
+            Route("/graphql", view, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", view),
+            Route("/healthz", healthz),
+            Route("/readyz", make_readyz(database)),
+            Route("/metrics", metrics),
+        ],
+        lifespan=lifespan,
+    )

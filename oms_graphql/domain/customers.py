@@ -1,0 +1,89 @@
+"""Customers: one profile per person across channels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oms_graphql.db.models import Customer, CustomerIdentity
+
+
+@dataclass(frozen=True)
+class CustomerDetails:
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    channel_code: str | None = None
+    channel_buyer_id: str | None = None
+
+
+def normalise_phone(phone: str | None) -> str | None:
+    if not phone:
+        return None
+    kept = "".join(ch for ch in phone if ch.isdigit() or ch == "+")
+    return kept or None
+
+
+def normalise_email(email: str | None) -> str | None:
+    return email.strip().lower() if email and email.strip() else None
+
+
+def _identities(details: CustomerDetails) -> list[tuple[str, str]]:
+    keys = []
+    if details.channel_code and details.channel_buyer_id:
+        keys.append((f"buyer:{details.channel_code}", details.channel_buyer_id))
+    if email := normalise_email(details.email):
+        keys.append(("email", email))
+    if phone := normalise_phone(details.phone):
+        keys.append(("phone", phone))
+    return keys
+
+
+async def find_or_create_customer(session: AsyncSession, details: CustomerDetails) -> Customer | None:
+    """The customer known by any of these identities, else a new one; None if no identity."""
+    keys = _identities(details)
+    if not keys and not details.name:
+        return None
+    customer = None
+    for kind, value in keys:
+        customer_id = await session.scalar(
+            select(CustomerIdentity.customer_id).where(
+                CustomerIdentity.kind == kind, CustomerIdentity.value == value
+            )
+        )
+        if customer_id is not None:
+            customer = await session.get(Customer, customer_id)
+            break
+    if customer is None:
+        customer = Customer(
+            name=details.name,
+            phone=normalise_phone(details.phone),
+            email=normalise_email(details.email),
+        )
+        session.add(customer)
+        await session.flush()
+    else:
+        customer.name = customer.name or details.name
+        customer.phone = customer.phone or normalise_phone(details.phone)
+        customer.email = customer.email or normalise_email(details.email)
+    known = set(
+        (
+            await session.execute(
+                select(CustomerIdentity.kind, CustomerIdentity.value).where(
+                    CustomerIdentity.customer_id == customer.id
+                )
+            )
+        ).all()
+    )
+    for kind, value in keys:
+        if (kind, value) not in known:
+            # Another profile may own this identity already; then it stays theirs
+            # (merging profiles is an explicit operator action).
+            owner = await session.scalar(
+                select(CustomerIdentity.id).where(CustomerIdentity.kind == kind, CustomerIdentity.value == value)
+            )
+            if owner is None:
+                session.add(CustomerIdentity(customer_id=customer.id, kind=kind, value=value))
+    return customer

@@ -1,0 +1,505 @@
+"""Orders: creation, the status machine, payment, holds and cancellation."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oms_graphql.db.models import (
+    Address,
+    Allocation,
+    Channel,
+    Hold,
+    Location,
+    Order,
+    OrderEvent,
+    OrderLine,
+    Product,
+    utcnow,
+)
+from oms_graphql.domain.customers import CustomerDetails, find_or_create_customer
+from oms_graphql.domain.errors import DomainError, InvalidTransition, NotFound, Problems
+from oms_graphql.domain.inventory import MovementReason, Reference, move_stock
+from oms_graphql.domain.money import is_currency, round_money
+from oms_graphql.events.outbox import record_event, request_job
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    CONFIRMED = "CONFIRMED"
+    ON_HOLD = "ON_HOLD"
+    BACKORDERED = "BACKORDERED"
+    ALLOCATED = "ALLOCATED"
+    PARTIALLY_SHIPPED = "PARTIALLY_SHIPPED"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+
+
+S = OrderStatus
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.PENDING: frozenset({S.CONFIRMED, S.ON_HOLD, S.CANCELLED}),
+    S.CONFIRMED: frozenset({S.ALLOCATED, S.BACKORDERED, S.ON_HOLD, S.CANCELLED}),
+    S.BACKORDERED: frozenset({S.ALLOCATED, S.ON_HOLD, S.CANCELLED}),
+    S.ALLOCATED: frozenset({S.PARTIALLY_SHIPPED, S.SHIPPED, S.BACKORDERED, S.ON_HOLD, S.CANCELLED}),
+    S.PARTIALLY_SHIPPED: frozenset({S.SHIPPED}),
+    S.SHIPPED: frozenset({S.DELIVERED, S.COMPLETED}),
+    S.DELIVERED: frozenset({S.COMPLETED}),
+    # Releasing the last hold resumes where the order was (see release_holds).
+    S.ON_HOLD: frozenset({S.PENDING, S.CONFIRMED, S.BACKORDERED, S.ALLOCATED, S.CANCELLED}),
+    S.COMPLETED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+# Statuses whose reservations are still held (cancelling must release them).
+HOLDS_STOCK = frozenset({S.ALLOCATED, S.ON_HOLD})
+
+
+class HoldReason(enum.StrEnum):
+    ADDRESS_INCOMPLETE = "ADDRESS_INCOMPLETE"
+    UNMAPPED_SKU = "UNMAPPED_SKU"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    BUYER_NOTE = "BUYER_NOTE"
+    RISK = "RISK"
+    PRICE_ANOMALY = "PRICE_ANOMALY"
+    REFUND_IN_PROGRESS = "REFUND_IN_PROGRESS"
+    CHANNEL_HOLD = "CHANNEL_HOLD"
+    MANUAL = "MANUAL"
+
+
+def can_transition(current: str, target: OrderStatus) -> bool:
+    return target in TRANSITIONS[OrderStatus(current)]
+
+
+# --- order numbers ----------------------------------------------------------
+
+# Crockford's base32 without I, L, O, U: read aloud over the phone without confusion.
+_NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_order_number(now: datetime) -> str:
+    """``YYMMDD-XXXXXX``: the day it was placed plus six random characters."""
+    suffix = "".join(secrets.choice(_NUMBER_ALPHABET) for _ in range(6))
+    return f"{now:%y%m%d}-{suffix}"
+
+
+# --- creating orders --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddressDetails:
+    country: str
+    line1: str
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    region: str | None = None
+    city: str | None = None
+    district: str | None = None
+    line2: str | None = None
+    postal_code: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+@dataclass(frozen=True)
+class LineDetails:
+    quantity: int
+    unit_price: Decimal
+    sku: str | None = None
+    discount: Decimal = Decimal("0")
+    title: str | None = None
+    channel_line_id: str | None = None
+    channel_sku_id: str | None = None
+    product_id: int | None = None  # set by the caller when it resolved the SKU itself
+    refunded_quantity: int = 0
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    channel_code: str
+    currency: str
+    shipping_address: AddressDetails
+    lines: list[LineDetails]
+    external_id: str | None = None
+    customer: CustomerDetails | None = None
+    shipping_fee: Decimal = Decimal("0")
+    discount: Decimal = Decimal("0")
+    tax: Decimal = Decimal("0")
+    delivery_option: str | None = None
+    pickup_location_code: str | None = None
+    paid: bool = False
+    paid_at: datetime | None = None
+    placed_at: datetime | None = None
+    note: str | None = None
+    holds: list[tuple[HoldReason, str | None]] = field(default_factory=list)
+    actor: str | None = None
+
+
+@dataclass(frozen=True)
+class Totals:
+    subtotal: Decimal
+    discount: Decimal
+    shipping_fee: Decimal
+    tax: Decimal
+    total: Decimal
+
+
+def compute_totals(
+    currency: str, lines: list[LineDetails], discount: Decimal, shipping_fee: Decimal, tax: Decimal
+) -> Totals:
+    subtotal = sum((line.quantity * line.unit_price - line.discount for line in lines), Decimal("0"))
+    total = subtotal - discount + shipping_fee + tax
+    return Totals(*(round_money(value, currency) for value in (subtotal, discount, shipping_fee, tax, total)))
+
+
+def check_address(problems: Problems, path: tuple[str, ...], address: AddressDetails) -> None:
+    if not address.country or len(address.country) != 2 or not address.country.isalpha():
+        problems.add((*path, "country"), "country must be an ISO 3166-1 alpha-2 code such as CN or US.")
+    problems.text((*path, "line1"), address.line1, 300, required=True)
+    for name, limit in (("name", 200), ("phone", 40), ("email", 254), ("region", 100), ("city", 100),
+                        ("district", 100), ("line2", 300), ("postalCode", 20)):
+        attribute = "postal_code" if name == "postalCode" else name
+        problems.text((*path, name), getattr(address, attribute), limit)
+    if address.latitude is not None and not -90 <= address.latitude <= 90:
+        problems.add((*path, "latitude"), "latitude must be between -90 and 90.")
+    if address.longitude is not None and not -180 <= address.longitude <= 180:
+        problems.add((*path, "longitude"), "longitude must be between -180 and 180.")
+
+
+def check_new_order(new: NewOrder) -> Problems:
+    problems = Problems()
+    if not is_currency(new.currency):
+        problems.add(("currency",), "currency must be an ISO 4217 code such as CNY or USD.")
+    if not new.lines:
+        problems.add(("lines",), "An order needs at least one line.", "REQUIRED")
+    for index, line in enumerate(new.lines):
+        problems.positive(("lines", index, "quantity"), line.quantity)
+        problems.not_negative(("lines", index, "unitPrice"), line.unit_price)
+        if line.sku is not None:
+            problems.text(("lines", index, "sku"), line.sku, 64, required=True)
+    for name, value in (("shippingFee", new.shipping_fee), ("discount", new.discount)):
+        problems.not_negative((name,), value)
+    problems.text(("externalId",), new.external_id, 100)
+    problems.text(("note",), new.note, 2000)
+    if new.customer:
+        problems.text(("customer", "name"), new.customer.name, 200)
+        problems.text(("customer", "phone"), new.customer.phone, 40)
+        problems.text(("customer", "email"), new.customer.email, 254)
+    check_address(problems, ("shippingAddress",), new.shipping_address)
+    if new.delivery_option == "PICKUP" and not new.pickup_location_code:
+        problems.add(("pickupLocationCode",), "A PICKUP order needs pickupLocationCode.", "REQUIRED")
+    return problems
+
+
+async def channel_by_code(session: AsyncSession, code: str, field: tuple[str, ...] = ("channelCode",)) -> Channel:
+    channel = await session.scalar(select(Channel).where(Channel.code == code))
+    if channel is None:
+        if code == "manual":
+            channel = Channel(code="manual", name="Manual orders (phone, e-mail, in store)", kind="manual")
+            session.add(channel)
+            await session.flush()
+            return channel
+        raise NotFound(f"No channel has code {code!r}. Create it with channelCreate first.", field)
+    return channel
+
+
+async def existing_order(session: AsyncSession, channel_id: int, external_id: str) -> Order | None:
+    return await session.scalar(
+        select(Order).where(Order.channel_id == channel_id, Order.external_id == external_id)
+    )
+
+
+async def create_order(session: AsyncSession, new: NewOrder) -> tuple[Order, bool]:
+    """Create an order; returns ``(order, created)``.
+
+    The same ``(channel, external id)`` twice returns the existing order and
+    creates nothing, so a retried request or a re-delivered channel order is
+    harmless.
+    """
+    problems = check_new_order(new)
+    problems.raise_if_any()
+    channel = await channel_by_code(session, new.channel_code)
+    if new.external_id and (found := await existing_order(session, channel.id, new.external_id)):
+        return found, False
+
+    problems = Problems()
+    skus = {line.sku for line in new.lines if line.sku and line.product_id is None}
+    products = {
+        product.sku: product
+        for product in (await session.scalars(select(Product).where(Product.sku.in_(skus)))).all()
+    } if skus else {}
+    for index, line in enumerate(new.lines):
+        if line.sku and line.product_id is None and line.sku not in products:
+            problems.add(("lines", index, "sku"), f"No product has SKU {line.sku!r}.", "NOT_FOUND")
+    pickup_location_id = None
+    if new.pickup_location_code:
+        location = await session.scalar(select(Location).where(Location.code == new.pickup_location_code))
+        if location is None:
+            problems.add(("pickupLocationCode",), f"No location has code {new.pickup_location_code!r}.", "NOT_FOUND")
+        else:
+            pickup_location_id = location.id
+    totals = compute_totals(new.currency, new.lines, new.discount, new.shipping_fee, new.tax)
+    if totals.total < 0:
+        problems.add(("discount",), "The discount is larger than the order's value.", "TOO_LARGE")
+    problems.raise_if_any()
+
+    now = utcnow()
+    customer = await find_or_create_customer(session, new.customer) if new.customer else None
+    address = Address(
+        customer_id=customer.id if customer else None,
+        **{key: getattr(new.shipping_address, key) for key in AddressDetails.__dataclass_fields__},
+    )
+    address.country = address.country.upper()
+    session.add(address)
+    await session.flush()
+    paid_at = (new.paid_at or now) if new.paid else None
+    order = Order(
+        number=new_order_number(new.placed_at or now),
+        channel_id=channel.id,
+        external_id=new.external_id,
+        status=S.CONFIRMED if new.paid else S.PENDING,
+        customer_id=customer.id if customer else None,
+        shipping_address_id=address.id,
+        currency=new.currency,
+        subtotal=totals.subtotal,
+        discount=totals.discount,
+        shipping_fee=totals.shipping_fee,
+        tax=totals.tax,
+        total=totals.total,
+        delivery_option=new.delivery_option,
+        pickup_location_id=pickup_location_id,
+        note=new.note,
+        placed_at=new.placed_at or now,
+        paid_at=paid_at,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(order)
+            await session.flush()
+    except IntegrityError:
+        # Lost a race with a concurrent insert of the same channel order.
+        if new.external_id and (found := await existing_order(session, channel.id, new.external_id)):
+            return found, False
+        raise
+    for number, line in enumerate(new.lines, start=1):
+        product = products.get(line.sku) if line.sku else None
+        session.add(
+            OrderLine(
+                order_id=order.id,
+                line_no=number,
+                product_id=line.product_id or (product.id if product else None),
+                sku=line.sku,
+                channel_line_id=line.channel_line_id,
+                channel_sku_id=line.channel_sku_id,
+                title=line.title or (product.name if product else None),
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                discount=line.discount,
+                refunded_quantity=line.refunded_quantity,
+            )
+        )
+    _record_status(session, order, None, order.status, "Order created", new.actor, channel.code)
+    for reason, note in new.holds:
+        await place_hold(session, order, reason, note=note, actor=new.actor)
+    if order.status == S.CONFIRMED:
+        request_job(session, "allocate_order", order_id=order.id)
+    return order, True
+
+
+# --- status changes ---------------------------------------------------------
+
+
+def _record_status(
+    session: AsyncSession,
+    order: Order,
+    previous: str | None,
+    current: str,
+    message: str | None,
+    actor: str | None,
+    channel_code: str | None = None,
+) -> None:
+    session.add(
+        OrderEvent(
+            order_id=order.id,
+            kind="STATUS_CHANGED",
+            from_status=previous,
+            to_status=current,
+            message=message,
+            actor=actor,
+        )
+    )
+    record_event(
+        session,
+        "order",
+        {
+            "orderId": order.id,
+            "number": order.number,
+            "channelId": order.channel_id,
+            "channelCode": channel_code,
+            "customerId": order.customer_id,
+            "fromStatus": previous,
+            "status": current,
+            "message": message,
+            "at": utcnow().isoformat(),
+        },
+    )
+
+
+def set_status(
+    session: AsyncSession, order: Order, target: OrderStatus, message: str | None = None, actor: str | None = None
+) -> None:
+    """Move ``order`` to ``target`` or refuse with INVALID_TRANSITION (the order unchanged)."""
+    if order.status == target:
+        return
+    if not can_transition(order.status, target):
+        raise InvalidTransition(
+            f"Order {order.number} is {order.status}; it cannot become {target}.", ("id",)
+        )
+    previous = order.status
+    order.status = target
+    _record_status(session, order, previous, target, message, actor)
+
+
+async def order_by_id(session: AsyncSession, order_id: int, *, lock: bool = False) -> Order:
+    query = select(Order).where(Order.id == order_id)
+    if lock:
+        query = query.with_for_update()
+    order = await session.scalar(query)
+    if order is None:
+        raise NotFound("No order has this id.", ("id",))
+    return order
+
+
+async def confirm_payment(
+    session: AsyncSession, order: Order, paid_at: datetime | None = None, actor: str | None = None
+) -> Order:
+    if order.paid_at is not None and order.status != S.PENDING:
+        if order.status == S.CANCELLED:
+            raise InvalidTransition(f"Order {order.number} is CANCELLED; it cannot be paid.", ("id",))
+        return order  # already paid: confirming again changes nothing
+    if order.status == S.ON_HOLD:
+        order.paid_at = paid_at or utcnow()
+        if order.resume_status == S.PENDING:
+            order.resume_status = S.CONFIRMED
+        return order
+    set_status(session, order, S.CONFIRMED, "Payment confirmed", actor)
+    order.paid_at = paid_at or utcnow()
+    request_job(session, "allocate_order", order_id=order.id)
+    return order
+
+
+async def open_holds(session: AsyncSession, order_id: int) -> list[Hold]:
+    return list(
+        (
+            await session.scalars(
+                select(Hold).where(Hold.order_id == order_id, Hold.released_at.is_(None)).order_by(Hold.id)
+            )
+        ).all()
+    )
+
+
+async def place_hold(
+    session: AsyncSession,
+    order: Order,
+    reason: HoldReason,
+    *,
+    note: str | None = None,
+    actor: str | None = None,
+    deadline: datetime | None = None,
+) -> Hold:
+    """Put a typed hold on the order; the order is ON_HOLD while any hold is open."""
+    if order.status != S.ON_HOLD and not can_transition(order.status, S.ON_HOLD):
+        raise InvalidTransition(f"Order {order.number} is {order.status}; it can no longer be held.", ("id",))
+    for hold in await open_holds(session, order.id):
+        if hold.reason == reason:
+            return hold  # one open hold per reason: holding twice changes nothing
+    hold = Hold(order_id=order.id, reason=reason.value, note=note, raised_by=actor, deadline=deadline)
+    session.add(hold)
+    if order.status != S.ON_HOLD:
+        order.resume_status = order.status
+        set_status(session, order, S.ON_HOLD, f"Held: {reason.value}" + (f" ({note})" if note else ""), actor)
+    await session.flush()
+    return hold
+
+
+async def release_holds(
+    session: AsyncSession,
+    order: Order,
+    *,
+    reason: HoldReason | None = None,
+    actor: str | None = None,
+) -> Order:
+    """Release the open holds (all, or those of one reason); the last one resumes the flow."""
+    holds = await open_holds(session, order.id)
+    if order.status != S.ON_HOLD or not holds:
+        raise InvalidTransition(f"Order {order.number} is {order.status}, not ON_HOLD.", ("id",))
+    released = [hold for hold in holds if reason is None or hold.reason == reason]
+    if not released:
+        raise DomainError(f"Order {order.number} has no open {reason} hold.", ("reason",), "NOT_FOUND")
+    now = utcnow()
+    for hold in released:
+        hold.released_at, hold.released_by = now, actor
+    if len(released) < len(holds):
+        return order
+    resume = OrderStatus(order.resume_status or S.PENDING)
+    if resume == S.PENDING and order.paid_at is not None:
+        resume = S.CONFIRMED
+    order.resume_status = None
+    set_status(session, order, resume, "All holds released", actor)
+    if resume in (S.CONFIRMED, S.BACKORDERED):
+        request_job(session, "allocate_order", order_id=order.id)
+    return order
+
+
+async def cancel_order(session: AsyncSession, order: Order, reason: str | None, actor: str | None) -> Order:
+    """Cancel the order and give its reserved stock back."""
+    if not can_transition(order.status, S.CANCELLED):
+        raise InvalidTransition(
+            f"Order {order.number} is {order.status}; only orders not yet shipped can be cancelled.", ("id",)
+        )
+    await release_reservations(session, order, actor=actor)
+    for hold in await open_holds(session, order.id):
+        hold.released_at, hold.released_by = utcnow(), actor
+    order.cancelled_at = utcnow()
+    order.resume_status = None
+    set_status(session, order, S.CANCELLED, reason or "Cancelled", actor)
+    return order
+
+
+async def release_reservations(session: AsyncSession, order: Order, actor: str | None = None) -> int:
+    """Release every unshipped reservation of the order; return the units released."""
+    allocations = (
+        await session.scalars(
+            select(Allocation).where(Allocation.order_id == order.id, Allocation.status == "RESERVED")
+        )
+    ).all()
+    released = 0
+    products_freed: set[int] = set()
+    for allocation in allocations:
+        units = allocation.quantity - allocation.shipped_quantity
+        if units > 0:
+            product = await session.get(Product, allocation.product_id)
+            location = await session.get(Location, allocation.location_id)
+            assert product is not None and location is not None
+            figures = await move_stock(
+                session, product=product, location=location, reason=MovementReason.RELEASE,
+                reserved=-units, reference=Reference("ORDER", str(order.id), order.number, actor),
+            )
+            if figures is None:
+                raise DomainError("The ledger refused to release a reservation; run `oms stock verify`.")
+            released += units
+            products_freed.add(allocation.product_id)
+        allocation.status = "RELEASED"
+    for product_id in sorted(products_freed):
+        request_job(session, "allocate_backorders", product_id=product_id)
+    return released
+

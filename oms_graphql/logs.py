@@ -1,0 +1,38 @@
+"""Structured logs (structlog): key=value for people, JSON lines with OMS_LOG_JSON=1."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from oms_graphql.config import Settings
+
+_SECRET_KEYS = ("secret", "token", "password", "authorization", "session", "signature")
+
+
+def _redact(_: object, __: str, event: dict) -> dict:
+    for key in list(event):
+        if any(word in key.lower() for word in _SECRET_KEYS):
+            event[key] = "***"
+    return event
+
+
+def configure_logging(settings: Settings) -> None:
+    level = getattr(logging, settings.log_level.upper(), logging.INFO)
+    renderer = structlog.processors.JSONRenderer() if settings.log_json else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,1 @@
+"""GraphQL types, inputs, payloads, the request context and permissions."""

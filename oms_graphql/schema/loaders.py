@@ -1,0 +1,58 @@
+"""Per-request DataLoaders: one query per relation per request, never one per row."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from strawberry.dataloader import DataLoader
+
+from oms_graphql.db import models
+from oms_graphql.db.engine import Database
+
+
+class Loaders:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.product = self._by_id(models.Product)
+        self.location = self._by_id(models.Location)
+        self.channel = self._by_id(models.Channel)
+        self.customer = self._by_id(models.Customer)
+        self.address = self._by_id(models.Address)
+        self.order = self._by_id(models.Order)
+        self.lines_by_order = self._many(models.OrderLine, models.OrderLine.order_id, models.OrderLine.line_no)
+        self.allocations_by_order = self._many(models.Allocation, models.Allocation.order_id, models.Allocation.id)
+        self.shipments_by_order = self._many(models.Shipment, models.Shipment.order_id, models.Shipment.id)
+        self.events_by_order = self._many(models.OrderEvent, models.OrderEvent.order_id, models.OrderEvent.id)
+        self.holds_by_order = self._many(models.Hold, models.Hold.order_id, models.Hold.id)
+        self.fulfillment_orders_by_order = self._many(
+            models.FulfillmentOrder, models.FulfillmentOrder.order_id, models.FulfillmentOrder.id
+        )
+        self.shipment_lines = self._many(models.ShipmentLine, models.ShipmentLine.shipment_id, models.ShipmentLine.id)
+        self.shipment_events = self._many(
+            models.ShipmentEvent, models.ShipmentEvent.shipment_id, models.ShipmentEvent.occurred_at
+        )
+
+    def _by_id(self, model: Any) -> DataLoader[int, Any]:
+        async def load(ids: Sequence[int]) -> list[Any]:
+            async with self.database.session() as session:
+                rows = (await session.scalars(select(model).where(model.id.in_(set(ids))))).all()
+            found = {row.id: row for row in rows}
+            return [found.get(key) for key in ids]
+
+        return DataLoader(load_fn=load)
+
+    def _many(self, model: Any, key_column: Any, order_column: Any) -> DataLoader[int, list[Any]]:
+        async def load(keys: Sequence[int]) -> list[list[Any]]:
+            async with self.database.session() as session:
+                rows = (
+                    await session.scalars(select(model).where(key_column.in_(set(keys))).order_by(order_column))
+                ).all()
+            grouped: dict[int, list[Any]] = defaultdict(list)
+            for row in rows:
+                grouped[getattr(row, key_column.key)].append(row)
+            return [grouped.get(key, []) for key in keys]
+
+        return DataLoader(load_fn=load)

@@ -1,0 +1,32 @@
+"""One permission mechanism: every root field says which roles may call it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.permission import BasePermission
+from strawberry.types import Info
+
+from oms_graphql.schema.context import Role
+
+ALL_STAFF = (Role.ADMIN, Role.OPERATOR, Role.VIEWER)
+OPERATORS = (Role.ADMIN, Role.OPERATOR)
+ADMINS = (Role.ADMIN,)
+ANYONE_SIGNED_IN = (Role.ADMIN, Role.OPERATOR, Role.VIEWER, Role.CUSTOMER)
+
+
+def allow(*roles: Role) -> type[BasePermission]:
+    """A permission class that lets only ``roles`` through."""
+    allowed = frozenset(roles)
+    names = ", ".join(sorted(role.value for role in allowed))
+
+    class Allow(BasePermission):
+        message = f"Not allowed: this operation needs one of the roles {names}. Send a token with one."
+        roles = allowed
+
+        async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+            caller = await info.context.caller()
+            return caller.role in allowed
+
+    Allow.__name__ = f"Allow_{'_'.join(sorted(role.value for role in allowed))}"
+    return Allow

@@ -1,0 +1,445 @@
+"""GraphQL object types. Plain attributes are sync; relations go through DataLoaders."""
+
+from __future__ import annotations
+
+import enum
+
+from datetime import datetime
+from decimal import Decimal as PyDecimal
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from oms_graphql.db import models
+from oms_graphql.domain import orders as order_rules
+from oms_graphql.domain.inventory import MovementReason as DomainMovementReason
+from oms_graphql.schema.ids import to_global_id
+from oms_graphql.schema.scalars import Decimal
+
+OrderStatus = strawberry.enum(order_rules.OrderStatus, name="OrderStatus", description="Where an order is in its life.")
+HoldReason = strawberry.enum(order_rules.HoldReason, name="HoldReason", description="Why an order is held.")
+MovementReason = strawberry.enum(DomainMovementReason, name="MovementReason", description="Why stock moved.")
+
+
+@strawberry.enum(description="Kind of stock location.")
+class LocationKind(enum.Enum):
+    WAREHOUSE = "WAREHOUSE"
+    STORE = "STORE"
+    SUPPLIER = "SUPPLIER"
+
+
+@strawberry.enum(description="Special handling an item needs.")
+class Handling(enum.Enum):
+    FRAGILE = "FRAGILE"
+    COLD_CHAIN = "COLD_CHAIN"
+    OVERSIZE = "OVERSIZE"
+    HAZMAT = "HAZMAT"
+
+
+@strawberry.enum(description="How the customer wants the order delivered.")
+class DeliveryOptionKind(enum.Enum):
+    STANDARD = "STANDARD"
+    EXPRESS = "EXPRESS"
+    SAME_DAY = "SAME_DAY"
+    PICKUP = "PICKUP"
+
+
+@strawberry.interface(description="An object with a global id, fetchable with `node(id:)`.")
+class Node:
+    id: strawberry.ID = strawberry.field(description="Global, opaque id.")
+
+
+@strawberry.type(description="A business rule or input problem; nothing was written.")
+class UserError:
+    field: list[str] | None = strawberry.field(description="Path to the input field at fault, if any.")
+    message: str = strawberry.field(description="What went wrong and what to do next.")
+    code: str = strawberry.field(description="Stable machine-readable code, e.g. INVALID_TRANSITION.")
+
+
+@strawberry.type(description="An amount of money in one currency.")
+class Money:
+    amount: Decimal = strawberry.field(description="Exact amount, as a decimal string.")  # type: ignore[valid-type]
+    currency: str = strawberry.field(description="ISO 4217 code, e.g. CNY.")
+
+
+def money(amount: PyDecimal | None, currency: str | None) -> Money | None:
+    return None if amount is None or currency is None else Money(amount=amount, currency=currency)
+
+
+@strawberry.type(description="A postal address, with coordinates when known.")
+class Address:
+    name: str | None
+    phone: str | None
+    email: str | None
+    country: str = strawberry.field(description="ISO 3166-1 alpha-2.")
+    region: str | None
+    city: str | None
+    district: str | None
+    line1: str
+    line2: str | None
+    postal_code: str | None
+    latitude: float | None
+    longitude: float | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Address:
+        return cls(
+            name=getattr(row, "name", None) if isinstance(row, models.Address) else None,
+            phone=row.phone,
+            email=getattr(row, "email", None) if isinstance(row, models.Address) else None,
+            country=row.country, region=row.region, city=row.city, district=row.district,
+            line1=row.line1, line2=row.line2, postal_code=row.postal_code,
+            latitude=row.latitude, longitude=row.longitude,
+        )
+
+
+@strawberry.type(description="A product (one SKU) in the catalog.")
+class Product(Node):
+    row: strawberry.Private[models.Product]
+    sku: str
+    name: str
+    category: str | None
+    weight_grams: int | None
+    length_mm: int | None
+    width_mm: int | None
+    height_mm: int | None
+    handling: list[Handling]  # type: ignore[valid-type]
+
+    @strawberry.field(description="List price.")
+    def price(self) -> Money | None:
+        return money(self.row.price_amount, self.row.price_currency)
+
+    @classmethod
+    def from_row(cls, row: models.Product) -> Product:
+        return cls(
+            row=row, id=strawberry.ID(to_global_id("Product", row.id)), sku=row.sku, name=row.name,
+            category=row.category, weight_grams=row.weight_grams, length_mm=row.length_mm,
+            width_mm=row.width_mm, height_mm=row.height_mm, handling=list(row.handling or []),
+        )
+
+
+@strawberry.type(description="A warehouse, store or drop-ship supplier that holds stock.")
+class Location(Node):
+    row: strawberry.Private[models.Location]
+    code: str
+    name: str
+    kind: LocationKind  # type: ignore[valid-type]
+    priority: int = strawberry.field(description="Lower is preferred when allocating.")
+    can_ship: bool
+    can_pickup: bool
+    active: bool
+
+    @strawberry.field
+    def address(self) -> Address:
+        return Address.from_row(self.row)
+
+    @classmethod
+    def from_row(cls, row: models.Location) -> Location:
+        return cls(
+            row=row, id=strawberry.ID(to_global_id("Location", row.id)), code=row.code, name=row.name,
+            kind=row.kind, priority=row.priority, can_ship=row.can_ship, can_pickup=row.can_pickup,
+            active=row.active,
+        )
+
+
+@strawberry.type(description="Stock of one SKU at one location.")
+class StockLevel:
+    row: strawberry.Private[models.StockLevel]
+    sku: str
+    on_hand: int = strawberry.field(description="Units physically there.")
+    reserved: int = strawberry.field(description="Units promised to orders, not yet shipped.")
+    in_transit: int = strawberry.field(description="Units on their way here by transfer.")
+    safety_stock: int
+    reorder_point: int | None
+    reorder_quantity: int | None
+
+    @strawberry.field(description="on hand − reserved − safety stock, never below zero.")
+    def available(self) -> int:
+        return max(0, self.on_hand - self.reserved - self.safety_stock)
+
+    @strawberry.field
+    async def location(self, info: Info) -> Location:
+        return Location.from_row(await info.context.loaders.location.load(self.row.location_id))
+
+    @classmethod
+    def from_row(cls, row: models.StockLevel, sku: str) -> StockLevel:
+        return cls(
+            row=row, sku=sku, on_hand=row.on_hand, reserved=row.reserved, in_transit=row.in_transit,
+            safety_stock=row.safety_stock, reorder_point=row.reorder_point, reorder_quantity=row.reorder_quantity,
+        )
+
+
+@strawberry.type(description="One ledger row: a change of stock and its cause.")
+class StockMovement(Node):
+    row: strawberry.Private[models.StockMovement]
+    sku: str
+    reason: str = strawberry.field(description="RECEIPT RESERVE RELEASE SHIP RETURN EXCHANGE ADJUST COUNT ...")
+    quantity: int = strawberry.field(description="Signed change of on hand (of reserved for RESERVE/RELEASE).")
+    on_hand_delta: int
+    reserved_delta: int
+    in_transit_delta: int
+    reference: str | None
+    actor: str | None
+    created_at: datetime
+
+    @strawberry.field
+    async def location(self, info: Info) -> Location:
+        return Location.from_row(await info.context.loaders.location.load(self.row.location_id))
+
+    @classmethod
+    def from_row(cls, row: models.StockMovement, sku: str) -> StockMovement:
+        reserved_only = row.reason in ("RESERVE", "RELEASE")
+        return cls(
+            row=row, id=strawberry.ID(to_global_id("StockMovement", row.id)), sku=sku, reason=row.reason,
+            quantity=row.reserved_delta if reserved_only else row.on_hand_delta,
+            on_hand_delta=row.on_hand_delta, reserved_delta=row.reserved_delta,
+            in_transit_delta=row.in_transit_delta, reference=row.reference, actor=row.actor,
+            created_at=row.created_at,
+        )
+
+
+@strawberry.type(description="A sales channel: a marketplace shop, the POS, or manual orders.")
+class Channel(Node):
+    row: strawberry.Private[models.Channel]
+    code: str
+    name: str
+    kind: str
+    stock_share_percent: int
+    stock_buffer: int
+    poll_interval_seconds: int
+    sync_from: datetime | None
+    sync_cursor: datetime | None = strawberry.field(description="Orders changed before this time are imported.")
+    active: bool
+
+    @classmethod
+    def from_row(cls, row: models.Channel) -> Channel:
+        return cls(
+            row=row, id=strawberry.ID(to_global_id("Channel", row.id)), code=row.code, name=row.name,
+            kind=row.kind, stock_share_percent=row.stock_share_percent, stock_buffer=row.stock_buffer,
+            poll_interval_seconds=row.poll_interval_seconds, sync_from=row.sync_from,
+            sync_cursor=row.sync_cursor, active=row.active,
+        )
+
+
+@strawberry.type(description="One person across channels.")
+class Customer(Node):
+    row: strawberry.Private[models.Customer]
+    name: str | None
+    phone: str | None
+    email: str | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: models.Customer) -> Customer:
+        return cls(
+            row=row, id=strawberry.ID(to_global_id("Customer", row.id)), name=row.name, phone=row.phone,
+            email=row.email, created_at=row.created_at,
+        )
+
+
+@strawberry.type(description="One line of an order.")
+class OrderLine:
+    row: strawberry.Private[models.OrderLine]
+    currency: strawberry.Private[str]
+    line_no: int
+    sku: str | None = strawberry.field(description="Our SKU; null while the channel's SKU is unmapped.")
+    channel_sku_id: str | None
+    title: str | None
+    quantity: int
+    refunded_quantity: int
+
+    @strawberry.field
+    def unit_price(self) -> Money:
+        return Money(amount=self.row.unit_price, currency=self.currency)
+
+    @strawberry.field(description="Discount on the whole line.")
+    def discount(self) -> Money:
+        return Money(amount=self.row.discount, currency=self.currency)
+
+    @strawberry.field(description="quantity × unit price − discount.")
+    def total(self) -> Money:
+        return Money(amount=self.row.quantity * self.row.unit_price - self.row.discount, currency=self.currency)
+
+    @classmethod
+    def from_row(cls, row: models.OrderLine, currency: str) -> OrderLine:
+        return cls(
+            row=row, currency=currency, line_no=row.line_no, sku=row.sku, channel_sku_id=row.channel_sku_id,
+            title=row.title, quantity=row.quantity, refunded_quantity=row.refunded_quantity,
+        )
+
+
+@strawberry.type(description="Stock of one order line reserved at one location.")
+class Allocation:
+    row: strawberry.Private[models.Allocation]
+    sku: str | None
+    quantity: int
+    shipped_quantity: int
+    status: str = strawberry.field(description="RESERVED, SHIPPED or RELEASED.")
+    reason: str | None = strawberry.field(description="Why this location was chosen.")
+
+    @strawberry.field
+    async def location(self, info: Info) -> Location:
+        return Location.from_row(await info.context.loaders.location.load(self.row.location_id))
+
+
+@strawberry.type(description="A typed reason that stops an order; ON_HOLD while one is open.")
+class Hold:
+    reason: str
+    note: str | None
+    raised_by: str | None
+    created_at: datetime
+    deadline: datetime | None
+    released_at: datetime | None
+
+
+@strawberry.type(description="A tracking event of a shipment.")
+class ShipmentEvent:
+    code: str
+    description: str | None
+    location: str | None
+    occurred_at: datetime
+
+
+@strawberry.type(description="A parcel (or pickup) with some of an order's lines.")
+class Shipment(Node):
+    row: strawberry.Private[models.Shipment]
+    status: str
+    carrier: str | None
+    service: str | None
+    tracking_number: str | None
+    created_at: datetime
+    dispatched_at: datetime | None
+    delivered_at: datetime | None
+
+    @strawberry.field
+    async def events(self, info: Info) -> list[ShipmentEvent]:
+        rows = await info.context.loaders.shipment_events.load(self.row.id)
+        return [ShipmentEvent(code=r.code, description=r.description, location=r.location,
+                              occurred_at=r.occurred_at) for r in rows]
+
+    @classmethod
+    def from_row(cls, row: models.Shipment) -> Shipment:
+        return cls(
+            row=row, id=strawberry.ID(to_global_id("Shipment", row.id)), status=row.status, carrier=row.carrier,
+            service=row.service, tracking_number=row.tracking_number, created_at=row.created_at,
+            dispatched_at=row.dispatched_at, delivered_at=row.delivered_at,
+        )
+
+
+@strawberry.type(description="A change in an order's life (status history).")
+class OrderEvent:
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    message: str | None
+    actor: str | None
+    created_at: datetime
+
+
+@strawberry.type(description="A customer's order from any channel.")
+class Order(Node):
+    row: strawberry.Private[models.Order]
+    number: str = strawberry.field(description="Human-friendly unique number, e.g. 261129-7KQ2MX.")
+    status: OrderStatus  # type: ignore[valid-type]
+    external_id: str | None = strawberry.field(description="The channel's own order id.")
+    currency: str
+    delivery_option: DeliveryOptionKind | None  # type: ignore[valid-type]
+    note: str | None
+    placed_at: datetime
+    paid_at: datetime | None
+    cancelled_at: datetime | None
+
+    def _money(self, amount: PyDecimal) -> Money:
+        return Money(amount=amount, currency=self.row.currency)
+
+    @strawberry.field
+    def subtotal(self) -> Money:
+        return self._money(self.row.subtotal)
+
+    @strawberry.field
+    def shipping_fee(self) -> Money:
+        return self._money(self.row.shipping_fee)
+
+    @strawberry.field
+    def discount(self) -> Money:
+        return self._money(self.row.discount)
+
+    @strawberry.field
+    def tax(self) -> Money:
+        return self._money(self.row.tax)
+
+    @strawberry.field(description="subtotal − discount + shipping fee + tax.")
+    def total(self) -> Money:
+        return self._money(self.row.total)
+
+    @strawberry.field
+    async def channel(self, info: Info) -> Channel:
+        return Channel.from_row(await info.context.loaders.channel.load(self.row.channel_id))
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer | None:
+        if self.row.customer_id is None:
+            return None
+        return Customer.from_row(await info.context.loaders.customer.load(self.row.customer_id))
+
+    @strawberry.field
+    async def shipping_address(self, info: Info) -> Address:
+        return Address.from_row(await info.context.loaders.address.load(self.row.shipping_address_id))
+
+    @strawberry.field
+    async def lines(self, info: Info) -> list[OrderLine]:
+        rows = await info.context.loaders.lines_by_order.load(self.row.id)
+        return [OrderLine.from_row(row, self.row.currency) for row in rows]
+
+    @strawberry.field
+    async def allocations(self, info: Info) -> list[Allocation]:
+        rows = await info.context.loaders.allocations_by_order.load(self.row.id)
+        lines = {line.id: line for line in await info.context.loaders.lines_by_order.load(self.row.id)}
+        return [
+            Allocation(
+                row=row, sku=lines[row.order_line_id].sku if row.order_line_id in lines else None,
+                quantity=row.quantity, shipped_quantity=row.shipped_quantity, status=row.status, reason=row.reason,
+            )
+            for row in rows
+        ]
+
+    @strawberry.field
+    async def shipments(self, info: Info) -> list[Shipment]:
+        return [Shipment.from_row(row) for row in await info.context.loaders.shipments_by_order.load(self.row.id)]
+
+    @strawberry.field(description="Status history, oldest first.")
+    async def events(self, info: Info) -> list[OrderEvent]:
+        rows = await info.context.loaders.events_by_order.load(self.row.id)
+        return [OrderEvent(kind=r.kind, from_status=r.from_status, to_status=r.to_status, message=r.message,
+                           actor=r.actor, created_at=r.created_at) for r in rows]
+
+    @strawberry.field(description="Holds, open and released; open ones have no releasedAt.")
+    async def holds(self, info: Info) -> list[Hold]:
+        rows = await info.context.loaders.holds_by_order.load(self.row.id)
+        return [Hold(reason=r.reason, note=r.note, raised_by=r.raised_by, created_at=r.created_at,
+                     deadline=r.deadline, released_at=r.released_at) for r in rows]
+
+    @classmethod
+    def from_row(cls, row: models.Order) -> Order:
+        return cls(
+            row=row, id=strawberry.ID(to_global_id("Order", row.id)), number=row.number, status=row.status,
+            external_id=row.external_id, currency=row.currency, delivery_option=row.delivery_option,
+            note=row.note, placed_at=row.placed_at, paid_at=row.paid_at, cancelled_at=row.cancelled_at,
+        )
+
+
+@strawberry.type(description="An installed plugin.")
+class Plugin:
+    name: str
+    version: str | None
+    distribution: str | None
+    kinds: list[str] = strawberry.field(description="channel, carrier, notifier, allocation.")
+    hooks: list[str]
+
+
+@strawberry.type(description="Who is calling.")
+class Me:
+    name: str
+    role: str | None
+    customer_id: strawberry.ID | None
