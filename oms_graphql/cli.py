@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -141,21 +140,23 @@ def token_create(
 ) -> None:
     """Create an API token and print it (the last word of the output)."""
     from oms_graphql.db.engine import Database
-    from oms_graphql.db.models import ApiToken
-    from oms_graphql.schema.context import Role, hash_token
+    from oms_graphql.domain.access import create_api_token
+    from oms_graphql.domain.errors import DomainError
 
-    if role.upper() not in Role.__members__:
-        console.print(f"[red]Unknown role {role!r}: use one of {', '.join(Role.__members__)}.[/red]")
-        raise typer.Exit(code=2)
-    token = "oms_" + secrets.token_urlsafe(32)
-
-    async def store() -> None:
+    async def store() -> str:
         database = Database(get_settings().database_url)
-        async with database.session() as session, session.begin():
-            session.add(ApiToken(name=name, role=role.upper(), token_hash=hash_token(token)))
-        await database.dispose()
+        try:
+            async with database.session() as session, session.begin():
+                _, plaintext = await create_api_token(session, role=role, name=name)
+                return plaintext
+        finally:
+            await database.dispose()
 
-    asyncio.run(store())
+    try:
+        token = asyncio.run(store())
+    except DomainError as error:
+        console.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(code=2) from None
     print(f"Created {role.upper()} token for {name}: {token}")
 
 

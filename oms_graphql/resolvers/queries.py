@@ -10,7 +10,7 @@ from oms_graphql.db import models
 from oms_graphql.domain.errors import DomainError
 from oms_graphql.plugins.host import installed_plugins
 from oms_graphql.resolvers.common import context, db_id
-from oms_graphql.schema.context import Role
+from oms_graphql.domain.access import Role
 from oms_graphql.schema.ids import from_global_id, to_global_id
 from oms_graphql.schema.inputs import (
     CustomerFilter,

@@ -12,7 +12,7 @@ from strawberry.types import Info
 from oms_graphql.db import models
 from oms_graphql.events.pubsub import hub
 from oms_graphql.resolvers.common import context, db_id
-from oms_graphql.schema.context import Role
+from oms_graphql.domain.access import Role
 from oms_graphql.schema.ids import to_global_id
 from oms_graphql.schema.inputs import OrderEventsFilter
 from oms_graphql.schema.permissions import ANYONE_SIGNED_IN, allow

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import enum
-import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,14 +11,8 @@ from sqlalchemy import select
 from oms_graphql.config import get_settings
 from oms_graphql.db.engine import Database
 from oms_graphql.db.models import ApiToken
+from oms_graphql.domain.access import Role, hash_token
 from oms_graphql.schema.loaders import Loaders
-
-
-class Role(enum.StrEnum):
-    ADMIN = "ADMIN"  # everything, including tokens and channel secrets (write-only)
-    OPERATOR = "OPERATOR"  # runs orders, stock and channels day to day
-    VIEWER = "VIEWER"  # reads everything operational, changes nothing
-    CUSTOMER = "CUSTOMER"  # sees only their own orders
 
 
 @dataclass(frozen=True)
@@ -37,10 +29,6 @@ class Caller:
 ANONYMOUS = Caller(role=None, name="anonymous")
 _TOKEN_CACHE: dict[str, tuple[float, Caller]] = {}
 _TOKEN_CACHE_SECONDS = 30.0
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 async def caller_for_token(database: Database, token: str | None) -> Caller:

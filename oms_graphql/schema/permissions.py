@@ -7,7 +7,7 @@ from typing import Any
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
-from oms_graphql.schema.context import Role
+from oms_graphql.domain.access import Role
 
 ALL_STAFF = (Role.ADMIN, Role.OPERATOR, Role.VIEWER)
 OPERATORS = (Role.ADMIN, Role.OPERATOR)

@@ -8,7 +8,7 @@ from typing import NewType
 import strawberry
 from strawberry.scalars import JSON
 
-__all__ = ["JSON", "Decimal"]
+__all__ = ["DECIMAL_SCALAR", "JSON", "Decimal"]
 
 
 def _parse_decimal(value: object) -> PyDecimal:
@@ -23,8 +23,9 @@ def _parse_decimal(value: object) -> PyDecimal:
     return parsed
 
 
-Decimal = strawberry.scalar(
-    NewType("Decimal", PyDecimal),
+Decimal = NewType("Decimal", PyDecimal)
+
+DECIMAL_SCALAR = strawberry.scalar(
     name="Decimal",
     description='An exact decimal number sent as a string: "99.50".',
     serialize=lambda value: format(PyDecimal(value), "f"),

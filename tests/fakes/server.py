@@ -19,15 +19,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: ASGIApp, port: int | None = None) -> Iterator[str]:
+def serve(app: ASGIApp, port: int | None = None, lifespan: str = "off") -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 in a background thread; yield its base URL."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"server on port {port} failed to start (see the log above)")
         if time.monotonic() > deadline:
             raise RuntimeError(f"fake server did not start on port {port}")
         time.sleep(0.01)

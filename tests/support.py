@@ -1,0 +1,148 @@
+"""Helpers for tests: a GraphQL client over HTTP, tokens, waiting for jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+def create_token(database_url: str, role: str, name: str, customer_id: int | None = None) -> str:
+    from oms_graphql.db.engine import Database
+    from oms_graphql.domain.access import create_api_token
+
+    async def create() -> str:
+        database = Database(database_url)
+        try:
+            async with database.session() as session, session.begin():
+                return (await create_api_token(session, role=role, name=name, customer_id=customer_id))[1]
+        finally:
+            await database.dispose()
+
+    return run_async(create())
+
+
+class GraphQLError(AssertionError):
+    pass
+
+
+class GraphQLClient:
+    """Talks to /graphql over real HTTP, like a front-end would."""
+
+    def __init__(self, base_url: str, token: str | None) -> None:
+        self.base_url = base_url
+        self.token = token
+        headers = {"accept": "application/graphql-response+json, application/json"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        self.http = httpx.Client(base_url=base_url, headers=headers, timeout=30)
+
+    def post(self, query: str, variables: dict[str, Any] | None = None) -> httpx.Response:
+        return self.http.post("/graphql", json={"query": query, "variables": variables or {}})
+
+    def raw(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The whole response body, errors included."""
+        return self.post(query, variables).json()
+
+    def __call__(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The ``data`` of a response that must have no errors."""
+        body = self.raw(query, variables)
+        if body.get("errors"):
+            raise GraphQLError(body["errors"])
+        return body["data"]
+
+    def mutate(self, name: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """Run a mutation and return its payload."""
+        return self(query, variables)[name]
+
+
+def eventually(check: Callable[[], T], timeout: float = 15.0, interval: float = 0.05) -> T:
+    """Retry ``check`` until it returns a truthy value (jobs run in the background)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+# --- building data through the API -----------------------------------------
+
+PRODUCT_CREATE = """
+mutation($input: ProductCreateInput!) {
+  productCreate(input: $input) { product { id sku } userErrors { field message code } }
+}"""
+LOCATION_CREATE = """
+mutation($input: LocationCreateInput!) {
+  locationCreate(input: $input) { location { id code } userErrors { field message code } }
+}"""
+STOCK_RECEIVE = """
+mutation($input: StockReceiveInput!) {
+  stockReceive(input: $input) { stockLevel { onHand reserved available } userErrors { field message code } }
+}"""
+ORDER_CREATE = """
+mutation($input: OrderCreateInput!) {
+  orderCreate(input: $input) {
+    created
+    order { id number status externalId total { amount currency } subtotal { amount } lines { sku quantity } }
+    userErrors { field message code }
+  }
+}"""
+ORDER_STATUS = "query($id: ID!) { order(id: $id) { status allocations { sku quantity location { code } } } }"
+
+
+def add_product(client: GraphQLClient, sku: str, price: str = "10.00") -> dict[str, Any]:
+    payload = client.mutate("productCreate", PRODUCT_CREATE, {
+        "input": {"sku": sku, "name": f"Product {sku}", "price": {"amount": price, "currency": "CNY"}}
+    })
+    assert payload["userErrors"] == [], payload
+    return payload["product"]
+
+
+def add_location(client: GraphQLClient, code: str, priority: int = 10, kind: str = "WAREHOUSE") -> dict[str, Any]:
+    payload = client.mutate("locationCreate", LOCATION_CREATE, {
+        "input": {"code": code, "name": f"Location {code}", "kind": kind, "priority": priority,
+                  "address": {"country": "CN", "city": "Shanghai", "line1": "1 Test Road"}}
+    })
+    assert payload["userErrors"] == [], payload
+    return payload["location"]
+
+
+def receive(client: GraphQLClient, sku: str, location_code: str, quantity: int) -> dict[str, Any]:
+    payload = client.mutate("stockReceive", STOCK_RECEIVE, {
+        "input": {"sku": sku, "locationCode": location_code, "quantity": quantity}
+    })
+    assert payload["userErrors"] == [], payload
+    return payload["stockLevel"]
+
+
+def order_input(lines: list[tuple[str, int, str]], **extra: Any) -> dict[str, Any]:
+    return {
+        "currency": "CNY",
+        "customer": {"name": "Wang Fang", "phone": "+86 13800000000"},
+        "shippingAddress": {"country": "CN", "region": "Shanghai", "city": "Shanghai", "line1": "88 Century Ave",
+                            "name": "Wang Fang", "phone": "+86 13800000000"},
+        "lines": [{"sku": sku, "quantity": quantity, "unitPrice": price} for sku, quantity, price in lines],
+        **extra,
+    }
+
+
+def place_order(client: GraphQLClient, lines: list[tuple[str, int, str]], **extra: Any) -> dict[str, Any]:
+    payload = client.mutate("orderCreate", ORDER_CREATE, {"input": order_input(lines, **extra)})
+    assert payload["userErrors"] == [], payload
+    return payload["order"]
+
+
+def wait_for_status(client: GraphQLClient, order_id: str, *statuses: str) -> dict[str, Any]:
+    return eventually(lambda: (o := client(ORDER_STATUS, {"id": order_id})["order"]) and o["status"] in statuses and o)
