@@ -91,9 +91,15 @@ class GraphQLView(GraphQL):
     async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:  # type: ignore[override]
         from strawberry.types.unset import UNSET
 
-        response = await super().run(
-            request, context if context is not None else UNSET, root_value if root_value is not None else UNSET
-        )
+        try:
+            response = await super().run(
+                request, context if context is not None else UNSET, root_value if root_value is not None else UNSET
+            )
+        except HTTPException as error:
+            # GraphQL over HTTP: a mutation sent with GET is 405 Method Not Allowed.
+            if error.status_code == 400 and "not allowed when using GET" in error.reason:
+                raise HTTPException(405, "Mutations must be sent with POST.") from error
+            raise
         media_type = getattr(getattr(request, "state", None), "graphql_media_type", None)
         if isinstance(response, Response) and media_type and response.media_type != "text/html":
             if response.headers.get("content-type", "").startswith(JSON):

@@ -6,16 +6,23 @@ Each capability contributes its own root classes (``Query``, ``Mutation``,
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
-from strawberry.extensions import MaxTokensLimiter, QueryDepthLimiter
+import structlog
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.extensions.disable_introspection import DisableIntrospection
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from oms_graphql.config import get_settings
+from oms_graphql.domain.errors import DomainError
 from oms_graphql.resolvers import mutations, queries, subscriptions
 from oms_graphql.schema.scalars import DECIMAL_SCALAR, Decimal
 from oms_graphql.schema.types import Channel, Customer, Location, Order, Product
+
+log = structlog.get_logger(__name__)
 
 QUERY_PARTS: tuple[type, ...] = (queries.Query,)
 MUTATION_PARTS: tuple[type, ...] = (mutations.Mutation,)
@@ -26,16 +33,32 @@ Mutation = merge_types("Mutation", MUTATION_PARTS)
 Subscription = merge_types("Subscription", SUBSCRIPTION_PARTS)
 
 
+def _is_internal(error: GraphQLError) -> bool:
+    """An unexpected exception in a resolver: its text may reveal internals."""
+    original = error.original_error
+    return original is not None and not isinstance(original, (GraphQLError, DomainError))
+
+
+class OMSSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        # Client mistakes (syntax, validation, permissions) are answered, not logged as server errors.
+        for error in errors:
+            if _is_internal(error):
+                log.error("resolver failed", path=error.path, error=repr(error.original_error),
+                          exc_info=error.original_error)
+
+
 def build_schema(hide_introspection: bool | None = None, extra_extensions: tuple = ()) -> strawberry.Schema:
     settings = get_settings()
     extensions: list = [
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
         lambda: MaxTokensLimiter(max_token_count=5000),
+        lambda: MaskErrors(should_mask_error=_is_internal, error_message="Internal error; it has been logged."),
         *extra_extensions,
     ]
     if settings.hide_introspection if hide_introspection is None else hide_introspection:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(
+    return OMSSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -1,0 +1,1 @@
+"""Amazon Selling Partner API channel plugin: pulls orders, pushes stock, confirms shipments."""

@@ -1,0 +1,1 @@
+"""JD channel plugin for oms-graphql (JD Open Service, JOS)."""

@@ -1,0 +1,1 @@
+"""Store POS (Square) channel plugin: verifies and expands webhooks, polls sales, pushes store stock."""

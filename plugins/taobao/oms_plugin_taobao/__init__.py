@@ -1,0 +1,1 @@
+"""Taobao / Tmall channel plugin for oms-graphql (Taobao Open Platform, TOP)."""
