@@ -25,6 +25,7 @@ from oms_graphql.events.pubsub import Publisher
 log = structlog.get_logger(__name__)
 
 SendJob = Callable[[str, dict[str, Any]], None]
+MAX_ATTEMPTS = 10
 
 _wakers: set[Callable[[], None]] = set()
 _wakers_lock = threading.Lock()
@@ -73,26 +74,33 @@ class Relay:
             async with database.session() as session, session.begin():
                 query = (
                     select(OutboxEntry)
-                    .where(OutboxEntry.published_at.is_(None))
+                    .where(OutboxEntry.published_at.is_(None), OutboxEntry.attempts < MAX_ATTEMPTS)
                     .order_by(OutboxEntry.id)
                     .limit(self.batch_size)
                 )
                 if database.dialect == "postgresql":
                     query = query.with_for_update(skip_locked=True)
                 rows = (await session.scalars(query)).all()
+                sent_ids = []
                 for row in rows:
-                    if row.kind == "job":
-                        self.send_job(row.topic, row.payload)
-                    else:
-                        self.publisher.publish(row.topic, row.payload)
-                if rows:
+                    try:
+                        if row.kind == "job":
+                            self.send_job(row.topic, row.payload)
+                        else:
+                            self.publisher.publish(row.topic, row.payload)
+                        sent_ids.append(row.id)
+                    except Exception as error:  # one bad row must not block the others
+                        row.attempts += 1
+                        row.last_error = repr(error)[:500]
+                        log.error("outbox row not sent", outbox_id=row.id, topic=row.topic,
+                                  attempts=row.attempts, error=row.last_error)
+                if sent_ids:
                     await session.execute(
-                        update(OutboxEntry)
-                        .where(OutboxEntry.id.in_([row.id for row in rows]))
-                        .values(published_at=utcnow())
+                        update(OutboxEntry).where(OutboxEntry.id.in_(sent_ids)).values(published_at=utcnow())
                     )
-            sent += len(rows)
-            if len(rows) < self.batch_size:
+            sent += len(sent_ids)
+            # A failure waits for the next round (about a second) instead of spinning.
+            if len(rows) < self.batch_size or len(sent_ids) < len(rows):
                 return sent
 
     async def run(self, interval: float = 1.0) -> None:

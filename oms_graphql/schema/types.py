@@ -14,6 +14,7 @@ from strawberry.types import Info
 from oms_graphql.db import models
 from oms_graphql.domain import orders as order_rules
 from oms_graphql.domain.inventory import MovementReason as DomainMovementReason
+from oms_graphql.domain.money import round_money
 from oms_graphql.schema.ids import to_global_id
 from oms_graphql.schema.scalars import Decimal
 
@@ -63,8 +64,9 @@ class Money:
     currency: str = strawberry.field(description="ISO 4217 code, e.g. CNY.")
 
 
-def money(amount: PyDecimal | None, currency: str | None) -> Money | None:
-    return None if amount is None or currency is None else Money(amount=amount, currency=currency)
+def money(amount: PyDecimal, currency: str) -> Money:
+    """Money rounded to the currency's minor unit (PostgreSQL keeps four decimals)."""
+    return Money(amount=round_money(PyDecimal(amount), currency), currency=currency)
 
 
 @strawberry.type(description="A postal address, with coordinates when known.")
@@ -108,6 +110,8 @@ class Product(Node):
 
     @strawberry.field(description="List price.")
     def price(self) -> Money | None:
+        if self.row.price_amount is None or self.row.price_currency is None:
+            return None
         return money(self.row.price_amount, self.row.price_currency)
 
     @classmethod
@@ -251,15 +255,15 @@ class OrderLine:
 
     @strawberry.field
     def unit_price(self) -> Money:
-        return Money(amount=self.row.unit_price, currency=self.currency)
+        return money(self.row.unit_price, self.currency)
 
     @strawberry.field(description="Discount on the whole line.")
     def discount(self) -> Money:
-        return Money(amount=self.row.discount, currency=self.currency)
+        return money(self.row.discount, self.currency)
 
     @strawberry.field(description="quantity × unit price − discount.")
     def total(self) -> Money:
-        return Money(amount=self.row.quantity * self.row.unit_price - self.row.discount, currency=self.currency)
+        return money(self.row.quantity * self.row.unit_price - self.row.discount, self.currency)
 
     @classmethod
     def from_row(cls, row: models.OrderLine, currency: str) -> OrderLine:
@@ -351,7 +355,7 @@ class Order(Node):
     cancelled_at: datetime | None
 
     def _money(self, amount: PyDecimal) -> Money:
-        return Money(amount=amount, currency=self.row.currency)
+        return money(amount, self.row.currency)
 
     @strawberry.field
     def subtotal(self) -> Money:
