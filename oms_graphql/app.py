@@ -65,10 +65,10 @@ class GraphQLView(GraphQL):
         super().__init__(**kwargs)
         self.database = database
 
-    async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
+    async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:  # type: ignore[override]
         return Context(database=self.database, request=request, response=response)
 
-    async def get_sub_response(self, request: Request) -> Response:
+    async def get_sub_response(self, request: Request) -> Response:  # type: ignore[override]
         sub_response = await super().get_sub_response(request)
         media_type = _accepted_media_type(request.headers.get("accept"))
         if media_type is None and not self.should_render_graphql_ide(self.request_adapter_class(request)):
@@ -79,8 +79,8 @@ class GraphQLView(GraphQL):
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         data = await super().process_result(request, result)
-        is_request_error = result.data is None and bool(result.errors) and all(
-            error.path is None for error in result.errors
+        is_request_error = (
+            result.data is None and bool(result.errors) and all(error.path is None for error in result.errors or ())
         )
         if is_request_error and request.state.graphql_media_type == GRAPHQL_RESPONSE:
             # A request error (parse, validation, auth before execution): no "data" and a 4xx.
@@ -93,7 +93,9 @@ class GraphQLView(GraphQL):
 
         try:
             response = await super().run(
-                request, context if context is not None else UNSET, root_value if root_value is not None else UNSET
+                request,
+                context if context is not None else UNSET,
+                root_value if root_value is not None else UNSET,
             )
         except HTTPException as error:
             # GraphQL over HTTP: a mutation sent with GET is 405 Method Not Allowed.
@@ -101,9 +103,8 @@ class GraphQLView(GraphQL):
                 raise HTTPException(405, "Mutations must be sent with POST.") from error
             raise
         media_type = getattr(getattr(request, "state", None), "graphql_media_type", None)
-        if isinstance(response, Response) and media_type and response.media_type != "text/html":
-            if response.headers.get("content-type", "").startswith(JSON):
-                response.headers["content-type"] = f"{media_type}; charset=utf-8"
+        if isinstance(response, Response) and media_type and response.headers.get("content-type", "").startswith(JSON):
+            response.headers["content-type"] = f"{media_type}; charset=utf-8"
         return response
 
 

@@ -50,8 +50,8 @@ def serve(
     import uvicorn
 
     from oms_graphql.app import create_app
-    from oms_graphql.db.migrate import SchemaOutdated, check_up_to_date
     from oms_graphql.db.engine import Database
+    from oms_graphql.db.migrate import SchemaOutdated, check_up_to_date
 
     settings = get_settings()
 
@@ -90,8 +90,18 @@ def worker(
         raise typer.Exit(code=2)
     if processes > 1:
         children = [
-            subprocess.Popen([sys.executable, "-m", "oms_graphql.cli", "worker", "--processes", "1",
-                              "--threads", str(threads)])
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "oms_graphql.cli",
+                    "worker",
+                    "--processes",
+                    "1",
+                    "--threads",
+                    str(threads),
+                ]
+            )
             for _ in range(processes)
         ]
         try:

@@ -38,12 +38,31 @@ LOCATIONS = [
     ("ST-BJ", "Beijing Sanlitun store", "STORE", "Beijing", "Beijing", "Chaoyang", 39.9042, 116.4074, 60),
 ]
 CITIES = [
-    ("Shanghai", "Shanghai", 31.23, 121.47), ("Beijing", "Beijing", 39.90, 116.40),
-    ("Zhejiang", "Hangzhou", 30.27, 120.15), ("Guangdong", "Shenzhen", 22.54, 114.06),
-    ("Sichuan", "Chengdu", 30.57, 104.07), ("Jiangsu", "Nanjing", 32.06, 118.80),
+    ("Shanghai", "Shanghai", 31.23, 121.47),
+    ("Beijing", "Beijing", 39.90, 116.40),
+    ("Zhejiang", "Hangzhou", 30.27, 120.15),
+    ("Guangdong", "Shenzhen", 22.54, 114.06),
+    ("Sichuan", "Chengdu", 30.57, 104.07),
+    ("Jiangsu", "Nanjing", 32.06, 118.80),
 ]
-NAMES = ["Wang Fang", "Li Wei", "Zhang Min", "Liu Yang", "Chen Jing", "Yang Lei", "Zhao Li", "Huang Qiang",
-         "Zhou Xin", "Wu Ting", "Xu Hao", "Sun Yue", "Ma Lin", "Zhu Hong", "Hu Jun", "Guo Mei"]
+NAMES = [
+    "Wang Fang",
+    "Li Wei",
+    "Zhang Min",
+    "Liu Yang",
+    "Chen Jing",
+    "Yang Lei",
+    "Zhao Li",
+    "Huang Qiang",
+    "Zhou Xin",
+    "Wu Ting",
+    "Xu Hao",
+    "Sun Yue",
+    "Ma Lin",
+    "Zhu Hong",
+    "Hu Jun",
+    "Guo Mei",
+]
 
 
 async def _load(settings: Settings, order_count: int, seed: int) -> bool:
@@ -57,28 +76,53 @@ async def _load(settings: Settings, order_count: int, seed: int) -> bool:
             setup_task = progress.add_task("Catalog, locations and stock", total=len(PRODUCTS) + len(LOCATIONS))
             async with database.session() as session, session.begin():
                 for code, name, kind, region, city, district, lat, lon, priority in LOCATIONS:
-                    await catalog.create_location(session, catalog.LocationDetails(
-                        code=code, name=name, kind=kind, priority=priority,
-                        address=orders.AddressDetails(country="CN", region=region, city=city, district=district,
-                                                      line1=f"{rng.randint(1, 999)} {district} Road",
-                                                      latitude=lat, longitude=lon),
-                    ))
+                    await catalog.create_location(
+                        session,
+                        catalog.LocationDetails(
+                            code=code,
+                            name=name,
+                            kind=kind,
+                            priority=priority,
+                            address=orders.AddressDetails(
+                                country="CN",
+                                region=region,
+                                city=city,
+                                district=district,
+                                line1=f"{rng.randint(1, 999)} {district} Road",
+                                latitude=lat,
+                                longitude=lon,
+                            ),
+                        ),
+                    )
                     progress.advance(setup_task)
                 for sku, name, category, price, grams, handling in PRODUCTS:
-                    await catalog.create_product(session, catalog.ProductDetails(
-                        sku=sku, name=name, category=category, price_amount=Decimal(price), price_currency="CNY",
-                        weight_grams=grams, handling=handling,
-                    ))
+                    await catalog.create_product(
+                        session,
+                        catalog.ProductDetails(
+                            sku=sku,
+                            name=name,
+                            category=category,
+                            price_amount=Decimal(price),
+                            price_currency="CNY",
+                            weight_grams=grams,
+                            handling=handling,
+                        ),
+                    )
                     for code, *_ in LOCATIONS:
                         await inventory.receive_stock(
-                            session, sku=sku, location_code=code, quantity=rng.randint(0, 60),
+                            session,
+                            sku=sku,
+                            location_code=code,
+                            quantity=rng.randint(0, 60),
                             reference=inventory.Reference("RECEIPT", text="Opening stock", actor="demo"),
                         )
                     progress.advance(setup_task)
-                session.add_all([
-                    Channel(code="tmall-flagship", name="Tmall flagship store", kind="taobao", active=False),
-                    Channel(code="jd-self", name="JD shop", kind="jd", active=False),
-                ])
+                session.add_all(
+                    [
+                        Channel(code="tmall-flagship", name="Tmall flagship store", kind="taobao", active=False),
+                        Channel(code="jd-self", name="JD shop", kind="jd", active=False),
+                    ]
+                )
                 await orders.channel_by_code(session, "manual")
             order_task = progress.add_task("Orders", total=order_count)
             now = utcnow()
@@ -88,29 +132,46 @@ async def _load(settings: Settings, order_count: int, seed: int) -> bool:
                     name = rng.choice(NAMES)
                     phone = f"+86 13{rng.randint(100000000, 999999999)}"
                     chosen = rng.sample(PRODUCTS, rng.randint(1, 3))
-                    order, _ = await orders.create_order(session, orders.NewOrder(
-                        channel_code="manual", currency="CNY", external_id=f"DEMO-{index:05d}",
-                        customer=CustomerDetails(name=name, phone=phone),
-                        shipping_address=orders.AddressDetails(
-                            country="CN", region=region, city=city, line1=f"{rng.randint(1, 300)} Renmin Road",
-                            name=name, phone=phone, latitude=lat + rng.uniform(-0.1, 0.1),
-                            longitude=lon + rng.uniform(-0.1, 0.1),
+                    order, _ = await orders.create_order(
+                        session,
+                        orders.NewOrder(
+                            channel_code="manual",
+                            currency="CNY",
+                            external_id=f"DEMO-{index:05d}",
+                            customer=CustomerDetails(name=name, phone=phone),
+                            shipping_address=orders.AddressDetails(
+                                country="CN",
+                                region=region,
+                                city=city,
+                                line1=f"{rng.randint(1, 300)} Renmin Road",
+                                name=name,
+                                phone=phone,
+                                latitude=lat + rng.uniform(-0.1, 0.1),
+                                longitude=lon + rng.uniform(-0.1, 0.1),
+                            ),
+                            lines=[
+                                orders.LineDetails(sku=sku, quantity=rng.randint(1, 3), unit_price=Decimal(price))
+                                for sku, _n, _c, price, _g, _h in chosen
+                            ],
+                            shipping_fee=Decimal(rng.choice(["0", "10", "12"])),
+                            paid=rng.random() < 0.8,
+                            placed_at=now - timedelta(days=rng.uniform(0, 60)),
+                            actor="demo",
                         ),
-                        lines=[orders.LineDetails(sku=sku, quantity=rng.randint(1, 3), unit_price=Decimal(price))
-                               for sku, _n, _c, price, _g, _h in chosen],
-                        shipping_fee=Decimal(rng.choice(["0", "10", "12"])),
-                        paid=rng.random() < 0.8,
-                        placed_at=now - timedelta(days=rng.uniform(0, 60)),
-                        actor="demo",
-                    ))
+                    )
                     if order.status == orders.OrderStatus.CONFIRMED:
                         await allocate_order(session, order.id, actor="demo")
                     roll = rng.random()
                     if roll < 0.07 and order.status != orders.OrderStatus.CANCELLED:
                         await orders.cancel_order(session, order, "Customer changed their mind", "demo")
                     elif roll < 0.12 and orders.can_transition(order.status, orders.OrderStatus.ON_HOLD):
-                        await orders.place_hold(session, order, orders.HoldReason.BUYER_NOTE,
-                                                note="Buyer asked to deliver after 6 pm", actor="demo")
+                        await orders.place_hold(
+                            session,
+                            order,
+                            orders.HoldReason.BUYER_NOTE,
+                            note="Buyer asked to deliver after 6 pm",
+                            actor="demo",
+                        )
                 progress.advance(order_task)
         return True
     finally:

@@ -10,7 +10,9 @@ from strawberry.extensions import SchemaExtension
 
 REQUESTS = Counter("oms_graphql_requests_total", "GraphQL operations", ["operation", "type", "outcome"])
 LATENCY = Histogram(
-    "oms_graphql_request_seconds", "GraphQL operation latency", ["operation", "type"],
+    "oms_graphql_request_seconds",
+    "GraphQL operation latency",
+    ["operation", "type"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 

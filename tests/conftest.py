@@ -19,7 +19,9 @@ PG_URL = os.environ.get("OMS_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("OMS_TEST_REDIS_URL")
 
 requires_postgres = pytest.mark.skipif(not PG_URL, reason="needs OMS_TEST_DATABASE_URL (PostgreSQL)")
-requires_redis = pytest.mark.skipif(not (PG_URL and REDIS_URL), reason="needs OMS_TEST_DATABASE_URL and OMS_TEST_REDIS_URL")
+requires_redis = pytest.mark.skipif(
+    not (PG_URL and REDIS_URL), reason="needs OMS_TEST_DATABASE_URL and OMS_TEST_REDIS_URL"
+)
 
 
 async def _admin_sql(url: str, *statements: str) -> None:
@@ -122,4 +124,3 @@ def ledger_stays_consistent(request: pytest.FixtureRequest) -> Iterator[None]:
             await database.dispose()
 
     assert run_async(check()) == []
-

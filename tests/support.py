@@ -103,26 +103,39 @@ ORDER_STATUS = "query($id: ID!) { order(id: $id) { status allocations { sku quan
 
 
 def add_product(client: GraphQLClient, sku: str, price: str = "10.00") -> dict[str, Any]:
-    payload = client.mutate("productCreate", PRODUCT_CREATE, {
-        "input": {"sku": sku, "name": f"Product {sku}", "price": {"amount": price, "currency": "CNY"}}
-    })
+    payload = client.mutate(
+        "productCreate",
+        PRODUCT_CREATE,
+        {"input": {"sku": sku, "name": f"Product {sku}", "price": {"amount": price, "currency": "CNY"}}},
+    )
     assert payload["userErrors"] == [], payload
     return payload["product"]
 
 
 def add_location(client: GraphQLClient, code: str, priority: int = 10, kind: str = "WAREHOUSE") -> dict[str, Any]:
-    payload = client.mutate("locationCreate", LOCATION_CREATE, {
-        "input": {"code": code, "name": f"Location {code}", "kind": kind, "priority": priority,
-                  "address": {"country": "CN", "city": "Shanghai", "line1": "1 Test Road"}}
-    })
+    payload = client.mutate(
+        "locationCreate",
+        LOCATION_CREATE,
+        {
+            "input": {
+                "code": code,
+                "name": f"Location {code}",
+                "kind": kind,
+                "priority": priority,
+                "address": {"country": "CN", "city": "Shanghai", "line1": "1 Test Road"},
+            }
+        },
+    )
     assert payload["userErrors"] == [], payload
     return payload["location"]
 
 
 def receive(client: GraphQLClient, sku: str, location_code: str, quantity: int) -> dict[str, Any]:
-    payload = client.mutate("stockReceive", STOCK_RECEIVE, {
-        "input": {"sku": sku, "locationCode": location_code, "quantity": quantity}
-    })
+    payload = client.mutate(
+        "stockReceive",
+        STOCK_RECEIVE,
+        {"input": {"sku": sku, "locationCode": location_code, "quantity": quantity}},
+    )
     assert payload["userErrors"] == [], payload
     return payload["stockLevel"]
 
@@ -131,8 +144,14 @@ def order_input(lines: list[tuple[str, int, str]], **extra: Any) -> dict[str, An
     return {
         "currency": "CNY",
         "customer": {"name": "Wang Fang", "phone": "+86 13800000000"},
-        "shippingAddress": {"country": "CN", "region": "Shanghai", "city": "Shanghai", "line1": "88 Century Ave",
-                            "name": "Wang Fang", "phone": "+86 13800000000"},
+        "shippingAddress": {
+            "country": "CN",
+            "region": "Shanghai",
+            "city": "Shanghai",
+            "line1": "88 Century Ave",
+            "name": "Wang Fang",
+            "phone": "+86 13800000000",
+        },
         "lines": [{"sku": sku, "quantity": quantity, "unitPrice": price} for sku, quantity, price in lines],
         **extra,
     }

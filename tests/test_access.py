@@ -41,7 +41,7 @@ def test_a_bad_token_is_treated_as_no_token(server):
 def test_a_viewer_reads_but_cannot_change_anything(viewer, uid):
     assert viewer("{ me { role } }") == {"me": {"role": "VIEWER"}}
     assert viewer("{ products(first: 1) { totalCount } }")["products"]["totalCount"] >= 0
-    body = viewer.raw('mutation { productCreate(input: {sku: "V-%s", name: "x"}) { product { sku } } }' % uid)
+    body = viewer.raw(f'mutation {{ productCreate(input: {{sku: "V-{uid}", name: "x"}}) {{ product {{ sku }} }} }}')
     assert body["data"] is None and "Not allowed" in body["errors"][0]["message"]
     assert viewer("query($s: String!) { product(sku: $s) { sku } }", {"s": f"V-{uid}"})["product"] is None
 
@@ -49,8 +49,8 @@ def test_a_viewer_reads_but_cannot_change_anything(viewer, uid):
 def test_an_operator_cannot_create_locations(server, database_url, uid):
     operator = GraphQLClient(server, create_token(database_url, "OPERATOR", "ops"))
     body = operator.raw(
-        'mutation { locationCreate(input: {code: "L%s", name: "x", kind: STORE, '
-        'address: {country: "CN", line1: "x"}}) { location { code } } }' % uid
+        f'mutation {{ locationCreate(input: {{code: "L{uid}", name: "x", kind: STORE, '
+        'address: {country: "CN", line1: "x"}}) { location { code } } }'
     )
     assert "Not allowed" in body["errors"][0]["message"]
 
@@ -85,8 +85,12 @@ def test_a_customer_sees_only_their_own_orders(admin, server, database_url, uid)
     assert [edge["node"]["number"] for edge in listed["edges"]] == [mine["number"]]
     assert listed["totalCount"] == 1
     assert customer("query($id: ID!) { order(id: $id) { number } }", {"id": theirs["id"]})["order"] is None
-    assert customer("query($n: String!) { orderByNumber(number: $n) { number } }",
-                    {"n": theirs["number"]})["orderByNumber"] is None
+    assert (
+        customer("query($n: String!) { orderByNumber(number: $n) { number } }", {"n": theirs["number"]})[
+            "orderByNumber"
+        ]
+        is None
+    )
     assert customer("query($id: ID!) { node(id: $id) { id } }", {"id": theirs["id"]})["node"] is None
     assert customer("{ me { customerId } }")["me"]["customerId"] == to_global_id("Customer", customer_id)
     assert "Not allowed" in customer.raw("{ products(first: 1) { totalCount } }")["errors"][0]["message"]

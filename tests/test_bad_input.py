@@ -25,11 +25,23 @@ def test_wrong_types_and_unknown_enum_values_are_graphql_validation_errors(admin
 def test_order_problems_are_user_errors_naming_each_field_and_nothing_is_written(admin, uid):
     sku = f"BAD-{uid}"
     add_product(admin, sku)
-    lines = [{"sku": sku, "quantity": 0, "unitPrice": "1.00"},
-             {"sku": sku, "quantity": -2, "unitPrice": "-1.00"},
-             {"sku": f"NOPE-{uid}", "quantity": 1, "unitPrice": "1.00"}]
-    body = admin(ORDER_CREATE, {"input": {**order_input([]), "lines": lines, "externalId": f"BAD-{uid}",
-                                          "currency": "yuan", "note": "x" * 2001}})
+    lines = [
+        {"sku": sku, "quantity": 0, "unitPrice": "1.00"},
+        {"sku": sku, "quantity": -2, "unitPrice": "-1.00"},
+        {"sku": f"NOPE-{uid}", "quantity": 1, "unitPrice": "1.00"},
+    ]
+    body = admin(
+        ORDER_CREATE,
+        {
+            "input": {
+                **order_input([]),
+                "lines": lines,
+                "externalId": f"BAD-{uid}",
+                "currency": "yuan",
+                "note": "x" * 2001,
+            }
+        },
+    )
     payload = body["orderCreate"]
     assert payload["order"] is None
     problems = {tuple(error["field"]): error["code"] for error in payload["userErrors"]}
@@ -42,17 +54,34 @@ def test_order_problems_are_user_errors_naming_each_field_and_nothing_is_written
 
     unknown = admin(ORDER_CREATE, {"input": order_input([(f"NOPE-{uid}", 1, "1.00")], externalId=f"BAD-{uid}")})
     assert unknown["orderCreate"]["userErrors"] == [
-        {"field": ["input", "lines", "0", "sku"], "message": f"No product has SKU 'NOPE-{uid}'.", "code": "NOT_FOUND"}
+        {
+            "field": ["input", "lines", "0", "sku"],
+            "message": f"No product has SKU 'NOPE-{uid}'.",
+            "code": "NOT_FOUND",
+        }
     ]
     no_lines = admin(ORDER_CREATE, {"input": order_input([], externalId=f"BAD-{uid}")})["orderCreate"]
     assert no_lines["userErrors"][0]["field"] == ["input", "lines"]
-    too_much_discount = admin(ORDER_CREATE, {"input": order_input([(sku, 1, "5.00")], discount="6.00",
-                                                                   externalId=f"BAD-{uid}")})["orderCreate"]
+    too_much_discount = admin(
+        ORDER_CREATE, {"input": order_input([(sku, 1, "5.00")], discount="6.00", externalId=f"BAD-{uid}")}
+    )["orderCreate"]
     assert too_much_discount["userErrors"][0]["field"] == ["input", "discount"]
-    bad_address = admin(ORDER_CREATE, {"input": order_input([(sku, 1, "5.00")], externalId=f"BAD-{uid}",
-                                                            shippingAddress={"country": "China", "line1": " "})})
+    bad_address = admin(
+        ORDER_CREATE,
+        {
+            "input": order_input(
+                [(sku, 1, "5.00")],
+                externalId=f"BAD-{uid}",
+                shippingAddress={"country": "China", "line1": " "},
+            )
+        },
+    )
     fields = [e["field"] for e in bad_address["orderCreate"]["userErrors"]]
-    assert ["input", "shippingAddress", "country"] in fields and ["input", "shippingAddress", "line1"] in fields
+    assert ["input", "shippingAddress", "country"] in fields and [
+        "input",
+        "shippingAddress",
+        "line1",
+    ] in fields
     assert admin(COUNT_ORDERS, {"s": f"BAD-{uid}"})["orders"]["totalCount"] == 0
 
 
@@ -64,7 +93,14 @@ def test_duplicate_skus_and_location_codes_are_refused(admin, uid):
     add_location(admin, f"DUP-{uid}")
     location = admin(
         """mutation($i: LocationCreateInput!) { locationCreate(input: $i) { userErrors { field code } } }""",
-        {"i": {"code": f"DUP-{uid}", "name": "x", "kind": "STORE", "address": {"country": "CN", "line1": "x"}}},
+        {
+            "i": {
+                "code": f"DUP-{uid}",
+                "name": "x",
+                "kind": "STORE",
+                "address": {"country": "CN", "line1": "x"},
+            }
+        },
     )["locationCreate"]
     assert location["userErrors"] == [{"field": ["input", "code"], "code": "DUPLICATE"}]
 
@@ -72,23 +108,32 @@ def test_duplicate_skus_and_location_codes_are_refused(admin, uid):
 def test_oversized_and_blank_product_fields(admin, uid):
     body = admin(PRODUCT_CREATE, {"input": {"sku": "S" * 65, "name": " ", "weightGrams": -1}})["productCreate"]
     problems = {tuple(error["field"]): error["code"] for error in body["userErrors"]}
-    assert problems == {("input", "sku"): "TOO_LONG", ("input", "name"): "REQUIRED",
-                        ("input", "weightGrams"): "NOT_POSITIVE"}
+    assert problems == {
+        ("input", "sku"): "TOO_LONG",
+        ("input", "name"): "REQUIRED",
+        ("input", "weightGrams"): "NOT_POSITIVE",
+    }
 
 
 def test_stock_receipts_must_be_positive_for_known_skus_and_locations(admin, uid):
     add_product(admin, f"RCV-{uid}")
     add_location(admin, f"RCV-{uid}")
     for quantity in (0, -5):
-        payload = admin(STOCK_RECEIVE, {"input": {"sku": f"RCV-{uid}", "locationCode": f"RCV-{uid}",
-                                                  "quantity": quantity}})["stockReceive"]
+        payload = admin(
+            STOCK_RECEIVE,
+            {"input": {"sku": f"RCV-{uid}", "locationCode": f"RCV-{uid}", "quantity": quantity}},
+        )["stockReceive"]
         assert payload["userErrors"][0]["field"] == ["input", "quantity"]
-    unknown = admin(STOCK_RECEIVE, {"input": {"sku": f"RCV-{uid}", "locationCode": "NOWHERE",
-                                              "quantity": 1}})["stockReceive"]
+    unknown = admin(STOCK_RECEIVE, {"input": {"sku": f"RCV-{uid}", "locationCode": "NOWHERE", "quantity": 1}})[
+        "stockReceive"
+    ]
     assert unknown["userErrors"][0] == {
-        "field": ["input", "locationCode"], "code": "NOT_FOUND",
+        "field": ["input", "locationCode"],
+        "code": "NOT_FOUND",
         "message": "No location has code 'NOWHERE'. Create it with locationCreate first.",
     }
-    adjust = admin("""mutation($i: StockAdjustInput!) { stockAdjust(input: $i) { userErrors { field code } } }""",
-                   {"i": {"sku": f"RCV-{uid}", "locationCode": f"RCV-{uid}", "delta": -1, "reason": "broken"}})
+    adjust = admin(
+        """mutation($i: StockAdjustInput!) { stockAdjust(input: $i) { userErrors { field code } } }""",
+        {"i": {"sku": f"RCV-{uid}", "locationCode": f"RCV-{uid}", "delta": -1, "reason": "broken"}},
+    )
     assert adjust["stockAdjust"]["userErrors"] == [{"field": ["input", "delta"], "code": "INSUFFICIENT_STOCK"}]

@@ -85,5 +85,5 @@ def test_committed_schema_matches_the_code():
 def test_query_depth_is_limited(admin):
     deep = "{ orders { edges { node { " + "channel { id } " + "} } } }"
     assert "errors" not in admin.raw(deep)
-    nested = "{ node(id: \"x\") { " + "... on Order { customer { " * 1 + "id } } } }"
+    nested = '{ node(id: "x") { ' + "... on Order { customer { " * 1 + "id } } } }"
     assert "errors" not in admin.raw(nested)

@@ -39,8 +39,11 @@ def stocked(client, uid: str, units: int = 10, price: str = "25.50") -> tuple[st
 
 def test_manual_order_totals_are_computed_from_lines_discount_and_shipping(admin, uid):
     sku, _ = stocked(admin, uid)
-    payload = admin.mutate("orderCreate", ORDER_CREATE, {"input": order_input(
-        [(sku, 3, "25.50")], shippingFee="12.00", discount="5.00", note="call before delivery")})
+    payload = admin.mutate(
+        "orderCreate",
+        ORDER_CREATE,
+        {"input": order_input([(sku, 3, "25.50")], shippingFee="12.00", discount="5.00", note="call before delivery")},
+    )
     order = payload["order"]
     assert payload["userErrors"] == [] and payload["created"] is True
     assert order["status"] == "PENDING"
@@ -127,8 +130,12 @@ def test_an_order_without_stock_waits_backordered_then_allocates_when_stock_arri
 
 def test_orders_are_found_by_number_name_phone_status_and_channel(admin, uid):
     sku, _ = stocked(admin, uid)
-    order = place_order(admin, [(sku, 1, "25.50")], customer={"name": f"Zhou {uid}", "phone": f"+86 139{uid[:4]}0"},
-                        externalId=f"EXT-{uid}")
+    order = place_order(
+        admin,
+        [(sku, 1, "25.50")],
+        customer={"name": f"Zhou {uid}", "phone": f"+86 139{uid[:4]}0"},
+        externalId=f"EXT-{uid}",
+    )
     query = """query($f: OrderFilter) { orders(first: 10, filter: $f) { totalCount edges { node { number } } } }"""
     for search in (order["number"], f"Zhou {uid}", uid[:4]):
         result = admin(query, {"f": {"search": search}})["orders"]
@@ -139,8 +146,10 @@ def test_orders_are_found_by_number_name_phone_status_and_channel(admin, uid):
     assert by_channel["totalCount"] == 1
     by_number = admin("query($n: String!) { orderByNumber(number: $n) { externalId } }", {"n": order["number"]})
     assert by_number["orderByNumber"]["externalId"] == f"EXT-{uid}"
-    by_external = admin('query($e: String!) { orderByExternalId(channelCode: "manual", externalId: $e) { number } }',
-                        {"e": f"EXT-{uid}"})
+    by_external = admin(
+        'query($e: String!) { orderByExternalId(channelCode: "manual", externalId: $e) { number } }',
+        {"e": f"EXT-{uid}"},
+    )
     assert by_external["orderByExternalId"]["number"] == order["number"]
 
 

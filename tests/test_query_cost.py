@@ -13,7 +13,8 @@ from tests.support import add_location, add_product, place_order, receive, wait_
 
 PAGE = """query($s: String!, $n: Int!) { orders(first: $n, filter: {search: $s}) {
   edges { node { number total { amount } customer { name } shippingAddress { city } channel { code }
-    lines { sku quantity unitPrice { amount } } allocations { quantity location { code } } events { toStatus } } } } }"""
+    lines { sku quantity unitPrice { amount } } allocations { quantity location { code } }
+    events { toStatus } } } } }"""
 
 
 @contextmanager
@@ -39,8 +40,9 @@ def test_a_page_of_100_orders_with_relations_costs_a_constant_number_of_queries(
     add_product(admin, sku)
     add_location(admin, f"NP-{uid}")
     receive(admin, sku, f"NP-{uid}", 500)
-    orders = [place_order(admin, [(sku, 1, "3.00")], customer={"name": f"Cost {uid} {n}"}, paid=True)
-              for n in range(100)]
+    orders = [
+        place_order(admin, [(sku, 1, "3.00")], customer={"name": f"Cost {uid} {n}"}, paid=True) for n in range(100)
+    ]
     wait_for_status(admin, orders[-1]["id"], "ALLOCATED")
     for order in orders:
         wait_for_status(admin, order["id"], "ALLOCATED")

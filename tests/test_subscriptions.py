@@ -29,8 +29,9 @@ async def collect_events(ws_url: str, token: str, variables: dict, count: int, a
     async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
-        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE,
-                                                                             "variables": variables}}))
+        await ws.send(
+            json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE, "variables": variables}})
+        )
         await asyncio.sleep(0.3)  # the subscription registers with the hub
         await asyncio.to_thread(act)
         events = []
@@ -48,19 +49,28 @@ def test_status_changes_are_pushed_to_subscribers(admin, server, uid):
     receive(admin, sku, f"SUB-{uid}", 3)
     order = place_order(admin, [(sku, 1, "8.00")])
 
-    events = asyncio.run(collect_events(
-        server.replace("http", "ws") + "/graphql", admin.token, {"f": {"orderId": order["id"]}}, 2,
-        lambda: admin(CONFIRM, {"id": order["id"]}),
-    ))
-    assert [(e["fromStatus"], e["status"]) for e in events] == [("PENDING", "CONFIRMED"), ("CONFIRMED", "ALLOCATED")]
+    events = asyncio.run(
+        collect_events(
+            server.replace("http", "ws") + "/graphql",
+            admin.token,
+            {"f": {"orderId": order["id"]}},
+            2,
+            lambda: admin(CONFIRM, {"id": order["id"]}),
+        )
+    )
+    assert [(e["fromStatus"], e["status"]) for e in events] == [
+        ("PENDING", "CONFIRMED"),
+        ("CONFIRMED", "ALLOCATED"),
+    ]
     assert events[0]["number"] == order["number"]
     assert events[1]["order"] == {"status": "ALLOCATED", "total": {"amount": "8.00"}}
 
 
 def test_a_subscription_without_a_token_is_refused(server):
     async def attempt() -> dict:
-        async with websockets.connect(server.replace("http", "ws") + "/graphql",
-                                      subprotocols=["graphql-transport-ws"]) as ws:
+        async with websockets.connect(
+            server.replace("http", "ws") + "/graphql", subprotocols=["graphql-transport-ws"]
+        ) as ws:
             await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
             assert json.loads(await ws.recv())["type"] == "connection_ack"
             await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE}}))
@@ -74,8 +84,13 @@ def test_a_subscription_without_a_token_is_refused(server):
 def oms_serve(database_url: str, redis_url: str) -> Iterator[str]:
     """A separate `oms serve` process sharing the database, broker and pub/sub."""
     port = free_port()
-    env = {**os.environ, "OMS_DATABASE_URL": database_url, "OMS_BROKER_URL": redis_url,
-           "OMS_REDIS_URL": redis_url, "OMS_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "OMS_DATABASE_URL": database_url,
+        "OMS_BROKER_URL": redis_url,
+        "OMS_REDIS_URL": redis_url,
+        "OMS_LOG_LEVEL": "WARNING",
+    }
     process = subprocess.Popen([sys.executable, "-m", "oms_graphql.cli", "serve", "--port", str(port)], env=env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -104,10 +119,15 @@ def test_a_change_committed_in_one_process_reaches_a_subscriber_of_another(datab
         sku = f"XP-{uid}"
         add_product(writer, sku)
         order = place_order(writer, [(sku, 1, "4.00")])
-        events = asyncio.run(collect_events(
-            second.replace("http", "ws") + "/graphql", token, {"f": {"orderId": order["id"]}}, 1,
-            lambda: writer(CONFIRM, {"id": order["id"]}),
-        ))
+        events = asyncio.run(
+            collect_events(
+                second.replace("http", "ws") + "/graphql",
+                token,
+                {"f": {"orderId": order["id"]}},
+                1,
+                lambda: writer(CONFIRM, {"id": order["id"]}),
+            )
+        )
     assert events[0]["fromStatus"] == "PENDING" and events[0]["status"] == "CONFIRMED"
     assert events[0]["number"] == order["number"]
 

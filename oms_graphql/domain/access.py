@@ -9,7 +9,7 @@ import secrets
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import ApiToken
-from oms_graphql.domain.errors import InvalidInput, FieldProblem
+from oms_graphql.domain.errors import FieldProblem, InvalidInput
 
 
 class Role(enum.StrEnum):

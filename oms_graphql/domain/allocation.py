@@ -53,7 +53,11 @@ def default_rank(request: AllocationRequest, candidates: list[CandidateLocation]
 
 async def _candidates(session: AsyncSession, product_ids: list[int]) -> list[tuple[Location, dict[int, int]]]:
     rows = await session.execute(
-        select(Location, StockLevel.product_id, StockLevel.on_hand - StockLevel.reserved - StockLevel.safety_stock)
+        select(
+            Location,
+            StockLevel.product_id,
+            StockLevel.on_hand - StockLevel.reserved - StockLevel.safety_stock,
+        )
         .join(StockLevel, StockLevel.location_id == Location.id)
         .where(StockLevel.product_id.in_(product_ids), Location.active.is_(True), Location.can_ship.is_(True))
     )
@@ -85,11 +89,13 @@ async def allocate_order(
             await session.scalars(select(Product).where(Product.id.in_({line.product_id for line in lines})))
         ).all()
     }
+    # (line, its product, units still wanted): unmapped and fully refunded lines need no stock.
+    wanted = [(line, products[line.product_id or 0], line.quantity - line.refunded_quantity) for line in lines]
     locations = await _candidates(session, list(products))
     address = await session.get(Address, order.shipping_address_id)
     request = AllocationRequest(
         order_number=order.number,
-        lines={products[line.product_id].sku: line.quantity - line.refunded_quantity for line in lines},  # type: ignore[index]
+        lines={product.sku: units for _line, product, units in wanted},
         latitude=address.latitude if address else None,
         longitude=address.longitude if address else None,
         country=address.country if address else None,
@@ -97,9 +103,12 @@ async def allocate_order(
     )
     candidates = [
         CandidateLocation(
-            code=location.code, kind=location.kind, priority=location.priority,
+            code=location.code,
+            kind=location.kind,
+            priority=location.priority,
             available={products[pid].sku: units for pid, units in available.items()},
-            latitude=location.latitude, longitude=location.longitude,
+            latitude=location.latitude,
+            longitude=location.longitude,
         )
         for location, available in locations
     ]
@@ -111,20 +120,23 @@ async def allocate_order(
     try:
         async with session.begin_nested():
             taken: list[tuple[OrderLine, Location, int]] = []
-            for line in lines:
-                remaining = line.quantity - line.refunded_quantity
+            for line, product, remaining in wanted:
                 for location, available in ranked:
-                    take = min(remaining, available.get(line.product_id, 0))  # type: ignore[arg-type]
+                    take = min(remaining, available.get(product.id, 0))
                     if take <= 0:
                         continue
                     figures = await move_stock(
-                        session, product=products[line.product_id], location=location,  # type: ignore[index]
-                        reason=MovementReason.RESERVE, reserved=take, reference=reference,
+                        session,
+                        product=product,
+                        location=location,
+                        reason=MovementReason.RESERVE,
+                        reserved=take,
+                        reference=reference,
                         keep_safety_stock=True,
                     )
                     if figures is None:  # a concurrent order took it first
                         continue
-                    available[line.product_id] -= take  # type: ignore[index]
+                    available[product.id] -= take
                     taken.append((line, location, take))
                     remaining -= take
                     if remaining == 0:
@@ -132,7 +144,7 @@ async def allocate_order(
                 if remaining > 0:
                     raise _Short(line.sku)
             fulfillment_orders: dict[int, FulfillmentOrder] = {}
-            for line, location, units in taken:
+            for _line, location, _units in taken:
                 if location.id not in fulfillment_orders:
                     fulfillment_orders[location.id] = FulfillmentOrder(order_id=order.id, location_id=location.id)
                     session.add(fulfillment_orders[location.id])
@@ -146,12 +158,17 @@ async def allocate_order(
                         location_id=location.id,
                         product_id=line.product_id,
                         quantity=units,
-                        reason=f"priority {location.priority}" + (
-                            "; fills the whole order" if len(fulfillment_orders) == 1 else "; split"
-                        ),
+                        reason=f"priority {location.priority}"
+                        + ("; fills the whole order" if len(fulfillment_orders) == 1 else "; split"),
                     )
                 )
-            set_status(session, order, OrderStatus.ALLOCATED, f"Allocated to {_codes(fulfillment_orders, ranked)}", actor)
+            set_status(
+                session,
+                order,
+                OrderStatus.ALLOCATED,
+                f"Allocated to {_codes(fulfillment_orders, ranked)}",
+                actor,
+            )
     except _Short as short:
         if order.status != OrderStatus.BACKORDERED:
             set_status(session, order, OrderStatus.BACKORDERED, f"Not enough stock of {short.args[0]}", actor)

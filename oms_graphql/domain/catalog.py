@@ -46,8 +46,12 @@ def _check_product(details: ProductDetails, creating: bool) -> None:
         if not is_currency(details.price_currency):
             problems.add(("price", "currency"), "currency must be an ISO 4217 code such as CNY.")
     for name in ("weightGrams", "lengthMm", "widthMm", "heightMm"):
-        attribute = {"weightGrams": "weight_grams", "lengthMm": "length_mm", "widthMm": "width_mm",
-                     "heightMm": "height_mm"}[name]
+        attribute = {
+            "weightGrams": "weight_grams",
+            "lengthMm": "length_mm",
+            "widthMm": "width_mm",
+            "heightMm": "height_mm",
+        }[name]
         problems.positive((name,), getattr(details, attribute))
     problems.raise_if_any()
 
@@ -68,9 +72,12 @@ async def create_product(session: AsyncSession, details: ProductDetails) -> Prod
 
 async def update_product(session: AsyncSession, product: Product, details: ProductDetails) -> Product:
     _check_product(details, creating=False)
-    if details.sku and details.sku != product.sku:
-        if await session.scalar(select(Product.id).where(Product.sku == details.sku)):
-            raise Duplicate(f"A product with SKU {details.sku!r} already exists.", ("sku",))
+    if (
+        details.sku
+        and details.sku != product.sku
+        and await session.scalar(select(Product.id).where(Product.sku == details.sku))
+    ):
+        raise Duplicate(f"A product with SKU {details.sku!r} already exists.", ("sku",))
     for key, value in _given(details).items():
         setattr(product, key, value)
     await session.flush()
@@ -127,16 +134,19 @@ async def create_location(session: AsyncSession, details: LocationDetails) -> Lo
 
 async def update_location(session: AsyncSession, location: Location, details: LocationDetails) -> Location:
     _check_location(details, creating=False)
-    if details.code and details.code != location.code:
-        if await session.scalar(select(Location.id).where(Location.code == details.code)):
-            raise Duplicate(f"A location with code {details.code!r} already exists.", ("code",))
+    if (
+        details.code
+        and details.code != location.code
+        and await session.scalar(select(Location.id).where(Location.code == details.code))
+    ):
+        raise Duplicate(f"A location with code {details.code!r} already exists.", ("code",))
     for key, value in _location_values(details).items():
         setattr(location, key, value)
     await session.flush()
     return location
 
 
-async def get_by_id(session: AsyncSession, model: type, object_id: int) -> Any:
+async def get_by_id(session: AsyncSession, model: type[Any], object_id: int) -> Any:
     found = await session.get(model, object_id)
     if found is None:
         raise NotFound(f"No {model.__name__.lower()} has this id.", ("id",))

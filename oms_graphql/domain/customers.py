@@ -49,9 +49,7 @@ async def find_or_create_customer(session: AsyncSession, details: CustomerDetail
     customer = None
     for kind, value in keys:
         customer_id = await session.scalar(
-            select(CustomerIdentity.customer_id).where(
-                CustomerIdentity.kind == kind, CustomerIdentity.value == value
-            )
+            select(CustomerIdentity.customer_id).where(CustomerIdentity.kind == kind, CustomerIdentity.value == value)
         )
         if customer_id is not None:
             customer = await session.get(Customer, customer_id)
@@ -71,9 +69,7 @@ async def find_or_create_customer(session: AsyncSession, details: CustomerDetail
     known = set(
         (
             await session.execute(
-                select(CustomerIdentity.kind, CustomerIdentity.value).where(
-                    CustomerIdentity.customer_id == customer.id
-                )
+                select(CustomerIdentity.kind, CustomerIdentity.value).where(CustomerIdentity.customer_id == customer.id)
             )
         ).all()
     )

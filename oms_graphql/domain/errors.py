@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class Problems:
         if value is not None and value <= 0:
             self.add(field, f"{field[-1]} must be greater than zero (got {value}).", "NOT_POSITIVE")
 
-    def not_negative(self, field: tuple[str | int, ...], value: int | float | None) -> None:
+    def not_negative(self, field: tuple[str | int, ...], value: int | float | Decimal | None) -> None:
         if value is not None and value < 0:
             self.add(field, f"{field[-1]} must not be negative (got {value}).", "NEGATIVE")
 

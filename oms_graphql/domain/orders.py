@@ -165,8 +165,16 @@ def check_address(problems: Problems, path: tuple[str, ...], address: AddressDet
     if not address.country or len(address.country) != 2 or not address.country.isalpha():
         problems.add((*path, "country"), "country must be an ISO 3166-1 alpha-2 code such as CN or US.")
     problems.text((*path, "line1"), address.line1, 300, required=True)
-    for name, limit in (("name", 200), ("phone", 40), ("email", 254), ("region", 100), ("city", 100),
-                        ("district", 100), ("line2", 300), ("postalCode", 20)):
+    for name, limit in (
+        ("name", 200),
+        ("phone", 40),
+        ("email", 254),
+        ("region", 100),
+        ("city", 100),
+        ("district", 100),
+        ("line2", 300),
+        ("postalCode", 20),
+    ):
         attribute = "postal_code" if name == "postalCode" else name
         problems.text((*path, name), getattr(address, attribute), limit)
     if address.latitude is not None and not -90 <= address.latitude <= 90:
@@ -213,9 +221,7 @@ async def channel_by_code(session: AsyncSession, code: str, field: tuple[str, ..
 
 
 async def existing_order(session: AsyncSession, channel_id: int, external_id: str) -> Order | None:
-    return await session.scalar(
-        select(Order).where(Order.channel_id == channel_id, Order.external_id == external_id)
-    )
+    return await session.scalar(select(Order).where(Order.channel_id == channel_id, Order.external_id == external_id))
 
 
 async def create_order(session: AsyncSession, new: NewOrder) -> tuple[Order, bool]:
@@ -233,10 +239,14 @@ async def create_order(session: AsyncSession, new: NewOrder) -> tuple[Order, boo
 
     problems = Problems()
     skus = {line.sku for line in new.lines if line.sku and line.product_id is None}
-    products = {
-        product.sku: product
-        for product in (await session.scalars(select(Product).where(Product.sku.in_(skus)))).all()
-    } if skus else {}
+    products = (
+        {
+            product.sku: product
+            for product in (await session.scalars(select(Product).where(Product.sku.in_(skus)))).all()
+        }
+        if skus
+        else {}
+    )
     for index, line in enumerate(new.lines):
         if line.sku and line.product_id is None and line.sku not in products:
             problems.add(("lines", index, "sku"), f"No product has SKU {line.sku!r}.", "NOT_FOUND")
@@ -355,15 +365,17 @@ def _record_status(
 
 
 def set_status(
-    session: AsyncSession, order: Order, target: OrderStatus, message: str | None = None, actor: str | None = None
+    session: AsyncSession,
+    order: Order,
+    target: OrderStatus,
+    message: str | None = None,
+    actor: str | None = None,
 ) -> None:
     """Move ``order`` to ``target`` or refuse with INVALID_TRANSITION (the order unchanged)."""
     if order.status == target:
         return
     if not can_transition(order.status, target):
-        raise InvalidTransition(
-            f"Order {order.number} is {order.status}; it cannot become {target}.", ("id",)
-        )
+        raise InvalidTransition(f"Order {order.number} is {order.status}; it cannot become {target}.", ("id",))
     previous = order.status
     order.status = target
     _record_status(session, order, previous, target, message, actor)
@@ -491,8 +503,12 @@ async def release_reservations(session: AsyncSession, order: Order, actor: str |
             location = await session.get(Location, allocation.location_id)
             assert product is not None and location is not None
             figures = await move_stock(
-                session, product=product, location=location, reason=MovementReason.RELEASE,
-                reserved=-units, reference=Reference("ORDER", str(order.id), order.number, actor),
+                session,
+                product=product,
+                location=location,
+                reason=MovementReason.RELEASE,
+                reserved=-units,
+                reference=Reference("ORDER", str(order.id), order.number, actor),
             )
             if figures is None:
                 raise DomainError("The ledger refused to release a reservation; run `oms stock verify`.")
@@ -502,4 +518,3 @@ async def release_reservations(session: AsyncSession, order: Order, actor: str |
     for product_id in sorted(products_freed):
         request_job(session, "allocate_backorders", product_id=product_id)
     return released
-

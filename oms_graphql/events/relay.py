@@ -10,6 +10,7 @@ every job is idempotent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -62,10 +63,8 @@ class Relay:
 
     def wake(self) -> None:
         if self._loop is not None and self._wake is not None:
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
                 self._loop.call_soon_threadsafe(self._wake.set)
-            except RuntimeError:  # loop closed during shutdown
-                pass
 
     async def drain(self, database: Database) -> int:
         """Send everything unpublished; return how many rows were sent."""
@@ -92,8 +91,13 @@ class Relay:
                     except Exception as error:  # one bad row must not block the others
                         row.attempts += 1
                         row.last_error = repr(error)[:500]
-                        log.error("outbox row not sent", outbox_id=row.id, topic=row.topic,
-                                  attempts=row.attempts, error=row.last_error)
+                        log.error(
+                            "outbox row not sent",
+                            outbox_id=row.id,
+                            topic=row.topic,
+                            attempts=row.attempts,
+                            error=row.last_error,
+                        )
                 if sent_ids:
                     await session.execute(
                         update(OutboxEntry).where(OutboxEntry.id.in_(sent_ids)).values(published_at=utcnow())
@@ -120,10 +124,8 @@ class Relay:
                 except Exception:
                     log.exception("outbox relay failed; retrying", next_try_in_seconds=interval)
                     await asyncio.sleep(interval)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=interval)
-                except TimeoutError:
-                    pass
         finally:
             with _wakers_lock:
                 _wakers.discard(self.wake)

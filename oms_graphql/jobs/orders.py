@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import dramatiq
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_graphql.domain.allocation import allocate_order as allocate, backordered_order_ids
+from oms_graphql.domain.allocation import AllocationOutcome, RankLocations, backordered_order_ids
+from oms_graphql.domain.allocation import allocate_order as allocate
 from oms_graphql.jobs.runtime import in_transaction
 from oms_graphql.plugins.host import allocation_ranker
 
 log = structlog.get_logger(__name__)
 
 
+async def _allocate(session: AsyncSession, *, order_id: int, rank: RankLocations | None) -> AllocationOutcome:
+    return await allocate(session, order_id, rank=rank)
+
+
 @dramatiq.actor(queue_name="orders", max_retries=10)
 def allocate_order(order_id: int) -> None:
     """Reserve stock for one order (idempotent: a no-op once allocated)."""
-    outcome = in_transaction(lambda session: allocate(session, order_id, rank=allocation_ranker()))
+    outcome = in_transaction(partial(_allocate, order_id=order_id, rank=allocation_ranker()))
     log.info("order allocation", order_id=order_id, status=outcome.status, changed=outcome.changed)
 
 
@@ -23,7 +31,8 @@ def allocate_order(order_id: int) -> None:
 def allocate_backorders(product_id: int) -> None:
     """Try every BACKORDERED order that wants this product, oldest first."""
     order_ids = in_transaction(lambda session: backordered_order_ids(session, product_id))
+    rank = allocation_ranker()
     for order_id in order_ids:
-        outcome = in_transaction(lambda session, oid=order_id: allocate(session, oid, rank=allocation_ranker()))
+        outcome = in_transaction(partial(_allocate, order_id=order_id, rank=rank))
         if outcome.changed:
             log.info("backorder allocated", order_id=order_id, status=outcome.status)

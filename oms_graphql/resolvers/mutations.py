@@ -99,7 +99,10 @@ class Mutation:
     async def stock_receive(self, info: Info, input: StockReceiveInput) -> StockReceivePayload:
         async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
             await inventory.receive_stock(
-                session, sku=input.sku, location_code=input.location_code, quantity=input.quantity,
+                session,
+                sku=input.sku,
+                location_code=input.location_code,
+                quantity=input.quantity,
                 reference=Reference(type="RECEIPT", text=input.reference, actor=caller.label),
             )
             return {"stock_level": await _stock_level(session, input.sku, input.location_code)}
@@ -110,8 +113,12 @@ class Mutation:
     async def stock_adjust(self, info: Info, input: StockAdjustInput) -> StockAdjustPayload:
         async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
             await inventory.adjust_stock(
-                session, sku=input.sku, location_code=input.location_code, delta=input.delta,
-                reason=input.reason, actor=caller.label,
+                session,
+                sku=input.sku,
+                location_code=input.location_code,
+                delta=input.delta,
+                reason=input.reason,
+                actor=caller.label,
             )
             return {"stock_level": await _stock_level(session, input.sku, input.location_code)}
 
@@ -129,7 +136,9 @@ class Mutation:
 
         return await run_mutation(info, OrderCreatePayload, work)
 
-    @strawberry.mutation(description="Record payment: PENDING → CONFIRMED, then allocation.", permission_classes=OPERATE)
+    @strawberry.mutation(
+        description="Record payment: PENDING → CONFIRMED, then allocation.", permission_classes=OPERATE
+    )
     async def order_confirm_payment(self, info: Info, input: OrderConfirmPaymentInput) -> OrderConfirmPaymentPayload:
         async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
             order = await orders.confirm_payment(session, await _order(session, input.id), input.paid_at, caller.label)
@@ -142,8 +151,12 @@ class Mutation:
         async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
             order = await _order(session, input.id)
             await orders.place_hold(
-                session, order, orders.HoldReason(getattr(input.reason, "value", input.reason)),
-                note=input.note, actor=caller.label, deadline=input.deadline,
+                session,
+                order,
+                orders.HoldReason(str(getattr(input.reason, "value", input.reason))),
+                note=input.note,
+                actor=caller.label,
+                deadline=input.deadline,
             )
             return {"order": Order.from_row(order)}
 
@@ -153,14 +166,16 @@ class Mutation:
     async def order_release(self, info: Info, input: OrderReleaseInput) -> OrderReleasePayload:
         async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
             reason = orders.HoldReason(getattr(input.reason, "value", input.reason)) if input.reason else None
-            order = await orders.release_holds(session, await _order(session, input.id), reason=reason,
-                                               actor=caller.label)
+            order = await orders.release_holds(
+                session, await _order(session, input.id), reason=reason, actor=caller.label
+            )
             return {"order": Order.from_row(order)}
 
         return await run_mutation(info, OrderReleasePayload, work)
 
-    @strawberry.mutation(description="Cancel an order not yet shipped; its stock is released.",
-                         permission_classes=OPERATE)
+    @strawberry.mutation(
+        description="Cancel an order not yet shipped; its stock is released.", permission_classes=OPERATE
+    )
     async def order_cancel(self, info: Info, input: OrderCancelInput) -> OrderCancelPayload:
         async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
             order = await orders.cancel_order(session, await _order(session, input.id), input.reason, caller.label)

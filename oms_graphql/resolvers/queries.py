@@ -7,10 +7,10 @@ from sqlalchemy import Select, and_, or_, select
 from strawberry.types import Info
 
 from oms_graphql.db import models
+from oms_graphql.domain.access import Role
 from oms_graphql.domain.errors import DomainError
 from oms_graphql.plugins.host import installed_plugins
 from oms_graphql.resolvers.common import context, db_id
-from oms_graphql.domain.access import Role
 from oms_graphql.schema.ids import from_global_id, to_global_id
 from oms_graphql.schema.inputs import (
     CustomerFilter,
@@ -76,7 +76,7 @@ class Query:
         if decoded is None or decoded[0] not in _NODE_TYPES:
             return None
         type_name, key = decoded
-        model, to_node = _NODE_TYPES[type_name]
+        _model, to_node = _NODE_TYPES[type_name]
         caller = await context(info).caller()
         row = await context(info).loaders.__dict__[type_name.lower()].load(key)
         if type_name == "Order":
@@ -87,8 +87,13 @@ class Query:
 
     @strawberry.field(description="The catalog.", permission_classes=STAFF)
     async def products(
-        self, info: Info, first: int | None = None, after: str | None = None,
-        last: int | None = None, before: str | None = None, filter: ProductFilter | None = None,
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: ProductFilter | None = None,
     ) -> Connection[Product]:
         query = select(models.Product).order_by(models.Product.sku)
         if filter and filter.search:
@@ -96,8 +101,15 @@ class Query:
             query = query.where(or_(models.Product.sku.ilike(pattern), models.Product.name.ilike(pattern)))
         if filter and filter.category:
             query = query.where(models.Product.category == filter.category)
-        return await paginate(context(info).database, query, Product.from_row,
-                              first=first, after=after, last=last, before=before)
+        return await paginate(
+            context(info).database,
+            query,
+            Product.from_row,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+        )
 
     @strawberry.field(description="One product by SKU.", permission_classes=STAFF)
     async def product(self, info: Info, sku: str) -> Product | None:
@@ -106,27 +118,43 @@ class Query:
 
     @strawberry.field(description="Warehouses, stores and suppliers.", permission_classes=STAFF)
     async def locations(
-        self, info: Info, first: int | None = None, after: str | None = None,
-        last: int | None = None, before: str | None = None, filter: LocationFilter | None = None,
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: LocationFilter | None = None,
     ) -> Connection[Location]:
         query = select(models.Location).order_by(models.Location.priority, models.Location.code)
         if filter and filter.kind:
             query = query.where(models.Location.kind == getattr(filter.kind, "value", filter.kind))
         if filter and filter.active is not None:
             query = query.where(models.Location.active.is_(filter.active))
-        return await paginate(context(info).database, query, Location.from_row,
-                              first=first, after=after, last=last, before=before)
+        return await paginate(
+            context(info).database,
+            query,
+            Location.from_row,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+        )
 
     @strawberry.field(description="One location by code.", permission_classes=STAFF)
     async def location(self, info: Info, code: str) -> Location | None:
         row = await _one(info, select(models.Location).where(models.Location.code == code))
         return Location.from_row(row) if row else None  # type: ignore[arg-type]
 
-    @strawberry.field(description="On hand, reserved and available per SKU and location.",
-                      permission_classes=STAFF)
+    @strawberry.field(description="On hand, reserved and available per SKU and location.", permission_classes=STAFF)
     async def stock_levels(
-        self, info: Info, first: int | None = None, after: str | None = None,
-        last: int | None = None, before: str | None = None, filter: StockLevelFilter | None = None,
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: StockLevelFilter | None = None,
     ) -> Connection[StockLevel]:
         query = (
             select(models.StockLevel, models.Product.sku)
@@ -144,13 +172,26 @@ class Query:
                 level.reorder_point.is_not(None),
                 level.on_hand - level.reserved - level.safety_stock < level.reorder_point,
             )
-        return await paginate(context(info).database, query, lambda row: StockLevel.from_row(row[0], row[1]),
-                              first=first, after=after, last=last, before=before, scalars=False)
+        return await paginate(
+            context(info).database,
+            query,
+            lambda row: StockLevel.from_row(row[0], row[1]),
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            scalars=False,
+        )
 
     @strawberry.field(description="The stock ledger, newest first.", permission_classes=STAFF)
     async def stock_movements(
-        self, info: Info, first: int | None = None, after: str | None = None,
-        last: int | None = None, before: str | None = None, filter: StockMovementFilter | None = None,
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: StockMovementFilter | None = None,
     ) -> Connection[StockMovement]:
         query = (
             select(models.StockMovement, models.Product.sku)
@@ -164,16 +205,29 @@ class Query:
             query = query.where(models.Location.code == filter.location_code)
         if filter and filter.reason:
             query = query.where(models.StockMovement.reason == filter.reason)
-        return await paginate(context(info).database, query, lambda row: StockMovement.from_row(row[0], row[1]),
-                              first=first, after=after, last=last, before=before, scalars=False)
+        return await paginate(
+            context(info).database,
+            query,
+            lambda row: StockMovement.from_row(row[0], row[1]),
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            scalars=False,
+        )
 
     @strawberry.field(description="Orders; customers see only their own.", permission_classes=SIGNED_IN)
     async def orders(
-        self, info: Info, first: int | None = None, after: str | None = None,
-        last: int | None = None, before: str | None = None, filter: OrderFilter | None = None,
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: OrderFilter | None = None,
         sort: OrderSort = OrderSort.PLACED_AT_DESC,
     ) -> Connection[Order]:
-        O = models.Order  # noqa: N806
+        O = models.Order  # noqa: E741
         query = select(O)
         caller = await context(info).caller()
         if caller.role == Role.CUSTOMER:
@@ -197,7 +251,11 @@ class Query:
                     or_(models.Customer.name.ilike(_like(text)), models.Customer.phone.ilike(_like(text)))
                 )
                 query = query.where(
-                    or_(O.number.ilike(_like(text)), O.external_id == text, O.customer_id.in_(matching_customers))
+                    or_(
+                        O.number.ilike(_like(text)),
+                        O.external_id == text,
+                        O.customer_id.in_(matching_customers),
+                    )
                 )
         order_by = {
             OrderSort.PLACED_AT_DESC: (O.placed_at.desc(), O.id.desc()),
@@ -205,8 +263,15 @@ class Query:
             OrderSort.NUMBER_ASC: (O.number.asc(),),
             OrderSort.TOTAL_DESC: (O.total.desc(), O.id.desc()),
         }[sort]
-        return await paginate(context(info).database, query.order_by(*order_by), Order.from_row,
-                              first=first, after=after, last=last, before=before)
+        return await paginate(
+            context(info).database,
+            query.order_by(*order_by),
+            Order.from_row,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+        )
 
     @strawberry.field(description="One order by global id.", permission_classes=SIGNED_IN)
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
@@ -232,16 +297,28 @@ class Query:
 
     @strawberry.field(description="Customer profiles.", permission_classes=STAFF)
     async def customers(
-        self, info: Info, first: int | None = None, after: str | None = None,
-        last: int | None = None, before: str | None = None, filter: CustomerFilter | None = None,
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: CustomerFilter | None = None,
     ) -> Connection[Customer]:
-        C = models.Customer  # noqa: N806
+        C = models.Customer
         query = select(C).order_by(C.id.desc())
         if filter and filter.search:
             pattern = _like(filter.search)
             query = query.where(or_(C.name.ilike(pattern), C.phone.ilike(pattern), C.email.ilike(pattern)))
-        return await paginate(context(info).database, query, Customer.from_row,
-                              first=first, after=after, last=last, before=before)
+        return await paginate(
+            context(info).database,
+            query,
+            Customer.from_row,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+        )
 
     @strawberry.field(description="One customer; a customer may read only themself.", permission_classes=SIGNED_IN)
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
@@ -263,8 +340,13 @@ class Query:
     @strawberry.field(description="Every installed plugin.", permission_classes=STAFF)
     def plugins(self) -> list[Plugin]:
         return [
-            Plugin(name=p.name, version=p.version, distribution=p.distribution, kinds=list(p.kinds),
-                   hooks=list(p.hooks))
+            Plugin(
+                name=p.name,
+                version=p.version,
+                distribution=p.distribution,
+                kinds=list(p.kinds),
+                hooks=list(p.hooks),
+            )
             for p in installed_plugins()
         ]
 

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from strawberry.types import Info
 
 from oms_graphql.db import models
+from oms_graphql.domain.access import Role
 from oms_graphql.events.pubsub import hub
 from oms_graphql.resolvers.common import context, db_id
-from oms_graphql.domain.access import Role
 from oms_graphql.schema.ids import to_global_id
 from oms_graphql.schema.inputs import OrderEventsFilter
 from oms_graphql.schema.permissions import ANYONE_SIGNED_IN, allow
@@ -54,7 +54,11 @@ class Subscription:
         if filter and filter.channel_code:
             async with context(info).database.session() as session:
                 channel_ids = set(
-                    (await session.scalars(select(models.Channel.id).where(models.Channel.code == filter.channel_code))).all()
+                    (
+                        await session.scalars(
+                            select(models.Channel.id).where(models.Channel.code == filter.channel_code)
+                        )
+                    ).all()
                 )
         async for event in hub.subscribe("order"):
             if caller.role == Role.CUSTOMER and event.get("customerId") != caller.customer_id:

@@ -40,9 +40,7 @@ async def caller_for_token(database: Database, token: str | None) -> Caller:
     if cached and cached[0] > time.monotonic():
         return cached[1]
     async with database.session() as session:
-        row = await session.scalar(
-            select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
-        )
+        row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None)))
     caller = Caller(role=Role(row.role), name=row.name, customer_id=row.customer_id) if row else ANONYMOUS
     _TOKEN_CACHE[digest] = (time.monotonic() + _TOKEN_CACHE_SECONDS, caller)
     return caller

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-
 from datetime import datetime
 
 import strawberry
@@ -38,9 +37,18 @@ class AddressInput:
 
     def to_domain(self) -> AddressDetails:
         return AddressDetails(
-            country=self.country, line1=self.line1, name=self.name, phone=self.phone, email=self.email,
-            region=self.region, city=self.city, district=self.district, line2=self.line2,
-            postal_code=self.postal_code, latitude=self.latitude, longitude=self.longitude,
+            country=self.country,
+            line1=self.line1,
+            name=self.name,
+            phone=self.phone,
+            email=self.email,
+            region=self.region,
+            city=self.city,
+            district=self.district,
+            line2=self.line2,
+            postal_code=self.postal_code,
+            latitude=self.latitude,
+            longitude=self.longitude,
         )
 
 
@@ -58,11 +66,15 @@ class ProductCreateInput:
 
     def to_domain(self) -> ProductDetails:
         return ProductDetails(
-            sku=self.sku, name=self.name,
+            sku=self.sku,
+            name=self.name,
             price_amount=self.price.amount if self.price else None,
             price_currency=self.price.currency if self.price else None,
-            category=self.category, weight_grams=self.weight_grams, length_mm=self.length_mm,
-            width_mm=self.width_mm, height_mm=self.height_mm,
+            category=self.category,
+            weight_grams=self.weight_grams,
+            length_mm=self.length_mm,
+            width_mm=self.width_mm,
+            height_mm=self.height_mm,
             handling=[str(h.value if hasattr(h, "value") else h) for h in self.handling] if self.handling else None,
         )
 
@@ -86,9 +98,13 @@ class LocationCreateInput:
 
     def to_domain(self) -> LocationDetails:
         return LocationDetails(
-            code=self.code, name=self.name, kind=_value(self.kind),
-            address=self.address.to_domain() if self.address else None, priority=self.priority,
-            can_ship=self.can_ship, can_pickup=self.can_pickup,
+            code=self.code,
+            name=self.name,
+            kind=_value(self.kind),
+            address=self.address.to_domain() if self.address else None,
+            priority=self.priority,
+            can_ship=self.can_ship,
+            can_pickup=self.can_pickup,
         )
 
 
@@ -162,11 +178,17 @@ class OrderCreateInput:
             channel_code=channel_code,
             currency=self.currency,
             shipping_address=self.shipping_address.to_domain(),
-            lines=[LineDetails(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price) for line in self.lines],
+            lines=[
+                LineDetails(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price) for line in self.lines
+            ],
             external_id=self.external_id,
             customer=CustomerDetails(
-                name=self.customer.name, phone=self.customer.phone, email=self.customer.email,
-            ) if self.customer else None,
+                name=self.customer.name,
+                phone=self.customer.phone,
+                email=self.customer.email,
+            )
+            if self.customer
+            else None,
             shipping_fee=self.shipping_fee if self.shipping_fee is not None else D("0"),
             discount=self.discount if self.discount is not None else D("0"),
             delivery_option=_value(self.delivery_option),

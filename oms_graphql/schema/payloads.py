@@ -10,8 +10,11 @@ from oms_graphql.schema.types import Location, Order, Product, StockLevel, UserE
 
 def user_errors(error: DomainError, prefix: tuple[str, ...] = ("input",)) -> list[UserError]:
     return [
-        UserError(field=[*prefix, *problem.field] if problem.field else None, message=problem.message,
-                  code=problem.code)
+        UserError(
+            field=[*prefix, *problem.field] if problem.field else None,
+            message=problem.message,
+            code=problem.code,
+        )
         for problem in error.problems
     ]
 

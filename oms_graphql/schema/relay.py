@@ -61,7 +61,7 @@ def _offset(cursor: str | None, field: str) -> int | None:
 
 async def paginate(
     database: Database,
-    query: Select[Any],
+    query: Select,  # type: ignore[type-arg]
     to_node: Callable[[Any], T],
     *,
     first: int | None,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import Decimal as PyDecimal, InvalidOperation
+from decimal import Decimal as PyDecimal
+from decimal import InvalidOperation
 from typing import NewType
 
 import strawberry

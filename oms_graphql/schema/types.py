@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-
 from datetime import datetime
 from decimal import Decimal as PyDecimal
 from typing import Any
@@ -66,7 +65,7 @@ class Money:
 
 def money(amount: PyDecimal, currency: str) -> Money:
     """Money rounded to the currency's minor unit (PostgreSQL keeps four decimals)."""
-    return Money(amount=round_money(PyDecimal(amount), currency), currency=currency)
+    return Money(amount=Decimal(round_money(PyDecimal(amount), currency)), currency=currency)
 
 
 @strawberry.type(description="A postal address, with coordinates when known.")
@@ -90,9 +89,15 @@ class Address:
             name=getattr(row, "name", None) if isinstance(row, models.Address) else None,
             phone=row.phone,
             email=getattr(row, "email", None) if isinstance(row, models.Address) else None,
-            country=row.country, region=row.region, city=row.city, district=row.district,
-            line1=row.line1, line2=row.line2, postal_code=row.postal_code,
-            latitude=row.latitude, longitude=row.longitude,
+            country=row.country,
+            region=row.region,
+            city=row.city,
+            district=row.district,
+            line1=row.line1,
+            line2=row.line2,
+            postal_code=row.postal_code,
+            latitude=row.latitude,
+            longitude=row.longitude,
         )
 
 
@@ -117,9 +122,16 @@ class Product(Node):
     @classmethod
     def from_row(cls, row: models.Product) -> Product:
         return cls(
-            row=row, id=strawberry.ID(to_global_id("Product", row.id)), sku=row.sku, name=row.name,
-            category=row.category, weight_grams=row.weight_grams, length_mm=row.length_mm,
-            width_mm=row.width_mm, height_mm=row.height_mm, handling=list(row.handling or []),
+            row=row,
+            id=strawberry.ID(to_global_id("Product", row.id)),
+            sku=row.sku,
+            name=row.name,
+            category=row.category,
+            weight_grams=row.weight_grams,
+            length_mm=row.length_mm,
+            width_mm=row.width_mm,
+            height_mm=row.height_mm,
+            handling=[Handling(value) for value in row.handling or []],
         )
 
 
@@ -141,8 +153,14 @@ class Location(Node):
     @classmethod
     def from_row(cls, row: models.Location) -> Location:
         return cls(
-            row=row, id=strawberry.ID(to_global_id("Location", row.id)), code=row.code, name=row.name,
-            kind=row.kind, priority=row.priority, can_ship=row.can_ship, can_pickup=row.can_pickup,
+            row=row,
+            id=strawberry.ID(to_global_id("Location", row.id)),
+            code=row.code,
+            name=row.name,
+            kind=LocationKind(row.kind),
+            priority=row.priority,
+            can_ship=row.can_ship,
+            can_pickup=row.can_pickup,
             active=row.active,
         )
 
@@ -169,8 +187,14 @@ class StockLevel:
     @classmethod
     def from_row(cls, row: models.StockLevel, sku: str) -> StockLevel:
         return cls(
-            row=row, sku=sku, on_hand=row.on_hand, reserved=row.reserved, in_transit=row.in_transit,
-            safety_stock=row.safety_stock, reorder_point=row.reorder_point, reorder_quantity=row.reorder_quantity,
+            row=row,
+            sku=sku,
+            on_hand=row.on_hand,
+            reserved=row.reserved,
+            in_transit=row.in_transit,
+            safety_stock=row.safety_stock,
+            reorder_point=row.reorder_point,
+            reorder_quantity=row.reorder_quantity,
         )
 
 
@@ -195,10 +219,16 @@ class StockMovement(Node):
     def from_row(cls, row: models.StockMovement, sku: str) -> StockMovement:
         reserved_only = row.reason in ("RESERVE", "RELEASE")
         return cls(
-            row=row, id=strawberry.ID(to_global_id("StockMovement", row.id)), sku=sku, reason=row.reason,
+            row=row,
+            id=strawberry.ID(to_global_id("StockMovement", row.id)),
+            sku=sku,
+            reason=row.reason,
             quantity=row.reserved_delta if reserved_only else row.on_hand_delta,
-            on_hand_delta=row.on_hand_delta, reserved_delta=row.reserved_delta,
-            in_transit_delta=row.in_transit_delta, reference=row.reference, actor=row.actor,
+            on_hand_delta=row.on_hand_delta,
+            reserved_delta=row.reserved_delta,
+            in_transit_delta=row.in_transit_delta,
+            reference=row.reference,
+            actor=row.actor,
             created_at=row.created_at,
         )
 
@@ -219,10 +249,17 @@ class Channel(Node):
     @classmethod
     def from_row(cls, row: models.Channel) -> Channel:
         return cls(
-            row=row, id=strawberry.ID(to_global_id("Channel", row.id)), code=row.code, name=row.name,
-            kind=row.kind, stock_share_percent=row.stock_share_percent, stock_buffer=row.stock_buffer,
-            poll_interval_seconds=row.poll_interval_seconds, sync_from=row.sync_from,
-            sync_cursor=row.sync_cursor, active=row.active,
+            row=row,
+            id=strawberry.ID(to_global_id("Channel", row.id)),
+            code=row.code,
+            name=row.name,
+            kind=row.kind,
+            stock_share_percent=row.stock_share_percent,
+            stock_buffer=row.stock_buffer,
+            poll_interval_seconds=row.poll_interval_seconds,
+            sync_from=row.sync_from,
+            sync_cursor=row.sync_cursor,
+            active=row.active,
         )
 
 
@@ -237,8 +274,12 @@ class Customer(Node):
     @classmethod
     def from_row(cls, row: models.Customer) -> Customer:
         return cls(
-            row=row, id=strawberry.ID(to_global_id("Customer", row.id)), name=row.name, phone=row.phone,
-            email=row.email, created_at=row.created_at,
+            row=row,
+            id=strawberry.ID(to_global_id("Customer", row.id)),
+            name=row.name,
+            phone=row.phone,
+            email=row.email,
+            created_at=row.created_at,
         )
 
 
@@ -268,8 +309,14 @@ class OrderLine:
     @classmethod
     def from_row(cls, row: models.OrderLine, currency: str) -> OrderLine:
         return cls(
-            row=row, currency=currency, line_no=row.line_no, sku=row.sku, channel_sku_id=row.channel_sku_id,
-            title=row.title, quantity=row.quantity, refunded_quantity=row.refunded_quantity,
+            row=row,
+            currency=currency,
+            line_no=row.line_no,
+            sku=row.sku,
+            channel_sku_id=row.channel_sku_id,
+            title=row.title,
+            quantity=row.quantity,
+            refunded_quantity=row.refunded_quantity,
         )
 
 
@@ -319,15 +366,23 @@ class Shipment(Node):
     @strawberry.field
     async def events(self, info: Info) -> list[ShipmentEvent]:
         rows = await info.context.loaders.shipment_events.load(self.row.id)
-        return [ShipmentEvent(code=r.code, description=r.description, location=r.location,
-                              occurred_at=r.occurred_at) for r in rows]
+        return [
+            ShipmentEvent(code=r.code, description=r.description, location=r.location, occurred_at=r.occurred_at)
+            for r in rows
+        ]
 
     @classmethod
     def from_row(cls, row: models.Shipment) -> Shipment:
         return cls(
-            row=row, id=strawberry.ID(to_global_id("Shipment", row.id)), status=row.status, carrier=row.carrier,
-            service=row.service, tracking_number=row.tracking_number, created_at=row.created_at,
-            dispatched_at=row.dispatched_at, delivered_at=row.delivered_at,
+            row=row,
+            id=strawberry.ID(to_global_id("Shipment", row.id)),
+            status=row.status,
+            carrier=row.carrier,
+            service=row.service,
+            tracking_number=row.tracking_number,
+            created_at=row.created_at,
+            dispatched_at=row.dispatched_at,
+            delivered_at=row.delivered_at,
         )
 
 
@@ -402,8 +457,12 @@ class Order(Node):
         lines = {line.id: line for line in await info.context.loaders.lines_by_order.load(self.row.id)}
         return [
             Allocation(
-                row=row, sku=lines[row.order_line_id].sku if row.order_line_id in lines else None,
-                quantity=row.quantity, shipped_quantity=row.shipped_quantity, status=row.status, reason=row.reason,
+                row=row,
+                sku=lines[row.order_line_id].sku if row.order_line_id in lines else None,
+                quantity=row.quantity,
+                shipped_quantity=row.shipped_quantity,
+                status=row.status,
+                reason=row.reason,
             )
             for row in rows
         ]
@@ -415,21 +474,47 @@ class Order(Node):
     @strawberry.field(description="Status history, oldest first.")
     async def events(self, info: Info) -> list[OrderEvent]:
         rows = await info.context.loaders.events_by_order.load(self.row.id)
-        return [OrderEvent(kind=r.kind, from_status=r.from_status, to_status=r.to_status, message=r.message,
-                           actor=r.actor, created_at=r.created_at) for r in rows]
+        return [
+            OrderEvent(
+                kind=r.kind,
+                from_status=r.from_status,
+                to_status=r.to_status,
+                message=r.message,
+                actor=r.actor,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
 
     @strawberry.field(description="Holds, open and released; open ones have no releasedAt.")
     async def holds(self, info: Info) -> list[Hold]:
         rows = await info.context.loaders.holds_by_order.load(self.row.id)
-        return [Hold(reason=r.reason, note=r.note, raised_by=r.raised_by, created_at=r.created_at,
-                     deadline=r.deadline, released_at=r.released_at) for r in rows]
+        return [
+            Hold(
+                reason=r.reason,
+                note=r.note,
+                raised_by=r.raised_by,
+                created_at=r.created_at,
+                deadline=r.deadline,
+                released_at=r.released_at,
+            )
+            for r in rows
+        ]
 
     @classmethod
     def from_row(cls, row: models.Order) -> Order:
         return cls(
-            row=row, id=strawberry.ID(to_global_id("Order", row.id)), number=row.number, status=row.status,
-            external_id=row.external_id, currency=row.currency, delivery_option=row.delivery_option,
-            note=row.note, placed_at=row.placed_at, paid_at=row.paid_at, cancelled_at=row.cancelled_at,
+            row=row,
+            id=strawberry.ID(to_global_id("Order", row.id)),
+            number=row.number,
+            status=row.status,
+            external_id=row.external_id,
+            currency=row.currency,
+            delivery_option=DeliveryOptionKind(row.delivery_option) if row.delivery_option else None,
+            note=row.note,
+            placed_at=row.placed_at,
+            paid_at=row.paid_at,
+            cancelled_at=row.cancelled_at,
         )
 
 
