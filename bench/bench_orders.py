@@ -50,7 +50,7 @@ def order_input(n: int) -> dict:
 
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 async def run_concurrently(count: int, concurrency: int, work: Callable[[int], Awaitable[None]]) -> float:

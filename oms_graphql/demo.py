@@ -123,7 +123,6 @@ async def _load(settings: Settings, order_count: int, seed: int) -> bool:
                         Channel(code="jd-self", name="JD shop", kind="jd", active=False),
                     ]
                 )
-                await orders.channel_by_code(session, "manual")
             order_task = progress.add_task("Orders", total=order_count)
             now = utcnow()
             for index in range(order_count):

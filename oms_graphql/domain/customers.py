@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import Customer, CustomerIdentity
@@ -42,18 +42,24 @@ def _identities(details: CustomerDetails) -> list[tuple[str, str]]:
 
 
 async def find_or_create_customer(session: AsyncSession, details: CustomerDetails) -> Customer | None:
-    """The customer known by any of these identities, else a new one; None if no identity."""
+    """The customer known by any of these identities, else a new one; None if no identity.
+
+    The identities are listed in order of trust (channel buyer id, e-mail, phone):
+    the first one already known decides who the customer is.
+    """
     keys = _identities(details)
     if not keys and not details.name:
         return None
-    customer = None
-    for kind, value in keys:
-        customer_id = await session.scalar(
-            select(CustomerIdentity.customer_id).where(CustomerIdentity.kind == kind, CustomerIdentity.value == value)
+    owners: dict[tuple[str, str], int] = {}
+    if keys:
+        rows = await session.execute(
+            select(CustomerIdentity.kind, CustomerIdentity.value, CustomerIdentity.customer_id).where(
+                or_(*(and_(CustomerIdentity.kind == kind, CustomerIdentity.value == value) for kind, value in keys))
+            )
         )
-        if customer_id is not None:
-            customer = await session.get(Customer, customer_id)
-            break
+        owners = {(kind, value): customer_id for kind, value, customer_id in rows}
+    known_id = next((owners[key] for key in keys if key in owners), None)
+    customer = await session.get(Customer, known_id) if known_id is not None else None
     if customer is None:
         customer = Customer(
             name=details.name,
@@ -66,20 +72,8 @@ async def find_or_create_customer(session: AsyncSession, details: CustomerDetail
         customer.name = customer.name or details.name
         customer.phone = customer.phone or normalise_phone(details.phone)
         customer.email = customer.email or normalise_email(details.email)
-    known = set(
-        (
-            await session.execute(
-                select(CustomerIdentity.kind, CustomerIdentity.value).where(CustomerIdentity.customer_id == customer.id)
-            )
-        ).all()
-    )
     for kind, value in keys:
-        if (kind, value) not in known:
-            # Another profile may own this identity already; then it stays theirs
-            # (merging profiles is an explicit operator action).
-            owner = await session.scalar(
-                select(CustomerIdentity.id).where(CustomerIdentity.kind == kind, CustomerIdentity.value == value)
-            )
-            if owner is None:
-                session.add(CustomerIdentity(customer_id=customer.id, kind=kind, value=value))
+        # An identity another profile owns stays theirs (merging is an operator's decision).
+        if (kind, value) not in owners:
+            session.add(CustomerIdentity(customer_id=customer.id, kind=kind, value=value))
     return customer

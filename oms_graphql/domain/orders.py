@@ -211,11 +211,6 @@ def check_new_order(new: NewOrder) -> Problems:
 async def channel_by_code(session: AsyncSession, code: str, field: tuple[str, ...] = ("channelCode",)) -> Channel:
     channel = await session.scalar(select(Channel).where(Channel.code == code))
     if channel is None:
-        if code == "manual":
-            channel = Channel(code="manual", name="Manual orders (phone, e-mail, in store)", kind="manual")
-            session.add(channel)
-            await session.flush()
-            return channel
         raise NotFound(f"No channel has code {code!r}. Create it with channelCreate first.", field)
     return channel
 
@@ -291,15 +286,19 @@ async def create_order(session: AsyncSession, new: NewOrder) -> tuple[Order, boo
         placed_at=new.placed_at or now,
         paid_at=paid_at,
     )
-    try:
-        async with session.begin_nested():
-            session.add(order)
-            await session.flush()
-    except IntegrityError:
-        # Lost a race with a concurrent insert of the same channel order.
-        if new.external_id and (found := await existing_order(session, channel.id, new.external_id)):
-            return found, False
-        raise
+    if new.external_id is None:
+        session.add(order)
+        await session.flush()
+    else:
+        try:
+            async with session.begin_nested():
+                session.add(order)
+                await session.flush()
+        except IntegrityError:
+            # Lost a race with a concurrent insert of the same channel order.
+            if found := await existing_order(session, channel.id, new.external_id):
+                return found, False
+            raise
     for number, line in enumerate(new.lines, start=1):
         product = products.get(line.sku) if line.sku else None
         session.add(

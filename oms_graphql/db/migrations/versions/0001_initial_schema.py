@@ -6,6 +6,7 @@ Create Date: 2026-11-29 15:24:33.343575
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -536,6 +537,35 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_shipment_lines_shipment_id"), ["shipment_id"], unique=False)
 
     # ### end Alembic commands ###
+    # The channel of orders taken by hand (phone, e-mail, in store) always exists.
+    channels = sa.table(
+        "channels",
+        sa.column("code", sa.String),
+        sa.column("name", sa.String),
+        sa.column("kind", sa.String),
+        sa.column("settings", sa.JSON),
+        sa.column("stock_share_percent", sa.Integer),
+        sa.column("stock_buffer", sa.Integer),
+        sa.column("poll_interval_seconds", sa.Integer),
+        sa.column("active", sa.Boolean),
+        sa.column("created_at", sa.DateTime),
+    )
+    op.bulk_insert(
+        channels,
+        [
+            {
+                "code": "manual",
+                "name": "Manual orders (phone, e-mail, in store)",
+                "kind": "manual",
+                "settings": {},
+                "stock_share_percent": 100,
+                "stock_buffer": 0,
+                "poll_interval_seconds": 0,
+                "active": True,
+                "created_at": datetime.now(UTC).replace(tzinfo=None),
+            }
+        ],
+    )
 
 
 def downgrade() -> None:
