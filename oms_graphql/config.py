@@ -16,6 +16,8 @@ def _env(name: str, default: str | None = None) -> str | None:
 class Settings:
     database_url: str = "sqlite+aiosqlite:///./oms.db"
     broker_url: str = "memory"
+    # Prefix of the broker's Redis keys, so several OMS installs (or test runs) can share one Redis.
+    broker_namespace: str = "dramatiq"
     redis_url: str | None = None
     secret_key: str = "dev-insecure-secret-change-me"
     # Role given to callers that send no token. Empty in production; `make run`
@@ -46,6 +48,7 @@ def load_settings() -> Settings:
     return Settings(
         database_url=_env("OMS_DATABASE_URL", Settings.database_url) or Settings.database_url,
         broker_url=_env("OMS_BROKER_URL", "memory") or "memory",
+        broker_namespace=_env("OMS_BROKER_NAMESPACE", "dramatiq") or "dramatiq",
         redis_url=_env("OMS_REDIS_URL"),
         secret_key=_env("OMS_SECRET_KEY", Settings.secret_key) or Settings.secret_key,
         anonymous_role=(_env("OMS_ANONYMOUS_ROLE") or None),

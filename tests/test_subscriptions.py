@@ -81,15 +81,16 @@ def test_a_subscription_without_a_token_is_refused(server):
 
 
 @contextmanager
-def oms_serve(database_url: str, redis_url: str) -> Iterator[str]:
+def oms_serve(database_url: str, broker_url: str, **extra_env: str) -> Iterator[str]:
     """A separate `oms serve` process sharing the database, broker and pub/sub."""
     port = free_port()
     env = {
         **os.environ,
         "OMS_DATABASE_URL": database_url,
-        "OMS_BROKER_URL": redis_url,
-        "OMS_REDIS_URL": redis_url,
+        "OMS_BROKER_URL": broker_url,
+        "OMS_REDIS_URL": REDIS_URL or "",
         "OMS_LOG_LEVEL": "WARNING",
+        **extra_env,
     }
     process = subprocess.Popen([sys.executable, "-m", "oms_graphql.cli", "serve", "--port", str(port)], env=env)
     base = f"http://127.0.0.1:{port}"

@@ -10,6 +10,7 @@ import structlog
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
 
+from oms_graphql.config import get_settings
 from oms_graphql.jobs.metrics import JobMetrics
 
 log = structlog.get_logger(__name__)
@@ -29,13 +30,13 @@ def _middleware() -> list[Any]:
     ]
 
 
-def make_broker(url: str) -> dramatiq.Broker:
+def make_broker(url: str, namespace: str = "dramatiq") -> dramatiq.Broker:
     if url == "memory":
         return StubBroker(middleware=_middleware())
     if url.startswith("redis://") or url.startswith("rediss://"):
         from dramatiq.brokers.redis import RedisBroker
 
-        return RedisBroker(url=url, middleware=_middleware())
+        return RedisBroker(url=url, namespace=namespace, middleware=_middleware())
     if url.startswith("amqp://") or url.startswith("amqps://"):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -48,7 +49,7 @@ def setup(url: str) -> dramatiq.Broker:
     global _configured
     if _configured == url:
         return dramatiq.get_broker()
-    broker = make_broker(url)
+    broker = make_broker(url, get_settings().broker_namespace)
     dramatiq.set_broker(broker)
     for name in ACTOR_MODULES:
         module = importlib.import_module(name)
