@@ -233,12 +233,7 @@ async def prepare(dsn: str) -> tuple[int, dict[str, int]]:
                 now,
             )
         product_ids = {row["sku"]: row["id"] for row in await connection.fetch("SELECT id, sku FROM products")}
-        channel_id = await connection.fetchval(
-            "INSERT INTO channels (code, name, kind, settings, stock_share_percent, stock_buffer, "
-            "poll_interval_seconds, active, created_at) VALUES ('manual', 'Manual', 'manual', '{}', 100, 0, 300, "
-            "true, $1) RETURNING id",
-            now,
-        )
+        channel_id = await connection.fetchval("SELECT id FROM channels WHERE code = 'manual'")
     finally:
         await connection.close()
     return channel_id, product_ids

@@ -29,6 +29,7 @@ from oms_graphql.jobs import current_broker, send_job, setup
 from oms_graphql.metrics import OperationMetrics
 from oms_graphql.resolvers import build_schema
 from oms_graphql.schema.context import Context
+from oms_graphql.webhooks import routes as webhook_routes
 
 log = structlog.get_logger(__name__)
 
@@ -184,6 +185,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
             Route("/healthz", healthz),
             Route("/readyz", make_readyz(database)),
             Route("/metrics", metrics),
+            *webhook_routes(database),
         ],
         lifespan=lifespan,
     )

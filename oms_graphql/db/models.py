@@ -114,6 +114,12 @@ class StockLevel(Base):
     lead_time_days: Mapped[int | None] = mapped_column(Integer)
     # True while an open low-stock alert exists, so one crossing raises one alert.
     low_stock_alerted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Channel stock push bookkeeping: every movement bumps ``sync_version``; the
+    # debounced push job sets ``synced_version`` to what it pushed. Only the
+    # movement that makes the level dirty asks for a job, so a burst of changes
+    # costs one push (see oms_graphql.jobs.inventory).
+    sync_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    synced_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     product: Mapped[Product] = relationship(lazy="raise")
@@ -157,6 +163,13 @@ class Channel(Base):
     last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Channel sync bookkeeping (migration 0003): a pull holds a lease so two workers never
+    # pull one channel at once; a debounced stock push is due at stock_push_due_at.
+    pull_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_pulled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stock_push_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ChannelListing(Base):
@@ -169,13 +182,22 @@ class ChannelListing(Base):
     channel_item_id: Mapped[str | None] = mapped_column(String(100))
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Stock push state (migration 0003): set when the SKU's sellable quantity changed and
+    # the channel has not been told yet; cleared by the push.
+    push_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pushed_quantity: Mapped[int | None] = mapped_column(Integer)
+    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    push_error: Mapped[str | None] = mapped_column(Text)
 
 
 class InboundMessage(Base):
     """A raw payload from a channel or carrier, stored before it is parsed."""
 
     __tablename__ = "inbound_messages"
-    __table_args__ = (Index("ix_inbound_messages_source_status", "source", "status"),)
+    __table_args__ = (
+        Index("ix_inbound_messages_source_status", "source", "status"),
+        Index("ix_inbound_messages_source_external", "source", "external_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     source: Mapped[str] = mapped_column(String(64))  # channel or carrier code
@@ -188,6 +210,14 @@ class InboundMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Migration 0003: sha256 of the body (a re-pulled, unchanged order is stored once),
+    # the order it produced, and what became of it.
+    digest: Mapped[str | None] = mapped_column(String(64))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    outcome: Mapped[str | None] = mapped_column(String(300))
+    # When an ingest job was last asked for: the sweeper re-queues only messages whose
+    # job has been missing for a while, never a whole backlog at once.
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Customer(Base):
@@ -265,9 +295,7 @@ class Order(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    lines: Mapped[list[OrderLine]] = relationship(
-        back_populates="order", lazy="raise", order_by="OrderLine.line_no"
-    )
+    lines: Mapped[list[OrderLine]] = relationship(back_populates="order", lazy="raise", order_by="OrderLine.line_no")
 
 
 class OrderLine(Base):
@@ -324,7 +352,11 @@ class FulfillmentOrder(Base):
 
 class Allocation(Base):
     __tablename__ = "allocations"
-    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        # Recent sales per SKU and location (transfer suggestions, reorder quantities).
+        Index("ix_allocations_product_created", "product_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
@@ -354,6 +386,10 @@ class Shipment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Telling the sales channel (migration 0003): retried until it accepts.
+    channel_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    channel_confirm_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    channel_confirm_error: Mapped[str | None] = mapped_column(Text)
 
 
 class ShipmentLine(Base):
@@ -443,7 +479,8 @@ class Transfer(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     from_location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
     to_location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
-    status: Mapped[str] = mapped_column(String(16), default="DRAFT")  # DRAFT SHIPPED RECEIVED
+    # DRAFT SHIPPED PARTIALLY_RECEIVED RECEIVED
+    status: Mapped[str] = mapped_column(String(20), default="DRAFT")
     reference: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -460,3 +497,13 @@ class TransferLine(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     received_quantity: Mapped[int] = mapped_column(Integer, default=0)
     discrepancy_note: Mapped[str | None] = mapped_column(String(500))
+
+
+class Lease(Base):
+    """A named lease (migration 0003): whoever holds an unexpired one does that work alone."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -6,20 +6,30 @@ never eats into safety stock) plus one ``StockMovement`` row, in the caller's
 transaction. The UPDATE takes the row lock, so two transactions reserving the
 last unit serialise on it and the second one sees the first one's result:
 no code path reads a figure and then writes it back.
+
+Two things ride on the same UPDATE, so they cost no extra lock time: the
+low-stock flag (one alert per crossing below the reorder point, see
+:mod:`oms_graphql.domain.low_stock`) and the channel push bookkeeping
+(``sync_version``: the first change after a push asks for one debounced job).
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Integer, String, and_, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_graphql.db.models import Location, Product, StockLevel, StockMovement, utcnow
+from oms_graphql.db.models import Location, OutboxEntry, Product, StockLevel, StockMovement, utcnow
+from oms_graphql.domain import low_stock
 from oms_graphql.domain.errors import InsufficientStock, NotFound, Problems
 from oms_graphql.events.outbox import record_event, request_job
+
+# The job that tells channels a SKU's sellable quantity changed (debounced).
+STOCK_CHANGED_JOB = "stock_changed"
 
 
 class MovementReason(enum.StrEnum):
@@ -52,6 +62,7 @@ class LevelFigures:
     reserved: int
     in_transit: int
     safety_stock: int
+    reorder_point: int | None = None
 
     @property
     def available(self) -> int:
@@ -65,13 +76,32 @@ async def product_by_sku(session: AsyncSession, sku: str, field: tuple[str, ...]
     return product
 
 
-async def location_by_code(
-    session: AsyncSession, code: str, field: tuple[str, ...] = ("locationCode",)
-) -> Location:
+async def location_by_code(session: AsyncSession, code: str, field: tuple[str, ...] = ("locationCode",)) -> Location:
     location = await session.scalar(select(Location).where(Location.code == code))
     if location is None:
         raise NotFound(f"No location has code {code!r}. Create it with locationCreate first.", field)
     return location
+
+
+async def product_and_location(
+    session: AsyncSession,
+    sku: str,
+    location_code: str,
+    fields: tuple[tuple[str, ...], tuple[str, ...]] = (("sku",), ("locationCode",)),
+) -> tuple[Product, Location]:
+    """Both by their keys; an unknown one is a NOT_FOUND problem naming its field (both reported)."""
+    product = await session.scalar(select(Product).where(Product.sku == sku))
+    location = await session.scalar(select(Location).where(Location.code == location_code))
+    problems = Problems()
+    if product is None:
+        problems.add(fields[0], f"No product has SKU {sku!r}. Create it with productCreate first.", "NOT_FOUND")
+    if location is None:
+        problems.add(
+            fields[1], f"No location has code {location_code!r}. Create it with locationCreate first.", "NOT_FOUND"
+        )
+    problems.raise_if_any()
+    assert product is not None and location is not None
+    return product, location
 
 
 async def level_id(session: AsyncSession, product_id: int, location_id: int) -> int:
@@ -92,6 +122,75 @@ async def level_id(session: AsyncSession, product_id: int, location_id: int) -> 
         return found
 
 
+async def _missing_level(session: AsyncSession, product_id: int, location_id: int) -> bool:
+    found = await session.scalar(
+        select(StockLevel.id).where(StockLevel.product_id == product_id, StockLevel.location_id == location_id)
+    )
+    return found is None
+
+
+def _figures_payload(figures: LevelFigures) -> dict[str, int]:
+    return {
+        "onHand": figures.on_hand,
+        "reserved": figures.reserved,
+        "inTransit": figures.in_transit,
+        "available": figures.available,
+    }
+
+
+async def _update_and_record(
+    session: AsyncSession, moved: Any, movement: dict[str, Any], event: dict[str, Any]
+) -> tuple[Any, bool]:
+    """The guarded UPDATE and what it records; (row after it or None when refused, event written?).
+
+    On PostgreSQL the UPDATE, its ledger row and its "stock" outbox event are
+    one statement (data-modifying CTEs), and the transaction can commit right
+    after it. The level's row lock is held from that UPDATE to the commit, so
+    on a hot SKU every statement in between costs throughput for everyone.
+    Elsewhere (SQLite, one writer at a time) the ledger row follows the UPDATE
+    and the event is written with ``record_event``.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        row = (await session.execute(moved.execution_options(synchronize_session=False))).first()
+        if row is not None:
+            await session.execute(insert(StockMovement).values(movement))
+        return row, False
+    updated = moved.cte("moved")
+    columns = list(movement)
+    ledger = insert(StockMovement).from_select(
+        columns,
+        select(*(literal(movement[name], StockMovement.__table__.c[name].type) for name in columns)).select_from(
+            updated
+        ),
+    )
+    pairs: list[Any] = []
+    for key, value in event.items():
+        pairs += [literal(key, String), literal(value, Integer if isinstance(value, int) else String)]
+    available = func.greatest(0, updated.c.on_hand - updated.c.reserved - updated.c.safety_stock)
+    for key, column in (
+        ("onHand", updated.c.on_hand),
+        ("reserved", updated.c.reserved),
+        ("inTransit", updated.c.in_transit),
+        ("available", available),
+    ):
+        pairs += [literal(key, String), column]
+    outbox = insert(OutboxEntry).from_select(
+        ["kind", "topic", "payload", "created_at"],
+        select(
+            literal("event", String),
+            literal("stock", String),
+            func.json_build_object(*pairs),
+            literal(movement["created_at"], OutboxEntry.__table__.c.created_at.type),
+        ).select_from(updated),
+    )
+    result = await session.execute(select(updated).add_cte(ledger.cte("ledger")).add_cte(outbox.cte("event")))
+    row = result.first()
+    if row is not None:
+        # What record_event's flush would have noted: wake the outbox relay at commit.
+        session.info["outbox_written"] = True
+    return row, row is not None
+
+
 async def move_stock(
     session: AsyncSession,
     *,
@@ -109,11 +208,11 @@ async def move_stock(
     ``keep_safety_stock``: refuse when the result would leave less than the
     safety stock unreserved (used by reservations).
     """
-    level = await level_id(session, product.id, location.id)
     new_on_hand = StockLevel.on_hand + on_hand
     new_reserved = StockLevel.reserved + reserved
     guards = [
-        StockLevel.id == level,
+        StockLevel.product_id == product.id,
+        StockLevel.location_id == location.id,
         new_on_hand >= 0,
         new_reserved >= 0,
         new_reserved <= new_on_hand,
@@ -121,50 +220,234 @@ async def move_stock(
     ]
     if keep_safety_stock:
         guards.append(new_on_hand - new_reserved >= StockLevel.safety_stock)
-    result = await session.execute(
+    values = {
+        "on_hand": new_on_hand,
+        "reserved": new_reserved,
+        "in_transit": StockLevel.in_transit + in_transit,
+        "updated_at": utcnow(),
+    }
+    sellable_changed = bool(on_hand or reserved)
+    if sellable_changed:
+        values["sync_version"] = StockLevel.sync_version + 1
+    moved = (
         update(StockLevel)
         .where(*guards)
-        .values(
-            on_hand=new_on_hand,
-            reserved=new_reserved,
-            in_transit=StockLevel.in_transit + in_transit,
-            updated_at=utcnow(),
+        .values(values)
+        .returning(
+            StockLevel.on_hand,
+            StockLevel.reserved,
+            StockLevel.in_transit,
+            StockLevel.safety_stock,
+            StockLevel.reorder_point,
+            StockLevel.low_stock_alerted,
+            StockLevel.sync_version,
+            StockLevel.synced_version,
+            StockLevel.id,
         )
-        .returning(StockLevel.on_hand, StockLevel.reserved, StockLevel.in_transit, StockLevel.safety_stock)
-        .execution_options(synchronize_session=False)
     )
-    row = result.first()
+    movement = {
+        "product_id": product.id,
+        "location_id": location.id,
+        "reason": reason.value,
+        "on_hand_delta": on_hand,
+        "reserved_delta": reserved,
+        "in_transit_delta": in_transit,
+        "reference_type": reference.type,
+        "reference_id": reference.id,
+        "reference": reference.text,
+        "actor": reference.actor,
+        "created_at": utcnow(),
+    }
+    event = {
+        "sku": product.sku,
+        "locationCode": location.code,
+        "reason": reason.value,
+        "onHandDelta": on_hand,
+        "reservedDelta": reserved,
+        "inTransitDelta": in_transit,
+        "reference": reference.text,
+        "at": utcnow().isoformat(),
+    }
+    row, row_has_event = await _update_and_record(session, moved, movement, event)
+    if row is None and await _missing_level(session, product.id, location.id):
+        await level_id(session, product.id, location.id)  # the first movement of this SKU here
+        row, row_has_event = await _update_and_record(session, moved, movement, event)
     if row is None:
         return None
-    session.add(
-        StockMovement(
-            product_id=product.id,
-            location_id=location.id,
-            reason=reason.value,
-            on_hand_delta=on_hand,
-            reserved_delta=reserved,
-            in_transit_delta=in_transit,
-            reference_type=reference.type,
-            reference_id=reference.id,
-            reference=reference.text,
-            actor=reference.actor,
-        )
-    )
-    figures = LevelFigures(*row)
-    record_event(
+    level = int(row[8])
+    figures = LevelFigures(*row[:5])
+    alerted, sync_version, synced_version = bool(row[5]), int(row[6]), int(row[7])
+    if not row_has_event:
+        record_event(session, "stock", {**event, **_figures_payload(figures)})
+    # Our UPDATE holds the row lock until commit, so the flag read above cannot
+    # change under us: the crossing is detected exactly once.
+    await low_stock.check_crossing(
         session,
-        "stock",
-        {
-            "sku": product.sku,
-            "locationCode": location.code,
-            "reason": reason.value,
-            "onHand": figures.on_hand,
-            "reserved": figures.reserved,
-            "inTransit": figures.in_transit,
-            "available": figures.available,
-        },
+        level_id=level,
+        product=product,
+        location=location,
+        available=figures.available,
+        in_transit=figures.in_transit,
+        reorder_point=figures.reorder_point,
+        alerted=alerted,
     )
+    if sellable_changed and sync_version == synced_version + 1:
+        # The first change since the last push: ask for one (debounced) push.
+        request_job(session, STOCK_CHANGED_JOB, product_id=product.id)
     return figures
+
+
+async def reserve_stock(
+    session: AsyncSession, *, product: Product, location: Location, quantity: int, reference: Reference
+) -> LevelFigures | None:
+    """Reserve ``quantity`` for an order without eating into safety stock; None when short."""
+    return await move_stock(
+        session,
+        product=product,
+        location=location,
+        reason=MovementReason.RESERVE,
+        reserved=quantity,
+        reference=reference,
+        keep_safety_stock=True,
+    )
+
+
+async def ship_stock(
+    session: AsyncSession,
+    *,
+    product: Product,
+    location: Location,
+    quantity: int,
+    reference: Reference,
+    field: tuple[str, ...] = ("quantity",),
+) -> LevelFigures:
+    """Units leave with a shipment: reserved and on hand both go down (SHIP).
+
+    Only reserved units can ship; asking for more is refused and nothing is written.
+    """
+    problems = Problems()
+    problems.positive(field, quantity)
+    problems.raise_if_any()
+    figures = await move_stock(
+        session,
+        product=product,
+        location=location,
+        reason=MovementReason.SHIP,
+        on_hand=-quantity,
+        reserved=-quantity,
+        reference=reference,
+    )
+    if figures is None:
+        raise InsufficientStock(
+            f"Cannot ship {quantity} of {product.sku} from {location.code}: fewer are reserved there. "
+            "Allocate the order (or ship what was reserved) first.",
+            field,
+        )
+    return figures
+
+
+async def ship_reserved(
+    session: AsyncSession, *, sku: str, location_code: str, quantity: int, reference: Reference
+) -> LevelFigures:
+    """:func:`ship_stock` by SKU and location code."""
+    product, location = await product_and_location(session, sku, location_code)
+    return await ship_stock(session, product=product, location=location, quantity=quantity, reference=reference)
+
+
+async def restock(
+    session: AsyncSession,
+    *,
+    sku: str,
+    location_code: str,
+    quantity: int,
+    reference: Reference,
+    reason: MovementReason = MovementReason.RETURN,
+) -> LevelFigures:
+    """Put returned (RETURN) or exchanged-back (EXCHANGE) units back on the shelf."""
+    if reason not in (MovementReason.RETURN, MovementReason.EXCHANGE):
+        raise ValueError(f"restock is for RETURN or EXCHANGE, not {reason}")
+    problems = Problems()
+    problems.positive(("quantity",), quantity)
+    problems.raise_if_any()
+    product, location = await product_and_location(session, sku, location_code)
+    figures = await move_stock(
+        session, product=product, location=location, reason=reason, on_hand=quantity, reference=reference
+    )
+    assert figures is not None  # a restock only adds
+    request_job(session, "allocate_backorders", product_id=product.id)
+    return figures
+
+
+async def write_off(
+    session: AsyncSession, *, sku: str, location_code: str, quantity: int, reference: Reference
+) -> LevelFigures:
+    """Remove damaged or lost units from on hand (WRITE_OFF); reserved units cannot be written off."""
+    problems = Problems()
+    problems.positive(("quantity",), quantity)
+    problems.text(("reason",), reference.text, 300, required=True)
+    problems.raise_if_any()
+    product, location = await product_and_location(session, sku, location_code)
+    figures = await move_stock(
+        session,
+        product=product,
+        location=location,
+        reason=MovementReason.WRITE_OFF,
+        on_hand=-quantity,
+        reference=reference,
+    )
+    if figures is None:
+        raise InsufficientStock(
+            f"Cannot write off {quantity} of {sku} at {location_code}: fewer are on hand and not reserved.",
+            ("quantity",),
+        )
+    return figures
+
+
+async def count_stock(
+    session: AsyncSession,
+    *,
+    sku: str,
+    location_code: str,
+    counted_quantity: int,
+    reason: str | None,
+    actor: str | None,
+) -> tuple[LevelFigures, int]:
+    """Record a cycle count: book ``counted − on hand`` as a COUNT movement; returns (figures, difference).
+
+    The level row is locked before it is read, so a reservation cannot slip in
+    between reading on hand and booking the difference.
+    """
+    problems = Problems()
+    problems.not_negative(("countedQuantity",), counted_quantity)
+    problems.text(("reason",), reason, 300)
+    problems.raise_if_any()
+    product, location = await product_and_location(session, sku, location_code)
+    level = await level_id(session, product.id, location.id)
+    on_hand, reserved = (
+        await session.execute(
+            select(StockLevel.on_hand, StockLevel.reserved).where(StockLevel.id == level).with_for_update()
+        )
+    ).one()
+    if counted_quantity < reserved:
+        raise InsufficientStock(
+            f"Counted {counted_quantity} of {sku} at {location_code}, but {reserved} are reserved for orders. "
+            "Release or re-allocate those orders first, then book the count.",
+            ("countedQuantity",),
+        )
+    difference = counted_quantity - on_hand
+    text = f"counted {counted_quantity}, system had {on_hand}" + (f": {reason}" if reason else "")
+    figures = await move_stock(
+        session,
+        product=product,
+        location=location,
+        reason=MovementReason.COUNT,
+        on_hand=difference,
+        reference=Reference(type="COUNT", text=text[:300], actor=actor),
+    )
+    assert figures is not None  # the row is locked: the figures we checked still hold
+    if difference > 0:
+        request_job(session, "allocate_backorders", product_id=product.id)
+    return figures, difference
 
 
 async def receive_stock(
@@ -174,11 +457,14 @@ async def receive_stock(
     problems.positive(("quantity",), quantity)
     problems.text(("reference",), reference.text, 300)
     problems.raise_if_any()
-    product = await product_by_sku(session, sku)
-    location = await location_by_code(session, location_code)
+    product, location = await product_and_location(session, sku, location_code)
     figures = await move_stock(
-        session, product=product, location=location, reason=MovementReason.RECEIPT,
-        on_hand=quantity, reference=reference,
+        session,
+        product=product,
+        location=location,
+        reason=MovementReason.RECEIPT,
+        on_hand=quantity,
+        reference=reference,
     )
     assert figures is not None  # a receipt only adds
     # Orders waiting for this SKU get their chance, oldest first.
@@ -194,11 +480,14 @@ async def adjust_stock(
         problems.add(("delta",), "delta must not be zero.", "ZERO")
     problems.text(("reason",), reason, 300, required=True)
     problems.raise_if_any()
-    product = await product_by_sku(session, sku)
-    location = await location_by_code(session, location_code)
+    product, location = await product_and_location(session, sku, location_code)
     figures = await move_stock(
-        session, product=product, location=location, reason=MovementReason.ADJUST,
-        on_hand=delta, reference=Reference(type="ADJUSTMENT", text=reason, actor=actor),
+        session,
+        product=product,
+        location=location,
+        reason=MovementReason.ADJUST,
+        on_hand=delta,
+        reference=Reference(type="ADJUSTMENT", text=reason, actor=actor),
     )
     if figures is None:
         raise InsufficientStock(

@@ -15,7 +15,7 @@ from oms_graphql.jobs.metrics import JobMetrics
 
 log = structlog.get_logger(__name__)
 _configured: str | None = None
-ACTOR_MODULES = ("oms_graphql.jobs.orders",)
+ACTOR_MODULES = ("oms_graphql.jobs.orders", "oms_graphql.jobs.inventory", "oms_graphql.jobs.channels")
 
 
 def _middleware() -> list[Any]:

@@ -180,6 +180,9 @@ class NormalizedOrder:
     note: str | None = None
     location_code: str | None = None  # POS: the store the sale happened in
     hold_reason: str | None = None  # why the channel holds it (ON_HOLD)
+    # True when the channel ships the order from its own stock (Amazon AFN): the OMS
+    # records it for sales figures but never reserves or ships our stock for it.
+    fulfilled_by_channel: bool = False
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,16 @@ def oms_channel_max_window(channel: ChannelConfig) -> float | None:
 
 
 @hookspec(firstresult=True)
+def oms_channel_min_lag(channel: ChannelConfig) -> float | None:
+    """How far behind now a pull window must end, in seconds (None: not yours).
+
+    Some channels refuse (or silently miss) the most recent changes: Amazon's
+    ``getOrders`` refuses ``LastUpdatedBefore`` later than two minutes ago. The
+    OMS ends every window at ``now − lag``; the default lag is 0 seconds.
+    """
+
+
+@hookspec(firstresult=True)
 def oms_channel_verify_webhook(channel: ChannelConfig, request: WebhookRequest) -> WebhookVerdict | None:
     """Check that a pushed request really comes from the channel.
 
@@ -172,4 +182,29 @@ def oms_allocation_rank(request: AllocationRequest, candidates: list[CandidateLo
     Pure: no I/O. Return the location codes in the order to try, or ``None``
     to leave the decision to the next strategy (the built-in one ranks by
     priority, then by how much of the order each location can fill).
+    """
+
+
+# --- stock change (channel stock push) --------------------------------------
+
+
+@hookspec
+def oms_stock_changed(channel_code: str, channel_kind: str, sku: str, quantity: int, locations: dict) -> None:
+    """The sellable quantity of ``sku`` for one channel may have changed.
+
+    Runs in a job, debounced per channel and SKU: a burst of stock movements
+    (a wave of orders, a big receipt) ends in one call per channel and SKU a
+    few seconds after the first change, with the figures as they are when the
+    job runs. Called for every active channel except ``manual``; an
+    implementation ignores channel kinds it does not own.
+
+    * ``channel_code`` / ``channel_kind``: the channel (e.g. ``"tmall-flagship"``, ``"taobao"``).
+    * ``sku``: our SKU; map it to the channel's listings yourself.
+    * ``quantity``: what the channel may sell, already after its share and
+      buffer: ``max(0, floor(total × stockSharePercent / 100) − stockBuffer)``.
+    * ``locations``: ``{location code: available units}`` behind the total.
+
+    Network I/O is allowed. Raise ``RetryableError`` to have this channel's
+    call retried (other channels are not affected); the retry recomputes the
+    figures. Return value is ignored.
     """

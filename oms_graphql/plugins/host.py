@@ -36,11 +36,27 @@ def _new_manager() -> pluggy.PluginManager:
     return manager
 
 
+# Hook implementations that ship inside the OMS itself (name -> object), e.g. the job
+# layer's reaction to stock changes. They survive reset_plugins().
+_builtin: dict[str, Any] = {}
+
+
+def register_builtin(name: str, plugin: Any) -> None:
+    """Register an implementation that is part of the OMS (not installed by entry point)."""
+    _builtin[name] = plugin
+    if plugin_manager.cache_info().currsize:
+        manager = plugin_manager()
+        if manager.get_plugin(name) is None:
+            manager.register(plugin, name=name)
+
+
 @lru_cache(maxsize=1)
 def plugin_manager() -> pluggy.PluginManager:
     """The process's plugin manager, with every installed plugin registered."""
     manager = _new_manager()
     manager.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
+    for name, plugin in _builtin.items():
+        manager.register(plugin, name=name)
     # A misspelt hook name fails loudly at start-up instead of never being called.
     manager.check_pending()
     return manager
@@ -58,13 +74,16 @@ def installed_plugins() -> list[InstalledPlugin]:
         if plugin is None:
             continue
         hooks = tuple(sorted(caller.name for caller in manager.get_hookcallers(plugin) or ()))
-        kinds = tuple(sorted({kind for prefix, kind in _HOOK_KINDS.items() for hook in hooks if hook.startswith(prefix)}))
+        kinds = tuple(
+            sorted({kind for prefix, kind in _HOOK_KINDS.items() for hook in hooks if hook.startswith(prefix)})
+        )
         dist = distributions.get(id(plugin))
+        builtin = name in _builtin and dist is None
         found.append(
             InstalledPlugin(
                 name=name,
-                version=dist.version if dist else None,
-                distribution=dist.project_name if dist else None,
+                version=dist.version if dist else (distribution_version("oms-graphql") if builtin else None),
+                distribution=dist.project_name if dist else ("oms-graphql" if builtin else None),
                 kinds=kinds,
                 hooks=hooks,
             )

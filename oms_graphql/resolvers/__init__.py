@@ -11,22 +11,29 @@ from typing import Any
 import strawberry
 import structlog
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.extensions.disable_introspection import DisableIntrospection
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from oms_graphql.config import get_settings
 from oms_graphql.domain.errors import DomainError
-from oms_graphql.resolvers import mutations, queries, subscriptions
+from oms_graphql.resolvers import channels, inventory, mutations, queries, subscriptions
 from oms_graphql.schema.scalars import DECIMAL_SCALAR, Decimal
 from oms_graphql.schema.types import Channel, Customer, Location, Order, Product
 
 log = structlog.get_logger(__name__)
 
-QUERY_PARTS: tuple[type, ...] = (queries.Query,)
-MUTATION_PARTS: tuple[type, ...] = (mutations.Mutation,)
-SUBSCRIPTION_PARTS: tuple[type, ...] = (subscriptions.Subscription,)
+QUERY_PARTS: tuple[type, ...] = (queries.Query, inventory.InventoryQuery, channels.ChannelQuery)
+MUTATION_PARTS: tuple[type, ...] = (mutations.Mutation, inventory.InventoryMutation, channels.ChannelMutation)
+SUBSCRIPTION_PARTS: tuple[type, ...] = (subscriptions.Subscription, inventory.InventorySubscription)
 
 Query = merge_types("Query", QUERY_PARTS)
 Mutation = merge_types("Mutation", MUTATION_PARTS)
@@ -44,14 +51,34 @@ class OMSSchema(strawberry.Schema):
         # Client mistakes (syntax, validation, permissions) are answered, not logged as server errors.
         for error in errors:
             if _is_internal(error):
-                log.error("resolver failed", path=error.path, error=repr(error.original_error),
-                          exc_info=error.original_error)
+                log.error(
+                    "resolver failed", path=error.path, error=repr(error.original_error), exc_info=error.original_error
+                )
+
+
+class DepthLimit(AddValidationRules):
+    """The query depth limit, with one rule class for the process's life.
+
+    ``QueryDepthLimiter`` makes a new rule class per instance, and the
+    validation cache is keyed by the rule classes: a fresh one per request
+    would defeat the cache.
+    """
+
+    rules: list = []
+
+    def __init__(self) -> None:
+        if not DepthLimit.rules:
+            DepthLimit.rules = list(QueryDepthLimiter(max_depth=get_settings().max_query_depth).validation_rules)
+        super().__init__(DepthLimit.rules)
 
 
 def build_schema(hide_introspection: bool | None = None, extra_extensions: tuple = ()) -> strawberry.Schema:
     settings = get_settings()
     extensions: list = [
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        # Front-ends send the same few documents over and over: parse and validate each once.
+        lambda: ParserCache(maxsize=1000),
+        lambda: ValidationCache(maxsize=1000),
+        DepthLimit,
         lambda: MaxTokensLimiter(max_token_count=5000),
         lambda: MaskErrors(should_mask_error=_is_internal, error_message="Internal error; it has been logged."),
         *extra_extensions,

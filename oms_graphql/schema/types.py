@@ -15,7 +15,7 @@ from oms_graphql.domain import orders as order_rules
 from oms_graphql.domain.inventory import MovementReason as DomainMovementReason
 from oms_graphql.domain.money import round_money
 from oms_graphql.schema.ids import to_global_id
-from oms_graphql.schema.scalars import Decimal
+from oms_graphql.schema.scalars import JSON, Decimal
 
 OrderStatus = strawberry.enum(order_rules.OrderStatus, name="OrderStatus", description="Where an order is in its life.")
 HoldReason = strawberry.enum(order_rules.HoldReason, name="HoldReason", description="Why an order is held.")
@@ -245,6 +245,28 @@ class Channel(Node):
     sync_from: datetime | None
     sync_cursor: datetime | None = strawberry.field(description="Orders changed before this time are imported.")
     active: bool
+
+    @strawberry.field(description="The plugin-defined settings, without the secret ones (never returned).")
+    def settings(self) -> JSON:
+        return JSON(dict(self.row.settings or {}))
+
+    @strawberry.field(description="Which secret settings (credentials) have a value; their values are write-only.")
+    def secret_settings_set(self) -> list[str]:
+        from oms_graphql.domain.channels import secret_keys_set
+
+        return secret_keys_set(self.row)
+
+    @strawberry.field(description="When the last pull of orders finished.")
+    def last_pulled_at(self) -> datetime | None:
+        return self.row.last_pulled_at
+
+    @strawberry.field(description="The last sync problem (pull or stock push), cleared by the next good pull.")
+    def last_error(self) -> str | None:
+        return self.row.last_error
+
+    @strawberry.field(description="When lastError happened.")
+    def last_error_at(self) -> datetime | None:
+        return self.row.last_error_at
 
     @classmethod
     def from_row(cls, row: models.Channel) -> Channel:

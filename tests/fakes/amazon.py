@@ -122,9 +122,7 @@ class AmazonState:
         page_items = load_sample("getOrderItems.json")["payload"]
         for name in ("getOrders.json", "getOrders_page2_last.json"):
             for order in load_sample(name)["payload"]["Orders"]:
-                items = (
-                    page_items["OrderItems"] if order["AmazonOrderId"] == page_items["AmazonOrderId"] else []
-                )
+                items = page_items["OrderItems"] if order["AmazonOrderId"] == page_items["AmazonOrderId"] else []
                 self.add_order(order, items or [default_item(order)])
 
     def inject(self, kind: str, times: int = 1, path: str | None = None, **options: Any) -> None:
@@ -186,9 +184,7 @@ def default_item(order: dict[str, Any]) -> dict[str, Any]:
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     body = {"errors": [{"code": code, "message": message}]}
-    return JSONResponse(
-        body, status_code=status, headers={"x-amzn-RequestId": str(uuid.uuid4()), **(headers or {})}
-    )
+    return JSONResponse(body, status_code=status, headers={"x-amzn-RequestId": str(uuid.uuid4()), **(headers or {})})
 
 
 def make_app(state: AmazonState) -> Starlette:
@@ -207,9 +203,7 @@ def make_app(state: AmazonState) -> Starlette:
                 headers["Retry-After"] = str(int(fault.retry_after))
             return JSONResponse(THROTTLED_BODY, status_code=429, headers=headers), fault
         if fault.kind == "malformed":
-            return Response(
-                '{"payload": {"Orders": [{"AmazonOrderId": "11', media_type="application/json"
-            ), fault
+            return Response('{"payload": {"Orders": [{"AmazonOrderId": "11', media_type="application/json"), fault
         if fault.kind == "slow":
             await asyncio.sleep(fault.delay)
         return None, fault
@@ -236,9 +230,7 @@ def make_app(state: AmazonState) -> Starlette:
             return JSONResponse({"error": "unsupported_grant_type", "error_description": "bad grant"}, 400)
         good = (form.get("client_id"), form.get("client_secret")) == (state.client_id, state.client_secret)
         if not good:
-            return JSONResponse(
-                {"error": "invalid_client", "error_description": "Client authentication failed"}, 401
-            )
+            return JSONResponse({"error": "invalid_client", "error_description": "Client authentication failed"}, 401)
         if form.get("refresh_token") != state.refresh_token:
             return JSONResponse(
                 {"error": "invalid_grant", "error_description": "The request has an invalid grant"}, 400
@@ -262,9 +254,7 @@ def make_app(state: AmazonState) -> Starlette:
         if next_token:
             known = state._next_tokens.get(next_token)
             if known is None or known[0] != query:
-                return _error(
-                    400, "InvalidInput", "Invalid NextToken or filters changed since the first page."
-                )
+                return _error(400, "InvalidInput", "Invalid NextToken or filters changed since the first page.")
             offset = known[1]
         else:
             offset = 0
@@ -349,9 +339,7 @@ def make_app(state: AmazonState) -> Starlette:
             shipped = {line["orderItemId"]: int(line["quantity"]) for line in detail["orderItems"]}
         except (ValueError, KeyError, TypeError, AssertionError, AttributeError) as exc:
             return _error(400, "InvalidInput", f"Request has missing or invalid parameters: {exc}")
-        state.shipment_confirmations.append(
-            ReceivedCall("POST", request.url.path, dict(request.query_params), body)
-        )
+        state.shipment_confirmations.append(ReceivedCall("POST", request.url.path, dict(request.query_params), body))
         with state._lock:
             items = state.items.get(order_id, [])
             for item in items:

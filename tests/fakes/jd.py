@@ -179,9 +179,7 @@ def make_app(state: JdState) -> Starlette:
         state.calls.append(call)
         fault = state.take_fault(method)
         if fault and fault.kind == "http_500":
-            headers = (
-                {"Retry-After": str(fault.options["retry_after"])} if "retry_after" in fault.options else {}
-            )
+            headers = {"Retry-After": str(fault.options["retry_after"])} if "retry_after" in fault.options else {}
             status = fault.options.get("status", 500)
             return PlainTextResponse("Internal Server Error", status_code=status, headers=headers)
         if fault and fault.kind == "throttle":
@@ -263,17 +261,13 @@ def search(state: JdState, query: dict[str, Any], fault: Fault | None) -> dict[s
         if order["orderState"] in states and start <= datetime.strptime(order[by], TIME_FORMAT) <= end
     ]
     matching.sort(key=lambda order: (order[by], order["orderId"]), reverse=str(query.get("sortType")) != "0")
-    rows = [
-        _pick(order, query.get("optional_fields")) for order in matching[(page - 1) * page_size :][:page_size]
-    ]
+    rows = [_pick(order, query.get("optional_fields")) for order in matching[(page - 1) * page_size :][:page_size]]
     if state.listing_omits_lines:
         for row in rows:
             row.pop("itemInfoList", None)
     if fault and fault.kind == "duplicate" and rows:
         rows.insert(1, copy.deepcopy(rows[0]))
-    return {
-        "searchorderinfo_result": {"apiResult": _ok(), "orderTotal": len(matching), "orderInfoList": rows}
-    }
+    return {"searchorderinfo_result": {"apiResult": _ok(), "orderTotal": len(matching), "orderInfoList": rows}}
 
 
 def order_get(state: JdState, query: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
@@ -293,9 +287,7 @@ def shipment(state: JdState, query: dict[str, Any], fault: Fault | None) -> dict
         failed = {"success": False, "chineseErrCode": reason, "englishErrCode": "order state error"}
         return {"sopjosshipment_result": {**failed, "errorCode": "10400001"}}
     state.shipments.append(query)
-    order.update(
-        orderState="WAIT_GOODS_RECEIVE_CONFIRM", waybill=query["logiNo"], logisticsId=query["logiCoprId"]
-    )
+    order.update(orderState="WAIT_GOODS_RECEIVE_CONFIRM", waybill=query["logiNo"], logisticsId=query["logiCoprId"])
     state.touch(order["orderId"])
     return load_sample("pop_order_shipment.json")["jingdong_pop_order_shipment_responce"]
 

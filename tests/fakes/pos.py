@@ -212,9 +212,7 @@ def make_app(state: PosState) -> Starlette:
         state.requests.append((request.method, request.url.path, dict(request.query_params)))
         fault = state.take_fault(request.url.path)
         if fault and fault.kind == "error":
-            return _error(
-                fault.status, "API_ERROR", "INTERNAL_SERVER_ERROR", "An internal error occurred."
-            ), fault
+            return _error(fault.status, "API_ERROR", "INTERNAL_SERVER_ERROR", "An internal error occurred."), fault
         if fault and fault.kind == "throttle":
             headers = {"Retry-After": str(int(fault.retry_after))} if fault.retry_after is not None else {}
             return JSONResponse(load_sample("error_rate_limited.json"), 429, headers=headers), fault
@@ -223,9 +221,7 @@ def make_app(state: PosState) -> Starlette:
         if fault and fault.kind == "slow":
             await asyncio.sleep(fault.delay)
         if request.headers.get("authorization") != f"Bearer {state.access_token}":
-            return _error(
-                401, "AUTHENTICATION_ERROR", "UNAUTHORIZED", "This request could not be authorized."
-            ), fault
+            return _error(401, "AUTHENTICATION_ERROR", "UNAUTHORIZED", "This request could not be authorized."), fault
         return None, fault
 
     async def retrieve_order(request: Request) -> Response:
@@ -247,9 +243,7 @@ def make_app(state: PosState) -> Starlette:
         if cursor:
             known = state._cursors.get(cursor)
             if known is None or known[0] != query:
-                return _error(
-                    400, "INVALID_REQUEST_ERROR", "INVALID_CURSOR", "Cursor does not match the query."
-                )
+                return _error(400, "INVALID_REQUEST_ERROR", "INVALID_CURSOR", "Cursor does not match the query.")
             offset = known[1]
         locations = query.get("location_ids") or []
         if not 1 <= len(locations) <= 10:
@@ -289,13 +283,9 @@ def make_app(state: PosState) -> Starlette:
         body = await request.json()
         key, changes = body.get("idempotency_key"), body.get("changes") or []
         if not key:
-            return _error(
-                400, "INVALID_REQUEST_ERROR", "MISSING_REQUIRED_PARAMETER", "idempotency_key is required"
-            )
+            return _error(400, "INVALID_REQUEST_ERROR", "MISSING_REQUIRED_PARAMETER", "idempotency_key is required")
         if len(changes) > 100:
-            return _error(
-                400, "INVALID_REQUEST_ERROR", "TOO_MANY_CHANGES", "At most 100 changes per request."
-            )
+            return _error(400, "INVALID_REQUEST_ERROR", "TOO_MANY_CHANGES", "At most 100 changes per request.")
         counts = []
         for i, change in enumerate(changes):
             count = change.get("physical_count") or {}
@@ -303,9 +293,7 @@ def make_app(state: PosState) -> Starlette:
             if change.get("type") != "PHYSICAL_COUNT" or not all(
                 count.get(k) for k in ("catalog_object_id", "location_id", "quantity", "state", "occurred_at")
             ):
-                return _error(
-                    400, "INVALID_REQUEST_ERROR", "INVALID_VALUE", f"{where} is incomplete", field=where
-                )
+                return _error(400, "INVALID_REQUEST_ERROR", "INVALID_VALUE", f"{where} is incomplete", field=where)
             if state.catalog is not None and count["catalog_object_id"] not in state.catalog:
                 detail = f"Catalog object {count['catalog_object_id']} not found."
                 return _error(400, "INVALID_REQUEST_ERROR", "NOT_FOUND", detail, field=where)

@@ -132,9 +132,7 @@ class TaobaoState:
     def add_order(self, trade: dict[str, Any] | None = None, **changes: Any) -> str:
         """Add (or replace) a trade; with no trade, a new one is cloned from sample trade A."""
         if trade is None:
-            trade = copy.deepcopy(
-                load_sample("trade_fullinfo_get.json")["trade_fullinfo_get_response"]["trade"]
-            )
+            trade = copy.deepcopy(load_sample("trade_fullinfo_get.json")["trade_fullinfo_get_response"]["trade"])
             new_tid = 3909000000000000000 + next(self._ids)
             trade.update(tid=new_tid, tid_str=str(new_tid))
             for index, line in enumerate(trade["orders"]["order"]):
@@ -191,9 +189,7 @@ class TaobaoState:
 
     def take_fault(self, method: str) -> Fault | None:
         for fault in self.faults:
-            applies = fault.method in (None, method) and (
-                fault.kind != "duplicate" or method == LISTING_METHOD
-            )
+            applies = fault.method in (None, method) and (fault.kind != "duplicate" or method == LISTING_METHOD)
             if applies and fault.times > 0:
                 fault.times -= 1
                 if fault.times == 0:
@@ -217,9 +213,7 @@ def make_app(state: TaobaoState) -> Starlette:
         state.calls.append(call)
         fault = state.take_fault(method)
         if fault and fault.kind == "http_500":
-            headers = (
-                {"Retry-After": str(fault.options["retry_after"])} if "retry_after" in fault.options else {}
-            )
+            headers = {"Retry-After": str(fault.options["retry_after"])} if "retry_after" in fault.options else {}
             status = fault.options.get("status", 500)
             return PlainTextResponse("Internal Server Error", status_code=status, headers=headers)
         if fault and fault.kind == "throttle":
@@ -276,9 +270,7 @@ def _request_time(value: str) -> float:
 def _required(params: dict[str, str], *names: str) -> None:
     for name in names:
         if not params.get(name):
-            raise ApiError(
-                40, "Missing Required Arguments", f"isv.missing-parameter:{name}", f"{name} is required"
-            )
+            raise ApiError(40, "Missing Required Arguments", f"isv.missing-parameter:{name}", f"{name} is required")
 
 
 def _window_time(params: dict[str, str], name: str) -> datetime:
@@ -297,14 +289,10 @@ def increment_get(state: TaobaoState, params: dict[str, str], fault: Fault | Non
     _required(params, "fields", "start_modified", "end_modified")
     start, end = _window_time(params, "start_modified"), _window_time(params, "end_modified")
     if end < start or end - start > timedelta(days=1):
-        raise ApiError(
-            41, "Invalid Arguments", "isv.invalid-parameter", "end_modified - start_modified > 1 day"
-        )
+        raise ApiError(41, "Invalid Arguments", "isv.invalid-parameter", "end_modified - start_modified > 1 day")
     today = state.clock().astimezone(SHANGHAI).replace(tzinfo=None)
     if start < today - timedelta(days=90):
-        raise ApiError(
-            41, "Invalid Arguments", "isv.invalid-parameter", "only the last 3 months can be queried"
-        )
+        raise ApiError(41, "Invalid Arguments", "isv.invalid-parameter", "only the last 3 months can be queried")
     page_no, page_size = int(params.get("page_no", 1)), int(params.get("page_size", 40))
     if page_no < 1 or not 1 <= page_size <= 100:
         raise ApiError(41, "Invalid Arguments", "isv.invalid-parameter", "page_no >= 1, page_size 1..100")
@@ -364,9 +352,7 @@ def quantity_update(state: TaobaoState, params: dict[str, str], fault: Fault | N
     _required(params, "num_iid", "quantity")
     known = {str(line["num_iid"]) for trade in state.trades.values() for line in trade["orders"]["order"]}
     if params["num_iid"] not in known:  # sub_code is illustrative: no sample of this error
-        raise ApiError(
-            15, "Remote service error", "isv.item-not-exist", f"item {params['num_iid']} not found"
-        )
+        raise ApiError(15, "Remote service error", "isv.item-not-exist", f"item {params['num_iid']} not found")
     state.stock_updates.append(params)
     modified = top_time(state.clock())
     item: dict[str, Any] = {

@@ -415,10 +415,7 @@ def test_confirming_a_whole_order_ships_what_is_left_and_a_retry_reuses_the_pack
     (received,) = state.shipment_confirmations
     assert received.body["packageDetail"]["orderItems"] == [{"orderItemId": "14826537109876", "quantity": 2}]
     assert received.body["packageDetail"]["carrierName"] == "USPS"
-    assert (
-        plugin.package_reference_id("9400100000000000000000")
-        == received.body["packageDetail"]["packageReferenceId"]
-    )
+    assert plugin.package_reference_id("9400100000000000000000") == received.body["packageDetail"]["packageReferenceId"]
 
 
 def test_confirming_in_a_multi_marketplace_channel_uses_the_orders_marketplace(state, base_url):
@@ -496,12 +493,8 @@ def test_the_plugin_describes_amazon_and_checks_its_settings():
     assert kind.kind == "amazon" and kind.pulls_orders and not kind.receives_webhooks
     secrets = {f.key for f in kind.settings if f.secret}
     assert secrets == {"clientSecret", "refreshToken"}
-    assert (
-        plugin.oms_channel_check_settings(kind="amazon", settings=amazon_channel("https://x").settings) == []
-    )
-    problems = plugin.oms_channel_check_settings(
-        kind="amazon", settings={"endpoint": "x", "marketplaceIds": []}
-    )
+    assert plugin.oms_channel_check_settings(kind="amazon", settings=amazon_channel("https://x").settings) == []
+    problems = plugin.oms_channel_check_settings(kind="amazon", settings={"endpoint": "x", "marketplaceIds": []})
     assert {key for key, _ in problems} == {"endpoint", "tokenUrl", "marketplaceIds"}
     assert plugin.oms_channel_max_window(channel=amazon_channel("https://x")) == 6 * 3600
 
@@ -511,10 +504,7 @@ def test_every_hook_ignores_other_channel_kinds():
     when = datetime(2025, 3, 14, tzinfo=UTC)
     assert plugin.oms_channel_check_settings(kind="taobao", settings={}) is None
     assert plugin.oms_channel_max_window(channel=other) is None
-    assert (
-        plugin.oms_channel_fetch_orders(channel=other, updated_after=when, updated_before=when, page=None)
-        is None
-    )
+    assert plugin.oms_channel_fetch_orders(channel=other, updated_after=when, updated_before=when, page=None) is None
     assert plugin.oms_channel_parse_order(channel=other, body={}) is None
     assert plugin.oms_channel_push_stock(channel=other, pushes=[]) is None
     assert plugin.oms_channel_confirm_shipment(channel=other, shipment=None) is None

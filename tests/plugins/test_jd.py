@@ -53,9 +53,7 @@ def with_settings(channel: ChannelConfig, **changes: object) -> ChannelConfig:
 def pull_all(channel: ChannelConfig, start: datetime = WINDOW_START, end: datetime = WINDOW_END) -> list:
     orders, page = [], None
     while True:
-        result = plugin.oms_channel_fetch_orders(
-            channel=channel, updated_after=start, updated_before=end, page=page
-        )
+        result = plugin.oms_channel_fetch_orders(channel=channel, updated_after=start, updated_before=end, page=page)
         orders.extend(result.orders)
         page = result.next_page
         if page is None:

@@ -57,9 +57,7 @@ def pos_channel(base_url: str = "http://unused", **overrides: object) -> Channel
     return ChannelConfig(code="pos-nyc", kind="pos", settings=settings)
 
 
-def as_request(
-    webhook, *, body: bytes | None = None, headers: dict[str, str] | None = None
-) -> WebhookRequest:
+def as_request(webhook, *, body: bytes | None = None, headers: dict[str, str] | None = None) -> WebhookRequest:
     return WebhookRequest(
         url="http://10.0.0.5:8000/webhooks/channels/pos-nyc",  # what the app sees behind a proxy
         headers={k.lower(): v for k, v in (headers or webhook.headers).items()},
@@ -86,9 +84,7 @@ def test_a_reformatted_or_tampered_body_is_rejected(state):
     assert tampered != sample.body
 
     for body in (tampered, reformatted, sample.body + b"\n"):
-        verdict = plugin.oms_channel_verify_webhook(
-            channel=pos_channel(), request=as_request(sample, body=body)
-        )
+        verdict = plugin.oms_channel_verify_webhook(channel=pos_channel(), request=as_request(sample, body=body))
         assert not verdict.accepted
         assert "signature does not match" in verdict.reason
 
@@ -407,9 +403,7 @@ def test_the_plugin_describes_the_pos_and_checks_its_settings():
     (kind,) = plugin.oms_channel_kinds()
     assert kind.kind == "pos" and kind.receives_webhooks and kind.pulls_orders
     assert {f.key for f in kind.settings if f.secret} == {"accessToken", "signatureKey"}
-    assert (
-        plugin.oms_channel_check_settings(kind="pos", settings=pos_channel("https://pos.test").settings) == []
-    )
+    assert plugin.oms_channel_check_settings(kind="pos", settings=pos_channel("https://pos.test").settings) == []
     problems = plugin.oms_channel_check_settings(kind="pos", settings={"apiUrl": "ftp://x"})
     assert {key for key, _ in problems} == {"apiUrl", "notificationUrl", "locationCode"}
 
@@ -422,10 +416,7 @@ def test_every_hook_ignores_other_channel_kinds():
     assert plugin.oms_channel_max_window(channel=other) is None
     assert plugin.oms_channel_verify_webhook(channel=other, request=request) is None
     assert plugin.oms_channel_expand_webhook(channel=other, body={}) is None
-    assert (
-        plugin.oms_channel_fetch_orders(channel=other, updated_after=when, updated_before=when, page=None)
-        is None
-    )
+    assert plugin.oms_channel_fetch_orders(channel=other, updated_after=when, updated_before=when, page=None) is None
     assert plugin.oms_channel_parse_order(channel=other, body={}) is None
     assert plugin.oms_channel_push_stock(channel=other, pushes=[]) is None
     assert plugin.oms_channel_confirm_shipment(channel=other, shipment=None) is None

@@ -54,9 +54,7 @@ def with_settings(channel: ChannelConfig, **changes: object) -> ChannelConfig:
 def pull_all(channel: ChannelConfig, start: datetime = WINDOW_START, end: datetime = WINDOW_END) -> list:
     orders, page = [], None
     while True:
-        result = plugin.oms_channel_fetch_orders(
-            channel=channel, updated_after=start, updated_before=end, page=page
-        )
+        result = plugin.oms_channel_fetch_orders(channel=channel, updated_after=start, updated_before=end, page=page)
         orders.extend(result.orders)
         page = result.next_page
         if page is None:
@@ -334,12 +332,8 @@ def test_a_malformed_trade_names_the_field(channel, fake, breakage, field):
 
 
 def test_stock_is_pushed_per_sku_or_per_item(channel, fake):
-    dress = StockPush(
-        sku="CX-DRESS", channel_sku_id="5123456789012", channel_item_id="712345678901", quantity=12
-    )
-    scarf = StockPush(
-        sku="CX-SCARF", channel_sku_id="712345671111", channel_item_id="712345671111", quantity=3
-    )
+    dress = StockPush(sku="CX-DRESS", channel_sku_id="5123456789012", channel_item_id="712345678901", quantity=12)
+    scarf = StockPush(sku="CX-SCARF", channel_sku_id="712345671111", channel_item_id="712345671111", quantity=3)
     pushes = [dress, scarf]
 
     results = plugin.oms_channel_push_stock(channel=channel, pushes=pushes)
@@ -357,9 +351,7 @@ def test_stock_is_pushed_per_sku_or_per_item(channel, fake):
 
 def test_a_listing_taobao_refuses_is_reported_and_the_rest_go_through(channel, fake):
     gone = StockPush(sku="OLD", channel_sku_id="1", channel_item_id="700000000000", quantity=5)
-    scarf = StockPush(
-        sku="CX-SCARF", channel_sku_id="712345671111", channel_item_id="712345671111", quantity=3
-    )
+    scarf = StockPush(sku="CX-SCARF", channel_sku_id="712345671111", channel_item_id="712345671111", quantity=3)
 
     results = plugin.oms_channel_push_stock(channel=channel, pushes=[gone, scarf])
 

@@ -222,9 +222,7 @@ class SellingPartnerClient:
                 continue
             break
         if response.status_code in (400, 401, 403, 404):
-            raise PermanentError(
-                f"Amazon {operation} failed (HTTP {response.status_code}): {error_text(response)}"
-            )
+            raise PermanentError(f"Amazon {operation} failed (HTTP {response.status_code}): {error_text(response)}")
         self._raise_for_status(response, operation)
         return response
 

@@ -150,9 +150,7 @@ def parse_address(order: dict[str, Any]) -> NormalizedAddress | None:
     address = order.get("ShippingAddress")
     if not isinstance(address, dict) or not _text(address.get("CountryCode")):
         return None
-    extra_lines = [
-        str(line) for line in (address.get("AddressLine2"), address.get("AddressLine3")) if _text(line)
-    ]
+    extra_lines = [str(line) for line in (address.get("AddressLine2"), address.get("AddressLine3")) if _text(line)]
     return NormalizedAddress(
         country=address["CountryCode"],
         line1=_text(address.get("AddressLine1")) or "",
@@ -254,4 +252,5 @@ def parse_order(body: Any) -> NormalizedOrder:
         shipping_address=parse_address(order),
         note="\n".join(notes) or None,
         hold_reason=hold_reason,
+        fulfilled_by_channel=order.get("FulfillmentChannel") == "AFN",
     )

@@ -69,9 +69,7 @@ def _iso(moment: datetime) -> str:
 
 @hookimpl
 def oms_channel_kinds() -> list[ChannelKind]:
-    return [
-        ChannelKind(kind=KIND, name="Amazon", settings=SETTINGS, pulls_orders=True, receives_webhooks=False)
-    ]
+    return [ChannelKind(kind=KIND, name="Amazon", settings=SETTINGS, pulls_orders=True, receives_webhooks=False)]
 
 
 @hookimpl
@@ -95,6 +93,12 @@ def oms_channel_check_settings(kind: str, settings: dict) -> list[tuple[str, str
 @hookimpl
 def oms_channel_max_window(channel: ChannelConfig) -> float | None:
     return MAX_WINDOW_SECONDS if _ours(channel) else None
+
+
+@hookimpl
+def oms_channel_min_lag(channel: ChannelConfig) -> float | None:
+    # A little more than the two minutes getOrders demands, for clock skew.
+    return LAST_UPDATED_BEFORE_LAG.total_seconds() + 5 if _ours(channel) else None
 
 
 @hookimpl
@@ -165,9 +169,7 @@ def _order_items(client: SellingPartnerClient, order_id: str) -> list[dict[str, 
             raise RetryableError(f"Amazon getOrderItems for {order_id} answered without payload.OrderItems")
         page = payload["OrderItems"]
         seen = {item.get("OrderItemId") for item in items}
-        items.extend(
-            item for item in page if not (isinstance(item, dict) and item.get("OrderItemId") in seen)
-        )
+        items.extend(item for item in page if not (isinstance(item, dict) and item.get("OrderItemId") in seen))
         next_token = payload.get("NextToken") or None
         if not next_token:
             return items

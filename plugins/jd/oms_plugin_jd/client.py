@@ -145,9 +145,7 @@ def gateway_error(method: str, error: Any) -> Exception:
     if not isinstance(error, dict):
         return RetryableError(f"JD {method} returned an unreadable error_response: {error!r}")
     code = str(error.get("code", ""))
-    text = (
-        f"JD {method} failed with gateway code {code}: {error.get('en_desc', '')} {error.get('zh_desc', '')}"
-    )
+    text = f"JD {method} failed with gateway code {code}: {error.get('en_desc', '')} {error.get('zh_desc', '')}"
     if code in PERMANENT_GATEWAY_CODES:
         return JosError(text.strip() + " (check appKey, appSecret and accessToken)", code)
     if code in THROTTLE_CODES:

@@ -129,9 +129,7 @@ def order_payloads(client: JdClient, orders: list[Any]) -> list[RawOrderPayload]
             raise PayloadError(f"JD {SEARCH}: an 'orderInfoList' entry has no 'orderId'")
         order_id = str(order["orderId"])
         # The same order can appear twice on a page: keep the latest version.
-        if order_id not in by_id or str(order.get("modified", "")) >= str(
-            by_id[order_id].get("modified", "")
-        ):
+        if order_id not in by_id or str(order.get("modified", "")) >= str(by_id[order_id].get("modified", "")):
             by_id[order_id] = order
     payloads = []
     for order_id, order in by_id.items():

@@ -55,9 +55,7 @@ def error_text(response: httpx.Response) -> str:
     errors = body.get("errors") if isinstance(body, dict) else None
     if isinstance(errors, list) and errors:
         return "; ".join(
-            f"{e.get('category')}/{e.get('code')}: {e.get('detail', '')}"
-            for e in errors
-            if isinstance(e, dict)
+            f"{e.get('category')}/{e.get('code')}: {e.get('detail', '')}" for e in errors if isinstance(e, dict)
         )
     return response.text[:200]
 
@@ -101,8 +99,7 @@ class PosClient:
             raise RetryableError(f"The POS failed {operation} (HTTP {status}): {error_text(response)}")
         if status in (401, 403):
             raise PermanentError(
-                f"The POS refused {operation} (HTTP {status}): {error_text(response)}. "
-                "Check the channel's accessToken."
+                f"The POS refused {operation} (HTTP {status}): {error_text(response)}. Check the channel's accessToken."
             )
         if status >= 400:
             raise RejectedRequest(f"The POS rejected {operation} (HTTP {status}): {error_text(response)}")
@@ -114,7 +111,5 @@ class PosClient:
                 f"The POS answered {operation} with a body that is not JSON: {response.text[:120]!r}"
             ) from exc
         if not isinstance(body, dict):
-            raise RetryableError(
-                f"The POS answered {operation} with a JSON {type(body).__name__}, not an object"
-            )
+            raise RetryableError(f"The POS answered {operation} with a JSON {type(body).__name__}, not an object")
         return body

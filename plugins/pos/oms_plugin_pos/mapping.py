@@ -85,9 +85,7 @@ def returned_quantities(order: dict[str, Any]) -> dict[str, int]:
         for j, line in enumerate(ret.get("return_line_items") or [] if isinstance(ret, dict) else []):
             uid = line.get("source_line_item_uid") if isinstance(line, dict) else None
             if uid:
-                returned[uid] += whole_quantity(
-                    line.get("quantity"), f"returns[{i}].return_line_items[{j}].quantity"
-                )
+                returned[uid] += whole_quantity(line.get("quantity"), f"returns[{i}].return_line_items[{j}].quantity")
     return returned
 
 
@@ -128,11 +126,7 @@ def recipient_of(order: dict[str, Any]) -> dict[str, Any] | None:
 
 def parse_address(recipient: dict[str, Any] | None) -> NormalizedAddress | None:
     address = recipient.get("address") if recipient else None
-    if (
-        not isinstance(address, dict)
-        or not _text(address.get("country"))
-        or not _text(address.get("address_line_1"))
-    ):
+    if not isinstance(address, dict) or not _text(address.get("country")) or not _text(address.get("address_line_1")):
         return None
     return NormalizedAddress(
         country=address["country"],
@@ -171,9 +165,7 @@ def status_of(order: dict[str, Any], currency: str) -> ChannelOrderStatus:
         return ChannelOrderStatus.UNPAID
     if state == "OPEN":
         due = order.get("net_amount_due_money")
-        paid = bool(order.get("tenders")) and (
-            due is None or money(due, "net_amount_due_money", currency)[0] == 0
-        )
+        paid = bool(order.get("tenders")) and (due is None or money(due, "net_amount_due_money", currency)[0] == 0)
         return ChannelOrderStatus.PAID if paid else ChannelOrderStatus.UNPAID
     raise PayloadError(f"state {state!r} is not one of OPEN, COMPLETED, CANCELED, DRAFT")
 
@@ -196,9 +188,7 @@ def parse_order(body: Any, location_code: str | None) -> NormalizedOrder:
     tenders = [t for t in body.get("tenders") or [] if isinstance(t, dict) and t.get("created_at")]
     note = _text(body.get("note"))
     line_notes = [
-        f"{line.get('name')}: {line['note']}"
-        for line in items
-        if isinstance(line, dict) and _text(line.get("note"))
+        f"{line.get('name')}: {line['note']}" for line in items if isinstance(line, dict) and _text(line.get("note"))
     ]
     return NormalizedOrder(
         external_id=order_id,
@@ -210,9 +200,7 @@ def parse_order(body: Any, location_code: str | None) -> NormalizedOrder:
         paid_at=min((parse_time(t["created_at"], "tenders[].created_at") for t in tenders), default=None),
         lines=[parse_line(line, i, currency, returned) for i, line in enumerate(items)],
         # Shipping is charged as a service charge (README 4, "totals").
-        shipping_fee=optional_money(
-            body.get("total_service_charge_money"), "total_service_charge_money", currency
-        ),
+        shipping_fee=optional_money(body.get("total_service_charge_money"), "total_service_charge_money", currency),
         total=total,
         buyer=parse_buyer(body, recipient),
         shipping_address=parse_address(recipient),

@@ -56,8 +56,7 @@ SETTINGS = (
         "squareLocationId",
         "POS location id",
         required=False,
-        help="the store's location id at the POS: needed to poll sales rung up in the POS app "
-        "and to push stock",
+        help="the store's location id at the POS: needed to poll sales rung up in the POS app and to push stock",
     ),
     SettingField("timeoutSeconds", "HTTP timeout in seconds", "int", required=False, default=30),
 )
@@ -75,9 +74,7 @@ def _rfc3339(moment: datetime) -> str:
 def oms_channel_kinds() -> list[ChannelKind]:
     # Webhooks bring API-created orders; sales rung up in the POS app publish no
     # order.created, so they are pulled with SearchOrders (README 4, "Endpoints and auth").
-    return [
-        ChannelKind(kind=KIND, name="Store POS", settings=SETTINGS, pulls_orders=True, receives_webhooks=True)
-    ]
+    return [ChannelKind(kind=KIND, name="Store POS", settings=SETTINGS, pulls_orders=True, receives_webhooks=True)]
 
 
 @hookimpl
@@ -104,9 +101,7 @@ def oms_channel_verify_webhook(channel: ChannelConfig, request: WebhookRequest) 
         return None
     key, url = channel.settings.get("signatureKey"), channel.settings.get("notificationUrl")
     if not key or not url:
-        return WebhookVerdict(
-            accepted=False, reason="set signatureKey and notificationUrl on the POS channel"
-        )
+        return WebhookVerdict(accepted=False, reason="set signatureKey and notificationUrl on the POS channel")
     received = request.headers.get(SIGNATURE_HEADER)
     if not received:
         return WebhookVerdict(accepted=False, reason=f"missing {SIGNATURE_HEADER} header")

@@ -47,9 +47,7 @@ def sign(params: dict[str, Any], secret: str, sign_method: str = "md5") -> str:
     md5 wraps the string in the secret; hmac / hmac-sha256 use the secret as key
     (README "Signing (exact)"; hmac-sha256 is the README's UNCONFIRMED analogue).
     """
-    text = "".join(
-        name + str(params[name]) for name in sorted(params) if name != "sign" and params[name] is not None
-    )
+    text = "".join(name + str(params[name]) for name in sorted(params) if name != "sign" and params[name] is not None)
     if sign_method == "md5":
         return hashlib.md5((secret + text + secret).encode("utf-8")).hexdigest().upper()
     if sign_method == "hmac":
@@ -140,9 +138,7 @@ class TaobaoClient:
                 retry_after=_retry_after_header(response),
             )
         if response.status_code != 200:
-            raise PermanentError(
-                f"Taobao {method} answered HTTP {response.status_code}: {response.text[:200]}"
-            )
+            raise PermanentError(f"Taobao {method} answered HTTP {response.status_code}: {response.text[:200]}")
         try:
             body = response.json()
         except ValueError as exc:

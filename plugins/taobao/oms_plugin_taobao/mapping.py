@@ -67,9 +67,7 @@ def parse_trade(trade: Any) -> NormalizedOrder:
         ]
         if refunding:
             status = ChannelOrderStatus.ON_HOLD
-            hold_reason = (
-                f"buyer asked for a refund on line {', '.join(refunding)}: settle it before shipping"
-            )
+            hold_reason = f"buyer asked for a refund on line {', '.join(refunding)}: settle it before shipping"
     return NormalizedOrder(
         external_id=external_id,
         status=status,

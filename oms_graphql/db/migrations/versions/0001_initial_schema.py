@@ -157,9 +157,7 @@ def upgrade() -> None:
         sa.Column("postal_code", sa.String(length=20), nullable=True),
         sa.Column("latitude", sa.Float(), nullable=True),
         sa.Column("longitude", sa.Float(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["customer_id"], ["customers.id"], name=op.f("fk_addresses_customer_id_customers")
-        ),
+        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name=op.f("fk_addresses_customer_id_customers")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_addresses")),
     )
     with op.batch_alter_table("addresses", schema=None) as batch_op:
@@ -174,9 +172,7 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("created_at", oms_graphql.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", oms_graphql.db.types.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["customer_id"], ["customers.id"], name=op.f("fk_api_tokens_customer_id_customers")
-        ),
+        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name=op.f("fk_api_tokens_customer_id_customers")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_api_tokens_token_hash")),
     )
@@ -188,12 +184,8 @@ def upgrade() -> None:
         sa.Column("channel_item_id", sa.String(length=100), nullable=True),
         sa.Column("product_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("created_at", oms_graphql.db.types.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["channel_id"], ["channels.id"], name=op.f("fk_channel_listings_channel_id_channels")
-        ),
-        sa.ForeignKeyConstraint(
-            ["product_id"], ["products.id"], name=op.f("fk_channel_listings_product_id_products")
-        ),
+        sa.ForeignKeyConstraint(["channel_id"], ["channels.id"], name=op.f("fk_channel_listings_channel_id_channels")),
+        sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_channel_listings_product_id_products")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_channel_listings")),
         sa.UniqueConstraint("channel_id", "channel_sku_id", name=op.f("uq_channel_listings_channel_id")),
     )
@@ -233,12 +225,8 @@ def upgrade() -> None:
         sa.CheckConstraint("on_hand >= 0", name=op.f("ck_stock_levels_on_hand_not_negative")),
         sa.CheckConstraint("reserved <= on_hand", name=op.f("ck_stock_levels_reserved_within_on_hand")),
         sa.CheckConstraint("reserved >= 0", name=op.f("ck_stock_levels_reserved_not_negative")),
-        sa.ForeignKeyConstraint(
-            ["location_id"], ["locations.id"], name=op.f("fk_stock_levels_location_id_locations")
-        ),
-        sa.ForeignKeyConstraint(
-            ["product_id"], ["products.id"], name=op.f("fk_stock_levels_product_id_products")
-        ),
+        sa.ForeignKeyConstraint(["location_id"], ["locations.id"], name=op.f("fk_stock_levels_location_id_locations")),
+        sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_stock_levels_product_id_products")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stock_levels")),
         sa.UniqueConstraint("product_id", "location_id", name=op.f("uq_stock_levels_product_id")),
     )
@@ -262,9 +250,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["location_id"], ["locations.id"], name=op.f("fk_stock_movements_location_id_locations")
         ),
-        sa.ForeignKeyConstraint(
-            ["product_id"], ["products.id"], name=op.f("fk_stock_movements_product_id_products")
-        ),
+        sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_stock_movements_product_id_products")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stock_movements")),
     )
     with op.batch_alter_table("stock_movements", schema=None) as batch_op:
@@ -298,9 +284,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("resume_status", sa.String(length=20), nullable=True),
         sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
-        sa.Column(
-            "shipping_address_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("shipping_address_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("subtotal", oms_graphql.db.types.Amount(precision=18, scale=4), nullable=False),
         sa.Column("discount", oms_graphql.db.types.Amount(precision=18, scale=4), nullable=False),
@@ -318,9 +302,7 @@ def upgrade() -> None:
         sa.Column("created_at", oms_graphql.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", oms_graphql.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["channel_id"], ["channels.id"], name=op.f("fk_orders_channel_id_channels")),
-        sa.ForeignKeyConstraint(
-            ["customer_id"], ["customers.id"], name=op.f("fk_orders_customer_id_customers")
-        ),
+        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name=op.f("fk_orders_customer_id_customers")),
         sa.ForeignKeyConstraint(
             ["pickup_location_id"], ["locations.id"], name=op.f("fk_orders_pickup_location_id_locations")
         ),
@@ -345,9 +327,7 @@ def upgrade() -> None:
         sa.Column("received_quantity", sa.Integer(), nullable=False),
         sa.Column("discrepancy_note", sa.String(length=500), nullable=True),
         sa.CheckConstraint("quantity > 0", name=op.f("ck_transfer_lines_quantity_positive")),
-        sa.ForeignKeyConstraint(
-            ["product_id"], ["products.id"], name=op.f("fk_transfer_lines_product_id_products")
-        ),
+        sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_transfer_lines_product_id_products")),
         sa.ForeignKeyConstraint(
             ["transfer_id"], ["transfers.id"], name=op.f("fk_transfer_lines_transfer_id_transfers")
         ),
@@ -366,9 +346,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["location_id"], ["locations.id"], name=op.f("fk_fulfillment_orders_location_id_locations")
         ),
-        sa.ForeignKeyConstraint(
-            ["order_id"], ["orders.id"], name=op.f("fk_fulfillment_orders_order_id_orders")
-        ),
+        sa.ForeignKeyConstraint(["order_id"], ["orders.id"], name=op.f("fk_fulfillment_orders_order_id_orders")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_fulfillment_orders")),
     )
     with op.batch_alter_table("fulfillment_orders", schema=None) as batch_op:
@@ -406,9 +384,7 @@ def upgrade() -> None:
         sa.Column("refunded_quantity", sa.Integer(), nullable=False),
         sa.CheckConstraint("quantity > 0", name=op.f("ck_order_lines_quantity_positive")),
         sa.ForeignKeyConstraint(["order_id"], ["orders.id"], name=op.f("fk_order_lines_order_id_orders")),
-        sa.ForeignKeyConstraint(
-            ["product_id"], ["products.id"], name=op.f("fk_order_lines_product_id_products")
-        ),
+        sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_order_lines_product_id_products")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_order_lines")),
         sa.UniqueConstraint("order_id", "line_no", name=op.f("uq_order_lines_order_id")),
     )
@@ -417,9 +393,7 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("order_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("order_line_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column(
-            "fulfillment_order_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("fulfillment_order_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("location_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("product_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("quantity", sa.Integer(), nullable=False),
@@ -433,16 +407,12 @@ def upgrade() -> None:
             ["fulfillment_orders.id"],
             name=op.f("fk_allocations_fulfillment_order_id_fulfillment_orders"),
         ),
-        sa.ForeignKeyConstraint(
-            ["location_id"], ["locations.id"], name=op.f("fk_allocations_location_id_locations")
-        ),
+        sa.ForeignKeyConstraint(["location_id"], ["locations.id"], name=op.f("fk_allocations_location_id_locations")),
         sa.ForeignKeyConstraint(["order_id"], ["orders.id"], name=op.f("fk_allocations_order_id_orders")),
         sa.ForeignKeyConstraint(
             ["order_line_id"], ["order_lines.id"], name=op.f("fk_allocations_order_line_id_order_lines")
         ),
-        sa.ForeignKeyConstraint(
-            ["product_id"], ["products.id"], name=op.f("fk_allocations_product_id_products")
-        ),
+        sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_allocations_product_id_products")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_allocations")),
     )
     with op.batch_alter_table("allocations", schema=None) as batch_op:
@@ -452,9 +422,7 @@ def upgrade() -> None:
         "holds",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("order_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column(
-            "fulfillment_order_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
-        ),
+        sa.Column("fulfillment_order_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("reason", sa.String(length=32), nullable=False),
         sa.Column("note", sa.String(length=1000), nullable=True),
         sa.Column("raised_by", sa.String(length=100), nullable=True),
@@ -477,9 +445,7 @@ def upgrade() -> None:
         "shipments",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("order_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column(
-            "fulfillment_order_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
-        ),
+        sa.Column("fulfillment_order_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("location_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("carrier", sa.String(length=64), nullable=True),
@@ -494,9 +460,7 @@ def upgrade() -> None:
             ["fulfillment_orders.id"],
             name=op.f("fk_shipments_fulfillment_order_id_fulfillment_orders"),
         ),
-        sa.ForeignKeyConstraint(
-            ["location_id"], ["locations.id"], name=op.f("fk_shipments_location_id_locations")
-        ),
+        sa.ForeignKeyConstraint(["location_id"], ["locations.id"], name=op.f("fk_shipments_location_id_locations")),
         sa.ForeignKeyConstraint(["order_id"], ["orders.id"], name=op.f("fk_shipments_order_id_orders")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_shipments")),
     )

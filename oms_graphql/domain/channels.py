@@ -1,0 +1,353 @@
+"""Sales channels: configuration, encrypted credentials and SKU listings.
+
+A channel's ``settings`` are defined by its plugin as a list of
+:class:`~oms_graphql.plugins.contract.SettingField`. The OMS checks required keys
+and value types, then asks the plugin (``oms_channel_check_settings``); every
+problem comes back as a field problem naming the settings key. Secret fields
+(credentials) are kept apart, encrypted with a key derived from
+``OMS_SECRET_KEY`` (Fernet: AES-128-CBC + HMAC-SHA256), and never returned by a
+query or written to a log. A plugin receives them decrypted in ``ChannelConfig``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oms_graphql.config import get_settings
+from oms_graphql.db.models import AlertRecord, Channel, ChannelListing, Product, utcnow
+from oms_graphql.domain.errors import Duplicate, NotFound, Problems
+from oms_graphql.domain.low_stock import NOTIFY_JOB, alert_payload
+from oms_graphql.events.outbox import record_event, request_job
+from oms_graphql.plugins.contract import ChannelConfig, ChannelKind, SettingField
+from oms_graphql.plugins.host import channel_kinds, plugin_manager
+
+DEFAULT_SYNC_BACK = timedelta(hours=72)
+DEFAULT_POLL_SECONDS = 300
+MIN_POLL_SECONDS = 5
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+# --- secrets ----------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _fernet(secret_key: str) -> Fernet:
+    # HKDF turns any OMS_SECRET_KEY (a passphrase or random bytes) into a 32-byte Fernet key;
+    # the info string keeps this key apart from anything else derived from the same secret.
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"oms-graphql channel secrets").derive(
+        secret_key.encode()
+    )
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def encrypt_secrets(values: dict[str, Any]) -> str | None:
+    if not values:
+        return None
+    return _fernet(get_settings().secret_key).encrypt(json.dumps(values).encode()).decode()
+
+
+def decrypt_secrets(token: str | None) -> dict[str, Any]:
+    if not token:
+        return {}
+    try:
+        return dict(json.loads(_fernet(get_settings().secret_key).decrypt(token.encode())))
+    except InvalidToken:
+        # OMS_SECRET_KEY changed since the secrets were stored: say so, never show them.
+        raise ChannelSecretsUnreadable(
+            "The channel's credentials cannot be decrypted: OMS_SECRET_KEY changed since they were stored. "
+            "Set them again with channelUpdate."
+        ) from None
+
+
+class ChannelSecretsUnreadable(RuntimeError):
+    pass
+
+
+# --- describing and checking settings --------------------------------------
+
+
+def kind_of(kind: str, field: tuple[str, ...] = ("kind",)) -> ChannelKind:
+    kinds = channel_kinds()
+    if kind not in kinds:
+        raise NotFound(
+            f"No installed plugin provides the channel kind {kind!r}. Installed kinds: {', '.join(sorted(kinds))}. "
+            "Install the plugin (pip install …) and restart.",
+            field,
+        )
+    return kinds[kind]
+
+
+def _check_value(problems: Problems, spec: SettingField, value: Any) -> Any:
+    path = ("settings", spec.key)
+    if spec.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            problems.add(path, f"settings.{spec.key} ({spec.label}) must be a whole number.")
+            return value
+        return int(value)
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            problems.add(path, f"settings.{spec.key} ({spec.label}) must be true or false.")
+        return value
+    if spec.kind == "list":
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            problems.add(path, f"settings.{spec.key} ({spec.label}) must be a list of strings.")
+        elif spec.required and not value:
+            problems.add(path, f"settings.{spec.key} ({spec.label}) needs at least one value.", "REQUIRED")
+        return value
+    if not isinstance(value, str):
+        problems.add(path, f"settings.{spec.key} ({spec.label}) must be a string.")
+        return value
+    if spec.kind == "url" and not value.startswith(("http://", "https://")):
+        problems.add(path, f"settings.{spec.key} ({spec.label}) must be an http(s) URL.")
+    return value
+
+
+def check_settings(kind: ChannelKind, settings: Any) -> dict[str, Any]:
+    """The settings with defaults filled in; raises InvalidInput naming each bad key."""
+    problems = Problems()
+    if not isinstance(settings, dict):
+        problems.add(("settings",), "settings must be a JSON object of the plugin's keys.")
+        problems.raise_if_any()
+    known = {spec.key: spec for spec in kind.settings}
+    checked: dict[str, Any] = {}
+    for key in settings:
+        if key not in known:
+            problems.add(
+                ("settings", key),
+                f"{key!r} is not a setting of {kind.kind} channels. Known keys: {', '.join(known) or 'none'}.",
+                "UNKNOWN_SETTING",
+            )
+    for key, spec in known.items():
+        value = settings.get(key)
+        if value is None or value == "":
+            if spec.required and spec.default is None:
+                problems.add(("settings", key), f"settings.{key} ({spec.label}) is required.", "REQUIRED")
+            elif spec.default is not None:
+                checked[key] = spec.default
+            continue
+        checked[key] = _check_value(problems, spec, value)
+    problems.raise_if_any()
+    answer = plugin_manager().hook.oms_channel_check_settings(kind=kind.kind, settings=dict(checked))
+    for key, message in answer or ():
+        problems.add(("settings", key), f"settings.{key}: {message}")
+    problems.raise_if_any()
+    return checked
+
+
+def split_secrets(kind: ChannelKind, settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    secret_keys = {spec.key for spec in kind.settings if spec.secret}
+    public = {key: value for key, value in settings.items() if key not in secret_keys}
+    secret = {key: value for key, value in settings.items() if key in secret_keys}
+    return public, secret
+
+
+def channel_config(channel: Channel) -> ChannelConfig:
+    """The channel as its plugin sees it, with the credentials decrypted."""
+    return ChannelConfig(
+        code=channel.code,
+        kind=channel.kind,
+        settings={**(channel.settings or {}), **decrypt_secrets(channel.secrets_encrypted)},
+    )
+
+
+def secret_keys_set(channel: Channel) -> list[str]:
+    """Which secret settings have a value (their values are never shown)."""
+    if not channel.secrets_encrypted:
+        return []
+    try:
+        return sorted(decrypt_secrets(channel.secrets_encrypted))
+    except ChannelSecretsUnreadable:
+        return []
+
+
+# --- creating and changing channels ----------------------------------------
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    code: str
+    name: str
+    kind: str
+    settings: Any
+    stock_share_percent: int | None = None
+    stock_buffer: int | None = None
+    poll_interval_seconds: int | None = None
+    sync_from: datetime | None = None
+    active: bool | None = None
+
+
+def _check_numbers(problems: Problems, spec: ChannelSpec) -> None:
+    if spec.stock_share_percent is not None and not 0 <= spec.stock_share_percent <= 100:
+        problems.add(("stockSharePercent",), "stockSharePercent must be between 0 and 100.")
+    problems.not_negative(("stockBuffer",), spec.stock_buffer)
+    if spec.poll_interval_seconds is not None and spec.poll_interval_seconds < MIN_POLL_SECONDS:
+        problems.add(("pollIntervalSeconds",), f"pollIntervalSeconds must be at least {MIN_POLL_SECONDS}.")
+    if spec.sync_from is not None and spec.sync_from > utcnow() + timedelta(minutes=5):
+        problems.add(("syncFrom",), "syncFrom must not be in the future.")
+    problems.text(("name",), spec.name, 200, required=spec.name is not None)
+
+
+async def channel_by_code(session: AsyncSession, code: str, field: tuple[str, ...] = ("channelCode",)) -> Channel:
+    channel = await session.scalar(select(Channel).where(Channel.code == code))
+    if channel is None:
+        raise NotFound(f"No channel has code {code!r}. Create it with channelCreate first.", field)
+    return channel
+
+
+async def create_channel(session: AsyncSession, spec: ChannelSpec) -> Channel:
+    problems = Problems()
+    if not _CODE.match(spec.code or ""):
+        problems.add(("code",), "code must be 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit.")
+    _check_numbers(problems, spec)
+    problems.raise_if_any()
+    kind = kind_of(spec.kind)
+    settings = check_settings(kind, spec.settings if spec.settings is not None else {})
+    public, secret = split_secrets(kind, settings)
+    if await session.scalar(select(Channel.id).where(Channel.code == spec.code)) is not None:
+        raise Duplicate(f"A channel with code {spec.code!r} exists already; change it with channelUpdate.", ("code",))
+    now = utcnow()
+    channel = Channel(
+        code=spec.code,
+        name=spec.name,
+        kind=kind.kind,
+        settings=public,
+        secrets_encrypted=encrypt_secrets(secret),
+        stock_share_percent=100 if spec.stock_share_percent is None else spec.stock_share_percent,
+        stock_buffer=spec.stock_buffer or 0,
+        poll_interval_seconds=spec.poll_interval_seconds or DEFAULT_POLL_SECONDS,
+        sync_from=spec.sync_from or now - DEFAULT_SYNC_BACK,
+        active=True if spec.active is None else spec.active,
+        created_at=now,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(channel)
+            await session.flush()
+    except IntegrityError:
+        raise Duplicate(f"A channel with code {spec.code!r} exists already.", ("code",)) from None
+    return channel
+
+
+@dataclass(frozen=True)
+class ChannelChanges:
+    name: str | None = None
+    settings: Any = None  # keys given replace the stored ones; a key set to null is removed
+    stock_share_percent: int | None = None
+    stock_buffer: int | None = None
+    poll_interval_seconds: int | None = None
+    sync_from: datetime | None = None
+    active: bool | None = None
+
+
+async def update_channel(session: AsyncSession, channel: Channel, changes: ChannelChanges) -> Channel:
+    problems = Problems()
+    spec = ChannelSpec(
+        code=channel.code,
+        name=changes.name if changes.name is not None else channel.name,
+        kind=channel.kind,
+        settings=None,
+        stock_share_percent=changes.stock_share_percent,
+        stock_buffer=changes.stock_buffer,
+        poll_interval_seconds=changes.poll_interval_seconds,
+        sync_from=changes.sync_from,
+    )
+    _check_numbers(problems, spec)
+    problems.raise_if_any()
+    if changes.settings is not None:
+        if not isinstance(changes.settings, dict):
+            problems.add(("settings",), "settings must be a JSON object of the keys to change.")
+            problems.raise_if_any()
+        kind = kind_of(channel.kind)
+        current = {**(channel.settings or {}), **decrypt_secrets(channel.secrets_encrypted)}
+        for key, value in changes.settings.items():
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = value
+        public, secret = split_secrets(kind, check_settings(kind, current))
+        channel.settings = public
+        channel.secrets_encrypted = encrypt_secrets(secret)
+    if changes.name is not None:
+        channel.name = changes.name
+    if changes.stock_share_percent is not None:
+        channel.stock_share_percent = changes.stock_share_percent
+    if changes.stock_buffer is not None:
+        channel.stock_buffer = changes.stock_buffer
+    if changes.poll_interval_seconds is not None:
+        channel.poll_interval_seconds = changes.poll_interval_seconds
+    if changes.sync_from is not None:
+        # Re-import from there on the next pull (orders already known are updated, never duplicated).
+        channel.sync_from = changes.sync_from
+        channel.sync_cursor = None
+    if changes.active is not None:
+        channel.active = changes.active
+    if changes.stock_share_percent is not None or changes.stock_buffer is not None:
+        await mark_all_listings_for_push(session, channel)
+    await session.flush()
+    return channel
+
+
+# --- listings ---------------------------------------------------------------
+
+
+async def set_listing(
+    session: AsyncSession, channel: Channel, channel_sku_id: str, sku: str, channel_item_id: str | None = None
+) -> tuple[ChannelListing, Product]:
+    """Map the channel's SKU id to our SKU (create or change the listing)."""
+    problems = Problems()
+    problems.text(("channelSkuId",), channel_sku_id, 100, required=True)
+    problems.text(("channelItemId",), channel_item_id, 100)
+    problems.raise_if_any()
+    product = await session.scalar(select(Product).where(Product.sku == sku))
+    if product is None:
+        raise NotFound(f"No product has SKU {sku!r}. Create it with productCreate first.", ("sku",))
+    listing = await session.scalar(
+        select(ChannelListing).where(
+            ChannelListing.channel_id == channel.id, ChannelListing.channel_sku_id == channel_sku_id
+        )
+    )
+    if listing is None:
+        listing = ChannelListing(channel_id=channel.id, channel_sku_id=channel_sku_id, product_id=product.id)
+        session.add(listing)
+    listing.product_id = product.id
+    if channel_item_id is not None:
+        listing.channel_item_id = channel_item_id
+    listing.push_requested_at = utcnow()  # tell the channel the quantity of what it now sells
+    await session.flush()
+    return listing, product
+
+
+async def mark_all_listings_for_push(session: AsyncSession, channel: Channel) -> int:
+    listings = (await session.scalars(select(ChannelListing).where(ChannelListing.channel_id == channel.id))).all()
+    now = utcnow()
+    for listing in listings:
+        listing.push_requested_at = now
+    return len(listings)
+
+
+# --- alerts -----------------------------------------------------------------
+
+
+async def raise_alert(session: AsyncSession, kind: str, message: str, sku: str | None = None) -> AlertRecord:
+    """An alert for people (SYNC_FAILED, SHIPMENT_CONFIRMATION_FAILED, …): stored, published, notified."""
+    alert = AlertRecord(kind=kind, sku=sku, message=message[:1000], created_at=utcnow())
+    session.add(alert)
+    await session.flush()
+    record_event(session, "alert", alert_payload(alert))
+    request_job(session, NOTIFY_JOB, alert_id=alert.id)
+    return alert

@@ -1,0 +1,919 @@
+"""Channel orders in: raw payload → InboundMessage → normalised order → upsert.
+
+Nothing a channel sends is lost: each raw order body is stored as an
+``InboundMessage`` before the plugin parses it; a body that cannot be parsed is
+kept as FAILED with the error and can be replayed after a fix. The upsert is
+keyed by (channel, external id), so a re-delivered or re-pulled order updates
+the order it already made and never duplicates it:
+
+* paid later → payment confirmed (then allocation);
+* cancelled / closed at the channel → cancelled here, its stock released;
+* address changed → the order's address follows while nothing has shipped;
+* a line refunded → ``refunded_quantity`` and the totals follow, the refunded
+  units' reservation is released;
+* a channel SKU nobody mapped → the order waits ON_HOLD (UNMAPPED_SKU) until
+  ``channelListingSet`` maps it, which releases the hold;
+* locked / frozen at the channel → a CHANNEL_HOLD hold while it lasts;
+* shipped or finished outside the OMS → recorded as such (reservations consumed);
+* fulfilled by the channel from its own stock (Amazon AFN) → recorded for the
+  sales figures without ever reserving our stock;
+* an in-store sale (a channel selling from one of our stores) takes the stock
+  from that store at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oms_graphql.db.models import (
+    Address,
+    Allocation,
+    Channel,
+    ChannelListing,
+    FulfillmentOrder,
+    InboundMessage,
+    Location,
+    Order,
+    OrderEvent,
+    OrderLine,
+    Product,
+    utcnow,
+)
+from oms_graphql.domain import orders as order_rules
+from oms_graphql.domain.channels import channel_config
+from oms_graphql.domain.customers import CustomerDetails
+from oms_graphql.domain.errors import DomainError
+from oms_graphql.domain.inventory import MovementReason, Reference, move_stock
+from oms_graphql.domain.money import round_money
+from oms_graphql.domain.orders import (
+    AddressDetails,
+    HoldReason,
+    LineDetails,
+    NewOrder,
+    OrderStatus,
+    cancel_order,
+    confirm_payment,
+    create_order,
+    open_holds,
+    place_hold,
+    release_holds,
+    set_status,
+)
+from oms_graphql.events.outbox import request_job
+from oms_graphql.plugins.contract import (
+    ChannelConfig,
+    ChannelOrderStatus,
+    NormalizedAddress,
+    NormalizedOrder,
+    PayloadError,
+    RawOrderPayload,
+)
+
+log = structlog.get_logger(__name__)
+
+RECEIVED, PROCESSED, FAILED, REJECTED = "RECEIVED", "PROCESSED", "FAILED", "REJECTED"
+ORDER, WEBHOOK = "ORDER", "WEBHOOK"
+INGEST_JOB = "ingest_inbound_message"
+# Shown while a channel has not released the buyer's address (Amazon Pending orders).
+NO_ADDRESS = AddressDetails(country="ZZ", line1="(the channel has not sent the address yet)")
+SHIPPED_OR_LATER = frozenset(
+    {OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.DELIVERED, OrderStatus.COMPLETED}
+)
+
+# The job layer passes the plugin call in: (channel, raw body) → normalised order.
+Parse = Callable[[Channel, dict[str, Any]], NormalizedOrder | None]
+
+
+def encode_body(body: Any) -> str:
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def digest(text: str | bytes) -> str:
+    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
+
+
+# --- storing raw payloads ---------------------------------------------------
+
+
+async def store_message(
+    session: AsyncSession,
+    *,
+    source: str,
+    kind: str,
+    body: str,
+    external_id: str | None = None,
+    headers: dict[str, Any] | None = None,
+    status: str = RECEIVED,
+    error: str | None = None,
+) -> InboundMessage:
+    message = InboundMessage(
+        source=source,
+        kind=kind,
+        external_id=external_id,
+        body=body,
+        headers=headers,
+        status=status,
+        error=error,
+        digest=digest(body),
+        received_at=utcnow(),
+    )
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def _already_stored(session: AsyncSession, source: str, payloads: Sequence[tuple[str, str]]) -> set[str]:
+    """Digests of these (external id, digest) pairs that are stored already."""
+    if not payloads:
+        return set()
+    rows = await session.scalars(
+        select(InboundMessage.digest).where(
+            InboundMessage.source == source,
+            InboundMessage.external_id.in_({external_id for external_id, _ in payloads}),
+            InboundMessage.digest.in_({body_digest for _, body_digest in payloads}),
+        )
+    )
+    return {found for found in rows.all() if found}
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    message_id: int
+    status: str
+    order_id: int | None = None
+    outcome: str | None = None
+
+
+async def ingest_payloads(
+    session: AsyncSession, channel: Channel, payloads: Sequence[RawOrderPayload], parse: Parse | None
+) -> list[IngestOutcome]:
+    """Store one page of raw orders in the caller's transaction, and ingest them.
+
+    An order whose exact body is stored already (a re-pull of the overlap, a
+    duplicate delivery) is skipped: it was ingested, or it failed and waits for a
+    replay. With ``parse`` each order is upserted here, in its own savepoint, so
+    one bad order does not hold up the page; without it each stored message gets
+    its own ingest job once the page commits (a pull does that: many workers then
+    ingest one channel's orders side by side).
+    """
+    encoded = [(payload, encode_body(payload.body)) for payload in payloads]
+    known = await _already_stored(session, channel.code, [(p.external_id, digest(text)) for p, text in encoded])
+    outcomes = []
+    seen: set[str] = set()
+    for payload, text in encoded:
+        body_digest = digest(text)
+        if body_digest in known or body_digest in seen:
+            continue
+        seen.add(body_digest)
+        message = await store_message(
+            session, source=channel.code, kind=ORDER, body=text, external_id=payload.external_id
+        )
+        if parse is None:
+            queue_message(session, message)
+            outcomes.append(IngestOutcome(message.id, RECEIVED))
+        else:
+            outcomes.append(await ingest_message(session, channel, message, parse))
+    return outcomes
+
+
+async def ingest_message(
+    session: AsyncSession, channel: Channel, message: InboundMessage, parse: Parse
+) -> IngestOutcome:
+    """Parse one stored ORDER message and upsert its order; the message records the result."""
+    message.attempts = (message.attempts or 0) + 1
+    try:
+        normalized = parse(channel, json.loads(message.body))
+        if normalized is None:
+            raise PayloadError(f"No installed plugin parses orders of channel kind {channel.kind!r}")
+    except (ValueError, PayloadError) as error:
+        return _finish(message, FAILED, error=f"{type(error).__name__}: {error}")
+    except Exception as error:  # a plugin bug: keep the message, show the error, allow a replay
+        log.warning("plugin failed to parse an order", channel=channel.code, message_id=message.id, error=repr(error))
+        return _finish(message, FAILED, error=f"The plugin failed: {error!r}")
+    try:
+        async with session.begin_nested():
+            order, what = await upsert_order(session, channel, normalized)
+    except DomainError as error:
+        return _finish(message, FAILED, error="; ".join(problem.message for problem in error.problems))
+    except DBAPIError:
+        raise  # a database failure: the job retries the whole page
+    except Exception as error:
+        log.exception("order upsert failed", channel=channel.code, message_id=message.id)
+        return _finish(message, FAILED, error=f"Unexpected error: {error!r}")
+    if message.external_id is None:
+        message.external_id = normalized.external_id
+    return _finish(message, PROCESSED, order_id=order.id, outcome=what)
+
+
+def _finish(
+    message: InboundMessage,
+    status: str,
+    *,
+    error: str | None = None,
+    order_id: int | None = None,
+    outcome: str | None = None,
+) -> IngestOutcome:
+    message.status = status
+    message.error = error[:4000] if error else None
+    message.processed_at = utcnow()
+    if order_id is not None:
+        message.order_id = order_id
+    message.outcome = (outcome or error or "")[:300] or None
+    return IngestOutcome(message.id, status, order_id, outcome or error)
+
+
+async def replay_message(session: AsyncSession, message: InboundMessage) -> InboundMessage:
+    """Queue a stored message to be ingested again (after a plugin fix, a mapping, …)."""
+    if message.status == RECEIVED:
+        raise DomainError("This message is waiting to be ingested already.", ("id",), "ALREADY_QUEUED")
+    if message.kind not in (ORDER, WEBHOOK):
+        raise DomainError(f"{message.kind} messages cannot be replayed here.", ("id",), "NOT_REPLAYABLE")
+    message.status = RECEIVED
+    message.error = None
+    message.outcome = None
+    queue_message(session, message)
+    return message
+
+
+def queue_message(session: AsyncSession, message: InboundMessage) -> None:
+    """Ask for the message's ingest job once this transaction commits."""
+    message.queued_at = utcnow()
+    request_job(session, INGEST_JOB, message_id=message.id)
+
+
+# --- the upsert -------------------------------------------------------------
+
+
+async def upsert_order(session: AsyncSession, channel: Channel, new: NormalizedOrder) -> tuple[Order, str]:
+    """Create the order, or bring the existing one up to date; returns (order, what happened)."""
+    existing = await session.scalar(
+        select(Order).where(Order.channel_id == channel.id, Order.external_id == new.external_id).with_for_update()
+    )
+    if existing is None:
+        order, created = await _create(session, channel, new)
+        if created:
+            return order, "created"
+        existing = order  # a concurrent ingestion created it a moment ago
+    if new.updated_at and existing.channel_updated_at and new.updated_at < existing.channel_updated_at:
+        return existing, "stale: the order changed at the channel since this version"
+    return existing, await _update(session, channel, existing, new)
+
+
+@dataclass
+class _Line:
+    details: LineDetails
+    unmapped_code: str | None  # the channel's code of a line nobody mapped yet
+
+
+async def _resolve_lines(session: AsyncSession, channel: Channel, new: NormalizedOrder) -> list[_Line]:
+    codes = {code for line in new.lines for code in (line.channel_sku_id, line.channel_item_id) if code}
+    listings = (
+        {
+            listing.channel_sku_id: listing.product_id
+            for listing in (
+                await session.scalars(
+                    select(ChannelListing).where(
+                        ChannelListing.channel_id == channel.id, ChannelListing.channel_sku_id.in_(codes)
+                    )
+                )
+            ).all()
+        }
+        if codes
+        else {}
+    )
+    merchant = {line.merchant_sku for line in new.lines if line.merchant_sku}
+    listed_ids = set(listings.values())
+    products = (
+        (await session.scalars(select(Product).where((Product.sku.in_(merchant)) | (Product.id.in_(listed_ids))))).all()
+        if merchant or listed_ids
+        else []
+    )
+    by_sku = {product.sku: product for product in products}
+    by_id = {product.id: product for product in products}
+    resolved = []
+    for line in new.lines:
+        product = None
+        if line.channel_sku_id and line.channel_sku_id in listings:
+            product = by_id.get(listings[line.channel_sku_id])
+        elif line.merchant_sku and line.merchant_sku in by_sku:
+            product = by_sku[line.merchant_sku]
+        elif line.channel_item_id and line.channel_item_id in listings:
+            product = by_id.get(listings[line.channel_item_id])
+        code = line.channel_sku_id or line.merchant_sku
+        resolved.append(
+            _Line(
+                LineDetails(
+                    quantity=line.quantity,
+                    unit_price=line.unit_price,
+                    sku=product.sku if product else None,
+                    discount=line.discount,
+                    title=_clip(line.title, 300),
+                    channel_line_id=line.channel_line_id,
+                    channel_sku_id=code,
+                    product_id=product.id if product else None,
+                    refunded_quantity=min(line.refunded_quantity, line.quantity),
+                ),
+                # A line with no code at all (a POS custom amount) is money only, not stock.
+                unmapped_code=code if product is None and code else None,
+            )
+        )
+    return resolved
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    return text[:limit] if text else text
+
+
+def _address(address: NormalizedAddress) -> AddressDetails:
+    return AddressDetails(
+        country=(address.country or "ZZ").upper()[:2],
+        line1=_clip(address.line1, 300) or "-",
+        name=_clip(address.name, 200),
+        phone=_clip(address.phone, 40),
+        email=_clip(address.email, 254),
+        region=_clip(address.region, 100),
+        city=_clip(address.city, 100),
+        district=_clip(address.district, 100),
+        line2=_clip(address.line2, 300),
+        postal_code=_clip(address.postal_code, 20),
+    )
+
+
+async def _store_location(session: AsyncSession, channel: Channel, new: NormalizedOrder) -> Location | None:
+    code = new.location_code or (channel.settings or {}).get("locationCode")
+    if not new.location_code or not code:
+        return None
+    location = await session.scalar(select(Location).where(Location.code == code))
+    if location is None:
+        raise DomainError(
+            f"The channel sells from location {code!r}, which does not exist. Create it with locationCreate "
+            "(or fix settings.locationCode), then replay this message.",
+            ("locationCode",),
+            "NOT_FOUND",
+        )
+    return location
+
+
+def _is_paid(new: NormalizedOrder) -> bool:
+    return new.paid_at is not None or new.status in (
+        ChannelOrderStatus.PAID,
+        ChannelOrderStatus.SHIPPED,
+        ChannelOrderStatus.COMPLETED,
+    )
+
+
+async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder) -> tuple[Order, bool]:
+    lines = await _resolve_lines(session, channel, new)
+    store = await _store_location(session, channel, new)
+    paid = _is_paid(new)
+    if new.shipping_address:
+        address = _address(new.shipping_address)
+    elif store is not None:
+        address = AddressDetails(
+            country=store.country,
+            line1=store.line1,
+            city=store.city,
+            region=store.region,
+            district=store.district,
+            postal_code=store.postal_code,
+            name=store.name,
+            latitude=store.latitude,
+            longitude=store.longitude,
+        )
+    else:
+        address = NO_ADDRESS
+    holds: list[tuple[HoldReason, str | None]] = []
+    takes_our_stock = not new.fulfilled_by_channel and new.status not in (
+        ChannelOrderStatus.CANCELLED,
+        ChannelOrderStatus.SHIPPED,
+        ChannelOrderStatus.COMPLETED,
+    )
+    if takes_our_stock:
+        unmapped = sorted({line.unmapped_code for line in lines if line.unmapped_code})
+        if unmapped:
+            holds.append((HoldReason.UNMAPPED_SKU, _unmapped_note(unmapped)))
+        if new.status == ChannelOrderStatus.ON_HOLD:
+            holds.append((HoldReason.CHANNEL_HOLD, _clip(new.hold_reason or new.raw_status, 1000)))
+        if paid and address is NO_ADDRESS and store is None:
+            holds.append((HoldReason.ADDRESS_INCOMPLETE, "The channel sent no shipping address."))
+    buyer = new.buyer
+    order, created = await create_order(
+        session,
+        NewOrder(
+            channel_code=channel.code,
+            currency=new.currency,
+            shipping_address=address,
+            lines=[line.details for line in lines],
+            external_id=new.external_id,
+            customer=CustomerDetails(
+                name=_clip(buyer.name, 200),
+                phone=_clip(buyer.phone, 40),
+                email=_clip(buyer.email, 254),
+                channel_code=channel.code,
+                channel_buyer_id=_clip(buyer.channel_buyer_id, 254),
+            )
+            if buyer
+            else None,
+            shipping_fee=new.shipping_fee,
+            discount=new.discount,
+            # Only an order that will take our stock is confirmed (and so allocated) here.
+            paid=paid and takes_our_stock and store is None,
+            paid_at=new.paid_at,
+            placed_at=new.placed_at,
+            note=_clip(new.note, 2000),
+            holds=holds,
+            actor=_actor(channel),
+        ),
+    )
+    if not created:
+        return order, False
+    order.channel_updated_at = new.updated_at or new.placed_at
+    if paid and order.paid_at is None:
+        order.paid_at = new.paid_at or new.placed_at
+    await session.flush()
+    order_lines = await _order_lines(session, order)
+    if any(line.refunded_quantity for line in order_lines):
+        _apply_totals(order, order_lines)
+    if new.status == ChannelOrderStatus.CANCELLED:
+        await cancel_order(session, order, f"Cancelled at the channel ({new.raw_status})", _actor(channel))
+    elif new.fulfilled_by_channel:
+        await _fulfilled_by_channel(session, channel, order, new)
+    elif new.status in (ChannelOrderStatus.SHIPPED, ChannelOrderStatus.COMPLETED):
+        await _shipped_elsewhere(session, channel, order, new)
+    elif store is not None and paid and order.status != OrderStatus.ON_HOLD:
+        set_status(session, order, OrderStatus.CONFIRMED, "Paid at the store", _actor(channel))
+        await sell_at_store(session, channel, order, store, new)
+    return order, True
+
+
+def _unmapped_note(codes: list[str]) -> str:
+    return (
+        _clip(
+            f"Channel SKU {', '.join(codes)} is not mapped to one of our SKUs: map it with channelListingSet "
+            "and the order is released.",
+            1000,
+        )
+        or ""
+    )
+
+
+def _actor(channel: Channel) -> str:
+    return f"channel:{channel.code}"
+
+
+async def _order_lines(session: AsyncSession, order: Order) -> list[OrderLine]:
+    return list(
+        (
+            await session.scalars(select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.line_no))
+        ).all()
+    )
+
+
+def _apply_totals(order: Order, lines: list[OrderLine]) -> None:
+    """Totals over the units not refunded (a line's discount shrinks with its units)."""
+    subtotal = Decimal("0")
+    for line in lines:
+        kept = line.quantity - line.refunded_quantity
+        if kept <= 0:
+            continue
+        subtotal += kept * line.unit_price - (line.discount or Decimal("0")) * kept / line.quantity
+    order.subtotal = round_money(subtotal, order.currency)
+    order.total = round_money(
+        max(Decimal("0"), subtotal - order.discount + order.shipping_fee + order.tax), order.currency
+    )
+
+
+def _note(session: AsyncSession, order: Order, kind: str, message: str, actor: str) -> None:
+    session.add(OrderEvent(order_id=order.id, kind=kind, message=_clip(message, 1000), actor=actor))
+
+
+def _jump(session: AsyncSession, order: Order, target: OrderStatus, message: str, actor: str) -> None:
+    """Record a status the channel reports as done fact (shipped elsewhere), outside the usual steps."""
+    if order.status == target:
+        return
+    previous = order.status
+    order.status = target
+    order.resume_status = None
+    order_rules._record_status(session, order, previous, target, message, actor)
+
+
+async def _update(session: AsyncSession, channel: Channel, order: Order, new: NormalizedOrder) -> str:
+    actor = _actor(channel)
+    changes: list[str] = []
+    if new.updated_at:
+        order.channel_updated_at = new.updated_at
+    if await _apply_refunds(session, order, new, actor):
+        changes.append("refunded")
+    if new.shipping_address and await _apply_address(session, order, new.shipping_address, actor):
+        changes.append("address changed")
+    status = OrderStatus(order.status)
+    if new.status == ChannelOrderStatus.CANCELLED:
+        if status == OrderStatus.CANCELLED:
+            pass
+        elif order_rules.can_transition(status, OrderStatus.CANCELLED):
+            await cancel_order(session, order, f"Cancelled at the channel ({new.raw_status})", actor)
+            changes.append("cancelled")
+        else:
+            _note(
+                session,
+                order,
+                "CHANNEL_CANCELLED_LATE",
+                f"The channel cancelled the order ({new.raw_status}) after it was {status}: handle it as a return.",
+                actor,
+            )
+            changes.append("cancelled at the channel after shipping")
+    elif status == OrderStatus.CANCELLED:
+        pass  # cancelled here first: a late paid/shipped status at the channel changes nothing
+    elif new.fulfilled_by_channel:
+        if await _fulfilled_by_channel(session, channel, order, new):
+            changes.append("fulfilled by the channel")
+    elif new.status in (ChannelOrderStatus.SHIPPED, ChannelOrderStatus.COMPLETED):
+        if await _shipped_elsewhere(session, channel, order, new):
+            changes.append(new.status.value.lower())
+    else:
+        if (_is_paid(new) and order.paid_at is None) or (status == OrderStatus.PENDING and _is_paid(new)):
+            await confirm_payment(session, order, new.paid_at, actor)
+            changes.append("paid")
+            store = await _store_location(session, channel, new)
+            if store is not None and order.status == OrderStatus.CONFIRMED:
+                await sell_at_store(session, channel, order, store, new)
+        held = {hold.reason for hold in await open_holds(session, order.id)}
+        if new.status == ChannelOrderStatus.ON_HOLD:
+            if HoldReason.CHANNEL_HOLD not in held and (
+                order.status == OrderStatus.ON_HOLD or order_rules.can_transition(order.status, OrderStatus.ON_HOLD)
+            ):
+                await place_hold(
+                    session,
+                    order,
+                    HoldReason.CHANNEL_HOLD,
+                    note=_clip(new.hold_reason or new.raw_status, 1000),
+                    actor=actor,
+                )
+                changes.append("held by the channel")
+        elif HoldReason.CHANNEL_HOLD in held:
+            await release_holds(session, order, reason=HoldReason.CHANNEL_HOLD, actor=actor)
+            changes.append("channel hold released")
+    return ", ".join(changes) or "unchanged"
+
+
+async def _apply_refunds(session: AsyncSession, order: Order, new: NormalizedOrder, actor: str) -> bool:
+    lines = await _order_lines(session, order)
+    by_channel_id = {line.channel_line_id: line for line in lines if line.channel_line_id}
+    changed = False
+    for incoming in new.lines:
+        line = by_channel_id.get(incoming.channel_line_id)
+        refunded = min(incoming.refunded_quantity, line.quantity) if line else 0
+        if line is None or refunded <= line.refunded_quantity:
+            continue
+        units = refunded - line.refunded_quantity
+        line.refunded_quantity = refunded
+        await _release_refunded_units(session, order, line, units, actor)
+        _note(
+            session,
+            order,
+            "LINE_REFUNDED",
+            f"{units} × {line.sku or line.channel_sku_id} refunded at the channel",
+            actor,
+        )
+        changed = True
+    if changed:
+        _apply_totals(order, lines)
+        if all(line.refunded_quantity >= line.quantity for line in lines) and order_rules.can_transition(
+            order.status, OrderStatus.CANCELLED
+        ):
+            await cancel_order(session, order, "Every line was refunded at the channel", actor)
+    return changed
+
+
+async def _release_refunded_units(session: AsyncSession, order: Order, line: OrderLine, units: int, actor: str) -> None:
+    allocations = (
+        await session.scalars(
+            select(Allocation).where(Allocation.order_line_id == line.id, Allocation.status == "RESERVED")
+        )
+    ).all()
+    for allocation in allocations:
+        if units <= 0:
+            break
+        take = min(units, allocation.quantity - allocation.shipped_quantity)
+        if take <= 0:
+            continue
+        product = await session.get(Product, allocation.product_id)
+        location = await session.get(Location, allocation.location_id)
+        assert product is not None and location is not None
+        await move_stock(
+            session,
+            product=product,
+            location=location,
+            reason=MovementReason.RELEASE,
+            reserved=-take,
+            reference=Reference("ORDER", str(order.id), order.number, actor),
+        )
+        if take == allocation.quantity:
+            allocation.status = "RELEASED"
+        else:
+            allocation.quantity -= take
+        units -= take
+
+
+async def _apply_address(session: AsyncSession, order: Order, incoming: NormalizedAddress, actor: str) -> bool:
+    if order.status in SHIPPED_OR_LATER or order.status == OrderStatus.CANCELLED:
+        return False
+    address = await session.get(Address, order.shipping_address_id)
+    assert address is not None
+    details = _address(incoming)
+    fields = ("country", "line1", "name", "phone", "email", "region", "city", "district", "line2", "postal_code")
+    if all(getattr(address, name) == getattr(details, name) for name in fields):
+        return False
+    for name in fields:
+        setattr(address, name, getattr(details, name))
+    address.latitude = address.longitude = None  # the old coordinates belong to the old address
+    _note(session, order, "ADDRESS_CHANGED", "The buyer changed the shipping address at the channel", actor)
+    held = {hold.reason for hold in await open_holds(session, order.id)}
+    if HoldReason.ADDRESS_INCOMPLETE in held:
+        await release_holds(session, order, reason=HoldReason.ADDRESS_INCOMPLETE, actor=actor)
+    return True
+
+
+async def _consume_reservations(session: AsyncSession, order: Order, actor: str) -> None:
+    """The goods left with a shipment the OMS did not make: reserved units leave the ledger."""
+    allocations = (
+        await session.scalars(
+            select(Allocation).where(Allocation.order_id == order.id, Allocation.status == "RESERVED")
+        )
+    ).all()
+    for allocation in allocations:
+        units = allocation.quantity - allocation.shipped_quantity
+        if units > 0:
+            product = await session.get(Product, allocation.product_id)
+            location = await session.get(Location, allocation.location_id)
+            assert product is not None and location is not None
+            await move_stock(
+                session,
+                product=product,
+                location=location,
+                reason=MovementReason.SHIP,
+                on_hand=-units,
+                reserved=-units,
+                reference=Reference("ORDER", str(order.id), f"{order.number} shipped at the channel", actor),
+            )
+            allocation.shipped_quantity = allocation.quantity
+        allocation.status = "SHIPPED"
+
+
+async def _close_holds(session: AsyncSession, order: Order, actor: str) -> None:
+    now = utcnow()
+    for hold in await open_holds(session, order.id):
+        hold.released_at, hold.released_by = now, actor
+
+
+async def _shipped_elsewhere(session: AsyncSession, channel: Channel, order: Order, new: NormalizedOrder) -> bool:
+    actor = _actor(channel)
+    target = OrderStatus.COMPLETED if new.status == ChannelOrderStatus.COMPLETED else OrderStatus.SHIPPED
+    status = OrderStatus(order.status)
+    if status in SHIPPED_OR_LATER:
+        if target == OrderStatus.COMPLETED and status != OrderStatus.COMPLETED:
+            _jump(session, order, OrderStatus.COMPLETED, f"Completed at the channel ({new.raw_status})", actor)
+            return True
+        if status == OrderStatus.PARTIALLY_SHIPPED and target == OrderStatus.SHIPPED:
+            # The rest left through the channel's own shipping: the OMS's share is done too.
+            await _consume_reservations(session, order, actor)
+            _jump(session, order, OrderStatus.SHIPPED, f"Shipped at the channel ({new.raw_status})", actor)
+            return True
+        return False
+    if status == OrderStatus.CANCELLED:
+        return False
+    await _consume_reservations(session, order, actor)
+    await _close_holds(session, order, actor)
+    order.paid_at = order.paid_at or new.paid_at or new.placed_at
+    unreserved = status not in (OrderStatus.ALLOCATED,)
+    _jump(
+        session,
+        order,
+        target,
+        f"{'Completed' if target == OrderStatus.COMPLETED else 'Shipped'} outside the OMS ({new.raw_status})"
+        + ("; no stock was reserved here, so count the stock if it left one of our locations" if unreserved else ""),
+        actor,
+    )
+    return True
+
+
+async def _fulfilled_by_channel(session: AsyncSession, channel: Channel, order: Order, new: NormalizedOrder) -> bool:
+    """The channel ships from its own stock (Amazon AFN): record the sale, never touch ours."""
+    actor = _actor(channel)
+    if new.status == ChannelOrderStatus.UNPAID or order.status == OrderStatus.CANCELLED:
+        return False
+    await _close_holds(session, order, actor)
+    order.paid_at = order.paid_at or new.paid_at or new.placed_at
+    target = OrderStatus.COMPLETED if new.status == ChannelOrderStatus.COMPLETED else OrderStatus.SHIPPED
+    if order.status == target:
+        return False
+    if order.status in (OrderStatus.ALLOCATED, OrderStatus.ON_HOLD, OrderStatus.BACKORDERED, OrderStatus.CONFIRMED):
+        await order_rules.release_reservations(session, order, actor)
+    _jump(session, order, target, f"Fulfilled by the channel from its own stock ({new.raw_status})", actor)
+    return True
+
+
+async def sell_at_store(
+    session: AsyncSession, channel: Channel, order: Order, store: Location, new: NormalizedOrder | None = None
+) -> None:
+    """An in-store sale: the goods left the store's shelf, so its stock goes down at once.
+
+    The order is ALLOCATED to the store and SHIPPED (COMPLETED when the POS says so).
+    If the store's books show fewer units than were sold, the order waits ON_HOLD
+    (OUT_OF_STOCK) for a stock count instead of driving the ledger negative.
+    """
+    actor = _actor(channel)
+    lines = [
+        line
+        for line in await _order_lines(session, order)
+        if line.product_id is not None and line.quantity > line.refunded_quantity
+    ]
+    reference = Reference("ORDER", str(order.id), f"{order.number} sold at {store.code}", actor)
+    short: list[str] = []
+    fulfillment = FulfillmentOrder(order_id=order.id, location_id=store.id, status="CLOSED")
+    try:
+        async with session.begin_nested():
+            session.add(fulfillment)
+            await session.flush()
+            for line in lines:
+                units = line.quantity - line.refunded_quantity
+                product = await session.get(Product, line.product_id)
+                assert product is not None
+                figures = await move_stock(
+                    session,
+                    product=product,
+                    location=store,
+                    reason=MovementReason.SHIP,
+                    on_hand=-units,
+                    reference=reference,
+                )
+                if figures is None:
+                    short.append(product.sku)
+                    continue
+                session.add(
+                    Allocation(
+                        order_id=order.id,
+                        order_line_id=line.id,
+                        fulfillment_order_id=fulfillment.id,
+                        location_id=store.id,
+                        product_id=product.id,
+                        quantity=units,
+                        shipped_quantity=units,
+                        status="SHIPPED",
+                        reason="sold in the store",
+                    )
+                )
+            if short:
+                raise _StoreShort()
+    except _StoreShort:
+        await place_hold(
+            session,
+            order,
+            HoldReason.OUT_OF_STOCK,
+            note=f"{store.code} sold {', '.join(short)} but its stock shows fewer: count the stock, "
+            "then release the order.",
+            actor=actor,
+        )
+        return
+    set_status(session, order, OrderStatus.ALLOCATED, f"Sold at {store.code}", actor)
+    set_status(session, order, OrderStatus.SHIPPED, f"Handed over at {store.code}", actor)
+    if new is not None and new.status == ChannelOrderStatus.COMPLETED:
+        set_status(session, order, OrderStatus.COMPLETED, "Completed at the POS", actor)
+
+
+class _StoreShort(Exception):
+    pass
+
+
+# --- mapping listings releases held orders --------------------------------
+
+
+async def map_unmapped_lines(
+    session: AsyncSession, channel: Channel, channel_sku_id: str, product: Product, actor: str | None
+) -> list[int]:
+    """Give this channel SKU's unmapped order lines our product; release orders with nothing left unmapped."""
+    channel_orders = select(Order.id).where(Order.channel_id == channel.id)
+    order_ids = list(
+        (
+            await session.scalars(
+                select(OrderLine.order_id)
+                .where(
+                    OrderLine.channel_sku_id == channel_sku_id,
+                    OrderLine.product_id.is_(None),
+                    OrderLine.order_id.in_(channel_orders),
+                )
+                .distinct()
+            )
+        ).all()
+    )
+    if not order_ids:
+        return []
+    await session.execute(
+        update(OrderLine)
+        .where(
+            OrderLine.order_id.in_(order_ids),
+            OrderLine.channel_sku_id == channel_sku_id,
+            OrderLine.product_id.is_(None),
+        )
+        .values(product_id=product.id, sku=product.sku)
+        .execution_options(synchronize_session=False)
+    )
+    released = []
+    for order_id in sorted(order_ids):
+        order = await order_rules.order_by_id(session, order_id, lock=True)
+        still_unmapped = await session.scalar(
+            select(OrderLine.id)
+            .where(
+                OrderLine.order_id == order.id, OrderLine.product_id.is_(None), OrderLine.channel_sku_id.is_not(None)
+            )
+            .limit(1)
+        )
+        holds = await open_holds(session, order.id)
+        if still_unmapped is not None or not any(hold.reason == HoldReason.UNMAPPED_SKU for hold in holds):
+            continue
+        await release_holds(session, order, reason=HoldReason.UNMAPPED_SKU, actor=actor)
+        released.append(order.id)
+        store_code = (channel.settings or {}).get("locationCode")
+        if store_code and order.status == OrderStatus.CONFIRMED:
+            store = await session.scalar(select(Location).where(Location.code == store_code))
+            if store is not None:
+                await sell_at_store(session, channel, order, store)
+    return released
+
+
+# --- stored messages, one at a time (webhooks, replays, the sweeper) -------
+
+
+async def _locked_message(session: AsyncSession, message_id: int) -> InboundMessage | None:
+    return await session.scalar(select(InboundMessage).where(InboundMessage.id == message_id).with_for_update())
+
+
+async def _channel_of(session: AsyncSession, message: InboundMessage) -> Channel | None:
+    return await session.scalar(select(Channel).where(Channel.code == message.source))
+
+
+@dataclass(frozen=True)
+class PendingWebhook:
+    message_id: int
+    channel: ChannelConfig
+    body: Any
+
+
+async def ingest_stored(session: AsyncSession, message_id: int, parse: Parse) -> IngestOutcome | PendingWebhook | None:
+    """Ingest a stored RECEIVED order message; a webhook is handed back to be expanded outside
+    the transaction (that may need the network). None when there is nothing to do."""
+    message = await _locked_message(session, message_id)
+    if message is None or message.status != RECEIVED:
+        return None  # done already (a duplicate job, or the sweeper's second try)
+    channel = await _channel_of(session, message)
+    if channel is None:
+        return _finish(message, FAILED, error=f"No channel has code {message.source!r} any more.")
+    if message.kind == WEBHOOK:
+        try:
+            body = json.loads(message.body)
+        except ValueError as error:
+            return _finish(message, FAILED, error=f"The webhook body is not JSON: {error}")
+        return PendingWebhook(message.id, channel_config(channel), body)
+    return await ingest_message(session, channel, message, parse)
+
+
+async def finish_webhook(
+    session: AsyncSession,
+    message_id: int,
+    payloads: Sequence[RawOrderPayload] | None,
+    parse: Parse,
+    error: str | None = None,
+) -> IngestOutcome | None:
+    """Store and ingest the orders a webhook concerns, or keep it FAILED with ``error``."""
+    message = await _locked_message(session, message_id)
+    if message is None or message.status != RECEIVED:
+        return None
+    message.attempts = (message.attempts or 0) + 1
+    if error is not None or payloads is None:
+        return _finish(message, FAILED, error=error or "The plugin could not expand this webhook")
+    channel = await _channel_of(session, message)
+    if channel is None:
+        return _finish(message, FAILED, error=f"No channel has code {message.source!r} any more.")
+    outcomes = await ingest_payloads(session, channel, payloads, parse)
+    if len(payloads) == 1 and message.external_id is None:
+        message.external_id = payloads[0].external_id
+    failed = sum(1 for outcome in outcomes if outcome.status == FAILED)
+    summary = f"{len(payloads)} order(s); {len(outcomes)} new version(s); {failed} failed"
+    order_id = next((outcome.order_id for outcome in outcomes if outcome.order_id), None)
+    return _finish(message, PROCESSED, order_id=order_id, outcome=summary)
+
+
+async def reject_message(session: AsyncSession, message_id: int, reason: str) -> None:
+    message = await session.get(InboundMessage, message_id)
+    if message is not None:
+        _finish(message, REJECTED, error=reason)

@@ -1,0 +1,314 @@
+"""Channel jobs: pull orders, ingest stored messages, push stock, confirm shipments, schedule polls.
+
+Every actor loads ids, calls the domain in short transactions and calls the
+plugin between them (plugin I/O never runs inside a transaction). A plugin's
+``RetryableError`` becomes ``dramatiq.Retry`` with its ``retry_after``; a
+``PermanentError`` parks the work and raises an alert.
+
+This module is also a small built-in plugin: its ``oms_stock_changed`` hook
+(called by the inventory jobs, debounced per SKU) queues the channel's push.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import dramatiq
+import structlog
+from dramatiq.middleware import Middleware
+
+from oms_graphql.config import get_settings
+from oms_graphql.db.models import Channel
+from oms_graphql.domain import channel_sync, ingestion, shipments, stock_push
+from oms_graphql.domain.channels import channel_config, raise_alert
+from oms_graphql.jobs.runtime import in_transaction
+from oms_graphql.plugins.contract import NormalizedOrder, PayloadError, PermanentError, RetryableError
+from oms_graphql.plugins.hookspecs import hookimpl
+from oms_graphql.plugins.host import channel_kinds, plugin_manager, register_builtin
+
+log = structlog.get_logger(__name__)
+
+SYNC_FAILED = "SYNC_FAILED"
+CONFIRMATION_FAILED = "SHIPMENT_CONFIRMATION_FAILED"
+# Tell people after this many refused attempts; the job keeps retrying regardless.
+ALERT_AFTER_ATTEMPTS = 3
+
+
+def _hook() -> Any:
+    return plugin_manager().hook
+
+
+def _retry(error: RetryableError) -> dramatiq.Retry:
+    delay = int(error.retry_after * 1000) if error.retry_after is not None else None
+    return dramatiq.Retry(str(error), delay=delay)
+
+
+_configs: dict[tuple[str, str | None, int], Any] = {}
+
+
+def parse_order(channel: Channel, body: dict[str, Any]) -> NormalizedOrder | None:
+    """The plugin's parse hook for a stored body (pure: no I/O)."""
+    # Decrypting the settings once per channel version keeps a page of orders cheap.
+    key = (channel.code, channel.secrets_encrypted, hash(repr(sorted((channel.settings or {}).items()))))
+    config = _configs.get(key)
+    if config is None:
+        config = _configs[key] = channel_config(channel)
+    return _hook().oms_channel_parse_order(channel=config, body=body)
+
+
+# --- pulling ----------------------------------------------------------------
+
+
+@dramatiq.actor(queue_name="channels", max_retries=10)
+def pull_channel_orders(channel_id: int) -> None:
+    """Pull one window of changed orders from the channel, page by page."""
+    config = in_transaction(lambda session: _config_of(session, channel_id))
+    if config is None:
+        return
+    hook = _hook()
+    max_window = hook.oms_channel_max_window(channel=config)
+    min_lag = hook.oms_channel_min_lag(channel=config)
+    window = in_transaction(lambda session: channel_sync.begin_pull(session, channel_id, max_window, min_lag))
+    if window is None:
+        return
+    page: str | None = None
+    pages = orders = 0
+    try:
+        while True:
+            result = hook.oms_channel_fetch_orders(
+                channel=window.channel,
+                updated_after=window.updated_after,
+                updated_before=window.updated_before,
+                page=page,
+            )
+            if result is None:
+                raise PermanentError(f"No installed plugin pulls orders for channel kind {window.channel.kind!r}")
+
+            async def store_page(session: Any, payloads: list = result.orders) -> None:
+                channel = await session.get(Channel, channel_id)
+                # Stored now, ingested by one job per order: the cursor only moves once they are kept.
+                await ingestion.ingest_payloads(session, channel, payloads, None)
+                await channel_sync.extend_lease(session, channel_id)
+
+            in_transaction(store_page)
+            pages, orders = pages + 1, orders + len(result.orders)
+            page = result.next_page
+            if not page:
+                break
+    except RetryableError as error:
+        problem = f"Will retry: {error}"
+        in_transaction(lambda session: channel_sync.pull_failed(session, channel_id, problem))
+        log.warning("channel pull will be retried", channel=window.channel.code, error=str(error))
+        raise _retry(error) from error
+    except (PermanentError, PayloadError) as error:
+        problem = str(error)
+
+        async def park(session: Any) -> None:
+            await channel_sync.pull_failed(session, channel_id, problem)
+            await raise_alert(session, SYNC_FAILED, f"Pulling orders from {window.channel.code} failed: {problem}")
+
+        in_transaction(park)
+        log.error("channel pull failed", channel=window.channel.code, error=str(error))
+        return
+    except Exception as error:
+        problem = f"Will retry: {error!r}"
+        in_transaction(lambda session: channel_sync.pull_failed(session, channel_id, problem))
+        raise
+    in_transaction(lambda session: channel_sync.finish_pull(session, channel_id, window.updated_before))
+    log.info(
+        "channel pulled",
+        channel=window.channel.code,
+        pages=pages,
+        orders=orders,
+        until=window.updated_before.isoformat(),
+    )
+    if window.catching_up:
+        pull_channel_orders.send(channel_id=channel_id)  # the next window, right away
+
+
+async def _config_of(session: Any, channel_id: int) -> Any:
+    channel = await session.get(Channel, channel_id)
+    return channel_config(channel) if channel is not None and channel.active else None
+
+
+# --- ingesting one stored message -----------------------------------------
+
+
+@dramatiq.actor(queue_name="channels", max_retries=20)
+def ingest_inbound_message(message_id: int) -> None:
+    """Ingest one stored message (a webhook, a replay, or one the sweeper found unfinished)."""
+    result = in_transaction(lambda session: ingestion.ingest_stored(session, message_id, parse_order))
+    if not isinstance(result, ingestion.PendingWebhook):
+        return
+    error: str | None = None
+    payloads = None
+    try:
+        payloads = _hook().oms_channel_expand_webhook(channel=result.channel, body=result.body)
+        if payloads is None:
+            error = f"No installed plugin reads webhooks of channel kind {result.channel.kind!r}"
+    except RetryableError as exc:
+        raise _retry(exc) from exc
+    except (PermanentError, PayloadError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # a plugin bug: keep the message FAILED, replayable after a fix
+        log.exception("webhook expansion failed", message_id=message_id)
+        error = f"The plugin failed: {exc!r}"
+    in_transaction(lambda session: ingestion.finish_webhook(session, message_id, payloads, parse_order, error=error))
+
+
+# --- stock push -------------------------------------------------------------
+
+
+class StockPushOnChange:
+    """The built-in ``oms_stock_changed``: push the channel's listing of the SKU soon."""
+
+    @hookimpl
+    def oms_stock_changed(self, channel_code: str, sku: str) -> None:
+        channel_id = in_transaction(lambda session: stock_push.mark_listings_due(session, channel_code, sku))
+        if channel_id is not None:
+            schedule_stock_push(channel_id)
+
+
+register_builtin("oms-channel-stock-push", StockPushOnChange())
+
+
+def schedule_stock_push(channel_id: int) -> None:
+    delay = timedelta(seconds=get_settings().stock_push_debounce_seconds)
+    if in_transaction(lambda session: stock_push.schedule_push(session, channel_id, delay)):
+        push_channel_stock.send_with_options(kwargs={"channel_id": channel_id}, delay=int(delay.total_seconds() * 1000))
+
+
+@dramatiq.actor(queue_name="channels", max_retries=20)
+def push_channel_stock(channel_id: int, everything: bool = False) -> None:
+    """Push the sellable quantity of every listing due (or, ``everything``, of all listings)."""
+    batch = in_transaction(lambda session: stock_push.pending_pushes(session, channel_id, everything))
+    if batch is None or not batch.pushes:
+        return
+    try:
+        results = _hook().oms_channel_push_stock(channel=batch.channel, pushes=batch.pushes)
+    except RetryableError as error:
+        raise _retry(error) from error
+    except PermanentError as error:
+        problem = str(error)
+
+        async def park(session: Any) -> None:
+            await channel_sync.pull_failed(session, channel_id, f"Stock push failed: {problem}")
+            await raise_alert(session, SYNC_FAILED, f"Pushing stock to {batch.channel.code} failed: {problem}")
+
+        in_transaction(park)
+        return
+    if results is None:
+        return  # the channel's plugin does not take stock
+    accepted, refused = in_transaction(lambda session: stock_push.record_push(session, channel_id, batch, results))
+    log.info("stock pushed", channel=batch.channel.code, accepted=accepted, refused=refused)
+
+
+# --- shipment confirmation -------------------------------------------------
+
+
+@dramatiq.actor(queue_name="channels", max_retries=50, max_backoff=60 * 60 * 1000)
+def confirm_shipment(shipment_id: int) -> None:
+    """Tell the channel a shipment left; retried until the channel accepts it."""
+    found = in_transaction(lambda session: shipments.confirmation_for(session, shipment_id))
+    if found is None:
+        return
+    config, confirmation = found
+    try:
+        accepted = _hook().oms_channel_confirm_shipment(channel=config, shipment=confirmation)
+        error = None if accepted else "the channel did not accept the confirmation"
+        if accepted is None:
+            error = f"No installed plugin confirms shipments for channel kind {config.kind!r}"
+    except RetryableError as exc:
+        _refused(shipment_id, config.code, confirmation.external_order_id, str(exc), permanent=False)
+        raise _retry(exc) from exc
+    except PermanentError as exc:
+        _refused(shipment_id, config.code, confirmation.external_order_id, str(exc), permanent=True)
+        return
+    if error is not None:
+        _refused(shipment_id, config.code, confirmation.external_order_id, error, permanent=accepted is None)
+        if accepted is None:
+            return
+        raise dramatiq.Retry(error)
+    in_transaction(lambda session: shipments.record_confirmation(session, shipment_id, accepted=True))
+    log.info("shipment confirmed to the channel", channel=config.code, order=confirmation.external_order_id)
+
+
+def _refused(shipment_id: int, channel_code: str, order_id: str, error: str, *, permanent: bool) -> None:
+    async def note(session: Any) -> None:
+        attempts = await shipments.record_confirmation(session, shipment_id, accepted=False, error=error)
+        if permanent or attempts == ALERT_AFTER_ATTEMPTS:
+            await raise_alert(
+                session,
+                CONFIRMATION_FAILED,
+                f"{channel_code} has not accepted the shipment of order {order_id} "
+                f"({attempts} attempt(s)): {error}" + ("" if permanent else " — still retrying"),
+            )
+
+    in_transaction(note)
+
+
+# --- the scheduler ----------------------------------------------------------
+
+SWEEP_LEASE = "channels.sweep"
+
+
+def scheduler_tick(holder: str) -> tuple[list[int], list[int]]:
+    """One tick: claim due polls (each by exactly one worker) and re-queue stuck messages."""
+    settings = get_settings()
+    pulling = {kind.kind for kind in channel_kinds().values() if kind.pulls_orders}
+    due = in_transaction(lambda session: channel_sync.claim_due_polls(session, pulling)) if pulling else []
+    for channel_id in due:
+        pull_channel_orders.send(channel_id=channel_id)
+    stuck: list[int] = []
+    sweep_every = timedelta(seconds=max(settings.channel_tick_seconds, settings.stuck_message_seconds / 5))
+
+    async def sweep(session: Any) -> list[int]:
+        if not await channel_sync.take_lease(session, SWEEP_LEASE, holder, sweep_every):
+            return []
+        return await channel_sync.stuck_messages(session, timedelta(seconds=settings.stuck_message_seconds))
+
+    stuck = in_transaction(sweep)
+    for message_id in stuck:
+        ingest_inbound_message.send(message_id=message_id)
+    return due, stuck
+
+
+class ChannelScheduler(Middleware):
+    """Runs the scheduler tick in every worker process; the database decides who does what."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        if os.environ.get("OMS_CHANNEL_SCHEDULER", "1") == "0" or self.thread is not None:
+            return
+        self.stop.clear()
+        self.thread = threading.Thread(target=self._run, name="channel-scheduler", daemon=True)
+        self.thread.start()
+
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        self.stop.set()
+        self.thread = None
+
+    def _run(self) -> None:
+        interval = get_settings().channel_tick_seconds
+        while not self.stop.wait(interval):
+            try:
+                scheduler_tick(self.holder)
+            except Exception:
+                log.exception("channel scheduler tick failed; trying again next tick")
+
+
+def _install_scheduler() -> None:
+    broker = dramatiq.get_broker()
+    if not any(isinstance(middleware, ChannelScheduler) for middleware in broker.middleware):
+        broker.add_middleware(ChannelScheduler())
+
+
+_install_scheduler()

@@ -1,0 +1,82 @@
+"""POST /webhooks/channels/{channelCode}: pushed orders from a channel (POS, marketplace push).
+
+The raw body is committed as an InboundMessage before anything else, so even a
+request we refuse is kept. The channel's plugin then checks the signature
+(no network I/O, in the request): a bad one is answered 401 and the message
+is kept as REJECTED with the plugin's reason; a good one is queued for the
+ingest job and answered 200 at once — channels retry slow webhooks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from oms_graphql.db.engine import Database
+from oms_graphql.db.models import InboundMessage
+from oms_graphql.domain import ingestion
+from oms_graphql.domain.channels import ChannelSecretsUnreadable, channel_by_code, channel_config, kind_of
+from oms_graphql.domain.errors import NotFound
+from oms_graphql.plugins.contract import WebhookRequest
+from oms_graphql.plugins.host import plugin_manager
+
+log = structlog.get_logger(__name__)
+
+MAX_BODY = 5 * 1024 * 1024
+# Signature headers are kept so a rejected request can be checked later; auth headers are not.
+_DROPPED_HEADERS = {"authorization", "cookie", "proxy-authorization"}
+
+
+def channel_webhook_route(database: Database) -> Route:
+    async def receive(request: Request) -> Response:
+        code = request.path_params["channel_code"]
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return JSONResponse({"error": "body too large"}, status_code=413)
+        headers = {key.lower(): value for key, value in request.headers.items() if key.lower() not in _DROPPED_HEADERS}
+        text = body.decode("utf-8", errors="replace")
+        async with database.session() as session, session.begin():
+            message = await ingestion.store_message(
+                session, source=code, kind=ingestion.WEBHOOK, body=text, headers=headers
+            )
+            message_id = message.id
+            try:
+                channel = await channel_by_code(session, code)
+                receives = kind_of(channel.kind).receives_webhooks
+                config = channel_config(channel)
+            except (NotFound, ChannelSecretsUnreadable) as error:
+                await ingestion.reject_message(session, message_id, str(error))
+                return JSONResponse({"error": "unknown channel"}, status_code=404)
+        if not receives:
+            return await _reject(database, message_id, f"{channel.kind} channels do not receive webhooks", 404)
+        verdict = plugin_manager().hook.oms_channel_verify_webhook(
+            channel=config, request=WebhookRequest(url=str(request.url), headers=headers, body=body)
+        )
+        if verdict is None:
+            return await _reject(database, message_id, f"No installed plugin verifies {channel.kind} webhooks", 404)
+        if not verdict.accepted:
+            log.warning("webhook rejected", channel=code, message_id=message_id, reason=verdict.reason)
+            return await _reject(database, message_id, verdict.reason or "signature check failed", 401)
+        async with database.session() as session, session.begin():
+            stored = await session.get(InboundMessage, message_id)
+            assert stored is not None
+            ingestion.queue_message(session, stored)
+        return JSONResponse({"received": True, "id": message_id})
+
+    return Route("/webhooks/channels/{channel_code}", receive, methods=["POST"])
+
+
+async def _reject(database: Database, message_id: int, reason: str, status: int) -> Response:
+    async with database.session() as session, session.begin():
+        await ingestion.reject_message(session, message_id, reason)
+    body: dict[str, Any] = {"error": "rejected" if status == 401 else "not found", "reason": reason}
+    return JSONResponse(body, status_code=status)
+
+
+def routes(database: Database) -> list[Route]:
+    """The webhook routes, for app.py."""
+    return [channel_webhook_route(database)]

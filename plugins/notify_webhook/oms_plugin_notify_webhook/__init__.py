@@ -1,0 +1,1 @@
+"""Notifier plugin: POST each alert as JSON to ``OMS_NOTIFY_WEBHOOK_URL``."""
