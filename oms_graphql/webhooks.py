@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from oms_graphql.db.engine import Database
 from oms_graphql.db.models import InboundMessage
-from oms_graphql.domain import ingestion
+from oms_graphql.domain import inbound
 from oms_graphql.domain.channels import ChannelSecretsUnreadable, channel_by_code, channel_config, kind_of
 from oms_graphql.domain.errors import NotFound
 from oms_graphql.plugins.contract import WebhookRequest
@@ -40,8 +40,8 @@ def channel_webhook_route(database: Database) -> Route:
         headers = {key.lower(): value for key, value in request.headers.items() if key.lower() not in _DROPPED_HEADERS}
         text = body.decode("utf-8", errors="replace")
         async with database.session() as session, session.begin():
-            message = await ingestion.store_message(
-                session, source=code, kind=ingestion.WEBHOOK, body=text, headers=headers
+            message = await inbound.store_message(
+                session, source=code, kind=inbound.WEBHOOK, body=text, headers=headers
             )
             message_id = message.id
             try:
@@ -49,7 +49,7 @@ def channel_webhook_route(database: Database) -> Route:
                 receives = kind_of(channel.kind).receives_webhooks
                 config = channel_config(channel)
             except (NotFound, ChannelSecretsUnreadable) as error:
-                await ingestion.reject_message(session, message_id, str(error))
+                await inbound.reject_message(session, message_id, str(error))
                 return JSONResponse({"error": "unknown channel"}, status_code=404)
         if not receives:
             return await _reject(database, message_id, f"{channel.kind} channels do not receive webhooks", 404)
@@ -64,7 +64,7 @@ def channel_webhook_route(database: Database) -> Route:
         async with database.session() as session, session.begin():
             stored = await session.get(InboundMessage, message_id)
             assert stored is not None
-            ingestion.queue_message(session, stored)
+            inbound.queue_message(session, stored)
         return JSONResponse({"received": True, "id": message_id})
 
     return Route("/webhooks/channels/{channel_code}", receive, methods=["POST"])
@@ -72,7 +72,7 @@ def channel_webhook_route(database: Database) -> Route:
 
 async def _reject(database: Database, message_id: int, reason: str, status: int) -> Response:
     async with database.session() as session, session.begin():
-        await ingestion.reject_message(session, message_id, reason)
+        await inbound.reject_message(session, message_id, reason)
     body: dict[str, Any] = {"error": "rejected" if status == 401 else "not found", "reason": reason}
     return JSONResponse(body, status_code=status)
 

@@ -345,12 +345,12 @@ def test_a_worker_killed_mid_ingestion_loses_nothing(admin, uid, warehouse, taob
     """The upsert dies with the connection: nothing half-written stays, and the retry finishes the job."""
     from sqlalchemy.exc import OperationalError
 
-    from oms_graphql.domain import ingestion
+    from oms_graphql.domain import inbound
 
     url, state = taobao_fake
     tid = new_trade(state)
     code = f"tb-kill-{uid}".lower()
-    real_upsert = ingestion.upsert_order
+    real_upsert = inbound.upsert_order
     calls = {"n": 0}
 
     async def dying_upsert(session, channel, new):
@@ -359,7 +359,7 @@ def test_a_worker_killed_mid_ingestion_loses_nothing(admin, uid, warehouse, taob
             raise OperationalError("INSERT INTO orders", {}, ConnectionResetError("worker killed"))
         return await real_upsert(session, channel, new)
 
-    monkeypatch.setattr(ingestion, "upsert_order", dying_upsert)
+    monkeypatch.setattr(inbound, "upsert_order", dying_upsert)
     create_channel(admin, code, "taobao", taobao_settings(url, state))
 
     order = sync_until(admin, code, tid, "ALLOCATED", timeout=40)
@@ -401,7 +401,7 @@ def test_a_stored_order_whose_job_was_lost_is_picked_up_by_the_sweeper(admin, ui
 
     from oms_graphql.db.engine import Database
     from oms_graphql.db.models import InboundMessage, Lease, utcnow
-    from oms_graphql.domain.ingestion import encode_body
+    from oms_graphql.domain.inbound import encode_body
 
     state = taobao.TaobaoState(load_samples=False)
     tid = new_trade(state)

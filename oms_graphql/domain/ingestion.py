@@ -1,9 +1,7 @@
-"""Channel orders in: raw payload → InboundMessage → normalised order → upsert.
+"""A channel's order, normalised by its plugin, applied to our order (the upsert).
 
-Nothing a channel sends is lost: each raw order body is stored as an
-``InboundMessage`` before the plugin parses it; a body that cannot be parsed is
-kept as FAILED with the error and can be replayed after a fix. The upsert is
-keyed by (channel, external id), so a re-delivered or re-pulled order updates
+The raw payloads themselves are kept by :mod:`oms_graphql.domain.inbound`.
+The upsert is keyed by (channel, external id), so a re-delivered or re-pulled order updates
 the order it already made and never duplicates it:
 
 * paid later → payment confirmed (then allocation);
@@ -23,16 +21,10 @@ the order it already made and never duplicates it:
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-import structlog
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import (
@@ -41,7 +33,6 @@ from oms_graphql.db.models import (
     Channel,
     ChannelListing,
     FulfillmentOrder,
-    InboundMessage,
     Location,
     Order,
     OrderEvent,
@@ -50,7 +41,6 @@ from oms_graphql.db.models import (
     utcnow,
 )
 from oms_graphql.domain import orders as order_rules
-from oms_graphql.domain.channels import channel_config
 from oms_graphql.domain.customers import CustomerDetails
 from oms_graphql.domain.errors import DomainError
 from oms_graphql.domain.inventory import MovementReason, Reference, move_stock
@@ -69,186 +59,17 @@ from oms_graphql.domain.orders import (
     release_holds,
     set_status,
 )
-from oms_graphql.events.outbox import request_job
 from oms_graphql.plugins.contract import (
-    ChannelConfig,
     ChannelOrderStatus,
     NormalizedAddress,
     NormalizedOrder,
-    PayloadError,
-    RawOrderPayload,
 )
 
-log = structlog.get_logger(__name__)
-
-RECEIVED, PROCESSED, FAILED, REJECTED = "RECEIVED", "PROCESSED", "FAILED", "REJECTED"
-ORDER, WEBHOOK = "ORDER", "WEBHOOK"
-INGEST_JOB = "ingest_inbound_message"
 # Shown while a channel has not released the buyer's address (Amazon Pending orders).
 NO_ADDRESS = AddressDetails(country="ZZ", line1="(the channel has not sent the address yet)")
 SHIPPED_OR_LATER = frozenset(
     {OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.DELIVERED, OrderStatus.COMPLETED}
 )
-
-# The job layer passes the plugin call in: (channel, raw body) → normalised order.
-Parse = Callable[[Channel, dict[str, Any]], NormalizedOrder | None]
-
-
-def encode_body(body: Any) -> str:
-    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def digest(text: str | bytes) -> str:
-    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
-
-
-# --- storing raw payloads ---------------------------------------------------
-
-
-async def store_message(
-    session: AsyncSession,
-    *,
-    source: str,
-    kind: str,
-    body: str,
-    external_id: str | None = None,
-    headers: dict[str, Any] | None = None,
-    status: str = RECEIVED,
-    error: str | None = None,
-) -> InboundMessage:
-    message = InboundMessage(
-        source=source,
-        kind=kind,
-        external_id=external_id,
-        body=body,
-        headers=headers,
-        status=status,
-        error=error,
-        digest=digest(body),
-        received_at=utcnow(),
-    )
-    session.add(message)
-    await session.flush()
-    return message
-
-
-async def _already_stored(session: AsyncSession, source: str, payloads: Sequence[tuple[str, str]]) -> set[str]:
-    """Digests of these (external id, digest) pairs that are stored already."""
-    if not payloads:
-        return set()
-    rows = await session.scalars(
-        select(InboundMessage.digest).where(
-            InboundMessage.source == source,
-            InboundMessage.external_id.in_({external_id for external_id, _ in payloads}),
-            InboundMessage.digest.in_({body_digest for _, body_digest in payloads}),
-        )
-    )
-    return {found for found in rows.all() if found}
-
-
-@dataclass(frozen=True)
-class IngestOutcome:
-    message_id: int
-    status: str
-    order_id: int | None = None
-    outcome: str | None = None
-
-
-async def ingest_payloads(
-    session: AsyncSession, channel: Channel, payloads: Sequence[RawOrderPayload], parse: Parse | None
-) -> list[IngestOutcome]:
-    """Store one page of raw orders in the caller's transaction, and ingest them.
-
-    An order whose exact body is stored already (a re-pull of the overlap, a
-    duplicate delivery) is skipped: it was ingested, or it failed and waits for a
-    replay. With ``parse`` each order is upserted here, in its own savepoint, so
-    one bad order does not hold up the page; without it each stored message gets
-    its own ingest job once the page commits (a pull does that: many workers then
-    ingest one channel's orders side by side).
-    """
-    encoded = [(payload, encode_body(payload.body)) for payload in payloads]
-    known = await _already_stored(session, channel.code, [(p.external_id, digest(text)) for p, text in encoded])
-    outcomes = []
-    seen: set[str] = set()
-    for payload, text in encoded:
-        body_digest = digest(text)
-        if body_digest in known or body_digest in seen:
-            continue
-        seen.add(body_digest)
-        message = await store_message(
-            session, source=channel.code, kind=ORDER, body=text, external_id=payload.external_id
-        )
-        if parse is None:
-            queue_message(session, message)
-            outcomes.append(IngestOutcome(message.id, RECEIVED))
-        else:
-            outcomes.append(await ingest_message(session, channel, message, parse))
-    return outcomes
-
-
-async def ingest_message(
-    session: AsyncSession, channel: Channel, message: InboundMessage, parse: Parse
-) -> IngestOutcome:
-    """Parse one stored ORDER message and upsert its order; the message records the result."""
-    message.attempts = (message.attempts or 0) + 1
-    try:
-        normalized = parse(channel, json.loads(message.body))
-        if normalized is None:
-            raise PayloadError(f"No installed plugin parses orders of channel kind {channel.kind!r}")
-    except (ValueError, PayloadError) as error:
-        return _finish(message, FAILED, error=f"{type(error).__name__}: {error}")
-    except Exception as error:  # a plugin bug: keep the message, show the error, allow a replay
-        log.warning("plugin failed to parse an order", channel=channel.code, message_id=message.id, error=repr(error))
-        return _finish(message, FAILED, error=f"The plugin failed: {error!r}")
-    try:
-        async with session.begin_nested():
-            order, what = await upsert_order(session, channel, normalized)
-    except DomainError as error:
-        return _finish(message, FAILED, error="; ".join(problem.message for problem in error.problems))
-    except DBAPIError:
-        raise  # a database failure: the job retries the whole page
-    except Exception as error:
-        log.exception("order upsert failed", channel=channel.code, message_id=message.id)
-        return _finish(message, FAILED, error=f"Unexpected error: {error!r}")
-    if message.external_id is None:
-        message.external_id = normalized.external_id
-    return _finish(message, PROCESSED, order_id=order.id, outcome=what)
-
-
-def _finish(
-    message: InboundMessage,
-    status: str,
-    *,
-    error: str | None = None,
-    order_id: int | None = None,
-    outcome: str | None = None,
-) -> IngestOutcome:
-    message.status = status
-    message.error = error[:4000] if error else None
-    message.processed_at = utcnow()
-    if order_id is not None:
-        message.order_id = order_id
-    message.outcome = (outcome or error or "")[:300] or None
-    return IngestOutcome(message.id, status, order_id, outcome or error)
-
-
-async def replay_message(session: AsyncSession, message: InboundMessage) -> InboundMessage:
-    """Queue a stored message to be ingested again (after a plugin fix, a mapping, …)."""
-    if message.status == RECEIVED:
-        raise DomainError("This message is waiting to be ingested already.", ("id",), "ALREADY_QUEUED")
-    if message.kind not in (ORDER, WEBHOOK):
-        raise DomainError(f"{message.kind} messages cannot be replayed here.", ("id",), "NOT_REPLAYABLE")
-    message.status = RECEIVED
-    message.error = None
-    message.outcome = None
-    queue_message(session, message)
-    return message
-
-
-def queue_message(session: AsyncSession, message: InboundMessage) -> None:
-    """Ask for the message's ingest job once this transaction commits."""
-    message.queued_at = utcnow()
-    request_job(session, INGEST_JOB, message_id=message.id)
 
 
 # --- the upsert -------------------------------------------------------------
@@ -849,71 +670,3 @@ async def map_unmapped_lines(
             if store is not None:
                 await sell_at_store(session, channel, order, store)
     return released
-
-
-# --- stored messages, one at a time (webhooks, replays, the sweeper) -------
-
-
-async def _locked_message(session: AsyncSession, message_id: int) -> InboundMessage | None:
-    return await session.scalar(select(InboundMessage).where(InboundMessage.id == message_id).with_for_update())
-
-
-async def _channel_of(session: AsyncSession, message: InboundMessage) -> Channel | None:
-    return await session.scalar(select(Channel).where(Channel.code == message.source))
-
-
-@dataclass(frozen=True)
-class PendingWebhook:
-    message_id: int
-    channel: ChannelConfig
-    body: Any
-
-
-async def ingest_stored(session: AsyncSession, message_id: int, parse: Parse) -> IngestOutcome | PendingWebhook | None:
-    """Ingest a stored RECEIVED order message; a webhook is handed back to be expanded outside
-    the transaction (that may need the network). None when there is nothing to do."""
-    message = await _locked_message(session, message_id)
-    if message is None or message.status != RECEIVED:
-        return None  # done already (a duplicate job, or the sweeper's second try)
-    channel = await _channel_of(session, message)
-    if channel is None:
-        return _finish(message, FAILED, error=f"No channel has code {message.source!r} any more.")
-    if message.kind == WEBHOOK:
-        try:
-            body = json.loads(message.body)
-        except ValueError as error:
-            return _finish(message, FAILED, error=f"The webhook body is not JSON: {error}")
-        return PendingWebhook(message.id, channel_config(channel), body)
-    return await ingest_message(session, channel, message, parse)
-
-
-async def finish_webhook(
-    session: AsyncSession,
-    message_id: int,
-    payloads: Sequence[RawOrderPayload] | None,
-    parse: Parse,
-    error: str | None = None,
-) -> IngestOutcome | None:
-    """Store and ingest the orders a webhook concerns, or keep it FAILED with ``error``."""
-    message = await _locked_message(session, message_id)
-    if message is None or message.status != RECEIVED:
-        return None
-    message.attempts = (message.attempts or 0) + 1
-    if error is not None or payloads is None:
-        return _finish(message, FAILED, error=error or "The plugin could not expand this webhook")
-    channel = await _channel_of(session, message)
-    if channel is None:
-        return _finish(message, FAILED, error=f"No channel has code {message.source!r} any more.")
-    outcomes = await ingest_payloads(session, channel, payloads, parse)
-    if len(payloads) == 1 and message.external_id is None:
-        message.external_id = payloads[0].external_id
-    failed = sum(1 for outcome in outcomes if outcome.status == FAILED)
-    summary = f"{len(payloads)} order(s); {len(outcomes)} new version(s); {failed} failed"
-    order_id = next((outcome.order_id for outcome in outcomes if outcome.order_id), None)
-    return _finish(message, PROCESSED, order_id=order_id, outcome=summary)
-
-
-async def reject_message(session: AsyncSession, message_id: int, reason: str) -> None:
-    message = await session.get(InboundMessage, message_id)
-    if message is not None:
-        _finish(message, REJECTED, error=reason)

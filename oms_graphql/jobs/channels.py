@@ -23,7 +23,7 @@ from dramatiq.middleware import Middleware
 
 from oms_graphql.config import get_settings
 from oms_graphql.db.models import Channel
-from oms_graphql.domain import channel_sync, ingestion, shipments, stock_push
+from oms_graphql.domain import channel_sync, inbound, shipments, stock_push
 from oms_graphql.domain.channels import channel_config, raise_alert
 from oms_graphql.jobs.runtime import in_transaction
 from oms_graphql.plugins.contract import NormalizedOrder, PayloadError, PermanentError, RetryableError
@@ -91,7 +91,7 @@ def pull_channel_orders(channel_id: int) -> None:
             async def store_page(session: Any, payloads: list = result.orders) -> None:
                 channel = await session.get(Channel, channel_id)
                 # Stored now, ingested by one job per order: the cursor only moves once they are kept.
-                await ingestion.ingest_payloads(session, channel, payloads, None)
+                await inbound.ingest_payloads(session, channel, payloads, None)
                 await channel_sync.extend_lease(session, channel_id)
 
             in_transaction(store_page)
@@ -141,8 +141,8 @@ async def _config_of(session: Any, channel_id: int) -> Any:
 @dramatiq.actor(queue_name="channels", max_retries=20)
 def ingest_inbound_message(message_id: int) -> None:
     """Ingest one stored message (a webhook, a replay, or one the sweeper found unfinished)."""
-    result = in_transaction(lambda session: ingestion.ingest_stored(session, message_id, parse_order))
-    if not isinstance(result, ingestion.PendingWebhook):
+    result = in_transaction(lambda session: inbound.ingest_stored(session, message_id, parse_order))
+    if not isinstance(result, inbound.PendingWebhook):
         return
     error: str | None = None
     payloads = None
@@ -157,7 +157,7 @@ def ingest_inbound_message(message_id: int) -> None:
     except Exception as exc:  # a plugin bug: keep the message FAILED, replayable after a fix
         log.exception("webhook expansion failed", message_id=message_id)
         error = f"The plugin failed: {exc!r}"
-    in_transaction(lambda session: ingestion.finish_webhook(session, message_id, payloads, parse_order, error=error))
+    in_transaction(lambda session: inbound.finish_webhook(session, message_id, payloads, parse_order, error=error))
 
 
 # --- stock push -------------------------------------------------------------

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from oms_graphql.db import models
-from oms_graphql.domain import channels, ingestion
+from oms_graphql.domain import channels, inbound, ingestion
 from oms_graphql.domain import orders as orders_rules
 from oms_graphql.domain.errors import NotFound
 from oms_graphql.events.outbox import request_job
@@ -185,6 +185,6 @@ class ChannelMutation:
             message = await session.get(models.InboundMessage, db_id(input.id, "InboundMessage"), with_for_update=True)
             if message is None:
                 raise NotFound("No inbound message has this id.", ("id",))
-            return {"inbound_message": InboundMessage.from_row(await ingestion.replay_message(session, message))}
+            return {"inbound_message": InboundMessage.from_row(await inbound.replay_message(session, message))}
 
         return await run_mutation(info, InboundMessageReplayPayload, work)
