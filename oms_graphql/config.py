@@ -31,6 +31,7 @@ class Settings:
     # Channels: how often the scheduler looks for due polls, how long a SKU's stock
     # must be quiet before it is pushed, and when a stored message counts as stuck.
     channel_tick_seconds: float = 5.0
+    channel_scheduler: bool = True  # False: this process's workers never start channel pulls
     stock_push_debounce_seconds: float = 5.0
     stuck_message_seconds: float = 300.0
     extra: dict[str, str] = field(default_factory=dict)
@@ -62,6 +63,7 @@ def load_settings() -> Settings:
         hide_introspection=_env("OMS_HIDE_INTROSPECTION", "0") == "1",
         embedded_workers=int(_env("OMS_EMBEDDED_WORKERS", "2") or 2),
         channel_tick_seconds=float(_env("OMS_CHANNEL_TICK_SECONDS", "5") or 5),
+        channel_scheduler=_env("OMS_CHANNEL_SCHEDULER", "1") != "0",
         stock_push_debounce_seconds=float(_env("OMS_STOCK_PUSH_DEBOUNCE_SECONDS", "5") or 5),
         stuck_message_seconds=float(_env("OMS_STUCK_MESSAGE_SECONDS", "300") or 300),
     )

@@ -203,7 +203,6 @@ def queue_message(session: AsyncSession, message: InboundMessage) -> None:
     request_job(session, INGEST_JOB, message_id=message.id)
 
 
-
 # --- stored messages, one at a time (webhooks, replays, the sweeper) -------
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from oms_graphql.db.models import Location, OutboxEntry, Product, StockLevel, StockMovement, utcnow
 from oms_graphql.domain import low_stock
 from oms_graphql.domain.errors import InsufficientStock, NotFound, Problems
-from oms_graphql.events.outbox import record_event, request_job
+from oms_graphql.events.outbox import note_outbox_written, record_event, request_job
 
 # The job that tells channels a SKU's sellable quantity changed (debounced).
 STOCK_CHANGED_JOB = "stock_changed"
@@ -186,8 +186,7 @@ async def _update_and_record(
     result = await session.execute(select(updated).add_cte(ledger.cte("ledger")).add_cte(outbox.cte("event")))
     row = result.first()
     if row is not None:
-        # What record_event's flush would have noted: wake the outbox relay at commit.
-        session.info["outbox_written"] = True
+        note_outbox_written(session)
     return row, row is not None
 
 

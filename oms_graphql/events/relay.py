@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from oms_graphql.db.engine import Database
 from oms_graphql.db.models import OutboxEntry, utcnow
+from oms_graphql.events.outbox import OUTBOX_WRITTEN
 from oms_graphql.events.pubsub import Publisher
 
 log = structlog.get_logger(__name__)
@@ -35,12 +36,12 @@ _wakers_lock = threading.Lock()
 @event.listens_for(Session, "after_flush")
 def _note_outbox_rows(session: Session, _context: Any) -> None:
     if any(isinstance(obj, OutboxEntry) for obj in session.new):
-        session.info["outbox_written"] = True
+        session.info[OUTBOX_WRITTEN] = True
 
 
 @event.listens_for(Session, "after_commit")
 def _wake_relays(session: Session) -> None:
-    if session.info.pop("outbox_written", False):
+    if session.info.pop(OUTBOX_WRITTEN, False):
         with _wakers_lock:
             wakers = list(_wakers)
         for wake in wakers:
@@ -49,7 +50,7 @@ def _wake_relays(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _forget_outbox_rows(session: Session) -> None:
-    session.info.pop("outbox_written", None)
+    session.info.pop(OUTBOX_WRITTEN, None)
 
 
 class Relay:

@@ -286,7 +286,7 @@ class ChannelScheduler(Middleware):
         self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     def after_worker_boot(self, broker: Any, worker: Any) -> None:
-        if os.environ.get("OMS_CHANNEL_SCHEDULER", "1") == "0" or self.thread is not None:
+        if not get_settings().channel_scheduler or self.thread is not None:
             return
         self.stop.clear()
         self.thread = threading.Thread(target=self._run, name="channel-scheduler", daemon=True)

@@ -27,6 +27,7 @@ _HOOK_KINDS = {
     "oms_carrier_": "carrier",
     "oms_notify": "notifier",
     "oms_allocation_": "allocation",
+    "oms_stock_": "stock",
 }
 
 

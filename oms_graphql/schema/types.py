@@ -203,7 +203,9 @@ class StockMovement(Node):
     row: strawberry.Private[models.StockMovement]
     sku: str
     reason: str = strawberry.field(description="RECEIPT RESERVE RELEASE SHIP RETURN EXCHANGE ADJUST COUNT ...")
-    quantity: int = strawberry.field(description="Signed change of on hand (of reserved for RESERVE/RELEASE).")
+    quantity: int = strawberry.field(
+        description="Signed change of on hand (of reserved for RESERVE/RELEASE; of in transit when only that moves)."
+    )
     on_hand_delta: int
     reserved_delta: int
     in_transit_delta: int
@@ -217,13 +219,16 @@ class StockMovement(Node):
 
     @classmethod
     def from_row(cls, row: models.StockMovement, sku: str) -> StockMovement:
-        reserved_only = row.reason in ("RESERVE", "RELEASE")
+        if row.reason in ("RESERVE", "RELEASE"):
+            quantity = row.reserved_delta
+        else:  # on hand, or for a row that only books stock on its way in, in transit
+            quantity = row.on_hand_delta or row.in_transit_delta
         return cls(
             row=row,
             id=strawberry.ID(to_global_id("StockMovement", row.id)),
             sku=sku,
             reason=row.reason,
-            quantity=row.reserved_delta if reserved_only else row.on_hand_delta,
+            quantity=quantity,
             on_hand_delta=row.on_hand_delta,
             reserved_delta=row.reserved_delta,
             in_transit_delta=row.in_transit_delta,
