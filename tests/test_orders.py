@@ -176,6 +176,9 @@ def test_node_returns_any_object_by_global_id(admin, uid):
     order = place_order(admin, [(sku, 1, "25.50")])
     node = admin("query($id: ID!) { node(id: $id) { id ... on Order { number } } }", {"id": order["id"]})["node"]
     assert node == {"id": order["id"], "number": order["number"]}
+    location_id = admin("query($c: String!) { location(code: $c) { id } }", {"c": f"WH-{uid}"})["location"]["id"]
+    location = admin("query($id: ID!) { node(id: $id) { ... on Location { code } } }", {"id": location_id})["node"]
+    assert location == {"code": f"WH-{uid}"}
     assert admin('{ node(id: "bm9wZToxMjM") { id } }')["node"] is None
 
 

@@ -50,7 +50,7 @@ def _stock_level(row: models.StockLevel, sku: str) -> StockLevel:
     return StockLevel.from_row(row, sku)
 
 
-async def _transfer(session: AsyncSession, row: models.Transfer) -> Transfer:
+async def transfer_node(session: AsyncSession, row: models.Transfer) -> Transfer:
     lines = await transfers.transfer_lines(session, [row.id])
     return Transfer.from_row(row, lines[row.id])
 
@@ -112,7 +112,7 @@ class InventoryQuery:
     async def transfer(self, info: Info, id: strawberry.ID) -> Transfer | None:
         async with context(info).database.session() as session:
             row = await session.get(models.Transfer, db_id(id, "Transfer"))
-            return await _transfer(session, row) if row else None
+            return await transfer_node(session, row) if row else None
 
     @strawberry.field(description="Alerts raised (low stock, ...), newest first.", permission_classes=STAFF)
     async def alerts(
@@ -187,7 +187,7 @@ class InventoryMutation:
             created = []
             if input.create:
                 for row in await transfers.create_suggested_transfers(session, moves, actor=caller.label):
-                    created.append(await _transfer(session, row))
+                    created.append(await transfer_node(session, row))
             return {"suggestions": [TransferSuggestion.from_domain(move) for move in moves], "transfers": created}
 
         return await run_mutation(info, TransferSuggestPayload, work)
@@ -202,7 +202,7 @@ class InventoryMutation:
                 lines=[line.to_domain() for line in input.lines],
                 reference=input.reference,
             )
-            return {"transfer": await _transfer(session, row)}
+            return {"transfer": await transfer_node(session, row)}
 
         return await run_mutation(info, TransferCreatePayload, work)
 
@@ -213,7 +213,7 @@ class InventoryMutation:
     async def transfer_ship(self, info: Info, input: TransferShipInput) -> TransferShipPayload:
         async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
             row = await transfers.ship_transfer(session, db_id(input.id, "Transfer"), caller.label)
-            return {"transfer": await _transfer(session, row)}
+            return {"transfer": await transfer_node(session, row)}
 
         return await run_mutation(info, TransferShipPayload, work)
 
@@ -231,7 +231,7 @@ class InventoryMutation:
                 close=input.close,
                 actor=caller.label,
             )
-            return {"transfer": await _transfer(session, row)}
+            return {"transfer": await transfer_node(session, row)}
 
         return await run_mutation(info, TransferReceivePayload, work)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import strawberry
 from sqlalchemy import Select, and_, or_, select
 from strawberry.types import Info
@@ -11,6 +14,8 @@ from oms_graphql.domain.access import Role
 from oms_graphql.domain.errors import DomainError
 from oms_graphql.plugins.host import installed_plugins
 from oms_graphql.resolvers.common import context, db_id
+from oms_graphql.resolvers.inventory import transfer_node
+from oms_graphql.schema.channel_types import InboundMessage
 from oms_graphql.schema.ids import from_global_id, to_global_id
 from oms_graphql.schema.inputs import (
     CustomerFilter,
@@ -32,6 +37,7 @@ from oms_graphql.schema.types import (
     Order,
     Plugin,
     Product,
+    Shipment,
     StockLevel,
     StockMovement,
 )
@@ -39,12 +45,14 @@ from oms_graphql.schema.types import (
 STAFF = [allow(*ALL_STAFF)]
 SIGNED_IN = [allow(*ANYONE_SIGNED_IN)]
 
-_NODE_TYPES = {
+# Node types fetched by primary key and shaped by their from_row (Order and Transfer need more).
+_NODE_TYPES: dict[str, tuple[Any, Callable[[Any], Node]]] = {
     "Product": (models.Product, Product.from_row),
     "Location": (models.Location, Location.from_row),
     "Channel": (models.Channel, Channel.from_row),
     "Customer": (models.Customer, Customer.from_row),
-    "Order": (models.Order, Order.from_row),
+    "Shipment": (models.Shipment, Shipment.from_row),
+    "InboundMessage": (models.InboundMessage, InboundMessage.from_row),
 }
 
 
@@ -73,17 +81,23 @@ class Query:
     @strawberry.field(description="Any object by its global id.", permission_classes=SIGNED_IN)
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         decoded = from_global_id(id)
-        if decoded is None or decoded[0] not in _NODE_TYPES:
+        if decoded is None:
             return None
         type_name, key = decoded
-        _model, to_node = _NODE_TYPES[type_name]
-        caller = await context(info).caller()
-        row = await context(info).loaders.__dict__[type_name.lower()].load(key)
         if type_name == "Order":
-            return await _visible_order(info, row)
+            return await _visible_order(info, await context(info).loaders.order.load(key))
+        caller = await context(info).caller()
         if caller.role == Role.CUSTOMER and not (type_name == "Customer" and key == caller.customer_id):
             return None
-        return to_node(row) if row is not None else None  # type: ignore[operator]
+        async with context(info).database.session() as session:
+            if type_name == "Transfer":
+                transfer = await session.get(models.Transfer, key)
+                return await transfer_node(session, transfer) if transfer else None
+            if type_name not in _NODE_TYPES:
+                return None
+            model, to_node = _NODE_TYPES[type_name]
+            row = await session.get(model, key)
+        return to_node(row) if row is not None else None
 
     @strawberry.field(description="The catalog.", permission_classes=STAFF)
     async def products(
