@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -9,10 +10,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
-from starlette.testclient import TestClient
 
 from oms_graphql.app import make_readyz
 from oms_graphql.db.engine import Database
@@ -71,6 +72,11 @@ def test_jobs_run_on_a_separate_worker_over_rabbitmq(database_url, uid):
 def test_readyz_answers_503_when_the_database_is_unreachable(settings):
     unreachable = Database("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")
     app = Starlette(routes=[Route("/readyz", make_readyz(unreachable))])
-    response = TestClient(app).get("/readyz")
+
+    async def probe() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://oms") as client:
+            return await client.get("/readyz")
+
+    response = asyncio.run(probe())
     assert response.status_code == 503
     assert response.json()["problems"]["database"]
