@@ -36,13 +36,10 @@ from oms_graphql.schema.channel_types import (
     listing_from_row,
 )
 from oms_graphql.schema.context import Caller
-from oms_graphql.schema.permissions import ADMINS, ALL_STAFF, OPERATORS, allow
+from oms_graphql.schema.permissions import ADMIN, OPERATE, STAFF
 from oms_graphql.schema.relay import Connection, paginate
 from oms_graphql.schema.types import Channel, Order
 
-ADMIN = [allow(*ADMINS)]
-OPERATE = [allow(*OPERATORS)]
-STAFF = [allow(*ALL_STAFF)]
 PULL_JOB = "pull_channel_orders"
 PUSH_JOB = "push_channel_stock"
 

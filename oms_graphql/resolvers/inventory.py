@@ -38,12 +38,9 @@ from oms_graphql.schema.inventory_types import (
     TransferSuggestion,
     TransferSuggestPayload,
 )
-from oms_graphql.schema.permissions import ALL_STAFF, OPERATORS, allow
+from oms_graphql.schema.permissions import OPERATE, STAFF
 from oms_graphql.schema.relay import Connection, paginate
 from oms_graphql.schema.types import StockLevel
-
-STAFF = [allow(*ALL_STAFF)]
-OPERATE = [allow(*OPERATORS)]
 
 
 def _stock_level(row: models.StockLevel, sku: str) -> StockLevel:

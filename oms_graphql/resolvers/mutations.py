@@ -40,11 +40,8 @@ from oms_graphql.schema.payloads import (
     StockAdjustPayload,
     StockReceivePayload,
 )
-from oms_graphql.schema.permissions import ADMINS, OPERATORS, allow
+from oms_graphql.schema.permissions import ADMIN, OPERATE
 from oms_graphql.schema.types import Location, Order, Product, StockLevel
-
-OPERATE = [allow(*OPERATORS)]
-ADMIN = [allow(*ADMINS)]
 
 
 async def _stock_level(session: AsyncSession, sku: str, location_code: str) -> StockLevel:

@@ -26,7 +26,7 @@ from oms_graphql.schema.inputs import (
     StockLevelFilter,
     StockMovementFilter,
 )
-from oms_graphql.schema.permissions import ALL_STAFF, ANYONE_SIGNED_IN, allow
+from oms_graphql.schema.permissions import SIGNED_IN, STAFF
 from oms_graphql.schema.relay import Connection, paginate
 from oms_graphql.schema.types import (
     Channel,
@@ -41,9 +41,6 @@ from oms_graphql.schema.types import (
     StockLevel,
     StockMovement,
 )
-
-STAFF = [allow(*ALL_STAFF)]
-SIGNED_IN = [allow(*ANYONE_SIGNED_IN)]
 
 # Node types fetched by primary key and shaped by their from_row (Order and Transfer need more).
 _NODE_TYPES: dict[str, tuple[Any, Callable[[Any], Node]]] = {

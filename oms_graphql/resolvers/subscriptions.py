@@ -15,7 +15,7 @@ from oms_graphql.events.pubsub import hub
 from oms_graphql.resolvers.common import context, db_id
 from oms_graphql.schema.ids import to_global_id
 from oms_graphql.schema.inputs import OrderEventsFilter
-from oms_graphql.schema.permissions import ANYONE_SIGNED_IN, allow
+from oms_graphql.schema.permissions import SIGNED_IN
 from oms_graphql.schema.types import Order, OrderStatus
 
 
@@ -42,7 +42,7 @@ class OrderStatusChanged:
 class Subscription:
     @strawberry.subscription(
         description="Every order status change; customers receive only their own orders' changes.",
-        permission_classes=[allow(*ANYONE_SIGNED_IN)],
+        permission_classes=SIGNED_IN,
     )
     async def order_events(
         self, info: Info, filter: OrderEventsFilter | None = None

@@ -30,3 +30,10 @@ def allow(*roles: Role) -> type[BasePermission]:
 
     Allow.__name__ = f"Allow_{'_'.join(sorted(role.value for role in allowed))}"
     return Allow
+
+
+# Ready-made ``permission_classes`` lists for resolvers.
+ADMIN = [allow(*ADMINS)]
+OPERATE = [allow(*OPERATORS)]
+STAFF = [allow(*ALL_STAFF)]
+SIGNED_IN = [allow(*ANYONE_SIGNED_IN)]
