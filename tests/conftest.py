@@ -108,16 +108,25 @@ def uid() -> str:
 
 @pytest.fixture(autouse=True)
 def ledger_stays_consistent(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After every scenario that touched the database, every level equals its ledger."""
+    """After every scenario that touched the database, every level equals its ledger.
+
+    The scenario's channels are switched off too: their fake marketplaces are gone, and
+    a channel left polling a dead fake would keep the shared job workers busy.
+    """
     yield
     if "database_url" not in request.fixturenames:
         return
+    from sqlalchemy import update
+
     from oms_graphql.db.engine import Database
+    from oms_graphql.db.models import Channel
     from oms_graphql.domain.inventory import verify_ledger
 
     async def check() -> list:
         database = Database(request.getfixturevalue("database_url"))
         try:
+            async with database.session() as session, session.begin():
+                await session.execute(update(Channel).where(Channel.kind != "manual").values(active=False))
             async with database.session() as session:
                 return await verify_ledger(session)
         finally:

@@ -187,6 +187,20 @@ def test_an_unmapped_channel_sku_holds_the_order_until_it_is_mapped(admin, uid, 
     assert allocated["lines"][0]["sku"] == DRESS
 
 
+def test_a_line_refunded_before_we_saw_it_needs_no_mapping(admin, uid, warehouse, taobao_fake):
+    url, state = taobao_fake
+    tid = new_trade(state)  # its second line (the socks) is refunded in full
+    for line in state.lines(tid):
+        if str(line.get("outer_sku_id")) == SOCK:
+            line["outer_sku_id"] = f"GONE-{uid}"
+    code = f"tb-refunded-{uid}".lower()
+    create_channel(admin, code, "taobao", taobao_settings(url, state))
+
+    order = sync_until(admin, code, tid, "ALLOCATED")
+    assert order["holds"] == []
+    assert [line["sku"] for line in order["lines"]] == [DRESS, None]
+
+
 def test_stock_pushes_reach_taobao_after_share_and_buffer(admin, uid, warehouse, taobao_fake):
     url, state = taobao_fake
     tid = new_trade(state)  # so the fake knows the item

@@ -144,8 +144,9 @@ async def _resolve_lines(session: AsyncSession, channel: Channel, new: Normalize
                     product_id=product.id if product else None,
                     refunded_quantity=min(line.refunded_quantity, line.quantity),
                 ),
-                # A line with no code at all (a POS custom amount) is money only, not stock.
-                unmapped_code=code if product is None and code else None,
+                # A line with no code at all (a POS custom amount) is money only, not stock, and
+                # a line refunded in full before we saw it will never need stock either.
+                unmapped_code=code if product is None and code and line.refunded_quantity < line.quantity else None,
             )
         )
     return resolved
@@ -247,6 +248,7 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
             else None,
             shipping_fee=new.shipping_fee,
             discount=new.discount,
+            tax=_channel_tax(new, lines),
             # Only an order that will take our stock is confirmed (and so allocated) here.
             paid=paid and takes_our_stock and store is None,
             paid_at=new.paid_at,
@@ -275,6 +277,20 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
         set_status(session, order, OrderStatus.CONFIRMED, "Paid at the store", _actor(channel))
         await sell_at_store(session, channel, order, store, new)
     return order, True
+
+
+def _channel_tax(new: NormalizedOrder, lines: list[_Line]) -> Decimal:
+    """The tax the channel charged: what the buyer paid beyond the goods, shipping and discounts.
+
+    Channels report tax (a POS's sales tax, Amazon's item tax) in their total, not in the lines;
+    without it the order's total would fall short of what the buyer paid.
+    """
+    if new.total is None:
+        return Decimal("0")
+    goods = order_rules.compute_totals(
+        new.currency, [line.details for line in lines], new.discount, new.shipping_fee, Decimal("0")
+    )
+    return max(Decimal("0"), round_money(new.total, new.currency) - goods.total)
 
 
 def _unmapped_note(codes: list[str]) -> str:
@@ -655,7 +671,10 @@ async def map_unmapped_lines(
         still_unmapped = await session.scalar(
             select(OrderLine.id)
             .where(
-                OrderLine.order_id == order.id, OrderLine.product_id.is_(None), OrderLine.channel_sku_id.is_not(None)
+                OrderLine.order_id == order.id,
+                OrderLine.product_id.is_(None),
+                OrderLine.channel_sku_id.is_not(None),
+                OrderLine.refunded_quantity < OrderLine.quantity,
             )
             .limit(1)
         )

@@ -56,13 +56,22 @@ class RateLimiter:
         self._updated = time.monotonic()
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
+    def wait(self, operation: str = "call", longest: float = 2.0) -> None:
+        """Take one token, waiting up to ``longest`` seconds for it.
+
+        A longer wait (getOrders refills one token a minute) is not slept away in a
+        worker thread: it becomes a RetryableError so the job is retried then.
+        """
         with self._lock:
             now = time.monotonic()
             self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
             self._updated = now
             if self._tokens < 1:
                 delay = (1 - self._tokens) / self.rate
+                if delay > longest:
+                    raise RetryableError(
+                        f"Amazon {operation} quota: the next call is allowed in {delay:.0f} s", retry_after=delay
+                    )
                 time.sleep(delay)
                 self._updated = time.monotonic()
                 self._tokens = 1.0

@@ -123,7 +123,7 @@ def oms_channel_fetch_orders(
     if page:
         params["NextToken"] = page  # the same filters plus NextToken (README 3)
     with SellingPartnerClient(channel.settings) as client:
-        rate_limiter(client.endpoint, "getOrders", rate=1 / 60, burst=20).wait()
+        rate_limiter(client.endpoint, "getOrders", rate=1 / 60, burst=20).wait("getOrders")
         body = client.get_json("/orders/v0/orders", params=params, operation="getOrders")
         payload = body.get("payload")
         if not isinstance(payload, dict) or not isinstance(payload.get("Orders"), list):
