@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
 
 from oms_graphql.config import Settings, get_settings
 from oms_graphql.db.engine import Database
@@ -89,15 +90,9 @@ class GraphQLView(GraphQL):
             request.state.sub_response.status_code = 400
         return data
 
-    async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:  # type: ignore[override]
-        from strawberry.types.unset import UNSET
-
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:  # type: ignore[override]
         try:
-            response = await super().run(
-                request,
-                context if context is not None else UNSET,
-                root_value if root_value is not None else UNSET,
-            )
+            response = await super().run(request, context, root_value)
         except HTTPException as error:
             # GraphQL over HTTP: a mutation sent with GET is 405 Method Not Allowed.
             if error.status_code == 400 and "not allowed when using GET" in error.reason:

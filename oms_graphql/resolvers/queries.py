@@ -6,12 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 import strawberry
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, or_, select
 from strawberry.types import Info
 
 from oms_graphql.db import models
 from oms_graphql.domain.access import Role
-from oms_graphql.domain.errors import DomainError
 from oms_graphql.plugins.host import installed_plugins
 from oms_graphql.resolvers.common import context, db_id
 from oms_graphql.resolvers.inventory import transfer_node
@@ -370,5 +369,3 @@ class Query:
             customer_id=strawberry.ID(to_global_id("Customer", caller.customer_id)) if caller.customer_id else None,
         )
 
-
-__all__ = ["DomainError", "Query", "and_"]
