@@ -387,3 +387,10 @@ def test_a_third_party_channel_plugin_installed_with_pip_works_end_to_end(
         assert eventually(lambda: shop.shipments) == [
             {"order": f"EX-{uid}-1", "carrier": "DHL", "tracking": f"DHL{uid}"}
         ]
+
+
+def test_a_channel_config_never_shows_its_secrets_in_a_repr():
+    from oms_graphql.plugins.contract import ChannelConfig
+
+    config = ChannelConfig(code="tb", kind="taobao", settings={"appSecret": "s3cret-value"})
+    assert "s3cret-value" not in repr(config) and "s3cret-value" not in str(config)

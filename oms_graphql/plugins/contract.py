@@ -77,7 +77,8 @@ class ChannelConfig:
 
     code: str
     kind: str
-    settings: dict[str, Any]
+    # Kept out of repr(): the settings hold decrypted secrets, and reprs end up in logs.
+    settings: dict[str, Any] = field(repr=False)
 
 
 # --- orders coming in -------------------------------------------------------
