@@ -37,6 +37,8 @@ from oms_graphql.plugins.host import channel_kinds, plugin_manager
 DEFAULT_SYNC_BACK = timedelta(hours=72)
 DEFAULT_POLL_SECONDS = 300
 MIN_POLL_SECONDS = 5
+PULL_JOB = "pull_channel_orders"
+PUSH_JOB = "push_channel_stock"
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -297,9 +299,24 @@ async def update_channel(session: AsyncSession, channel: Channel, changes: Chann
     if changes.active is not None:
         channel.active = changes.active
     if changes.stock_share_percent is not None or changes.stock_buffer is not None:
-        await mark_all_listings_for_push(session, channel)
+        # What the channel may sell changed for every listing: tell it now.
+        await request_stock_push(session, channel)
     await session.flush()
     return channel
+
+
+async def request_pull(session: AsyncSession, channel: Channel) -> None:
+    """Pull the channel's changed orders now (the scheduler polls anyway)."""
+    if not kind_of(channel.kind).pulls_orders:
+        raise NotFound(f"{channel.kind} channels do not pull orders.", ("channelCode",))
+    request_job(session, PULL_JOB, channel_id=channel.id)
+
+
+async def request_stock_push(session: AsyncSession, channel: Channel) -> int:
+    """Push every listing's sellable quantity to the channel now; returns how many listings."""
+    count = await mark_all_listings_for_push(session, channel)
+    request_job(session, PUSH_JOB, channel_id=channel.id)
+    return count
 
 
 # --- listings ---------------------------------------------------------------
@@ -328,6 +345,7 @@ async def set_listing(
     if channel_item_id is not None:
         listing.channel_item_id = channel_item_id
     listing.push_requested_at = utcnow()  # tell the channel the quantity of what it now sells
+    request_job(session, PUSH_JOB, channel_id=channel.id)
     await session.flush()
     return listing, product
 

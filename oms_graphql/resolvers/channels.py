@@ -13,7 +13,6 @@ from oms_graphql.db import models
 from oms_graphql.domain import channels, inbound, ingestion
 from oms_graphql.domain import orders as orders_rules
 from oms_graphql.domain.errors import NotFound
-from oms_graphql.events.outbox import request_job
 from oms_graphql.plugins.host import channel_kinds
 from oms_graphql.resolvers.common import context, db_id, run_mutation
 from oms_graphql.schema.channel_types import (
@@ -39,9 +38,6 @@ from oms_graphql.schema.context import Caller
 from oms_graphql.schema.permissions import ADMIN, OPERATE, STAFF
 from oms_graphql.schema.relay import Connection, paginate
 from oms_graphql.schema.types import Channel, Order
-
-PULL_JOB = "pull_channel_orders"
-PUSH_JOB = "push_channel_stock"
 
 
 @strawberry.type
@@ -126,8 +122,6 @@ class ChannelMutation:
         async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
             channel = await _channel(session, input.channel_code)
             updated = await channels.update_channel(session, channel, input.to_domain())
-            if input.stock_share_percent is not None or input.stock_buffer is not None:
-                request_job(session, PUSH_JOB, channel_id=channel.id)
             return {"channel": Channel.from_row(updated)}
 
         return await run_mutation(info, ChannelUpdatePayload, work)
@@ -142,7 +136,6 @@ class ChannelMutation:
                 session, channel, input.channel_sku_id, input.sku, input.channel_item_id
             )
             released = await ingestion.map_unmapped_lines(session, channel, input.channel_sku_id, product, caller.label)
-            request_job(session, PUSH_JOB, channel_id=channel.id)
             orders = [Order.from_row(await orders_rules.order_by_id(session, order_id)) for order_id in released]
             return {"listing": listing_from_row(listing, channel.code, product.sku), "released_orders": orders}
 
@@ -155,9 +148,7 @@ class ChannelMutation:
     async def channel_sync_orders(self, info: Info, input: ChannelSyncOrdersInput) -> ChannelSyncOrdersPayload:
         async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
             channel = await _channel(session, input.channel_code)
-            if not channels.kind_of(channel.kind).pulls_orders:
-                raise NotFound(f"{channel.kind} channels do not pull orders.", ("channelCode",))
-            request_job(session, PULL_JOB, channel_id=channel.id)
+            await channels.request_pull(session, channel)
             return {"channel": Channel.from_row(channel)}
 
         return await run_mutation(info, ChannelSyncOrdersPayload, work)
@@ -168,8 +159,7 @@ class ChannelMutation:
     async def channel_push_stock(self, info: Info, input: ChannelPushStockInput) -> ChannelPushStockPayload:
         async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
             channel = await _channel(session, input.channel_code)
-            count = await channels.mark_all_listings_for_push(session, channel)
-            request_job(session, PUSH_JOB, channel_id=channel.id)
+            count = await channels.request_stock_push(session, channel)
             return {"channel": Channel.from_row(channel), "listings": count}
 
         return await run_mutation(info, ChannelPushStockPayload, work)

@@ -368,4 +368,3 @@ class Query:
             role=caller.role.value if caller.role else None,
             customer_id=strawberry.ID(to_global_id("Customer", caller.customer_id)) if caller.customer_id else None,
         )
-
