@@ -19,8 +19,9 @@ from starlette.routing import Route
 from oms_graphql.db.engine import Database
 from oms_graphql.db.models import InboundMessage
 from oms_graphql.domain import inbound
-from oms_graphql.domain.channels import ChannelSecretsUnreadable, channel_by_code, channel_config, kind_of
+from oms_graphql.domain.channels import ChannelSecretsUnreadable, channel_config, kind_of
 from oms_graphql.domain.errors import NotFound
+from oms_graphql.domain.orders import channel_by_code
 from oms_graphql.plugins.contract import WebhookRequest
 from oms_graphql.plugins.host import plugin_manager
 

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from oms_graphql.config import get_settings
 from oms_graphql.db.models import AlertRecord, Channel, ChannelListing, Product, utcnow
 from oms_graphql.domain.errors import Duplicate, NotFound, Problems
+from oms_graphql.domain.inventory import product_by_sku
 from oms_graphql.domain.low_stock import NOTIFY_JOB, alert_payload
 from oms_graphql.events.outbox import record_event, request_job
 from oms_graphql.plugins.contract import ChannelConfig, ChannelKind, SettingField
@@ -204,13 +205,6 @@ def _check_numbers(problems: Problems, spec: ChannelSpec) -> None:
     problems.text(("name",), spec.name, 200, required=spec.name is not None)
 
 
-async def channel_by_code(session: AsyncSession, code: str, field: tuple[str, ...] = ("channelCode",)) -> Channel:
-    channel = await session.scalar(select(Channel).where(Channel.code == code))
-    if channel is None:
-        raise NotFound(f"No channel has code {code!r}. Create it with channelCreate first.", field)
-    return channel
-
-
 async def create_channel(session: AsyncSession, spec: ChannelSpec) -> Channel:
     problems = Problems()
     if not _CODE.match(spec.code or ""):
@@ -330,9 +324,7 @@ async def set_listing(
     problems.text(("channelSkuId",), channel_sku_id, 100, required=True)
     problems.text(("channelItemId",), channel_item_id, 100)
     problems.raise_if_any()
-    product = await session.scalar(select(Product).where(Product.sku == sku))
-    if product is None:
-        raise NotFound(f"No product has SKU {sku!r}. Create it with productCreate first.", ("sku",))
+    product = await product_by_sku(session, sku)
     listing = await session.scalar(
         select(ChannelListing).where(
             ChannelListing.channel_id == channel.id, ChannelListing.channel_sku_id == channel_sku_id

@@ -99,7 +99,7 @@ class ChannelQuery:
 
 
 async def _channel(session: AsyncSession, code: str) -> models.Channel:
-    return await channels.channel_by_code(session, code, ("channelCode",))
+    return await orders_rules.channel_by_code(session, code, ("channelCode",))
 
 
 @strawberry.type
