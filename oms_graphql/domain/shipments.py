@@ -25,7 +25,7 @@ from oms_graphql.db.models import (
     ShipmentLine,
     utcnow,
 )
-from oms_graphql.domain.channels import channel_config
+from oms_graphql.domain.channels import channel_config, raise_alert
 from oms_graphql.domain.errors import DomainError, NotFound, Problems
 from oms_graphql.domain.inventory import MovementReason, Reference, move_stock
 from oms_graphql.domain.orders import OrderStatus, order_by_id, set_status
@@ -173,3 +173,22 @@ async def record_confirmation(
     else:
         shipment.channel_confirm_error = (error or "refused")[:4000]
     return shipment.channel_confirm_attempts
+
+
+CONFIRMATION_FAILED = "SHIPMENT_CONFIRMATION_FAILED"
+# Transient refusals are retried quietly until then; after that people are told (once).
+ALERT_AFTER_ATTEMPTS = 3
+
+
+async def record_refusal(
+    session: AsyncSession, shipment_id: int, channel_code: str, order_id: str, error: str, *, permanent: bool
+) -> None:
+    """The channel did not accept a confirmation: note it, and alert people when it matters."""
+    attempts = await record_confirmation(session, shipment_id, accepted=False, error=error)
+    if permanent or attempts == ALERT_AFTER_ATTEMPTS:
+        await raise_alert(
+            session,
+            CONFIRMATION_FAILED,
+            f"{channel_code} has not accepted the shipment of order {order_id} "
+            f"({attempts} attempt(s)): {error}" + ("" if permanent else " — still retrying"),
+        )

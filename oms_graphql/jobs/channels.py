@@ -33,9 +33,6 @@ from oms_graphql.plugins.host import channel_kinds, plugin_manager, register_bui
 log = structlog.get_logger(__name__)
 
 SYNC_FAILED = "SYNC_FAILED"
-CONFIRMATION_FAILED = "SHIPMENT_CONFIRMATION_FAILED"
-# Tell people after this many refused attempts; the job keeps retrying regardless.
-ALERT_AFTER_ATTEMPTS = 3
 
 
 def _hook() -> Any:
@@ -238,17 +235,11 @@ def confirm_shipment(shipment_id: int) -> None:
 
 
 def _refused(shipment_id: int, channel_code: str, order_id: str, error: str, *, permanent: bool) -> None:
-    async def note(session: Any) -> None:
-        attempts = await shipments.record_confirmation(session, shipment_id, accepted=False, error=error)
-        if permanent or attempts == ALERT_AFTER_ATTEMPTS:
-            await raise_alert(
-                session,
-                CONFIRMATION_FAILED,
-                f"{channel_code} has not accepted the shipment of order {order_id} "
-                f"({attempts} attempt(s)): {error}" + ("" if permanent else " — still retrying"),
-            )
-
-    in_transaction(note)
+    in_transaction(
+        lambda session: shipments.record_refusal(
+            session, shipment_id, channel_code, order_id, error, permanent=permanent
+        )
+    )
 
 
 # --- the scheduler ----------------------------------------------------------
