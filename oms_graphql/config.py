@@ -34,6 +34,12 @@ class Settings:
     channel_scheduler: bool = True  # False: this process's workers never start channel pulls
     stock_push_debounce_seconds: float = 5.0
     stuck_message_seconds: float = 300.0
+    # A pull's lease is renewed while it runs; a dead worker's lapses after this long.
+    channel_pull_lease_seconds: float = 60.0
+    # Reconciliation (补单): how often each channel's trailing window is listed again
+    # (0: never), and how far back that window reaches.
+    channel_reconcile_seconds: float = 3600.0
+    channel_reconcile_hours: float = 24.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -66,6 +72,9 @@ def load_settings() -> Settings:
         channel_scheduler=_env("OMS_CHANNEL_SCHEDULER", "1") != "0",
         stock_push_debounce_seconds=float(_env("OMS_STOCK_PUSH_DEBOUNCE_SECONDS", "5") or 5),
         stuck_message_seconds=float(_env("OMS_STUCK_MESSAGE_SECONDS", "300") or 300),
+        channel_pull_lease_seconds=float(_env("OMS_CHANNEL_PULL_LEASE_SECONDS", "60") or 60),
+        channel_reconcile_seconds=float(_env("OMS_CHANNEL_RECONCILE_SECONDS", "3600") or 0),
+        channel_reconcile_hours=float(_env("OMS_CHANNEL_RECONCILE_HOURS", "24") or 24),
     )
 
 

@@ -8,8 +8,11 @@ so nothing a run leaves behind can break the next one.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -36,31 +39,38 @@ async def _admin_sql(url: str, *statements: str) -> None:
         await connection.close()
 
 
-def _fresh_postgres_database(base_url: str) -> tuple[str, str]:
-    name = f"oms_test_{uuid.uuid4().hex[:10]}"
-    run_async(_admin_sql(base_url, f'CREATE DATABASE "{name}"'))
-    prefix, _, _ = base_url.rpartition("/")
-    return f"{prefix}/{name}", name
-
-
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def fresh_database(sqlite_folder: Path | None = None) -> Iterator[str]:
+    """A new, migrated database (PostgreSQL when configured, else a SQLite file), dropped afterwards."""
     from oms_graphql.db.migrate import upgrade
 
-    if PG_URL:
-        url, name = _fresh_postgres_database(PG_URL)
-    else:
-        url, name = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'oms.db'}", ""
-    upgrade(url)
-    yield url
-    if name:
+    if not PG_URL:
+        folder = sqlite_folder or Path(tempfile.mkdtemp(prefix="oms-test-"))
+        url = f"sqlite+aiosqlite:///{folder / 'oms.db'}"
+        upgrade(url)
+        yield url
+        return
+    name = f"oms_test_{uuid.uuid4().hex[:10]}"
+    run_async(_admin_sql(PG_URL, f'CREATE DATABASE "{name}"'))
+    prefix, _, _ = PG_URL.rpartition("/")
+    url = f"{prefix}/{name}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
         run_async(
             _admin_sql(
-                PG_URL or "",
+                PG_URL,
                 f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
                 f'DROP DATABASE IF EXISTS "{name}"',
             )
         )
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with fresh_database(tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -170,6 +170,15 @@ class Channel(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     stock_push_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Migration 0004: who holds the pull lease, and how far the pull has come (the window
+    # and the token of the next page still to store), so a retry or another worker resumes
+    # it instead of starting over; when the trailing reconciliation last ran, and its counts.
+    pull_lease_holder: Mapped[str | None] = mapped_column(String(64))
+    pull_window_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pull_window_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pull_page: Mapped[str | None] = mapped_column(Text)
+    reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_reconcile: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ChannelListing(Base):
@@ -218,6 +227,9 @@ class InboundMessage(Base):
     # When an ingest job was last asked for: the sweeper re-queues only messages whose
     # job has been missing for a while, never a whole backlog at once.
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Migration 0004: the channel's own "last modified" stamp of this version of the order,
+    # so a re-listing can tell a version stored already from a newer one.
+    channel_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Customer(Base):

@@ -101,11 +101,18 @@ class RawOrderPayload:
 
     ``body`` is the JSON object for that one order (as decoded from the
     channel's response); the OMS stores it as an InboundMessage before parsing.
+    ``updated_at`` is the channel's own "last modified" stamp of this version:
+    give it whenever the channel has one, so a re-listing of a version stored
+    already costs nothing. ``partial=True`` says the body is only a listing's
+    summary of the order (Taobao's increment list, a JD search row without
+    lines): the OMS then asks ``oms_channel_fetch_order`` for the full order,
+    but only when this version (``external_id``, ``updated_at``) is not stored yet.
     """
 
     external_id: str
     body: dict[str, Any]
     updated_at: datetime | None = None
+    partial: bool = False
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,27 @@ def oms_channel_fetch_orders(
     yourself. Return the raw order bodies (the OMS stores each one before it
     parses it), or ``None`` if ``channel.kind`` is not yours. The OMS chooses
     windows no longer than the channel allows (see ``oms_channel_max_window``).
+
+    The OMS stores each page, and the ``next_page`` token with it, in one
+    transaction: a pull that fails or whose worker dies resumes at the page it
+    had reached, with the same window, so a token must stay valid for a retry
+    (page numbers do). Page so that an order modified while you page is not
+    skipped (Taobao: from the last page back to the first). Retry a transient
+    fault (an HTTP 502, a timeout) a few times yourself before you raise
+    ``RetryableError``: the job's own retries wait much longer.
+    """
+
+
+@hookspec(firstresult=True)
+def oms_channel_fetch_order(channel: ChannelConfig, external_id: str) -> RawOrderPayload | None:
+    """Fetch one order in full, by the channel's order id.
+
+    Runs in a job, between transactions. Called for each ``partial`` payload of a
+    fetched page whose version is not stored yet, and by reconciliation. Return
+    the complete raw body (with ``updated_at``, ``partial`` left False), or
+    ``None`` if ``channel.kind`` is not yours. Throttle your calls to the
+    channel's rate limit; raise ``RetryableError`` for faults that a later try may
+    not meet, ``PermanentError`` when the order cannot be fetched at all.
     """
 
 

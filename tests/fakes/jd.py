@@ -31,6 +31,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.server import FlakyGateway
+
 from tests.fakes.taobao import SHANGHAI, TIME_FORMAT, samples_dir
 
 API_PATH = "/routerjson"
@@ -101,6 +103,7 @@ class JdState:
         self.shipments: list[dict[str, Any]] = []
         self.listing_omits_lines = False  # search rows without itemInfoList (forces order.get)
         self.faults: list[Fault] = []
+        self.gateway = FlakyGateway()  # set fail_every / latency for a bad day
         self._ids = itertools.count(1)
         if load_samples:
             result = load_sample("pop_order_search.json")["jingdong_pop_order_search_responce"]
@@ -177,6 +180,9 @@ def make_app(state: JdState) -> Starlette:
         method = params.get("method", "")
         call: dict[str, Any] = {"method": method, "params": params, "business": None, "error": None}
         state.calls.append(call)
+        if (bad_gateway := await state.gateway.answer()) is not None:
+            call["error"] = {"http": 502}
+            return bad_gateway
         fault = state.take_fault(method)
         if fault and fault.kind == "http_500":
             headers = {"Retry-After": str(fault.options["retry_after"])} if "retry_after" in fault.options else {}

@@ -34,6 +34,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.server import FlakyGateway
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 API_PATH = "/router/rest"
@@ -112,7 +114,11 @@ class TaobaoState:
         self.shipments: list[dict[str, str]] = []
         # When True the increment call drops "orders" (the doc says it holds only part of a trade).
         self.listing_omits_lines = False
+        # The increment result "holds only part of each trade" (README): as seen from a real
+        # gateway, it carries the lines but none of the receiver fields.
+        self.listing_omits_receiver = True
         self.faults: list[Fault] = []
+        self.gateway = FlakyGateway()  # set fail_every / latency for a bad day
         self._ids = itertools.count(1)
         if load_samples:
             page = load_sample("trades_sold_increment_get.json")["trades_sold_increment_get_response"]
@@ -211,6 +217,9 @@ def make_app(state: TaobaoState) -> Starlette:
         method = params.get("method", "")
         call = {"method": method, "params": params, "query": query, "form": form, "error": None}
         state.calls.append(call)
+        if (bad_gateway := await state.gateway.answer()) is not None:
+            call["error"] = {"http": 502}
+            return bad_gateway
         fault = state.take_fault(method)
         if fault and fault.kind == "http_500":
             headers = {"Retry-After": str(fault.options["retry_after"])} if "retry_after" in fault.options else {}
@@ -305,9 +314,12 @@ def increment_get(state: TaobaoState, params: dict[str, str], fault: Fault | Non
     # Sorted by modified, newest first (README "Pagination and incremental sync").
     matching.sort(key=lambda trade: (trade["modified"], trade["tid"]), reverse=True)
     page = [_pick(trade, params["fields"]) for trade in matching[(page_no - 1) * page_size :][:page_size]]
-    if state.listing_omits_lines:
-        for trade in page:
+    for trade in page:
+        if state.listing_omits_lines:
             trade.pop("orders", None)
+        if state.listing_omits_receiver:
+            for name in [name for name in trade if name.startswith("receiver_")]:
+                del trade[name]
     if fault and fault.kind == "duplicate" and page:
         page.insert(1, copy.deepcopy(page[0]))
     body: dict[str, Any] = {}
