@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import Customer, CustomerIdentity
@@ -50,6 +51,23 @@ async def find_or_create_customer(session: AsyncSession, details: CustomerDetail
     keys = _identities(details)
     if not keys and not details.name:
         return None
+    if not keys:
+        return await _find_or_create(session, details, keys)
+    # Two orders of one new buyer ingested at once both find no identity and both add it:
+    # the loser's insert fails on the unique identity, and a second look finds the winner's.
+    for attempt in range(3):
+        try:
+            async with session.begin_nested():
+                return await _find_or_create(session, details, keys)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    return None
+
+
+async def _find_or_create(
+    session: AsyncSession, details: CustomerDetails, keys: list[tuple[str, str]]
+) -> Customer | None:
     owners: dict[tuple[str, str], int] = {}
     if keys:
         rows = await session.execute(
@@ -76,4 +94,5 @@ async def find_or_create_customer(session: AsyncSession, details: CustomerDetail
         # An identity another profile owns stays theirs (merging is an operator's decision).
         if (kind, value) not in owners:
             session.add(CustomerIdentity(customer_id=customer.id, kind=kind, value=value))
+    await session.flush()
     return customer

@@ -13,10 +13,11 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,8 +68,10 @@ async def store_message(
     headers: dict[str, Any] | None = None,
     status: str = RECEIVED,
     error: str | None = None,
+    channel_updated_at: datetime | None = None,
 ) -> InboundMessage:
     message = InboundMessage(
+        channel_updated_at=channel_updated_at,
         source=source,
         kind=kind,
         external_id=external_id,
@@ -96,6 +99,40 @@ async def _already_stored(session: AsyncSession, source: str, payloads: Sequence
         )
     )
     return {found for found in rows.all() if found}
+
+
+async def unstored_versions(
+    session: AsyncSession, source: str, payloads: Sequence[RawOrderPayload]
+) -> list[RawOrderPayload]:
+    """The payloads whose version of the order is not stored yet.
+
+    A version is stored when a message of that order (received, processed or
+    failed and waiting for a replay) carries a channel stamp at least as new.
+    A payload without a stamp counts as unstored when it is partial (only the
+    full order tells), else the digest check of ``ingest_payloads`` decides.
+    """
+    ids = {payload.external_id for payload in payloads}
+    if not ids:
+        return []
+    rows = await session.execute(
+        select(InboundMessage.external_id, func.max(InboundMessage.channel_updated_at))
+        .where(
+            InboundMessage.source == source,
+            InboundMessage.external_id.in_(ids),
+            InboundMessage.kind == ORDER,
+            InboundMessage.status != REJECTED,
+        )
+        .group_by(InboundMessage.external_id)
+    )
+    newest: dict[str | None, datetime | None] = {external_id: stamp for external_id, stamp in rows.all()}
+    return [
+        payload
+        for payload in payloads
+        if payload.external_id not in newest
+        or payload.updated_at is None
+        or newest[payload.external_id] is None
+        or newest[payload.external_id] < payload.updated_at  # type: ignore[operator]
+    ]
 
 
 @dataclass(frozen=True)
@@ -128,7 +165,12 @@ async def ingest_payloads(
             continue
         seen.add(body_digest)
         message = await store_message(
-            session, source=channel.code, kind=ORDER, body=text, external_id=payload.external_id
+            session,
+            source=channel.code,
+            kind=ORDER,
+            body=text,
+            external_id=payload.external_id,
+            channel_updated_at=payload.updated_at,
         )
         if parse is None:
             queue_message(session, message)

@@ -11,10 +11,14 @@ This module is also a small built-in plugin: its ``oms_stock_changed`` hook
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import time
 import uuid
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import dramatiq
@@ -23,10 +27,17 @@ from dramatiq.middleware import Middleware
 
 from oms_graphql.config import get_settings
 from oms_graphql.db.models import Channel
-from oms_graphql.domain import channel_sync, inbound, shipments, stock_push
+from oms_graphql.domain import channel_sync, inbound, reconciliation, shipments, stock_push
 from oms_graphql.domain.channels import channel_config, raise_alert
 from oms_graphql.jobs.runtime import in_transaction
-from oms_graphql.plugins.contract import NormalizedOrder, PayloadError, PermanentError, RetryableError
+from oms_graphql.plugins.contract import (
+    ChannelConfig,
+    NormalizedOrder,
+    PayloadError,
+    PermanentError,
+    RawOrderPayload,
+    RetryableError,
+)
 from oms_graphql.plugins.hookspecs import hookimpl
 from oms_graphql.plugins.host import channel_kinds, plugin_manager, register_builtin
 
@@ -60,52 +71,120 @@ def parse_order(channel: Channel, body: dict[str, Any]) -> NormalizedOrder | Non
 # --- pulling ----------------------------------------------------------------
 
 
-@dramatiq.actor(queue_name="channels", max_retries=10)
+class LeaseRenewer:
+    """Renews the pull leases this process holds while their pulls run.
+
+    One thread per process (each job thread would otherwise need a database engine of
+    its own for it). A killed process renews nothing, so its leases lapse within
+    ``OMS_CHANNEL_PULL_LEASE_SECONDS`` and another worker resumes the pull.
+    """
+
+    def __init__(self) -> None:
+        self.held: dict[tuple[int, str], timedelta] = {}
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def holding(self, channel_id: int, holder: str, lease: timedelta) -> Iterator[None]:
+        with self.lock:
+            self.held[(channel_id, holder)] = lease
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="pull-lease-renewer", daemon=True)
+                self.thread.start()
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.held.pop((channel_id, holder), None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(max(get_settings().channel_pull_lease_seconds / 3, 0.2))
+            with self.lock:
+                held = dict(self.held)
+            for (channel_id, holder), lease in held.items():
+                try:
+                    in_transaction(partial(channel_sync.renew_lease, channel_id=channel_id, holder=holder, lease=lease))
+                except Exception:
+                    log.exception("renewing a pull lease failed; trying again shortly", channel_id=channel_id)
+
+
+_renewer = LeaseRenewer()
+
+
+def complete_payloads(
+    channel: ChannelConfig, payloads: list[RawOrderPayload], to_fetch: list[RawOrderPayload]
+) -> list[RawOrderPayload]:
+    """The page as it is to be stored: complete orders as listed, and for each partial one
+    whose version is new, the full order from ``oms_channel_fetch_order``. A partial
+    summary itself is never stored: it would read as an order without its address."""
+    complete = [payload for payload in payloads if not payload.partial]
+    for summary in to_fetch:
+        full = _hook().oms_channel_fetch_order(channel=channel, external_id=summary.external_id)
+        if full is None:
+            raise PermanentError(f"No installed plugin fetches single orders for channel kind {channel.kind!r}")
+        complete.append(full)
+    return complete
+
+
+@dramatiq.actor(queue_name="channels", max_retries=30, max_backoff=5 * 60 * 1000)
 def pull_channel_orders(channel_id: int) -> None:
-    """Pull one window of changed orders from the channel, page by page."""
+    """Pull the channel's changed orders, one window at a time, resuming where the last try stopped."""
     config = in_transaction(lambda session: _config_of(session, channel_id))
     if config is None:
         return
     hook = _hook()
     max_window = hook.oms_channel_max_window(channel=config)
     min_lag = hook.oms_channel_min_lag(channel=config)
-    window = in_transaction(lambda session: channel_sync.begin_pull(session, channel_id, max_window, min_lag))
+    lease = timedelta(seconds=get_settings().channel_pull_lease_seconds)
+    holder = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    window = in_transaction(
+        lambda session: channel_sync.begin_pull(session, channel_id, max_window, min_lag, holder, lease)
+    )
     if window is None:
         return
-    page: str | None = None
-    pages = orders = 0
+    page, pages, orders = window.page, 0, 0
     try:
-        while True:
-            result = hook.oms_channel_fetch_orders(
-                channel=window.channel,
-                updated_after=window.updated_after,
-                updated_before=window.updated_before,
-                page=page,
-            )
-            if result is None:
-                raise PermanentError(f"No installed plugin pulls orders for channel kind {window.channel.kind!r}")
-
-            async def store_page(session: Any, payloads: list = result.orders) -> None:
-                channel = await session.get(Channel, channel_id)
-                # Stored now, ingested by one job per order: the cursor only moves once they are kept.
-                await inbound.ingest_payloads(session, channel, payloads, None)
-                await channel_sync.extend_lease(session, channel_id)
-
-            in_transaction(store_page)
-            pages, orders = pages + 1, orders + len(result.orders)
-            page = result.next_page
-            if not page:
-                break
+        with _renewer.holding(channel_id, holder, lease):
+            while True:
+                result = hook.oms_channel_fetch_orders(
+                    channel=window.channel,
+                    updated_after=window.updated_after,
+                    updated_before=window.updated_before,
+                    page=page,
+                )
+                if result is None:
+                    raise PermanentError(f"No installed plugin pulls orders for channel kind {window.channel.kind!r}")
+                listed = list(result.orders)
+                to_fetch = in_transaction(
+                    partial(channel_sync.versions_to_fetch, channel_code=window.channel.code, payloads=listed)
+                )
+                payloads = complete_payloads(window.channel, listed, to_fetch)
+                done = in_transaction(
+                    partial(
+                        channel_sync.store_page,
+                        window=window,
+                        payloads=payloads,
+                        next_page=result.next_page,
+                        lease=lease,
+                    )
+                )
+                pages, orders, page = pages + 1, orders + len(payloads), result.next_page
+                if done:
+                    break
+    except channel_sync.LeaseLost:
+        log.warning("channel pull taken over by another worker", channel=window.channel.code)
+        return
     except RetryableError as error:
         problem = f"Will retry: {error}"
-        in_transaction(lambda session: channel_sync.pull_failed(session, channel_id, problem))
-        log.warning("channel pull will be retried", channel=window.channel.code, error=str(error))
+        in_transaction(lambda session: channel_sync.pull_failed(session, window, problem))
+        log.warning("channel pull will be retried", channel=window.channel.code, page=page, error=str(error))
         raise _retry(error) from error
     except (PermanentError, PayloadError) as error:
         problem = str(error)
 
         async def park(session: Any) -> None:
-            await channel_sync.pull_failed(session, channel_id, problem)
+            await channel_sync.pull_failed(session, window, problem, restart_window=True)
             await raise_alert(session, SYNC_FAILED, f"Pulling orders from {window.channel.code} failed: {problem}")
 
         in_transaction(park)
@@ -113,9 +192,8 @@ def pull_channel_orders(channel_id: int) -> None:
         return
     except Exception as error:
         problem = f"Will retry: {error!r}"
-        in_transaction(lambda session: channel_sync.pull_failed(session, channel_id, problem))
+        in_transaction(lambda session: channel_sync.pull_failed(session, window, problem))
         raise
-    in_transaction(lambda session: channel_sync.finish_pull(session, channel_id, window.updated_before))
     log.info(
         "channel pulled",
         channel=window.channel.code,
@@ -125,6 +203,74 @@ def pull_channel_orders(channel_id: int) -> None:
     )
     if window.catching_up:
         pull_channel_orders.send(channel_id=channel_id)  # the next window, right away
+
+
+# --- reconciliation (补单) ----------------------------------------------------
+
+Progress = Callable[[str, int], None]  # (what happened, how many orders), for a progress bar
+
+
+def reconcile(channel_id: int, since: datetime | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """List the channel's trailing window again and store whatever is missing.
+
+    Shared by the ``reconcile_channel`` job and ``oms channel reconcile``; returns the
+    summary kept on the channel (listed / alreadyStored / newlyStored / failed).
+    """
+    hook = _hook()
+
+    async def begin(session: Any) -> Any:
+        channel = await session.get(Channel, channel_id)
+        if channel is None:
+            raise PermanentError(f"Channel {channel_id} does not exist")
+        config = channel_config(channel)
+        return await reconciliation.begin_reconcile(
+            session,
+            channel,
+            config,
+            since,
+            get_settings().channel_reconcile_hours,
+            hook.oms_channel_max_window(channel=config),
+            hook.oms_channel_min_lag(channel=config),
+        )
+
+    run = in_transaction(begin)
+    for after, before in run.windows:
+        page: str | None = None
+        while True:
+            result = hook.oms_channel_fetch_orders(
+                channel=run.channel, updated_after=after, updated_before=before, page=page
+            )
+            if result is None:
+                raise PermanentError(f"No installed plugin pulls orders for channel kind {run.channel.kind!r}")
+            listed = list(result.orders)
+            missing = in_transaction(partial(reconciliation.unstored, run=run, listed=listed))
+            payloads = complete_payloads(run.channel, missing, [payload for payload in missing if payload.partial])
+            in_transaction(partial(reconciliation.store_missing, run=run, payloads=payloads, parse=parse_order))
+            if progress is not None:
+                progress("listed", len(listed))
+            page = result.next_page
+            if not page:
+                break
+    summary = in_transaction(lambda session: reconciliation.finish_reconcile(session, run))
+    log.info("channel reconciled", channel=run.channel.code, **{k: v for k, v in summary.items() if k != "finishedAt"})
+    return summary
+
+
+@dramatiq.actor(queue_name="channels", max_retries=10, max_backoff=10 * 60 * 1000)
+def reconcile_channel(channel_id: int, since: str | None = None) -> None:
+    """The periodic (or asked-for) reconciliation of one channel."""
+    try:
+        reconcile(channel_id, datetime.fromisoformat(since) if since else None)
+    except RetryableError as error:
+        raise _retry(error) from error
+    except (PermanentError, PayloadError) as error:
+        problem = str(error)
+
+        async def park(session: Any) -> None:
+            await channel_sync.note_channel_error(session, channel_id, f"Reconciliation failed: {problem}")
+            await raise_alert(session, SYNC_FAILED, f"Reconciling channel {channel_id} failed: {problem}")
+
+        in_transaction(park)
 
 
 async def _config_of(session: Any, channel_id: int) -> Any:
@@ -193,7 +339,7 @@ def push_channel_stock(channel_id: int, everything: bool = False) -> None:
         problem = str(error)
 
         async def park(session: Any) -> None:
-            await channel_sync.pull_failed(session, channel_id, f"Stock push failed: {problem}")
+            await channel_sync.note_channel_error(session, channel_id, f"Stock push failed: {problem}")
             await raise_alert(session, SYNC_FAILED, f"Pushing stock to {batch.channel.code} failed: {problem}")
 
         in_transaction(park)
@@ -254,6 +400,10 @@ def scheduler_tick(holder: str) -> tuple[list[int], list[int]]:
     due = in_transaction(lambda session: channel_sync.claim_due_polls(session, pulling)) if pulling else []
     for channel_id in due:
         pull_channel_orders.send(channel_id=channel_id)
+    if pulling and settings.channel_reconcile_seconds > 0:
+        every = timedelta(seconds=settings.channel_reconcile_seconds)
+        for channel_id in in_transaction(lambda session: channel_sync.claim_due_reconciles(session, pulling, every)):
+            reconcile_channel.send(channel_id=channel_id)
     stuck: list[int] = []
     sweep_every = timedelta(seconds=max(settings.channel_tick_seconds, settings.stuck_message_seconds / 5))
 

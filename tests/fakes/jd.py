@@ -32,7 +32,6 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.server import FlakyGateway
-
 from tests.fakes.taobao import SHANGHAI, TIME_FORMAT, samples_dir
 
 API_PATH = "/routerjson"

@@ -50,7 +50,8 @@ def with_settings(channel: ChannelConfig, **changes: object) -> ChannelConfig:
     return ChannelConfig(code=channel.code, kind=channel.kind, settings={**channel.settings, **changes})
 
 
-def pull_all(channel: ChannelConfig, start: datetime = WINDOW_START, end: datetime = WINDOW_END) -> list:
+def list_all(channel: ChannelConfig, start: datetime = WINDOW_START, end: datetime = WINDOW_END) -> list:
+    """Every payload the listing gives for the window, page by page."""
     orders, page = [], None
     while True:
         result = plugin.oms_channel_fetch_orders(channel=channel, updated_after=start, updated_before=end, page=page)
@@ -58,6 +59,14 @@ def pull_all(channel: ChannelConfig, start: datetime = WINDOW_START, end: dateti
         page = result.next_page
         if page is None:
             return orders
+
+
+def pull_all(channel: ChannelConfig, start: datetime = WINDOW_START, end: datetime = WINDOW_END) -> list:
+    """The window's orders as the OMS stores them: a partial listing row is fetched in full."""
+    return [
+        plugin.oms_channel_fetch_order(channel=channel, external_id=order.external_id) if order.partial else order
+        for order in list_all(channel, start, end)
+    ]
 
 
 # --- signing --------------------------------------------------------------
@@ -133,7 +142,8 @@ def test_paging_returns_every_order_once(channel, fake):
     orders = pull_all(channel, base, base + timedelta(minutes=30))
 
     assert sorted(order.external_id for order in orders) == sorted(added)
-    assert [call["business"]["page"] for call in fake.calls] == ["1", "2", "3"]
+    # Page 1 for the total, then from the last page back to the first.
+    assert [call["business"]["page"] for call in fake.calls] == ["1", "3", "2", "1"]
 
 
 def test_an_order_delivered_twice_on_a_page_is_returned_once(channel, fake):
@@ -158,29 +168,56 @@ def test_a_refused_search_is_permanent(channel):
 # --- failures ---------------------------------------------------------------
 
 
-def test_throttling_is_retryable(channel, fake):
-    fake.inject("throttle")
+def test_throttling_is_retried_then_retryable(channel, fake):
+    fake.inject("throttle", times=4)  # every try of the first call
     with pytest.raises(RetryableError, match="throttled"):
         pull_all(channel)
     assert len(pull_all(channel)) == 3
 
 
 def test_a_server_error_is_retryable_after_the_hint(channel, fake):
-    fake.inject("http_500", status=502, retry_after=7)
+    fake.inject("http_500", status=502, retry_after=30)  # too long to wait in the call
     with pytest.raises(RetryableError) as caught:
         pull_all(channel)
-    assert caught.value.retry_after == 7
+    assert caught.value.retry_after == 30
 
 
 @pytest.mark.parametrize(
     ("fault", "options", "match"),
     [("slow", {"delay": 3}, "timed out"), ("malformed_json", {}, "not JSON")],
 )
-def test_gateway_faults_are_retryable(channel, fake, fault, options, match):
-    fake.inject(fault, **options)
+def test_gateway_faults_are_retried_then_retryable(channel, fake, fault, options, match):
+    fake.inject(fault, times=4, **options)
     with pytest.raises(RetryableError, match=match):
         pull_all(channel)
     assert len(pull_all(channel)) == 3  # and the next try goes through
+
+
+def test_an_html_502_from_the_gateway_is_retried_in_the_call(channel, fake):
+    fake.gateway.fail_every, fake.gateway.requests = 2, 1  # the very first request gets nginx's 502 page
+
+    assert sorted(order.external_id for order in pull_all(channel)) == sorted(ALL_SAMPLES)
+    assert fake.gateway.failures >= 1
+
+
+def test_an_order_modified_while_paging_backwards_skips_nothing(channel, fake):
+    base = datetime(2025, 3, 14, 12, 0, tzinfo=SHANGHAI)
+    added = [fake.add_order(modified=base + timedelta(seconds=n)) for n in range(250)]
+    first = plugin.oms_channel_fetch_orders(
+        channel=channel, updated_after=base, updated_before=base + timedelta(minutes=30), page=None
+    )
+    # The buyer changes the newest order: it leaves the window, the rows behind it move up.
+    fake.touch(added[-1], base + timedelta(hours=2))
+    seen = {order.external_id for order in first.orders}
+    page = first.next_page
+    while page:
+        result = plugin.oms_channel_fetch_orders(
+            channel=channel, updated_after=base, updated_before=base + timedelta(minutes=30), page=page
+        )
+        seen |= {order.external_id for order in result.orders}
+        page = result.next_page
+
+    assert set(added[:-1]) <= seen
 
 
 # --- mapping ----------------------------------------------------------------

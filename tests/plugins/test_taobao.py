@@ -51,7 +51,8 @@ def with_settings(channel: ChannelConfig, **changes: object) -> ChannelConfig:
     return ChannelConfig(code=channel.code, kind=channel.kind, settings={**channel.settings, **changes})
 
 
-def pull_all(channel: ChannelConfig, start: datetime = WINDOW_START, end: datetime = WINDOW_END) -> list:
+def list_all(channel: ChannelConfig, start: datetime = WINDOW_START, end: datetime = WINDOW_END) -> list:
+    """Every payload the listing gives for the window, page by page."""
     orders, page = [], None
     while True:
         result = plugin.oms_channel_fetch_orders(channel=channel, updated_after=start, updated_before=end, page=page)
@@ -59,6 +60,14 @@ def pull_all(channel: ChannelConfig, start: datetime = WINDOW_START, end: dateti
         page = result.next_page
         if page is None:
             return orders
+
+
+def pull_all(channel: ChannelConfig, start: datetime = WINDOW_START, end: datetime = WINDOW_END) -> list:
+    """The window's orders as the OMS stores them: a partial listing row is fetched in full."""
+    return [
+        plugin.oms_channel_fetch_order(channel=channel, external_id=order.external_id) if order.partial else order
+        for order in list_all(channel, start, end)
+    ]
 
 
 # --- signing --------------------------------------------------------------
@@ -131,16 +140,29 @@ def test_the_window_is_sent_in_gmt8(channel, fake):
     assert form["end_modified"] == "2025-03-14 16:00:01"  # rounded outwards, never loses an edge
 
 
-def test_a_small_window_is_one_page_of_full_trades(channel, fake):
+def test_a_small_window_is_one_page_of_partial_trades(channel, fake):
     result = plugin.oms_channel_fetch_orders(
         channel=channel, updated_after=WINDOW_START, updated_before=WINDOW_END, page=None
     )
 
     assert result.next_page is None
     assert [order.external_id for order in result.orders] == [TRADE_A, TRADE_B, TRADE_C]  # newest first
-    assert result.orders[0].body["orders"]["order"][1]["refund_status"] == "SUCCESS"
+    assert all(order.partial for order in result.orders)  # the increment list holds part of each trade
     assert result.orders[0].updated_at == datetime(2025, 3, 14, 7, 40, 11, tzinfo=UTC)
-    assert fake.calls_to("taobao.trade.fullinfo.get") == []  # the increment page had the lines
+    assert fake.calls_to("taobao.trade.fullinfo.get") == []  # fetching the detail is the OMS's call
+
+
+def test_the_full_trade_comes_from_fullinfo_with_its_receiver(channel, fake):
+    [listed] = [order for order in list_all(channel) if order.external_id == TRADE_A]
+    assert "receiver_name" not in listed.body  # as the real increment answer
+
+    full = plugin.oms_channel_fetch_order(channel=channel, external_id=TRADE_A)
+
+    assert not full.partial and full.external_id == TRADE_A
+    assert full.body["receiver_name"] and full.body["receiver_address"]
+    assert full.body["orders"]["order"][1]["refund_status"] == "SUCCESS"
+    assert full.updated_at == listed.updated_at
+    assert [call["form"]["tid"] for call in fake.calls_to("taobao.trade.fullinfo.get")] == [TRADE_A]
 
 
 def test_paging_returns_every_order_once_from_the_last_page_back(channel, fake):
@@ -182,14 +204,21 @@ def test_a_window_over_one_day_is_refused(channel, fake):
 # --- failures ---------------------------------------------------------------
 
 
-def test_throttling_is_retryable_after_the_ban(channel, fake):
-    fake.inject("throttle", ban_seconds=5)
+def test_a_long_ban_is_retryable_after_the_ban(channel, fake):
+    fake.inject("throttle", ban_seconds=30)
 
     with pytest.raises(RetryableError) as caught:
         pull_all(channel)
 
-    assert caught.value.retry_after == 6  # README: sleep N+1 seconds
+    assert caught.value.retry_after == 31  # README: sleep N+1 seconds; too long to wait in the call
     assert len(pull_all(channel)) == 3  # the ban is over on the next call
+
+
+def test_a_short_ban_is_waited_out_in_the_call(channel, fake):
+    fake.inject("throttle", ban_seconds=1)
+
+    assert len(pull_all(channel)) == 3
+    assert fake.calls[0]["error"]["code"] == 7  # the first call was refused, its retry went through
 
 
 @pytest.mark.parametrize(
@@ -200,11 +229,20 @@ def test_throttling_is_retryable_after_the_ban(channel, fake):
         ("malformed_json", {}, "not JSON"),
     ],
 )
-def test_gateway_faults_are_retryable(channel, fake, fault, options, match):
-    fake.inject(fault, **options)
+def test_gateway_faults_are_retried_then_retryable(channel, fake, fault, options, match):
+    fake.inject(fault, times=4, method="taobao.trades.sold.increment.get", **options)  # every try of the call
     with pytest.raises(RetryableError, match=match):
         pull_all(channel)
     assert len(pull_all(channel)) == 3  # and the next try goes through
+
+
+def test_an_html_502_from_the_gateway_is_retried_in_the_call(channel, fake):
+    fake.gateway.fail_every = 2  # every other request: nginx's 502 page
+
+    orders = pull_all(channel)
+
+    assert {order.external_id for order in orders} == ALL_SAMPLES
+    assert fake.gateway.failures >= 2
 
 
 # --- mapping ----------------------------------------------------------------
@@ -361,7 +399,7 @@ def test_a_listing_taobao_refuses_is_reported_and_the_rest_go_through(channel, f
 
 
 def test_a_throttled_stock_push_is_retried_as_a_whole(channel, fake):
-    fake.inject("throttle", method="taobao.item.quantity.update")
+    fake.inject("throttle", method="taobao.item.quantity.update", ban_seconds=60)
     push = StockPush(sku="X", channel_sku_id="1", channel_item_id="2", quantity=1)
     with pytest.raises(RetryableError):
         plugin.oms_channel_push_stock(channel=channel, pushes=[push])

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from oms_graphql.plugins.calls import Throttle, with_retries
 from oms_graphql.plugins.contract import PermanentError, RetryableError
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -59,6 +60,9 @@ def to_jd_time(moment: datetime) -> str:
     return moment.astimezone(SHANGHAI).strftime(JD_TIME_FORMAT)
 
 
+CALLS_PER_SECOND = 10
+
+
 def request_timestamp(moment: datetime) -> str:
     # .NET SDK: "yyyy-MM-dd HH:mm:ss.fff" + zone without colon, e.g. "...16:00:00.000+0800".
     local = moment.astimezone(SHANGHAI)
@@ -85,6 +89,8 @@ class JdClient:
         self.app_secret = app_secret
         self.access_token = access_token
         self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+        # JOS limits are per app and method and unpublished (README): stay modest.
+        self.throttle = Throttle.for_account(f"jd:{app_key}", CALLS_PER_SECOND)
 
     def __enter__(self) -> JdClient:
         return self
@@ -98,10 +104,15 @@ class JdClient:
     def call(self, method: str, business: dict[str, Any]) -> dict[str, Any]:
         """Call ``method``; return the object under ``<method>_responce`` (JD's spelling).
 
-        Raises ``RetryableError`` for throttling, gateway faults and timeouts, and
-        ``JosError`` (a ``PermanentError``) for auth errors. Business results
+        Throttling, gateway faults and timeouts are tried again a few times after a
+        short pause, then raised as ``RetryableError``; ``JosError`` (a
+        ``PermanentError``) is raised at once for auth errors. Business results
         (``apiResult.success``) are the caller's to check.
         """
+        return with_retries(lambda: self.call_once(method, business))
+
+    def call_once(self, method: str, business: dict[str, Any]) -> dict[str, Any]:
+        self.throttle.wait()
         params = {
             "method": method,
             "app_key": self.app_key,

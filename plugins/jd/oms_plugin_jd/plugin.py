@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -100,29 +101,41 @@ def oms_channel_fetch_orders(
 ) -> OrderPage | None:
     if channel.kind != KIND:
         return None
-    page_no = _page_number(page)
     query = {
         # JD times have whole seconds; round outwards so nothing at the edges is lost.
         "start_date": to_jd_time(updated_after.replace(microsecond=0)),
         "end_date": to_jd_time(_ceil_second(updated_before)),
         "order_state": ALL_STATES,
         "optional_fields": ORDER_FIELDS,
-        "page": str(page_no),
         "page_size": str(PAGE_SIZE),
         "dateType": "0",  # anything but 1 filters on modification time (README)
     }
     with client_for(channel) as client:
-        result = business_result(client.call(SEARCH, query), "searchorderinfo_result", SEARCH)
-        total = _whole_number(result.get("orderTotal", 0), "orderTotal")
-        orders = result.get("orderInfoList") or []
-        if not isinstance(orders, list):
-            raise PayloadError(f"JD {SEARCH}: 'orderInfoList' is not a list")
-        payloads = order_payloads(client, orders)
-    # Keep paging until page*page_size >= orderTotal (README).
-    return OrderPage(orders=payloads, next_page=str(page_no + 1) if page_no * PAGE_SIZE < total else None)
+        if page is None:
+            # An order modified while we page leaves the window and the rows behind it move
+            # up a place: paging forwards would skip one at a page boundary. So, as for
+            # Taobao, find the last page (page*page_size >= orderTotal, README) and page
+            # back to the first; rows moving up then land on pages still to come.
+            first, total = search_page(client, query, 1)
+            if total <= PAGE_SIZE:
+                return OrderPage(orders=order_payloads(first), next_page=None)
+            page_no = math.ceil(total / PAGE_SIZE)
+        else:
+            page_no = _page_number(page)
+        rows, _total = search_page(client, query, page_no)
+    return OrderPage(orders=order_payloads(rows), next_page=str(page_no - 1) if page_no > 1 else None)
 
 
-def order_payloads(client: JdClient, orders: list[Any]) -> list[RawOrderPayload]:
+def search_page(client: JdClient, query: dict[str, Any], page_no: int) -> tuple[list[Any], int]:
+    result = business_result(client.call(SEARCH, {**query, "page": str(page_no)}), "searchorderinfo_result", SEARCH)
+    total = _whole_number(result.get("orderTotal", 0), "orderTotal")
+    orders = result.get("orderInfoList") or []
+    if not isinstance(orders, list):
+        raise PayloadError(f"JD {SEARCH}: 'orderInfoList' is not a list")
+    return orders, total
+
+
+def order_payloads(orders: list[Any]) -> list[RawOrderPayload]:
     by_id: dict[str, dict[str, Any]] = {}
     for order in orders:
         if not isinstance(order, dict) or not order.get("orderId"):
@@ -131,12 +144,27 @@ def order_payloads(client: JdClient, orders: list[Any]) -> list[RawOrderPayload]
         # The same order can appear twice on a page: keep the latest version.
         if order_id not in by_id or str(order.get("modified", "")) >= str(by_id[order_id].get("modified", "")):
             by_id[order_id] = order
-    payloads = []
-    for order_id, order in by_id.items():
-        if not isinstance(order.get("itemInfoList"), list):
-            order = fetch_order(client, order_id)  # a search row without lines: get the detail
-        payloads.append(RawOrderPayload(external_id=order_id, body=order, updated_at=_modified(order)))
-    return payloads
+    # A search row without its lines is partial: the OMS fetches the detail if it is new.
+    return [
+        RawOrderPayload(
+            external_id=order_id,
+            body=order,
+            updated_at=_modified(order),
+            partial=not isinstance(order.get("itemInfoList"), list),
+        )
+        for order_id, order in by_id.items()
+    ]
+
+
+@hookimpl
+def oms_channel_fetch_order(channel: ChannelConfig, external_id: str) -> RawOrderPayload | None:
+    if channel.kind != KIND:
+        return None
+    with client_for(channel) as client:
+        order = fetch_order(client, external_id)
+    return RawOrderPayload(
+        external_id=str(order.get("orderId") or external_id), body=order, updated_at=_modified(order)
+    )
 
 
 def fetch_order(client: JdClient, order_id: str) -> dict[str, Any]:

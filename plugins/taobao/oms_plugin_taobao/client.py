@@ -15,12 +15,16 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from oms_graphql.plugins.calls import Throttle, with_retries
 from oms_graphql.plugins.contract import PermanentError, RetryableError
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TOP_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 SIGN_METHODS = ("md5", "hmac", "hmac-sha256")
 DEFAULT_TIMEOUT_SECONDS = 20.0
+# TOP publishes no per-method QPS (README "Errors and rate limiting"); stay well under
+# what a standard app gets, and let the seller raise it.
+DEFAULT_CALLS_PER_SECOND = 10
 
 # TOP code 7 "App Call Limited" is the throttling answer; its sub_codes start with
 # "accesscontrol.limited-by-" (README, "Errors and rate limiting").
@@ -82,6 +86,7 @@ class TaobaoClient:
         session: str,
         sign_method: str = "md5",
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        calls_per_second: float = DEFAULT_CALLS_PER_SECOND,
     ) -> None:
         if sign_method not in SIGN_METHODS:
             raise PermanentError(f"Taobao signMethod {sign_method!r} is not one of {', '.join(SIGN_METHODS)}")
@@ -91,6 +96,7 @@ class TaobaoClient:
         self.session = session
         self.sign_method = sign_method
         self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+        self.throttle = Throttle.for_account(f"taobao:{app_key}", calls_per_second)
 
     def __enter__(self) -> TaobaoClient:
         return self
@@ -115,9 +121,16 @@ class TaobaoClient:
     def call(self, method: str, business: dict[str, Any]) -> dict[str, Any]:
         """Call ``method``; return the object under ``<method>_response``.
 
-        Raises ``RetryableError`` for throttling, server faults and timeouts and
-        ``TopError`` (a ``PermanentError``) for everything retrying will not fix.
+        Throttling, server faults and timeouts are tried again a few times after a
+        short pause, then raised as ``RetryableError``; ``TopError`` (a
+        ``PermanentError``) is raised at once for everything retrying will not fix.
+        Every call TOP offers here is safe to repeat: reads, absolute stock
+        quantities, and a repeated shipment answers "already shipped" (B04).
         """
+        return with_retries(lambda: self.call_once(method, business))
+
+    def call_once(self, method: str, business: dict[str, Any]) -> dict[str, Any]:
+        self.throttle.wait()
         system = self.system_params(method)
         form = {name: str(value) for name, value in business.items() if value is not None}
         system["sign"] = sign({**system, **form}, self.app_secret, self.sign_method)

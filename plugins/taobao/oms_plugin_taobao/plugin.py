@@ -21,6 +21,7 @@ from oms_graphql.plugins.contract import (
 )
 from oms_graphql.plugins.hookspecs import hookimpl
 from oms_plugin_taobao.client import (
+    DEFAULT_CALLS_PER_SECOND,
     DEFAULT_TIMEOUT_SECONDS,
     SIGN_METHODS,
     TaobaoClient,
@@ -45,6 +46,8 @@ TRADE_FIELDS = ",".join(
         "receiver_zip", "receiver_mobile", "receiver_phone", "buyer_message", "seller_memo", "orders",
     ]
 )  # fmt: skip
+# The listing only says which trades changed: the OMS fetches each new version in full.
+LIST_FIELDS = "tid,tid_str,status,modified"
 # Business errors that concern one listing only (README error table): report, keep going.
 LISTING_ERROR_CODES = {15, 40, 41}
 # logistics.offline.send sub_code for "already shipped or closed, do not resend".
@@ -76,6 +79,13 @@ def oms_channel_kinds() -> list[ChannelKind]:
                     required=False,
                     default=int(DEFAULT_TIMEOUT_SECONDS),
                 ),
+                SettingField(
+                    "callsPerSecond",
+                    "Most TOP calls per second for this app",
+                    kind="int",
+                    required=False,
+                    default=DEFAULT_CALLS_PER_SECOND,
+                ),
             ),
             pulls_orders=True,
             receives_webhooks=False,
@@ -97,6 +107,9 @@ def oms_channel_check_settings(kind: str, settings: dict) -> list[tuple[str, str
     timeout = settings.get("timeoutSeconds")
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
         problems.append(("timeoutSeconds", "Give a positive number of seconds"))
+    rate = settings.get("callsPerSecond")
+    if rate is not None and (not isinstance(rate, (int, float)) or rate <= 0):
+        problems.append(("callsPerSecond", "Give a positive number of calls per second"))
     return problems
 
 
@@ -114,7 +127,7 @@ def oms_channel_fetch_orders(
     if channel.kind != KIND:
         return None
     window = {
-        "fields": TRADE_FIELDS,
+        "fields": LIST_FIELDS,
         # TOP times have whole seconds and both ends are inclusive: round outwards so
         # nothing at the edges is lost; a repeat at the edge is harmless.
         "start_modified": to_top_time(updated_after.replace(microsecond=0)),
@@ -130,16 +143,22 @@ def oms_channel_fetch_orders(
             first = client.call(INCREMENT_GET, {**window, "page_no": 1})
             total = _whole_number(first.get("total_results", 0), "total_results")
             if total <= PAGE_SIZE:
-                return OrderPage(orders=payloads(client, first), next_page=None)
+                return OrderPage(orders=payloads(first), next_page=None)
             page_no = math.ceil(total / PAGE_SIZE)
         else:
             page_no = _page_number(page)
         answer = client.call(INCREMENT_GET, {**window, "page_no": page_no, "use_has_next": "true"})
-        return OrderPage(orders=payloads(client, answer), next_page=str(page_no - 1) if page_no > 1 else None)
+        return OrderPage(orders=payloads(answer), next_page=str(page_no - 1) if page_no > 1 else None)
 
 
-def payloads(client: TaobaoClient, answer: dict[str, Any]) -> list[RawOrderPayload]:
-    """One payload per trade of an increment page, each trade once, with its lines."""
+def payloads(answer: dict[str, Any]) -> list[RawOrderPayload]:
+    """One partial payload per trade of an increment page, each trade once.
+
+    The increment result "holds only part of each trade" (README: real answers carry
+    the lines but no receiver), so every trade is marked partial: the OMS fetches
+    the full trade (``taobao.trade.fullinfo.get``) for each new or changed one and
+    builds the order from that alone.
+    """
     trades = answer.get("trades") or {}
     if isinstance(trades, dict):
         trades = trades.get("trade") or []
@@ -153,15 +172,21 @@ def payloads(client: TaobaoClient, answer: dict[str, Any]) -> list[RawOrderPaylo
         # The same trade can appear twice on a page: keep the latest version.
         if tid not in by_tid or str(trade.get("modified", "")) >= str(by_tid[tid].get("modified", "")):
             by_tid[tid] = trade
-    result = []
-    for tid, trade in by_tid.items():
-        if not isinstance(trade.get("orders"), (dict, list)):
-            # The increment result may hold only part of a trade (README); fetch the rest.
-            trade = client.call(FULLINFO_GET, {"fields": TRADE_FIELDS, "tid": tid}).get("trade")
-            if not isinstance(trade, dict):
-                raise PayloadError(f"Taobao {FULLINFO_GET} for trade {tid} returned no 'trade' object")
-        result.append(RawOrderPayload(external_id=tid, body=trade, updated_at=_modified(trade)))
-    return result
+    return [
+        RawOrderPayload(external_id=tid, body=trade, updated_at=_modified(trade), partial=True)
+        for tid, trade in by_tid.items()
+    ]
+
+
+@hookimpl
+def oms_channel_fetch_order(channel: ChannelConfig, external_id: str) -> RawOrderPayload | None:
+    if channel.kind != KIND:
+        return None
+    with client_for(channel) as client:
+        trade = client.call(FULLINFO_GET, {"fields": TRADE_FIELDS, "tid": external_id}).get("trade")
+    if not isinstance(trade, dict):
+        raise PayloadError(f"Taobao {FULLINFO_GET} for trade {external_id} returned no 'trade' object")
+    return RawOrderPayload(external_id=trade_id(trade), body=trade, updated_at=_modified(trade))
 
 
 @hookimpl
@@ -231,6 +256,7 @@ def client_for(channel: ChannelConfig) -> TaobaoClient:
             session=str(settings["session"]),
             sign_method=settings.get("signMethod") or "md5",
             timeout=float(settings.get("timeoutSeconds") or DEFAULT_TIMEOUT_SECONDS),
+            calls_per_second=float(settings.get("callsPerSecond") or DEFAULT_CALLS_PER_SECOND),
         )
     except KeyError as missing:
         raise PermanentError(f"Taobao channel {channel.code}: setting {missing} is missing") from None
