@@ -87,6 +87,7 @@ def test_secrets_are_encrypted_at_rest_and_never_returned(admin, uid, database_u
         "appKey": "23456789",
         "signMethod": "md5",
         "timeoutSeconds": 20,
+        "callsPerSecond": 10,
     }
     assert channel["secretSettingsSet"] == ["appSecret", "session"]
     listed = admin.post("{ channels { code settings secretSettingsSet } }").text
@@ -235,7 +236,8 @@ def test_a_failed_shipment_confirmation_is_retried_and_raises_an_alert(admin, ui
         code = f"tb-alert-{uid}".lower()
         create_channel(admin, code, "taobao", taobao_settings(url, state))
         order = sync_until(admin, code, tid, "ALLOCATED")
-        state.inject("http_500", times=3, method="taobao.logistics.offline.send")
+        # Three refused attempts raise the alert; each attempt is a call tried four times.
+        state.inject("http_500", times=12, method="taobao.logistics.offline.send")
 
         dispatch_order(database_url, order["number"], "SF", f"SF{uid}")
 

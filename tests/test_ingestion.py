@@ -115,6 +115,30 @@ def test_a_taobao_trade_arrives_with_lines_totals_customer_and_address(admin, ui
     assert [(a["sku"], a["quantity"]) for a in order["allocations"]] == [(DRESS, 2)]
 
 
+def test_a_trade_listed_without_its_receiver_is_built_from_the_full_trade(admin, uid, warehouse, taobao_fake):
+    # The increment answer holds only part of each trade (channel-samples README): here the
+    # lines, but no receiver fields, as a real gateway answered.
+    url, state = taobao_fake
+    assert state.listing_omits_receiver
+    tid = new_trade(state)
+    code = f"tb-part-{uid}".lower()
+    create_channel(admin, code, "taobao", taobao_settings(url, state))
+
+    order = sync_until(admin, code, tid, "ALLOCATED")
+
+    assert order["shippingAddress"]["name"] == "林晓雯" and order["shippingAddress"]["city"] == "杭州市"
+    assert order["holds"] == []
+    assert [call["form"]["tid"] for call in state.calls_to(taobao.FULLINFO_METHOD)] == [tid]
+
+    # Listed again unchanged (the next pull's overlap): no second detail call. Changed: one more.
+    for _ in range(2):
+        sync_until(admin, code, tid, "ALLOCATED")
+    assert len(state.calls_to(taobao.FULLINFO_METHOD)) == 1
+    state.set_status(tid, "TRADE_CLOSED_BY_TAOBAO", datetime.now(UTC) - timedelta(seconds=3))
+    sync_until(admin, code, tid, "CANCELLED")
+    assert len(state.calls_to(taobao.FULLINFO_METHOD)) == 2
+
+
 def test_duplicate_deliveries_and_re_pulls_give_one_order_and_later_changes_update_it(
     admin, uid, warehouse, taobao_fake
 ):

@@ -228,8 +228,10 @@ class InboundMessage(Base):
     # job has been missing for a while, never a whole backlog at once.
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Migration 0004: the channel's own "last modified" stamp of this version of the order,
-    # so a re-listing can tell a version stored already from a newer one.
+    # so a re-listing can tell a version stored already from a newer one, and when the OMS
+    # asked the channel for it (pulled orders only).
     channel_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Customer(Base):

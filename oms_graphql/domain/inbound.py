@@ -13,11 +13,11 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +42,9 @@ log = structlog.get_logger(__name__)
 RECEIVED, PROCESSED, FAILED, REJECTED = "RECEIVED", "PROCESSED", "FAILED", "REJECTED"
 ORDER, WEBHOOK = "ORDER", "WEBHOOK"
 INGEST_JOB = "ingest_inbound_message"
+# A version asked for this long after its stamp holds every change of that second (whole
+# seconds at the channel, and a second of clock difference between us and the channel).
+SAME_SECOND = timedelta(seconds=2)
 
 # The job layer passes the plugin call in: (channel, raw body) → normalised order.
 Parse = Callable[[Channel, dict[str, Any]], NormalizedOrder | None]
@@ -69,9 +72,11 @@ async def store_message(
     status: str = RECEIVED,
     error: str | None = None,
     channel_updated_at: datetime | None = None,
+    fetched_at: datetime | None = None,
 ) -> InboundMessage:
     message = InboundMessage(
         channel_updated_at=channel_updated_at,
+        fetched_at=fetched_at,
         source=source,
         kind=kind,
         external_id=external_id,
@@ -106,33 +111,39 @@ async def unstored_versions(
 ) -> list[RawOrderPayload]:
     """The payloads whose version of the order is not stored yet.
 
-    A version is stored when a message of that order (received, processed or
-    failed and waiting for a replay) carries a channel stamp at least as new.
-    A payload without a stamp counts as unstored when it is partial (only the
-    full order tells), else the digest check of ``ingest_payloads`` decides.
+    A version is stored when a message of that order (received, processed, or
+    failed and waiting for a replay) has a newer channel stamp, or the same stamp
+    and was asked for after that stamp's second had passed: channels stamp whole
+    seconds, and two changes within one second share a stamp. A payload without
+    a stamp counts as unstored when it is partial (only the full order tells);
+    for a complete one the digest check of ``ingest_payloads`` decides.
     """
     ids = {payload.external_id for payload in payloads}
     if not ids:
         return []
     rows = await session.execute(
-        select(InboundMessage.external_id, func.max(InboundMessage.channel_updated_at))
-        .where(
+        select(InboundMessage.external_id, InboundMessage.channel_updated_at, InboundMessage.fetched_at).where(
             InboundMessage.source == source,
             InboundMessage.external_id.in_(ids),
             InboundMessage.kind == ORDER,
             InboundMessage.status != REJECTED,
         )
-        .group_by(InboundMessage.external_id)
     )
-    newest: dict[str | None, datetime | None] = {external_id: stamp for external_id, stamp in rows.all()}
-    return [
-        payload
-        for payload in payloads
-        if payload.external_id not in newest
-        or payload.updated_at is None
-        or newest[payload.external_id] is None
-        or newest[payload.external_id] < payload.updated_at  # type: ignore[operator]
-    ]
+    versions: dict[str | None, list[tuple[datetime | None, datetime | None]]] = {}
+    for external_id, stamp, fetched_at in rows.all():
+        versions.setdefault(external_id, []).append((stamp, fetched_at))
+
+    def stored(payload: RawOrderPayload) -> bool:
+        listed = payload.updated_at
+        if listed is None:
+            return False
+        return any(
+            stamp is not None
+            and (stamp > listed or (stamp == listed and (fetched_at is None or fetched_at >= listed + SAME_SECOND)))
+            for stamp, fetched_at in versions.get(payload.external_id, [])
+        )
+
+    return [payload for payload in payloads if not stored(payload)]
 
 
 @dataclass(frozen=True)
@@ -171,6 +182,7 @@ async def ingest_payloads(
             body=text,
             external_id=payload.external_id,
             channel_updated_at=payload.updated_at,
+            fetched_at=payload.fetched_at,
         )
         if parse is None:
             queue_message(session, message)

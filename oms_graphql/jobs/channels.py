@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -26,7 +27,7 @@ import structlog
 from dramatiq.middleware import Middleware
 
 from oms_graphql.config import get_settings
-from oms_graphql.db.models import Channel
+from oms_graphql.db.models import Channel, utcnow
 from oms_graphql.domain import channel_sync, inbound, reconciliation, shipments, stock_push
 from oms_graphql.domain.channels import channel_config, raise_alert
 from oms_graphql.jobs.runtime import in_transaction
@@ -113,17 +114,18 @@ _renewer = LeaseRenewer()
 
 
 def complete_payloads(
-    channel: ChannelConfig, payloads: list[RawOrderPayload], to_fetch: list[RawOrderPayload]
+    channel: ChannelConfig, payloads: list[RawOrderPayload], to_fetch: list[RawOrderPayload], listed_at: datetime
 ) -> list[RawOrderPayload]:
     """The page as it is to be stored: complete orders as listed, and for each partial one
     whose version is new, the full order from ``oms_channel_fetch_order``. A partial
     summary itself is never stored: it would read as an order without its address."""
-    complete = [payload for payload in payloads if not payload.partial]
+    complete = [replace(payload, fetched_at=listed_at) for payload in payloads if not payload.partial]
     for summary in to_fetch:
+        asked_at = utcnow()
         full = _hook().oms_channel_fetch_order(channel=channel, external_id=summary.external_id)
         if full is None:
             raise PermanentError(f"No installed plugin fetches single orders for channel kind {channel.kind!r}")
-        complete.append(full)
+        complete.append(replace(full, fetched_at=asked_at))
     return complete
 
 
@@ -147,6 +149,7 @@ def pull_channel_orders(channel_id: int) -> None:
     try:
         with _renewer.holding(channel_id, holder, lease):
             while True:
+                listed_at = utcnow()
                 result = hook.oms_channel_fetch_orders(
                     channel=window.channel,
                     updated_after=window.updated_after,
@@ -159,7 +162,7 @@ def pull_channel_orders(channel_id: int) -> None:
                 to_fetch = in_transaction(
                     partial(channel_sync.versions_to_fetch, channel_code=window.channel.code, payloads=listed)
                 )
-                payloads = complete_payloads(window.channel, listed, to_fetch)
+                payloads = complete_payloads(window.channel, listed, to_fetch, listed_at)
                 done = in_transaction(
                     partial(
                         channel_sync.store_page,
@@ -237,6 +240,7 @@ def reconcile(channel_id: int, since: datetime | None = None, progress: Progress
     for after, before in run.windows:
         page: str | None = None
         while True:
+            listed_at = utcnow()
             result = hook.oms_channel_fetch_orders(
                 channel=run.channel, updated_after=after, updated_before=before, page=page
             )
@@ -244,7 +248,9 @@ def reconcile(channel_id: int, since: datetime | None = None, progress: Progress
                 raise PermanentError(f"No installed plugin pulls orders for channel kind {run.channel.kind!r}")
             listed = list(result.orders)
             missing = in_transaction(partial(reconciliation.unstored, run=run, listed=listed))
-            payloads = complete_payloads(run.channel, missing, [payload for payload in missing if payload.partial])
+            payloads = complete_payloads(
+                run.channel, missing, [payload for payload in missing if payload.partial], listed_at
+            )
             in_transaction(partial(reconciliation.store_missing, run=run, payloads=payloads, parse=parse_order))
             if progress is not None:
                 progress("listed", len(listed))

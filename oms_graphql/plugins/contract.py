@@ -113,6 +113,8 @@ class RawOrderPayload:
     body: dict[str, Any]
     updated_at: datetime | None = None
     partial: bool = False
+    # Set by the OMS, not by plugins: when it asked the channel for this version.
+    fetched_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 API_PATH = "/router/rest"
 LISTING_METHOD = "taobao.trades.sold.increment.get"
+FULLINFO_METHOD = "taobao.trade.fullinfo.get"
 FAULTS = ("http_500", "throttle", "slow", "malformed_json", "duplicate")
 # The names tests/fakes/amazon.py uses for the same faults.
 FAULT_ALIASES = {"error": "http_500", "malformed": "malformed_json"}
@@ -380,7 +381,7 @@ def quantity_update(state: TaobaoState, params: dict[str, str], fault: Fault | N
 
 HANDLERS = {
     LISTING_METHOD: increment_get,
-    "taobao.trade.fullinfo.get": fullinfo_get,
+    FULLINFO_METHOD: fullinfo_get,
     "taobao.logistics.offline.send": offline_send,
     "taobao.item.quantity.update": quantity_update,
 }

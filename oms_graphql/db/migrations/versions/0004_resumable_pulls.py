@@ -32,10 +32,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("last_reconcile", sa.JSON(), nullable=True))
     with op.batch_alter_table("inbound_messages") as batch:
         batch.add_column(_time("channel_updated_at"))
+        batch.add_column(_time("fetched_at"))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("inbound_messages") as batch:
+        batch.drop_column("fetched_at")
         batch.drop_column("channel_updated_at")
     with op.batch_alter_table("channels") as batch:
         for name in (
