@@ -20,10 +20,30 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import Channel, utcnow
 from oms_graphql.domain import inbound
-from oms_graphql.domain.errors import DomainError
+from oms_graphql.domain.channels import kind_of
+from oms_graphql.domain.errors import DomainError, NotFound
+from oms_graphql.events.outbox import request_job
 from oms_graphql.plugins.contract import ChannelConfig, RawOrderPayload
 
 MAX_WINDOW_DEFAULT = timedelta(days=7)
+RECONCILE_JOB = "reconcile_channel"
+
+
+def check_since(since: datetime | None) -> None:
+    if since is not None and since >= utcnow():
+        raise DomainError(
+            "since must be in the past: give the time from which to list orders again, such as 24 hours ago.",
+            ("since",),
+            "INVALID",
+        )
+
+
+async def request_reconcile(session: AsyncSession, channel: Channel, since: datetime | None) -> None:
+    """Reconcile the channel from ``since`` (default: the trailing window) once this commits."""
+    if not kind_of(channel.kind).pulls_orders:
+        raise NotFound(f"{channel.kind} channels have no order list to reconcile against.", ("channelCode",))
+    check_since(since)
+    request_job(session, RECONCILE_JOB, channel_id=channel.id, since=since.isoformat() if since else None)
 
 
 @dataclass
@@ -77,8 +97,7 @@ def split_windows(since: datetime, until: datetime, max_window: float | None) ->
     return windows
 
 
-async def begin_reconcile(
-    session: AsyncSession,
+def begin_reconcile(
     channel: Channel,
     config: ChannelConfig,
     since: datetime | None,
@@ -87,14 +106,9 @@ async def begin_reconcile(
     min_lag: float | None,
 ) -> ReconcileRun:
     """The windows to list for ``channel`` from ``since`` (default: the trailing window) until now."""
+    check_since(since)
     until = utcnow() - timedelta(seconds=min_lag or 0)
-    start = since or until - timedelta(hours=default_hours)
-    if start >= until:
-        raise DomainError(
-            f"since must be in the past (before {until.isoformat()}); give a time such as 24 hours ago.",
-            ("since",),
-            "INVALID",
-        )
+    start = min(since or until - timedelta(hours=default_hours), until)
     return ReconcileRun(
         channel.id, config, split_windows(start, until, max_window), ReconcileSummary(since=start, until=until)
     )

@@ -30,6 +30,7 @@ from oms_graphql.config import get_settings
 from oms_graphql.db.models import Channel, utcnow
 from oms_graphql.domain import channel_sync, inbound, reconciliation, shipments, stock_push
 from oms_graphql.domain.channels import channel_config, raise_alert
+from oms_graphql.domain.errors import DomainError
 from oms_graphql.jobs.runtime import in_transaction
 from oms_graphql.plugins.contract import (
     ChannelConfig,
@@ -226,8 +227,7 @@ def reconcile(channel_id: int, since: datetime | None = None, progress: Progress
         if channel is None:
             raise PermanentError(f"Channel {channel_id} does not exist")
         config = channel_config(channel)
-        return await reconciliation.begin_reconcile(
-            session,
+        return reconciliation.begin_reconcile(
             channel,
             config,
             since,
@@ -269,7 +269,7 @@ def reconcile_channel(channel_id: int, since: str | None = None) -> None:
         reconcile(channel_id, datetime.fromisoformat(since) if since else None)
     except RetryableError as error:
         raise _retry(error) from error
-    except (PermanentError, PayloadError) as error:
+    except (PermanentError, PayloadError, DomainError) as error:
         problem = str(error)
 
         async def park(session: Any) -> None:

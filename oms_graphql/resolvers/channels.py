@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from oms_graphql.db import models
-from oms_graphql.domain import channels, inbound, ingestion
+from oms_graphql.domain import channels, inbound, ingestion, reconciliation
 from oms_graphql.domain import orders as orders_rules
 from oms_graphql.domain.errors import NotFound
 from oms_graphql.plugins.host import channel_kinds
@@ -24,6 +24,8 @@ from oms_graphql.schema.channel_types import (
     ChannelListingSetPayload,
     ChannelPushStockInput,
     ChannelPushStockPayload,
+    ChannelReconcileInput,
+    ChannelReconcilePayload,
     ChannelSyncOrdersInput,
     ChannelSyncOrdersPayload,
     ChannelUpdateInput,
@@ -152,6 +154,19 @@ class ChannelMutation:
             return {"channel": Channel.from_row(channel)}
 
         return await run_mutation(info, ChannelSyncOrdersPayload, work)
+
+    @strawberry.mutation(
+        description="List the channel's orders changed since `since` again (default: the last 24 hours) and store "
+        "every one not stored yet (补单; queued, also run periodically). The counts land in Channel.lastReconcile.",
+        permission_classes=OPERATE,
+    )
+    async def channel_reconcile(self, info: Info, input: ChannelReconcileInput) -> ChannelReconcilePayload:
+        async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
+            channel = await _channel(session, input.channel_code)
+            await reconciliation.request_reconcile(session, channel, input.since)
+            return {"channel": Channel.from_row(channel)}
+
+        return await run_mutation(info, ChannelReconcilePayload, work)
 
     @strawberry.mutation(
         description="Push every listing's sellable quantity to the channel now (queued).", permission_classes=OPERATE

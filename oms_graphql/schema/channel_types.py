@@ -214,6 +214,14 @@ class ChannelSyncOrdersInput:
     channel_code: str = strawberry.field(description="The channel.")
 
 
+@strawberry.input(description="List a channel's orders changed since a time again and store whatever is missing.")
+class ChannelReconcileInput:
+    channel_code: str = strawberry.field(description="The channel.")
+    since: datetime | None = strawberry.field(
+        default=None, description="List orders changed since then (default: OMS_CHANNEL_RECONCILE_HOURS ago, 24 h)."
+    )
+
+
 @strawberry.input(description="Push every listing's sellable quantity to a channel now.")
 class ChannelPushStockInput:
     channel_code: str = strawberry.field(description="The channel.")
@@ -261,6 +269,14 @@ class ChannelListingSetPayload:
 @strawberry.type(description="The result of channelSyncOrders.")
 class ChannelSyncOrdersPayload:
     channel: Channel | None = strawberry.field(default=None, description="The channel; a pull was queued.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="What was wrong.")
+
+
+@strawberry.type(description="The result of channelReconcile.")
+class ChannelReconcilePayload:
+    channel: Channel | None = strawberry.field(
+        default=None, description="The channel; a reconciliation was queued (its counts: lastReconcile)."
+    )
     user_errors: list[UserError] = strawberry.field(default_factory=list, description="What was wrong.")
 
 

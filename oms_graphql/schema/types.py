@@ -15,6 +15,7 @@ from oms_graphql.domain import orders as order_rules
 from oms_graphql.domain.inventory import MovementReason as DomainMovementReason
 from oms_graphql.domain.money import round_money
 from oms_graphql.schema.ids import to_global_id
+from oms_graphql.schema.reconciliation import ChannelReconcileSummary
 from oms_graphql.schema.scalars import JSON, Decimal
 
 OrderStatus = strawberry.enum(order_rules.OrderStatus, name="OrderStatus", description="Where an order is in its life.")
@@ -272,6 +273,12 @@ class Channel(Node):
     @strawberry.field(description="When lastError happened.")
     def last_error_at(self) -> datetime | None:
         return self.row.last_error_at
+
+    @strawberry.field(
+        description="What the last reconciliation found (the trailing window listed again; see channelReconcile)."
+    )
+    def last_reconcile(self) -> ChannelReconcileSummary | None:
+        return ChannelReconcileSummary.from_json(self.row.last_reconcile)
 
     @classmethod
     def from_row(cls, row: models.Channel) -> Channel:
