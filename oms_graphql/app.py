@@ -17,9 +17,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
-from strawberry.types.unset import UNSET
+from strawberry.types.unset import UNSET, UnsetType
 
 from oms_graphql.config import Settings, get_settings
 from oms_graphql.db.engine import Database
@@ -29,7 +30,7 @@ from oms_graphql.events.relay import Relay
 from oms_graphql.jobs import current_broker, send_job, setup
 from oms_graphql.metrics import OperationMetrics
 from oms_graphql.resolvers import build_schema
-from oms_graphql.schema.context import Context
+from oms_graphql.schema.context import Context, caller_for_token
 from oms_graphql.webhooks import routes as webhook_routes
 
 log = structlog.get_logger(__name__)
@@ -60,8 +61,9 @@ def _accepted_media_type(accept: str | None) -> str | None:
     return None
 
 
-class GraphQLView(GraphQL):
-    """Strawberry's ASGI view plus the GraphQL-over-HTTP media type and status codes."""
+class GraphQLView(GraphQL[Context, None]):
+    """Strawberry's ASGI view plus the GraphQL-over-HTTP media type and status codes,
+    and the refusal of websockets that present a bad token."""
 
     def __init__(self, database: Database, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -69,6 +71,15 @@ class GraphQLView(GraphQL):
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:  # type: ignore[override]
         return Context(database=self.database, request=request, response=response)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        # A token that is sent but not valid must not quietly become an anonymous socket
+        # (whose subscriptions then fail with a puzzling "Not allowed"): refuse the
+        # connection, which graphql-transport-ws does by closing it with 4403 Forbidden.
+        token = context.token()
+        if token and await caller_for_token(self.database, token) is None:
+            raise ConnectionRejectionError({"message": "The token is unknown or revoked. Send a valid API token."})
+        return await super().on_ws_connect(context)
 
     async def get_sub_response(self, request: Request) -> Response:  # type: ignore[override]
         sub_response = await super().get_sub_response(request)

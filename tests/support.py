@@ -31,6 +31,27 @@ def create_token(database_url: str, role: str, name: str, customer_id: int | Non
     return run_async(create())
 
 
+def customer_id_of(database_url: str, order_global_id: str) -> int:
+    """The database id of an order's customer (what a CUSTOMER token is bound to)."""
+    from sqlalchemy import select
+
+    from oms_graphql.db.engine import Database
+    from oms_graphql.db.models import Order
+    from oms_graphql.schema.ids import from_global_id
+
+    async def load() -> int:
+        database = Database(database_url)
+        try:
+            async with database.session() as session:
+                order = await session.scalar(select(Order).where(Order.id == from_global_id(order_global_id)[1]))
+                assert order is not None and order.customer_id is not None
+                return order.customer_id
+        finally:
+            await database.dispose()
+
+    return run_async(load())
+
+
 class GraphQLError(AssertionError):
     pass
 

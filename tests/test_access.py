@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from sqlalchemy import select
-
-from oms_graphql.db.engine import Database
-from oms_graphql.db.models import Order
 from oms_graphql.schema.ids import to_global_id
-from tests.support import GraphQLClient, add_location, add_product, create_token, place_order, receive
+from tests.support import (
+    GraphQLClient,
+    add_location,
+    add_product,
+    create_token,
+    customer_id_of,
+    place_order,
+    receive,
+)
 
 
 def test_every_root_field_declares_who_may_call_it():
@@ -55,22 +57,6 @@ def test_an_operator_cannot_create_locations(server, database_url, uid):
     assert "Not allowed" in body["errors"][0]["message"]
 
 
-def _customer_id_of(database_url: str, order_global_id: str) -> int:
-    from oms_graphql.schema.ids import from_global_id
-
-    async def load() -> int:
-        database = Database(database_url)
-        try:
-            async with database.session() as session:
-                order = await session.scalar(select(Order).where(Order.id == from_global_id(order_global_id)[1]))
-                assert order is not None and order.customer_id is not None
-                return order.customer_id
-        finally:
-            await database.dispose()
-
-    return asyncio.run(load())
-
-
 def test_a_customer_sees_only_their_own_orders(admin, server, database_url, uid):
     sku = f"C-{uid}"
     add_product(admin, sku)
@@ -78,7 +64,7 @@ def test_a_customer_sees_only_their_own_orders(admin, server, database_url, uid)
     receive(admin, sku, f"C-{uid}", 5)
     mine = place_order(admin, [(sku, 1, "5.00")], customer={"name": "Me", "phone": f"+86 1{uid[:6]}1"})
     theirs = place_order(admin, [(sku, 1, "5.00")], customer={"name": "Them", "phone": f"+86 1{uid[:6]}2"})
-    customer_id = _customer_id_of(database_url, mine["id"])
+    customer_id = customer_id_of(database_url, mine["id"])
     customer = GraphQLClient(server, create_token(database_url, "CUSTOMER", "shopper", customer_id=customer_id))
 
     listed = customer("{ orders(first: 100) { totalCount edges { node { number } } } }")["orders"]

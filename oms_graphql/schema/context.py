@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,11 @@ _TOKEN_CACHE: dict[str, tuple[float, Caller]] = {}
 _TOKEN_CACHE_SECONDS = 30.0
 
 
-async def caller_for_token(database: Database, token: str | None) -> Caller:
+async def caller_for_token(database: Database, token: str | None) -> Caller | None:
+    """The caller a token stands for; None when a token is sent but is unknown or revoked.
+
+    No token at all is the anonymous caller (or ``OMS_ANONYMOUS_ROLE``'s).
+    """
     if not token:
         anonymous_role = get_settings().anonymous_role
         return Caller(role=Role(anonymous_role.upper()), name="anonymous") if anonymous_role else ANONYMOUS
@@ -41,16 +46,57 @@ async def caller_for_token(database: Database, token: str | None) -> Caller:
         return cached[1]
     async with database.session() as session:
         row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None)))
-    caller = Caller(role=Role(row.role), name=row.name, customer_id=row.customer_id) if row else ANONYMOUS
+    if row is None:
+        return None  # not cached: a stream of made-up tokens must not fill the cache
+    caller = Caller(role=Role(row.role), name=row.name, customer_id=row.customer_id)
     _TOKEN_CACHE[digest] = (time.monotonic() + _TOKEN_CACHE_SECONDS, caller)
     return caller
 
 
-def bearer(value: str | None) -> str | None:
-    if not value:
+def bearer(value: object) -> str | None:
+    """The token in an Authorization value, with or without its "Bearer " scheme."""
+    if value is None:
         return None
-    scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else value.strip()
+    text = value.strip() if isinstance(value, str) else str(value)
+    scheme, _, token = text.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else text
+
+
+# Keys of a websocket's connection_init payload that may carry the token, compared in
+# lower case: front-end libraries and examples send {Authorization}, {authorization},
+# {authToken} or {token}, and some wrap a header object: {headers: {Authorization}}.
+_TOKEN_KEYS = ("authorization", "authtoken", "token")
+
+
+def _lower_keys(mapping: Mapping[Any, Any]) -> dict[str, Any]:
+    return {str(key).lower(): value for key, value in mapping.items()}
+
+
+def token_in_connection_params(params: Mapping[Any, Any]) -> str | None:
+    """The token in a websocket's connection_init payload, wherever a common client puts it."""
+    given = _lower_keys(params)
+    headers = given.get("headers")
+    candidates = [given.get(key) for key in _TOKEN_KEYS]
+    if isinstance(headers, Mapping):
+        candidates.append(_lower_keys(headers).get("authorization"))
+    for value in candidates:
+        # An empty value ("Bearer " or "") is a front-end with no token yet: anonymous.
+        if token := bearer(value):
+            return token
+    return None
+
+
+def presented_token(request: Any, connection_params: Mapping[Any, Any] | None) -> str | None:
+    """The token a caller sent: the one rule for HTTP requests and websockets alike.
+
+    A websocket sends it in connection_init (browsers cannot set headers on one); a
+    non-browser client may send the Authorization header with the upgrade request
+    instead, which is what an HTTP request does.
+    """
+    if connection_params and (token := token_in_connection_params(connection_params)):
+        return token
+    headers = getattr(request, "headers", None)
+    return bearer(headers.get("authorization")) if headers is not None else None
 
 
 @dataclass
@@ -65,13 +111,13 @@ class Context:
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.database)
 
+    def token(self) -> str | None:
+        """The token this request or websocket presented (see ``presented_token``)."""
+        return presented_token(self.request, self.connection_params)
+
     async def caller(self) -> Caller:
-        """Who is calling: from the Authorization header, or websocket connection_init."""
+        """Who is calling. Over HTTP an unknown or revoked token counts as no token; a
+        websocket presenting one is closed before it gets here (``GraphQLView.on_ws_connect``)."""
         if self._caller is None:
-            token = None
-            if self.connection_params:
-                token = bearer(self.connection_params.get("authorization") or self.connection_params.get("token"))
-            elif self.request is not None:
-                token = bearer(self.request.headers.get("authorization"))
-            self._caller = await caller_for_token(self.database, token)
+            self._caller = await caller_for_token(self.database, self.token()) or ANONYMOUS
         return self._caller
