@@ -171,9 +171,11 @@ def _address(address: NormalizedAddress) -> AddressDetails:
     )
 
 
-async def _store_location(session: AsyncSession, channel: Channel, new: NormalizedOrder) -> Location | None:
-    code = new.location_code or (channel.settings or {}).get("locationCode")
-    if not new.location_code or not code:
+async def _store_location(session: AsyncSession, new: NormalizedOrder) -> Location | None:
+    """The store an in-store sale is sold from, as the plugin names it (a POS names its channel's
+    ``settings.locationCode``); None when the order is no store sale."""
+    code = new.location_code
+    if not code:
         return None
     location = await session.scalar(select(Location).where(Location.code == code))
     if location is None:
@@ -196,7 +198,7 @@ def _is_paid(new: NormalizedOrder) -> bool:
 
 async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder) -> tuple[Order, bool]:
     lines = await _resolve_lines(session, channel, new)
-    store = await _store_location(session, channel, new)
+    store = await _store_location(session, new)
     paid = _is_paid(new)
     if new.shipping_address:
         address = _address(new.shipping_address)
@@ -381,7 +383,7 @@ async def _update(session: AsyncSession, channel: Channel, order: Order, new: No
         if (_is_paid(new) and order.paid_at is None) or (status == OrderStatus.PENDING and _is_paid(new)):
             await confirm_payment(session, order, new.paid_at, actor)
             changes.append("paid")
-            store = await _store_location(session, channel, new)
+            store = await _store_location(session, new)
             if store is not None and order.status == OrderStatus.CONFIRMED:
                 await sell_at_store(session, channel, order, store, new)
         held = {hold.reason for hold in await open_holds(session, order.id)}
