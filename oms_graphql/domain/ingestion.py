@@ -15,8 +15,9 @@ the order it already made and never duplicates it:
 * shipped or finished outside the OMS → recorded as such (reservations consumed);
 * fulfilled by the channel from its own stock (Amazon AFN) → recorded for the
   sales figures without ever reserving our stock;
-* an in-store sale (a channel selling from one of our stores) takes the stock
-  from that store at once.
+* a paid in-store sale (a channel selling from one of our stores) takes the stock
+  from that store at once, whatever state it reaches us in (OPEN with tenders, or
+  COMPLETED: the usual counter sale) and however (webhook, pull, first seen as an update).
 """
 
 from __future__ import annotations
@@ -196,10 +197,26 @@ def _is_paid(new: NormalizedOrder) -> bool:
     )
 
 
+def _is_store_sale(store: Location | None, new: NormalizedOrder) -> bool:
+    """A paid sale from one of our stores' shelves: it takes that store's stock.
+
+    Whatever state it reaches us in: OPEN with tenders, or COMPLETED / SHIPPED (the usual
+    counter sale, paid and handed over). A store's COMPLETED is not "finished outside the OMS"
+    as a marketplace's is: the goods left our shelf, so the store's ledger must say so.
+    """
+    return (
+        store is not None
+        and not new.fulfilled_by_channel
+        and new.status != ChannelOrderStatus.CANCELLED
+        and _is_paid(new)
+    )
+
+
 async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder) -> tuple[Order, bool]:
     lines = await _resolve_lines(session, channel, new)
     store = await _store_location(session, new)
     paid = _is_paid(new)
+    store_sale = _is_store_sale(store, new)
     if new.shipping_address:
         address = _address(new.shipping_address)
     elif store is not None:
@@ -217,10 +234,14 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
     else:
         address = NO_ADDRESS
     holds: list[tuple[HoldReason, str | None]] = []
-    takes_our_stock = not new.fulfilled_by_channel and new.status not in (
-        ChannelOrderStatus.CANCELLED,
-        ChannelOrderStatus.SHIPPED,
-        ChannelOrderStatus.COMPLETED,
+    takes_our_stock = store_sale or (
+        not new.fulfilled_by_channel
+        and new.status
+        not in (
+            ChannelOrderStatus.CANCELLED,
+            ChannelOrderStatus.SHIPPED,
+            ChannelOrderStatus.COMPLETED,
+        )
     )
     if takes_our_stock:
         unmapped = sorted({line.unmapped_code for line in lines if line.unmapped_code})
@@ -273,11 +294,13 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
         await cancel_order(session, order, f"Cancelled at the channel ({new.raw_status})", _actor(channel))
     elif new.fulfilled_by_channel:
         await _fulfilled_by_channel(session, channel, order, new)
+    elif store_sale:
+        assert store is not None
+        if order.status != OrderStatus.ON_HOLD:  # e.g. an unmapped SKU: sold once the hold is gone
+            set_status(session, order, OrderStatus.CONFIRMED, "Paid at the store", _actor(channel))
+            await sell_at_store(session, channel, order, store, new)
     elif new.status in (ChannelOrderStatus.SHIPPED, ChannelOrderStatus.COMPLETED):
         await _shipped_elsewhere(session, channel, order, new)
-    elif store is not None and paid and order.status != OrderStatus.ON_HOLD:
-        set_status(session, order, OrderStatus.CONFIRMED, "Paid at the store", _actor(channel))
-        await sell_at_store(session, channel, order, store, new)
     return order, True
 
 
@@ -567,9 +590,14 @@ async def sell_at_store(
 ) -> None:
     """An in-store sale: the goods left the store's shelf, so its stock goes down at once.
 
-    The order is ALLOCATED to the store and SHIPPED (COMPLETED when the POS says so).
-    If the store's books show fewer units than were sold, the order waits ON_HOLD
-    (OUT_OF_STOCK) for a stock count instead of driving the ledger negative.
+    The order is ALLOCATED to the store and SHIPPED (COMPLETED when the POS says so); it takes
+    its units from this store only.
+
+    If the store's books show fewer units than were sold, the sale did happen: the books are
+    wrong, not the till. Still, the ledger never goes negative and we do not invent stock to
+    cover it: nothing is taken, and the order waits ON_HOLD (OUT_OF_STOCK) for someone to count
+    the store's stock and release the order, which then goes through ordinary allocation (the
+    operator's call, as for any order released from a hold).
     """
     actor = _actor(channel)
     lines = [
