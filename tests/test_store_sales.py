@@ -220,3 +220,46 @@ def test_a_completed_sale_first_seen_by_update_or_pull_takes_the_store_stock(sho
 
     assert order["status"] == "COMPLETED"
     shop.assert_sold_once_at_the_store(order)
+
+
+def test_an_unpaid_sale_later_paid_and_completed_in_one_go_takes_the_store_stock(shop):
+    shop.map_variation()
+    sale = shop.sale("OPEN", paid=False)
+    shop.notify(sale, "order.created")
+    pending = wait_order(shop.admin, shop.code, sale, "PENDING")
+    assert pending["allocations"] == [] and shop.store_level()["onHand"] == 10
+
+    shop.complete(sale)
+    shop.notify(sale, "order.updated")
+
+    order = wait_order(shop.admin, shop.code, sale, "COMPLETED", "ON_HOLD")
+    assert order["status"] == "COMPLETED" and order["paidAt"]
+    shop.assert_sold_once_at_the_store(order)
+
+
+def test_a_completed_sale_the_store_books_cannot_cover_waits_for_a_count(shop):
+    """The ledger never goes negative: the sale waits ON_HOLD (OUT_OF_STOCK) for a stock count,
+    and a later version of the same completed sale does not wave it through without its stock."""
+    shop.map_variation()
+    adjust = """mutation($input: StockAdjustInput!) { stockAdjust(input: $input) { userErrors { message } } }"""
+    payload = shop.admin.mutate(
+        "stockAdjust",
+        adjust,
+        {"input": {"sku": shop.sku, "locationCode": shop.store, "delta": -9, "reason": "shrinkage"}},
+    )
+    assert payload["userErrors"] == []
+    sale = shop.sale("COMPLETED")
+    shop.notify(sale, "order.created")
+
+    held = wait_order(shop.admin, shop.code, sale, "ON_HOLD", "COMPLETED")
+    assert held["status"] == "ON_HOLD" and held["paidAt"]
+    assert [h["reason"] for h in held["holds"] if h["releasedAt"] is None] == ["OUT_OF_STOCK"]
+    shop.state.update_order(sale, note="receipt reprinted")
+    shop.notify(sale, "order.updated")
+    shop.settled()
+
+    still = order_of(shop.admin, shop.code, sale)
+    assert still["status"] == "ON_HOLD" and still["allocations"] == []
+    assert [h["reason"] for h in still["holds"] if h["releasedAt"] is None] == ["OUT_OF_STOCK"]
+    assert shop.store_level() == {"onHand": 1, "reserved": 0, "available": 1}
+    assert shop.warehouse_level() == {"onHand": 10, "reserved": 0, "available": 10}

@@ -212,6 +212,22 @@ def _is_store_sale(store: Location | None, new: NormalizedOrder) -> bool:
     )
 
 
+def _not_sold_yet(order: Order) -> bool:
+    """The store sale has not taken its stock yet.
+
+    Then a COMPLETED from the POS must not skip the stock as "finished outside the OMS":
+    unpaid until now, it is sold at the store at once; held (an unmapped SKU, the store's
+    books short), it keeps waiting for its stock. SHIPPED or later means it took its stock.
+    ALLOCATED or BACKORDERED (and CONFIRMED just after a release, until the allocation job
+    runs) means an operator released a sale the store could not cover to ordinary
+    allocation, and that goes on as it is.
+    """
+    waiting = (OrderStatus.PENDING, OrderStatus.CONFIRMED)
+    return order.status in waiting or (
+        order.status == OrderStatus.ON_HOLD and (order.resume_status is None or order.resume_status in waiting)
+    )
+
+
 async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder) -> tuple[Order, bool]:
     lines = await _resolve_lines(session, channel, new)
     store = await _store_location(session, new)
@@ -379,6 +395,8 @@ async def _update(session: AsyncSession, channel: Channel, order: Order, new: No
     if new.shipping_address and await _apply_address(session, order, new.shipping_address, actor):
         changes.append("address changed")
     status = OrderStatus(order.status)
+    store = await _store_location(session, new)
+    not_sold_yet = _is_store_sale(store, new) and _not_sold_yet(order)
     if new.status == ChannelOrderStatus.CANCELLED:
         if status == OrderStatus.CANCELLED:
             pass
@@ -399,16 +417,18 @@ async def _update(session: AsyncSession, channel: Channel, order: Order, new: No
     elif new.fulfilled_by_channel:
         if await _fulfilled_by_channel(session, channel, order, new):
             changes.append("fulfilled by the channel")
-    elif new.status in (ChannelOrderStatus.SHIPPED, ChannelOrderStatus.COMPLETED):
+    elif new.status in (ChannelOrderStatus.SHIPPED, ChannelOrderStatus.COMPLETED) and not not_sold_yet:
         if await _shipped_elsewhere(session, channel, order, new):
             changes.append(new.status.value.lower())
     else:
         if (_is_paid(new) and order.paid_at is None) or (status == OrderStatus.PENDING and _is_paid(new)):
             await confirm_payment(session, order, new.paid_at, actor)
             changes.append("paid")
-            store = await _store_location(session, new)
+            # Paid at the store just now (perhaps completed at once): the sale takes its stock now.
             if store is not None and order.status == OrderStatus.CONFIRMED:
                 await sell_at_store(session, channel, order, store, new)
+                if order.status != OrderStatus.ON_HOLD:
+                    changes.append(f"sold at {store.code}")
         held = {hold.reason for hold in await open_holds(session, order.id)}
         if new.status == ChannelOrderStatus.ON_HOLD:
             if HoldReason.CHANNEL_HOLD not in held and (
