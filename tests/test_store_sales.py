@@ -237,6 +237,20 @@ def test_an_unpaid_sale_later_paid_and_completed_in_one_go_takes_the_store_stock
     shop.assert_sold_once_at_the_store(order)
 
 
+def test_a_completed_sale_of_an_unmapped_variation_waits_then_takes_the_store_stock(shop):
+    sale = shop.sale("COMPLETED")
+    shop.notify(sale, "order.created")
+    held = wait_order(shop.admin, shop.code, sale, "ON_HOLD", "COMPLETED")
+    assert held["status"] == "ON_HOLD"
+    assert [h["reason"] for h in held["holds"] if h["releasedAt"] is None] == ["UNMAPPED_SKU"]
+    assert shop.store_level()["onHand"] == 10
+
+    shop.map_variation()
+
+    order = wait_order(shop.admin, shop.code, sale, "COMPLETED")
+    shop.assert_sold_once_at_the_store(order)
+
+
 def test_a_completed_sale_the_store_books_cannot_cover_waits_for_a_count(shop):
     """The ledger never goes negative: the sale waits ON_HOLD (OUT_OF_STOCK) for a stock count,
     and a later version of the same completed sale does not wave it through without its stock."""

@@ -312,7 +312,9 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
         await _fulfilled_by_channel(session, channel, order, new)
     elif store_sale:
         assert store is not None
-        if order.status != OrderStatus.ON_HOLD:  # e.g. an unmapped SKU: sold once the hold is gone
+        if order.status == OrderStatus.ON_HOLD:  # e.g. an unmapped SKU: sold once the hold is gone
+            await _remember_completion(session, order, channel, store, new)
+        else:
             set_status(session, order, OrderStatus.CONFIRMED, "Paid at the store", _actor(channel))
             await sell_at_store(session, channel, order, store, new)
     elif new.status in (ChannelOrderStatus.SHIPPED, ChannelOrderStatus.COMPLETED):
@@ -429,6 +431,9 @@ async def _update(session: AsyncSession, channel: Channel, order: Order, new: No
                 await sell_at_store(session, channel, order, store, new)
                 if order.status != OrderStatus.ON_HOLD:
                     changes.append(f"sold at {store.code}")
+        if not_sold_yet and order.status == OrderStatus.ON_HOLD:
+            assert store is not None
+            await _remember_completion(session, order, channel, store, new)
         held = {hold.reason for hold in await open_holds(session, order.id)}
         if new.status == ChannelOrderStatus.ON_HOLD:
             if HoldReason.CHANNEL_HOLD not in held and (
@@ -605,13 +610,40 @@ async def _fulfilled_by_channel(session: AsyncSession, channel: Channel, order: 
     return True
 
 
+# The order event that keeps a POS's COMPLETED while the sale waits ON_HOLD (an unmapped SKU,
+# a store short of stock): the POS sends nothing more about a finished sale, so when the hold
+# goes and the sale takes its stock, this says it is COMPLETED rather than only handed over.
+COMPLETED_AT_STORE = "COMPLETED_AT_STORE"
+
+
+async def _remember_completion(
+    session: AsyncSession, order: Order, channel: Channel, store: Location, new: NormalizedOrder
+) -> None:
+    if new.status == ChannelOrderStatus.COMPLETED and not await _completed_at_store(session, order):
+        _note(
+            session,
+            order,
+            COMPLETED_AT_STORE,
+            f"The POS completed the sale ({new.raw_status}) while it waits here: it completes once "
+            f"its stock is taken from {store.code}.",
+            _actor(channel),
+        )
+
+
+async def _completed_at_store(session: AsyncSession, order: Order) -> bool:
+    found = await session.scalar(
+        select(OrderEvent.id).where(OrderEvent.order_id == order.id, OrderEvent.kind == COMPLETED_AT_STORE).limit(1)
+    )
+    return found is not None
+
+
 async def sell_at_store(
     session: AsyncSession, channel: Channel, order: Order, store: Location, new: NormalizedOrder | None = None
 ) -> None:
     """An in-store sale: the goods left the store's shelf, so its stock goes down at once.
 
-    The order is ALLOCATED to the store and SHIPPED (COMPLETED when the POS says so); it takes
-    its units from this store only.
+    The order is ALLOCATED to the store and SHIPPED (COMPLETED when the POS says so, now or
+    while the sale waited on a hold); it takes its units from this store only.
 
     If the store's books show fewer units than were sold, the sale did happen: the books are
     wrong, not the till. Still, the ledger never goes negative and we do not invent stock to
@@ -674,7 +706,10 @@ async def sell_at_store(
         return
     set_status(session, order, OrderStatus.ALLOCATED, f"Sold at {store.code}", actor)
     set_status(session, order, OrderStatus.SHIPPED, f"Handed over at {store.code}", actor)
-    if new is not None and new.status == ChannelOrderStatus.COMPLETED:
+    completed = (
+        new.status == ChannelOrderStatus.COMPLETED if new is not None else await _completed_at_store(session, order)
+    )
+    if completed:
         set_status(session, order, OrderStatus.COMPLETED, "Completed at the POS", actor)
 
 
