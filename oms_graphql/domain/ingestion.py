@@ -15,8 +15,9 @@ the order it already made and never duplicates it:
 * shipped or finished outside the OMS → recorded as such (reservations consumed);
 * fulfilled by the channel from its own stock (Amazon AFN) → recorded for the
   sales figures without ever reserving our stock;
-* an in-store sale (a channel selling from one of our stores) takes the stock
-  from that store at once.
+* a paid in-store sale (a channel selling from one of our stores) takes the stock
+  from that store at once, whatever state it reaches us in (OPEN with tenders, or
+  COMPLETED: the usual counter sale) and however (webhook, pull, first seen as an update).
 """
 
 from __future__ import annotations
@@ -171,9 +172,11 @@ def _address(address: NormalizedAddress) -> AddressDetails:
     )
 
 
-async def _store_location(session: AsyncSession, channel: Channel, new: NormalizedOrder) -> Location | None:
-    code = new.location_code or (channel.settings or {}).get("locationCode")
-    if not new.location_code or not code:
+async def _store_location(session: AsyncSession, new: NormalizedOrder) -> Location | None:
+    """The store an in-store sale is sold from, as the plugin names it (a POS names its channel's
+    ``settings.locationCode``); None when the order is no store sale."""
+    code = new.location_code
+    if not code:
         return None
     location = await session.scalar(select(Location).where(Location.code == code))
     if location is None:
@@ -194,10 +197,42 @@ def _is_paid(new: NormalizedOrder) -> bool:
     )
 
 
+def _is_store_sale(store: Location | None, new: NormalizedOrder) -> bool:
+    """A paid sale from one of our stores' shelves: it takes that store's stock.
+
+    Whatever state it reaches us in: OPEN with tenders, or COMPLETED / SHIPPED (the usual
+    counter sale, paid and handed over). A store's COMPLETED is not "finished outside the OMS"
+    as a marketplace's is: the goods left our shelf, so the store's ledger must say so.
+    """
+    return (
+        store is not None
+        and not new.fulfilled_by_channel
+        and new.status != ChannelOrderStatus.CANCELLED
+        and _is_paid(new)
+    )
+
+
+def _not_sold_yet(order: Order) -> bool:
+    """The store sale has not taken its stock yet.
+
+    Then a COMPLETED from the POS must not skip the stock as "finished outside the OMS":
+    unpaid until now, it is sold at the store at once; held (an unmapped SKU, the store's
+    books short), it keeps waiting for its stock. SHIPPED or later means it took its stock.
+    ALLOCATED or BACKORDERED (and CONFIRMED just after a release, until the allocation job
+    runs) means an operator released a sale the store could not cover to ordinary
+    allocation, and that goes on as it is.
+    """
+    waiting = (OrderStatus.PENDING, OrderStatus.CONFIRMED)
+    return order.status in waiting or (
+        order.status == OrderStatus.ON_HOLD and (order.resume_status is None or order.resume_status in waiting)
+    )
+
+
 async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder) -> tuple[Order, bool]:
     lines = await _resolve_lines(session, channel, new)
-    store = await _store_location(session, channel, new)
+    store = await _store_location(session, new)
     paid = _is_paid(new)
+    store_sale = _is_store_sale(store, new)
     if new.shipping_address:
         address = _address(new.shipping_address)
     elif store is not None:
@@ -215,10 +250,14 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
     else:
         address = NO_ADDRESS
     holds: list[tuple[HoldReason, str | None]] = []
-    takes_our_stock = not new.fulfilled_by_channel and new.status not in (
-        ChannelOrderStatus.CANCELLED,
-        ChannelOrderStatus.SHIPPED,
-        ChannelOrderStatus.COMPLETED,
+    takes_our_stock = store_sale or (
+        not new.fulfilled_by_channel
+        and new.status
+        not in (
+            ChannelOrderStatus.CANCELLED,
+            ChannelOrderStatus.SHIPPED,
+            ChannelOrderStatus.COMPLETED,
+        )
     )
     if takes_our_stock:
         unmapped = sorted({line.unmapped_code for line in lines if line.unmapped_code})
@@ -271,11 +310,15 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
         await cancel_order(session, order, f"Cancelled at the channel ({new.raw_status})", _actor(channel))
     elif new.fulfilled_by_channel:
         await _fulfilled_by_channel(session, channel, order, new)
+    elif store_sale:
+        assert store is not None
+        if order.status == OrderStatus.ON_HOLD:  # e.g. an unmapped SKU: sold once the hold is gone
+            await _remember_completion(session, order, channel, store, new)
+        else:
+            set_status(session, order, OrderStatus.CONFIRMED, "Paid at the store", _actor(channel))
+            await sell_at_store(session, channel, order, store, new)
     elif new.status in (ChannelOrderStatus.SHIPPED, ChannelOrderStatus.COMPLETED):
         await _shipped_elsewhere(session, channel, order, new)
-    elif store is not None and paid and order.status != OrderStatus.ON_HOLD:
-        set_status(session, order, OrderStatus.CONFIRMED, "Paid at the store", _actor(channel))
-        await sell_at_store(session, channel, order, store, new)
     return order, True
 
 
@@ -354,6 +397,8 @@ async def _update(session: AsyncSession, channel: Channel, order: Order, new: No
     if new.shipping_address and await _apply_address(session, order, new.shipping_address, actor):
         changes.append("address changed")
     status = OrderStatus(order.status)
+    store = await _store_location(session, new)
+    not_sold_yet = _is_store_sale(store, new) and _not_sold_yet(order)
     if new.status == ChannelOrderStatus.CANCELLED:
         if status == OrderStatus.CANCELLED:
             pass
@@ -374,16 +419,21 @@ async def _update(session: AsyncSession, channel: Channel, order: Order, new: No
     elif new.fulfilled_by_channel:
         if await _fulfilled_by_channel(session, channel, order, new):
             changes.append("fulfilled by the channel")
-    elif new.status in (ChannelOrderStatus.SHIPPED, ChannelOrderStatus.COMPLETED):
+    elif new.status in (ChannelOrderStatus.SHIPPED, ChannelOrderStatus.COMPLETED) and not not_sold_yet:
         if await _shipped_elsewhere(session, channel, order, new):
             changes.append(new.status.value.lower())
     else:
         if (_is_paid(new) and order.paid_at is None) or (status == OrderStatus.PENDING and _is_paid(new)):
             await confirm_payment(session, order, new.paid_at, actor)
             changes.append("paid")
-            store = await _store_location(session, channel, new)
+            # Paid at the store just now (perhaps completed at once): the sale takes its stock now.
             if store is not None and order.status == OrderStatus.CONFIRMED:
                 await sell_at_store(session, channel, order, store, new)
+                if order.status != OrderStatus.ON_HOLD:
+                    changes.append(f"sold at {store.code}")
+        if not_sold_yet and order.status == OrderStatus.ON_HOLD:
+            assert store is not None
+            await _remember_completion(session, order, channel, store, new)
         held = {hold.reason for hold in await open_holds(session, order.id)}
         if new.status == ChannelOrderStatus.ON_HOLD:
             if HoldReason.CHANNEL_HOLD not in held and (
@@ -560,14 +610,46 @@ async def _fulfilled_by_channel(session: AsyncSession, channel: Channel, order: 
     return True
 
 
+# The order event that keeps a POS's COMPLETED while the sale waits ON_HOLD (an unmapped SKU,
+# a store short of stock): the POS sends nothing more about a finished sale, so when the hold
+# goes and the sale takes its stock, this says it is COMPLETED rather than only handed over.
+COMPLETED_AT_STORE = "COMPLETED_AT_STORE"
+
+
+async def _remember_completion(
+    session: AsyncSession, order: Order, channel: Channel, store: Location, new: NormalizedOrder
+) -> None:
+    if new.status == ChannelOrderStatus.COMPLETED and not await _completed_at_store(session, order):
+        _note(
+            session,
+            order,
+            COMPLETED_AT_STORE,
+            f"The POS completed the sale ({new.raw_status}) while it waits here: it completes once "
+            f"its stock is taken from {store.code}.",
+            _actor(channel),
+        )
+
+
+async def _completed_at_store(session: AsyncSession, order: Order) -> bool:
+    found = await session.scalar(
+        select(OrderEvent.id).where(OrderEvent.order_id == order.id, OrderEvent.kind == COMPLETED_AT_STORE).limit(1)
+    )
+    return found is not None
+
+
 async def sell_at_store(
     session: AsyncSession, channel: Channel, order: Order, store: Location, new: NormalizedOrder | None = None
 ) -> None:
     """An in-store sale: the goods left the store's shelf, so its stock goes down at once.
 
-    The order is ALLOCATED to the store and SHIPPED (COMPLETED when the POS says so).
-    If the store's books show fewer units than were sold, the order waits ON_HOLD
-    (OUT_OF_STOCK) for a stock count instead of driving the ledger negative.
+    The order is ALLOCATED to the store and SHIPPED (COMPLETED when the POS says so, now or
+    while the sale waited on a hold); it takes its units from this store only.
+
+    If the store's books show fewer units than were sold, the sale did happen: the books are
+    wrong, not the till. Still, the ledger never goes negative and we do not invent stock to
+    cover it: nothing is taken, and the order waits ON_HOLD (OUT_OF_STOCK) for someone to count
+    the store's stock and release the order, which then goes through ordinary allocation (the
+    operator's call, as for any order released from a hold).
     """
     actor = _actor(channel)
     lines = [
@@ -624,7 +706,10 @@ async def sell_at_store(
         return
     set_status(session, order, OrderStatus.ALLOCATED, f"Sold at {store.code}", actor)
     set_status(session, order, OrderStatus.SHIPPED, f"Handed over at {store.code}", actor)
-    if new is not None and new.status == ChannelOrderStatus.COMPLETED:
+    completed = (
+        new.status == ChannelOrderStatus.COMPLETED if new is not None else await _completed_at_store(session, order)
+    )
+    if completed:
         set_status(session, order, OrderStatus.COMPLETED, "Completed at the POS", actor)
 
 
