@@ -577,3 +577,33 @@ def test_shipping_moves_reserved_out_and_shipping_more_than_reserved_is_refused(
     reasons = [m["reason"] for m in movements(admin, sku)]
     assert reasons[:4] == ["WRITE_OFF", "EXCHANGE", "RETURN", "SHIP"]
     assert movements(admin, sku, "SHIP")[0]["quantity"] == -2
+
+
+# --- the ledger adds up the way a client reads it ------------------------------
+
+
+def test_a_transfer_shows_its_in_transit_units_in_their_own_field_not_in_quantity(admin, uid):
+    sku, source = stocked(admin, uid, units=5)
+    destination = f"ST-{uid}"
+    add_location(admin, destination, kind="STORE")
+    transfer = admin.mutate(
+        "transferCreate",
+        TRANSFER_CREATE,
+        {"input": {"fromLocationCode": source, "toLocationCode": destination, "lines": [{"sku": sku, "quantity": 3}]}},
+    )["transfer"]
+    admin.mutate("transferShip", TRANSFER_SHIP, {"id": transfer["id"]})
+    admin.mutate(
+        "transferReceive",
+        TRANSFER_RECEIVE,
+        {"input": {"id": transfer["id"], "lines": [{"sku": sku, "quantity": 2}], "close": True}},
+    )
+    rows = admin(
+        """query($sku: String!, $code: String!) { stockMovements(first: 10, filter: {sku: $sku, locationCode: $code}) {
+      edges { node { reason quantity onHandDelta reservedDelta inTransitDelta } } } }""",
+        {"sku": sku, "code": destination},
+    )["stockMovements"]["edges"]
+    assert [edge["node"] for edge in rows] == [  # newest first
+        {"reason": "WRITE_OFF", "quantity": 0, "onHandDelta": 0, "reservedDelta": 0, "inTransitDelta": -1},
+        {"reason": "TRANSFER_IN", "quantity": 2, "onHandDelta": 2, "reservedDelta": 0, "inTransitDelta": -2},
+        {"reason": "TRANSFER_OUT", "quantity": 0, "onHandDelta": 0, "reservedDelta": 0, "inTransitDelta": 3},
+    ]

@@ -46,6 +46,19 @@ class MovementReason(enum.StrEnum):
     WRITE_OFF = "WRITE_OFF"
 
 
+# The reasons whose ledger rows move reserved; every other reason moves on hand (and maybe in transit).
+RESERVATION_REASONS = frozenset({MovementReason.RESERVE, MovementReason.RELEASE})
+
+
+def movement_quantity(reason: str, *, on_hand_delta: int, reserved_delta: int) -> int:
+    """A ledger row's ``quantity``: the change of on hand, or of reserved for RESERVE/RELEASE.
+
+    Never the change of in transit (a transfer's units on their way are not on
+    hand yet): that is the row's own in-transit figure.
+    """
+    return reserved_delta if reason in RESERVATION_REASONS else on_hand_delta
+
+
 @dataclass(frozen=True)
 class Reference:
     """What caused a movement, and who."""
