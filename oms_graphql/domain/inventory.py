@@ -7,6 +7,13 @@ transaction. The UPDATE takes the row lock, so two transactions reserving the
 last unit serialise on it and the second one sees the first one's result:
 no code path reads a figure and then writes it back.
 
+What a ledger row means to a client (API.md): ``quantity`` is the signed
+change of on hand, or of reserved for RESERVE/RELEASE, and in transit has its
+own figure. So that summing ``quantity`` per reason adds up to the level, a
+RESERVE/RELEASE row never moves on hand and no other row moves reserved: a
+change that moves both (a shipment consumes its reservation as the units
+leave) is booked as two rows of the same UPDATE, see :func:`ledger_entries`.
+
 Two things ride on the same UPDATE, so they cost no extra lock time: the
 low-stock flag (one alert per crossing below the reorder point, see
 :mod:`oms_graphql.domain.low_stock`) and the channel push bookkeeping
@@ -16,10 +23,11 @@ low-stock flag (one alert per crossing below the reorder point, see
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, func, insert, literal, select, update
+from sqlalchemy import Integer, Select, String, and_, func, insert, literal, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,6 +65,37 @@ def movement_quantity(reason: str, *, on_hand_delta: int, reserved_delta: int) -
     hand yet): that is the row's own in-transit figure.
     """
     return reserved_delta if reason in RESERVATION_REASONS else on_hand_delta
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One ledger row of a movement: its reason and the change of each figure."""
+
+    reason: MovementReason
+    on_hand: int = 0
+    reserved: int = 0
+    in_transit: int = 0
+
+
+def ledger_entries(reason: MovementReason, *, on_hand: int, reserved: int, in_transit: int) -> list[LedgerEntry]:
+    """The rows one change is booked as, so that each row's ``quantity`` is the whole of what it moved.
+
+    A change of reserved under another reason (SHIP: the reservation is used up
+    as on hand leaves) gets its own RELEASE row before the reason's row (RESERVE
+    after it, if one ever adds to reserved), so a client summing RESERVE/RELEASE
+    quantities sees the reservation end. Both rows come from the same guarded
+    UPDATE.
+    """
+    if reason in RESERVATION_REASONS:
+        if on_hand:
+            raise ValueError(f"a {reason} movement moves reserved, not on hand")
+        return [LedgerEntry(reason, reserved=reserved, in_transit=in_transit)]
+    main = LedgerEntry(reason, on_hand=on_hand, in_transit=in_transit)
+    if reserved < 0:
+        return [LedgerEntry(MovementReason.RELEASE, reserved=reserved), main]
+    if reserved > 0:
+        return [main, LedgerEntry(MovementReason.RESERVE, reserved=reserved)]
+    return [main]
 
 
 @dataclass(frozen=True)
@@ -151,51 +190,84 @@ def _figures_payload(figures: LevelFigures) -> dict[str, int]:
     }
 
 
-async def _update_and_record(
-    session: AsyncSession, moved: Any, movement: dict[str, Any], event: dict[str, Any]
-) -> tuple[Any, bool]:
-    """The guarded UPDATE and what it records; (row after it or None when refused, event written?).
+@dataclass(frozen=True)
+class _Booking:
+    """What one ledger entry writes: its ledger row, its stock event, and the change booked after it."""
 
-    On PostgreSQL the UPDATE, its ledger row and its "stock" outbox event are
+    movement: dict[str, Any]
+    event: dict[str, Any]
+    later: tuple[int, int, int]  # on hand, reserved, in transit moved by the entries after this one
+
+    def figures(self, row: Any) -> LevelFigures:
+        """The level right after this entry, from the row after the whole UPDATE."""
+        on_hand, reserved, in_transit = self.later
+        return LevelFigures(row[0] - on_hand, row[1] - reserved, row[2] - in_transit, row[3], row[4])
+
+
+def _rows_of(selects: Iterable[Select[Any]]) -> Select[Any]:
+    """One SELECT of the rows of all ``selects`` (in order), which INSERT..FROM SELECT can add defaults to."""
+    first, *more = selects
+    if not more:
+        return first
+    rows = union_all(first, *more).subquery()
+    return select(*rows.c)
+
+
+async def _update_and_record(session: AsyncSession, moved: Any, bookings: list[_Booking]) -> tuple[Any, bool]:
+    """The guarded UPDATE and what it records; (row after it or None when refused, events written?).
+
+    On PostgreSQL the UPDATE, its ledger rows and their "stock" outbox events are
     one statement (data-modifying CTEs), and the transaction can commit right
     after it. The level's row lock is held from that UPDATE to the commit, so
     on a hot SKU every statement in between costs throughput for everyone.
-    Elsewhere (SQLite, one writer at a time) the ledger row follows the UPDATE
-    and the event is written with ``record_event``.
+    Elsewhere (SQLite, one writer at a time) the ledger rows follow the UPDATE
+    and the events are written with ``record_event``.
     """
     if session.get_bind().dialect.name != "postgresql":
         row = (await session.execute(moved.execution_options(synchronize_session=False))).first()
         if row is not None:
-            await session.execute(insert(StockMovement).values(movement))
+            await session.execute(insert(StockMovement).values([booking.movement for booking in bookings]))
         return row, False
     updated = moved.cte("moved")
-    columns = list(movement)
+    columns = list(bookings[0].movement)
     ledger = insert(StockMovement).from_select(
         columns,
-        select(*(literal(movement[name], StockMovement.__table__.c[name].type) for name in columns)).select_from(
-            updated
+        _rows_of(
+            select(
+                *(literal(booking.movement[name], StockMovement.__table__.c[name].type) for name in columns)
+            ).select_from(updated)
+            for booking in bookings
         ),
     )
-    pairs: list[Any] = []
-    for key, value in event.items():
-        pairs += [literal(key, String), literal(value, Integer if isinstance(value, int) else String)]
-    available = func.greatest(0, updated.c.on_hand - updated.c.reserved - updated.c.safety_stock)
-    for key, column in (
-        ("onHand", updated.c.on_hand),
-        ("reserved", updated.c.reserved),
-        ("inTransit", updated.c.in_transit),
-        ("available", available),
-    ):
-        pairs += [literal(key, String), column]
-    outbox = insert(OutboxEntry).from_select(
-        ["kind", "topic", "payload", "created_at"],
-        select(
-            literal("event", String),
-            literal("stock", String),
-            func.json_build_object(*pairs),
-            literal(movement["created_at"], OutboxEntry.__table__.c.created_at.type),
-        ).select_from(updated),
-    )
+    events = []
+    for booking in bookings:
+        pairs: list[Any] = []
+        for key, value in booking.event.items():
+            pairs += [literal(key, String), literal(value, Integer if isinstance(value, int) else String)]
+        # The figures right after this entry: the row after the UPDATE less what later entries moved.
+        on_hand, reserved, in_transit = (
+            column - later if later else column
+            for column, later in zip(
+                (updated.c.on_hand, updated.c.reserved, updated.c.in_transit), booking.later, strict=True
+            )
+        )
+        available = func.greatest(0, on_hand - reserved - updated.c.safety_stock)
+        for key, column in (
+            ("onHand", on_hand),
+            ("reserved", reserved),
+            ("inTransit", in_transit),
+            ("available", available),
+        ):
+            pairs += [literal(key, String), column]
+        events.append(
+            select(
+                literal("event", String),
+                literal("stock", String),
+                func.json_build_object(*pairs),
+                literal(booking.movement["created_at"], OutboxEntry.__table__.c.created_at.type),
+            ).select_from(updated)
+        )
+    outbox = insert(OutboxEntry).from_select(["kind", "topic", "payload", "created_at"], _rows_of(events))
     result = await session.execute(select(updated).add_cte(ledger.cte("ledger")).add_cte(outbox.cte("event")))
     row = result.first()
     if row is not None:
@@ -216,6 +288,10 @@ async def move_stock(
     keep_safety_stock: bool = False,
 ) -> LevelFigures | None:
     """Apply one ledger movement atomically; None when the guard refused it.
+
+    One guarded UPDATE of the level, booked as the rows of :func:`ledger_entries`
+    (one, or two when a reason other than RESERVE/RELEASE also moves reserved),
+    each with its stock event.
 
     ``keep_safety_stock``: refuse when the result would leave less than the
     safety stock unreserved (used by reservations).
@@ -257,40 +333,52 @@ async def move_stock(
             StockLevel.id,
         )
     )
-    movement = {
-        "product_id": product.id,
-        "location_id": location.id,
-        "reason": reason.value,
-        "on_hand_delta": on_hand,
-        "reserved_delta": reserved,
-        "in_transit_delta": in_transit,
-        "reference_type": reference.type,
-        "reference_id": reference.id,
-        "reference": reference.text,
-        "actor": reference.actor,
-        "created_at": utcnow(),
-    }
-    event = {
-        "sku": product.sku,
-        "locationCode": location.code,
-        "reason": reason.value,
-        "onHandDelta": on_hand,
-        "reservedDelta": reserved,
-        "inTransitDelta": in_transit,
-        "reference": reference.text,
-        "at": utcnow().isoformat(),
-    }
-    row, row_has_event = await _update_and_record(session, moved, movement, event)
+    now = utcnow()
+    entries = ledger_entries(reason, on_hand=on_hand, reserved=reserved, in_transit=in_transit)
+    bookings = []
+    for index, entry in enumerate(entries):
+        after = entries[index + 1 :]
+        later = (
+            sum(e.on_hand for e in after),
+            sum(e.reserved for e in after),
+            sum(e.in_transit for e in after),
+        )
+        movement = {
+            "product_id": product.id,
+            "location_id": location.id,
+            "reason": entry.reason.value,
+            "on_hand_delta": entry.on_hand,
+            "reserved_delta": entry.reserved,
+            "in_transit_delta": entry.in_transit,
+            "reference_type": reference.type,
+            "reference_id": reference.id,
+            "reference": reference.text,
+            "actor": reference.actor,
+            "created_at": now,
+        }
+        event = {
+            "sku": product.sku,
+            "locationCode": location.code,
+            "reason": entry.reason.value,
+            "onHandDelta": entry.on_hand,
+            "reservedDelta": entry.reserved,
+            "inTransitDelta": entry.in_transit,
+            "reference": reference.text,
+            "at": now.isoformat(),
+        }
+        bookings.append(_Booking(movement, event, later))
+    row, events_written = await _update_and_record(session, moved, bookings)
     if row is None and await _missing_level(session, product.id, location.id):
         await level_id(session, product.id, location.id)  # the first movement of this SKU here
-        row, row_has_event = await _update_and_record(session, moved, movement, event)
+        row, events_written = await _update_and_record(session, moved, bookings)
     if row is None:
         return None
     level = int(row[8])
     figures = LevelFigures(*row[:5])
     alerted, sync_version, synced_version = bool(row[5]), int(row[6]), int(row[7])
-    if not row_has_event:
-        record_event(session, "stock", {**event, **_figures_payload(figures)})
+    if not events_written:
+        for booking in bookings:
+            record_event(session, "stock", {**booking.event, **_figures_payload(booking.figures(row))})
     # Our UPDATE holds the row lock until commit, so the flag read above cannot
     # change under us: the crossing is detected exactly once.
     await low_stock.check_crossing(

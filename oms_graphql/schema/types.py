@@ -199,9 +199,17 @@ class StockLevel:
         )
 
 
+# How a client reads the ledger; the StockMovement and StockEvent fields say the same.
+LEDGER_RULE = (
+    "Summed over the ledger of one SKU and location: `quantity` of every reason but RESERVE/RELEASE "
+    "gives onHand, `quantity` of RESERVE and RELEASE gives reserved, and `inTransitDelta` gives inTransit."
+)
+
+
 @strawberry.type(
-    description="One ledger row: a change of stock and its cause. Summed over the ledger of one SKU and location, "
-    "`inTransitDelta` gives inTransit; in-transit changes are never in `quantity`."
+    description="One ledger row: a change of stock and its cause. A RESERVE/RELEASE row moves reserved only; "
+    "any other row moves on hand and/or in transit, never reserved (a shipment books the reservation it uses up "
+    "as a RELEASE row next to its SHIP row). " + LEDGER_RULE
 )
 class StockMovement(Node):
     row: strawberry.Private[models.StockMovement]
@@ -217,7 +225,7 @@ class StockMovement(Node):
         "has quantity 0 and its change in inTransitDelta."
     )
     on_hand_delta: int = strawberry.field(description="Signed change of on hand (0 for RESERVE/RELEASE).")
-    reserved_delta: int = strawberry.field(description="Signed change of reserved.")
+    reserved_delta: int = strawberry.field(description="Signed change of reserved (0 unless RESERVE/RELEASE).")
     in_transit_delta: int = strawberry.field(
         description="Signed change of in transit: + at the destination when a transfer ships, − as it is "
         "received (TRANSFER_IN) or written off when it is closed short."
