@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Integer, Select, String, and_, func, insert, literal, select, union_all, update
+from sqlalchemy import Integer, Select, String, and_, case, func, insert, literal, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -602,15 +602,28 @@ async def adjust_stock(
 
 @dataclass(frozen=True)
 class LedgerDifference:
+    """One figure of one level that the ledger does not add up to."""
+
     sku: str
     location_code: str
-    figure: str
+    figure: str  # onHand, reserved or inTransit
     level: int
     ledger: int
+    why: str = ""
 
 
 async def verify_ledger(session: AsyncSession) -> list[LedgerDifference]:
-    """Recompute every level from the ledger; list each figure that differs."""
+    """Recompute every level from the ledger; list each figure that differs, and why.
+
+    Each figure is checked twice: the level against the sum of its rows' changes
+    (the projection), and against the ledger as a client reads it (API.md: on hand
+    is the sum of ``quantity`` over every reason but RESERVE/RELEASE, reserved
+    over RESERVE/RELEASE, in transit the sum of its own changes). The two agree
+    unless some row moves a figure its reason does not (a SHIP row booked before
+    shipments released their reservation in a row of its own, or one written
+    by hand); that row's reason is named.
+    """
+    reservation = StockMovement.reason.in_(sorted(RESERVATION_REASONS))
     sums = (
         select(
             StockMovement.product_id,
@@ -618,6 +631,8 @@ async def verify_ledger(session: AsyncSession) -> list[LedgerDifference]:
             func.sum(StockMovement.on_hand_delta).label("on_hand"),
             func.sum(StockMovement.reserved_delta).label("reserved"),
             func.sum(StockMovement.in_transit_delta).label("in_transit"),
+            func.sum(case((reservation, 0), else_=StockMovement.on_hand_delta)).label("read_on_hand"),
+            func.sum(case((reservation, StockMovement.reserved_delta), else_=0)).label("read_reserved"),
         )
         .group_by(StockMovement.product_id, StockMovement.location_id)
         .subquery()
@@ -629,9 +644,16 @@ async def verify_ledger(session: AsyncSession) -> list[LedgerDifference]:
             StockLevel.on_hand,
             StockLevel.reserved,
             StockLevel.in_transit,
-            func.coalesce(sums.c.on_hand, 0),
-            func.coalesce(sums.c.reserved, 0),
-            func.coalesce(sums.c.in_transit, 0),
+            *(
+                func.coalesce(column, 0)
+                for column in (
+                    sums.c.on_hand,
+                    sums.c.reserved,
+                    sums.c.in_transit,
+                    sums.c.read_on_hand,
+                    sums.c.read_reserved,
+                )
+            ),
         )
         .select_from(StockLevel)
         .join(Product, Product.id == StockLevel.product_id)
@@ -642,12 +664,56 @@ async def verify_ledger(session: AsyncSession) -> list[LedgerDifference]:
         )
     )
     differences = []
-    for sku, code, on_hand, reserved, in_transit, l_on_hand, l_reserved, l_in_transit in rows:
-        for figure, level, ledger in (
-            ("onHand", on_hand, l_on_hand),
-            ("reserved", reserved, l_reserved),
-            ("inTransit", in_transit, l_in_transit),
+    misread = False
+    for sku, code, *figures in rows:
+        on_hand, reserved, in_transit, s_on_hand, s_reserved, s_in_transit, r_on_hand, r_reserved = map(int, figures)
+        for figure, level, summed, read in (
+            ("onHand", on_hand, s_on_hand, r_on_hand),
+            ("reserved", reserved, s_reserved, r_reserved),
+            ("inTransit", in_transit, s_in_transit, s_in_transit),
         ):
-            if int(level) != int(ledger):
-                differences.append(LedgerDifference(sku, code, figure, int(level), int(ledger)))
+            if level != summed:
+                differences.append(
+                    LedgerDifference(sku, code, figure, level, summed, "the level is not the sum of its ledger rows")
+                )
+            elif level != read:
+                misread = True
+                differences.append(LedgerDifference(sku, code, figure, level, read))
+    if misread:
+        differences = await _explain_misread(session, differences)
     return differences
+
+
+async def _explain_misread(session: AsyncSession, differences: list[LedgerDifference]) -> list[LedgerDifference]:
+    """Name the reasons whose rows move a figure they should not, for the differences that have no why yet."""
+    reservation = StockMovement.reason.in_(sorted(RESERVATION_REASONS))
+    offending = await session.execute(
+        select(Product.sku, Location.code, StockMovement.reason)
+        .select_from(StockMovement)
+        .join(Product, Product.id == StockMovement.product_id)
+        .join(Location, Location.id == StockMovement.location_id)
+        .where(
+            or_(
+                and_(reservation, StockMovement.on_hand_delta != 0),
+                and_(~reservation, StockMovement.reserved_delta != 0),
+            )
+        )
+        .distinct()
+    )
+    reasons: dict[tuple[str, str], set[str]] = {}
+    for sku, code, reason in offending:
+        reasons.setdefault((sku, code), set()).add(reason)
+    explained = []
+    for difference in differences:
+        if not difference.why:
+            moved = "on hand" if difference.figure == "onHand" else "reserved"
+            found = sorted(
+                reason
+                for reason in reasons.get((difference.sku, difference.location_code), set())
+                if (reason in RESERVATION_REASONS) == (moved == "on hand")
+            )
+            named = "/".join(found) or "some"
+            why = f"{named} rows also move {moved}, which a client summing quantity by reason does not see"
+            difference = replace(difference, why=why)
+        explained.append(difference)
+    return explained
