@@ -205,12 +205,16 @@ class _Booking:
 
 
 def _rows_of(selects: Iterable[Select[Any]]) -> Select[Any]:
-    """One SELECT of the rows of all ``selects`` (in order), which INSERT..FROM SELECT can add defaults to."""
+    """One SELECT of the rows of all ``selects``, which INSERT..FROM SELECT can add defaults to.
+
+    Ordered, so the rows get their ids (the ledger's and the outbox's order) in the order given.
+    """
     first, *more = selects
     if not more:
         return first
-    rows = union_all(first, *more).subquery()
-    return select(*rows.c)
+    numbered = (each.add_columns(literal(index, Integer).label("entry")) for index, each in enumerate([first, *more]))
+    rows = union_all(*numbered).subquery()
+    return select(*(column for column in rows.c if column.key != "entry")).order_by(rows.c.entry)
 
 
 async def _update_and_record(session: AsyncSession, moved: Any, bookings: list[_Booking]) -> tuple[Any, bool]:
