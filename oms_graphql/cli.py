@@ -187,7 +187,7 @@ def token_create(
 
 @stock_app.command("verify")
 def stock_verify() -> None:
-    """Recompute every stock level from the ledger; exit 1 on any difference."""
+    """Recompute on hand, reserved and in transit of every level from the ledger; exit 1 on any difference."""
     from oms_graphql.db.engine import Database
     from oms_graphql.domain.inventory import verify_ledger
 
@@ -202,9 +202,9 @@ def stock_verify() -> None:
     if not differences:
         console.print("[green]Every stock level matches the ledger.[/green]")
         return
-    table = Table("SKU", "location", "figure", "level", "ledger")
+    table = Table("SKU", "location", "figure", "level", "ledger", "why")
     for diff in differences:
-        table.add_row(diff.sku, diff.location_code, diff.figure, str(diff.level), str(diff.ledger))
+        table.add_row(diff.sku, diff.location_code, diff.figure, str(diff.level), str(diff.ledger), diff.why)
     console.print(table)
     console.print(f"[red]{len(differences)} figure(s) differ from the ledger.[/red]")
     raise typer.Exit(code=1)

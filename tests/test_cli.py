@@ -89,6 +89,59 @@ def test_stock_verify_is_clean_after_the_demo_and_fails_on_a_tampered_level(fres
     assert tampered.returncode == 1 and "differ from the ledger" in tampered.stderr
 
 
+def test_stock_verify_checks_on_hand_reserved_and_in_transit_and_says_which_differs(fresh_sqlite, tmp_path):
+    from oms_graphql.db.engine import Database
+    from oms_graphql.db.models import Location, Product
+    from oms_graphql.domain import inventory
+    from oms_graphql.domain.inventory import MovementReason, Reference
+    from tests.support import run_async
+
+    assert oms("migrate", database_url=fresh_sqlite).returncode == 0
+
+    async def book() -> None:
+        database = Database(fresh_sqlite)
+        try:
+            async with database.session() as session, session.begin():
+                product = Product(sku="VERIFY-1", name="verify")
+                location = Location(code="WH-V", name="verify", kind="WAREHOUSE", country="CN", line1="1 Road")
+                session.add_all([product, location])
+                await session.flush()
+                reference = Reference("TEST", "1", "verify")
+                await inventory.move_stock(
+                    session, product=product, location=location, reason=MovementReason.RECEIPT, on_hand=5
+                )
+                await inventory.reserve_stock(
+                    session, product=product, location=location, quantity=3, reference=reference
+                )
+                await inventory.ship_stock(session, product=product, location=location, quantity=3, reference=reference)
+                await inventory.move_stock(
+                    session, product=product, location=location, reason=MovementReason.TRANSFER_OUT, in_transit=2
+                )
+        finally:
+            await database.dispose()
+
+    run_async(book())
+    clean = oms("stock", "verify", database_url=fresh_sqlite)
+    assert clean.returncode == 0 and "matches the ledger" in clean.stderr, clean.stderr
+
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "fresh.db") as connection:
+        # A shipment booked the old way: one SHIP row that also uses up the reservation.
+        connection.execute("UPDATE stock_movements SET reserved_delta = -3 WHERE reason = 'SHIP'")
+        connection.execute("DELETE FROM stock_movements WHERE reason = 'RELEASE'")
+        connection.execute("UPDATE stock_levels SET in_transit = in_transit + 1")
+    tampered = oms("stock", "verify", database_url=fresh_sqlite, COLUMNS="200")
+    assert tampered.returncode == 1
+    lines = [line for line in tampered.stderr.splitlines() if "VERIFY-1" in line]
+    assert len(lines) == 2, tampered.stderr
+    reserved = next(line for line in lines if "reserved" in line)
+    assert "SHIP rows also move reserved" in reserved and " 0 " in reserved and " 3 " in reserved
+    in_transit = next(line for line in lines if "inTransit" in line)
+    assert "not the sum of its ledger rows" in in_transit and " 3 " in in_transit and " 2 " in in_transit
+    assert "2 figure(s) differ from the ledger" in tampered.stderr
+
+
 def test_plugins_lists_the_installed_channel_plugins(fresh_sqlite):
     result = oms("plugins", database_url=fresh_sqlite)
     assert result.returncode == 0

@@ -577,3 +577,182 @@ def test_shipping_moves_reserved_out_and_shipping_more_than_reserved_is_refused(
     reasons = [m["reason"] for m in movements(admin, sku)]
     assert reasons[:4] == ["WRITE_OFF", "EXCHANGE", "RETURN", "SHIP"]
     assert movements(admin, sku, "SHIP")[0]["quantity"] == -2
+
+
+# --- the ledger adds up the way a client reads it ------------------------------
+
+LEDGER_PAGE = """query($sku: String!, $code: String!, $after: String) {
+  stockMovements(first: 100, after: $after, filter: {sku: $sku, locationCode: $code}) {
+    pageInfo { hasNextPage endCursor } edges { node { reason quantity inTransitDelta } } } }"""
+RESERVATION_REASONS = {"RESERVE", "RELEASE"}
+CANCEL = """mutation($id: ID!) { orderCancel(input: {id: $id, reason: "customer asked"}) {
+  order { status } userErrors { field message code } } }"""
+
+
+def ledger_figures(client, sku: str, code: str) -> dict[str, int]:
+    """On hand, reserved and in transit summed from stockMovements as API.md tells a client to.
+
+    quantity is the signed change of on hand, or of reserved for RESERVE/RELEASE;
+    inTransitDelta is the change of in transit.
+    """
+    figures = {"onHand": 0, "reserved": 0, "inTransit": 0}
+    after = None
+    while True:
+        page = client(LEDGER_PAGE, {"sku": sku, "code": code, "after": after})["stockMovements"]
+        for edge in page["edges"]:
+            movement = edge["node"]
+            figures["reserved" if movement["reason"] in RESERVATION_REASONS else "onHand"] += movement["quantity"]
+            figures["inTransit"] += movement["inTransitDelta"]
+        if not page["pageInfo"]["hasNextPage"]:
+            return figures
+        after = page["pageInfo"]["endCursor"]
+
+
+def assert_ledger_adds_up(client, touched: set[tuple[str, str]]) -> None:
+    """For every (SKU, location) a scenario touched, the ledger as a client sums it equals the level."""
+    differences = {}
+    for sku, code in sorted(touched):
+        stock = level(client, sku, code)
+        expected = {figure: stock[figure] for figure in ("onHand", "reserved", "inTransit")}
+        summed = ledger_figures(client, sku, code)
+        if summed != expected:
+            differences[(sku, code)] = {"level": expected, "ledger": summed}
+    assert differences == {}
+
+
+def test_the_ledger_adds_up_to_every_level_through_transfers_orders_shipments_adjustments_and_counts(
+    admin, uid, database_url
+):
+    from tests.channel_support import dispatch_order
+
+    sku, source = stocked(admin, uid, units=20)
+    other = f"INV2-{uid}"
+    add_product(admin, other)
+    receive(admin, other, source, 6)
+    destination = f"ST-{uid}"
+    add_location(admin, destination, kind="STORE")
+    touched = {(sku, source), (sku, destination), (other, source), (other, destination)}
+
+    shipped_order = place_order(admin, [(sku, 3, "10.00"), (other, 1, "10.00")], paid=True)
+    cancelled_order = place_order(admin, [(sku, 2, "10.00")], paid=True)
+    wait_for_status(admin, shipped_order["id"], "ALLOCATED")
+    wait_for_status(admin, cancelled_order["id"], "ALLOCATED")
+    assert admin.mutate("orderCancel", CANCEL, {"id": cancelled_order["id"]})["userErrors"] == []
+    admin.mutate("stockAdjust", ADJUST, {"input": {"sku": sku, "locationCode": source, "delta": -1, "reason": "torn"}})
+    admin.mutate("stockCount", COUNT, {"input": {"sku": sku, "locationCode": source, "countedQuantity": 18}})
+
+    transfer = admin.mutate(
+        "transferCreate",
+        TRANSFER_CREATE,
+        {
+            "input": {
+                "fromLocationCode": source,
+                "toLocationCode": destination,
+                "lines": [{"sku": sku, "quantity": 8}, {"sku": other, "quantity": 2}],
+            }
+        },
+    )["transfer"]
+    assert admin.mutate("transferShip", TRANSFER_SHIP, {"id": transfer["id"]})["userErrors"] == []
+    part = {"id": transfer["id"], "lines": [{"sku": sku, "quantity": 5}]}
+    assert admin.mutate("transferReceive", TRANSFER_RECEIVE, {"input": part})["userErrors"] == []
+    rest = {"id": transfer["id"], "lines": [{"sku": sku, "quantity": 2}, {"sku": other, "quantity": 1}], "close": True}
+    closed = admin.mutate("transferReceive", TRANSFER_RECEIVE, {"input": rest})["transfer"]
+    assert closed["status"] == "RECEIVED"
+    receive(admin, sku, destination, 4)
+    admin.mutate("stockCount", COUNT, {"input": {"sku": sku, "locationCode": destination, "countedQuantity": 10}})
+    assert dispatch_order(database_url, shipped_order["number"], "SF", f"SF{uid}") == 1
+
+    assert (level(admin, sku, source)["onHand"], level(admin, sku, source)["reserved"]) == (7, 0)
+    assert (level(admin, sku, destination)["onHand"], level(admin, sku, destination)["inTransit"]) == (10, 0)
+    assert (level(admin, other, destination)["onHand"], level(admin, other, destination)["inTransit"]) == (1, 0)
+    assert_ledger_adds_up(admin, touched)
+
+
+def test_the_ledger_adds_up_while_a_transfer_is_still_in_transit_and_orders_are_reserved(admin, uid):
+    sku, source = stocked(admin, uid, units=10)
+    destination = f"ST-{uid}"
+    add_location(admin, destination, kind="STORE")
+    order = place_order(admin, [(sku, 4, "10.00")], paid=True)
+    wait_for_status(admin, order["id"], "ALLOCATED")
+    transfer = admin.mutate(
+        "transferCreate",
+        TRANSFER_CREATE,
+        {"input": {"fromLocationCode": source, "toLocationCode": destination, "lines": [{"sku": sku, "quantity": 6}]}},
+    )["transfer"]
+    admin.mutate("transferShip", TRANSFER_SHIP, {"id": transfer["id"]})
+    admin.mutate(
+        "transferReceive", TRANSFER_RECEIVE, {"input": {"id": transfer["id"], "lines": [{"sku": sku, "quantity": 1}]}}
+    )
+
+    assert (level(admin, sku, destination)["onHand"], level(admin, sku, destination)["inTransit"]) == (1, 5)
+    assert level(admin, sku, source)["reserved"] == 4
+    assert_ledger_adds_up(admin, {(sku, source), (sku, destination)})
+
+
+def test_a_transfer_shows_its_in_transit_units_in_their_own_field_not_in_quantity(admin, uid):
+    sku, source = stocked(admin, uid, units=5)
+    destination = f"ST-{uid}"
+    add_location(admin, destination, kind="STORE")
+    transfer = admin.mutate(
+        "transferCreate",
+        TRANSFER_CREATE,
+        {"input": {"fromLocationCode": source, "toLocationCode": destination, "lines": [{"sku": sku, "quantity": 3}]}},
+    )["transfer"]
+    admin.mutate("transferShip", TRANSFER_SHIP, {"id": transfer["id"]})
+    admin.mutate(
+        "transferReceive",
+        TRANSFER_RECEIVE,
+        {"input": {"id": transfer["id"], "lines": [{"sku": sku, "quantity": 2}], "close": True}},
+    )
+    rows = admin(
+        """query($sku: String!, $code: String!) { stockMovements(first: 10, filter: {sku: $sku, locationCode: $code}) {
+      edges { node { reason quantity onHandDelta reservedDelta inTransitDelta } } } }""",
+        {"sku": sku, "code": destination},
+    )["stockMovements"]["edges"]
+    assert [edge["node"] for edge in rows] == [  # newest first
+        {"reason": "WRITE_OFF", "quantity": 0, "onHandDelta": 0, "reservedDelta": 0, "inTransitDelta": -1},
+        {"reason": "TRANSFER_IN", "quantity": 2, "onHandDelta": 2, "reservedDelta": 0, "inTransitDelta": -2},
+        {"reason": "TRANSFER_OUT", "quantity": 0, "onHandDelta": 0, "reservedDelta": 0, "inTransitDelta": 3},
+    ]
+
+
+def test_stock_events_add_up_to_the_level_the_way_the_ledger_does(admin, uid, server, database_url):
+    from tests.channel_support import dispatch_order
+
+    sku, source = stocked(admin, uid, units=0)
+    destination = f"ST-{uid}"
+    add_location(admin, destination, kind="STORE")
+    query = """subscription($sku: String) { stockEvents(sku: $sku) {
+      locationCode reason quantity onHandDelta reservedDelta inTransitDelta onHand reserved inTransit } }"""
+    with subscription(server, admin.token, query, {"sku": sku}) as next_event:
+        receive(admin, sku, source, 9)
+        order = place_order(admin, [(sku, 2, "10.00")], paid=True)
+        wait_for_status(admin, order["id"], "ALLOCATED")
+        transfer = admin.mutate(
+            "transferCreate",
+            TRANSFER_CREATE,
+            {
+                "input": {
+                    "fromLocationCode": source,
+                    "toLocationCode": destination,
+                    "lines": [{"sku": sku, "quantity": 4}],
+                }
+            },
+        )["transfer"]
+        admin.mutate("transferShip", TRANSFER_SHIP, {"id": transfer["id"]})
+        dispatch_order(database_url, order["number"], "SF", f"SF{uid}")
+        movement_count = admin(MOVEMENTS, {"sku": sku})["stockMovements"]["totalCount"]
+        events = [next_event()["stockEvents"] for _ in range(movement_count)]
+
+    summed: dict[str, dict[str, int]] = {}
+    for event in events:
+        figures = summed.setdefault(event["locationCode"], {"onHand": 0, "reserved": 0, "inTransit": 0})
+        figures["reserved" if event["reason"] in RESERVATION_REASONS else "onHand"] += event["quantity"]
+        figures["inTransit"] += event["inTransitDelta"]
+        # Each event's figures are the level right after it.
+        assert {name: event[name] for name in figures} == figures, event
+    for code, figures in summed.items():
+        stock = level(admin, sku, code)
+        assert figures == {name: stock[name] for name in figures}
+    assert summed[source] == {"onHand": 3, "reserved": 0, "inTransit": 0}
+    assert summed[destination] == {"onHand": 0, "reserved": 0, "inTransit": 4}

@@ -7,6 +7,13 @@ transaction. The UPDATE takes the row lock, so two transactions reserving the
 last unit serialise on it and the second one sees the first one's result:
 no code path reads a figure and then writes it back.
 
+What a ledger row means to a client (API.md): ``quantity`` is the signed
+change of on hand, or of reserved for RESERVE/RELEASE, and in transit has its
+own figure. So that summing ``quantity`` per reason adds up to the level, a
+RESERVE/RELEASE row never moves on hand and no other row moves reserved: a
+change that moves both (a shipment consumes its reservation as the units
+leave) is booked as two rows of the same UPDATE, see :func:`ledger_entries`.
+
 Two things ride on the same UPDATE, so they cost no extra lock time: the
 low-stock flag (one alert per crossing below the reorder point, see
 :mod:`oms_graphql.domain.low_stock`) and the channel push bookkeeping
@@ -16,10 +23,11 @@ low-stock flag (one alert per crossing below the reorder point, see
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, func, insert, literal, select, update
+from sqlalchemy import Integer, Select, String, and_, case, func, insert, literal, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,6 +52,50 @@ class MovementReason(enum.StrEnum):
     TRANSFER_OUT = "TRANSFER_OUT"
     TRANSFER_IN = "TRANSFER_IN"
     WRITE_OFF = "WRITE_OFF"
+
+
+# The reasons whose ledger rows move reserved; every other reason moves on hand (and maybe in transit).
+RESERVATION_REASONS = frozenset({MovementReason.RESERVE, MovementReason.RELEASE})
+
+
+def movement_quantity(reason: str, *, on_hand_delta: int, reserved_delta: int) -> int:
+    """A ledger row's ``quantity``: the change of on hand, or of reserved for RESERVE/RELEASE.
+
+    Never the change of in transit (a transfer's units on their way are not on
+    hand yet): that is the row's own in-transit figure.
+    """
+    return reserved_delta if reason in RESERVATION_REASONS else on_hand_delta
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One ledger row of a movement: its reason and the change of each figure."""
+
+    reason: MovementReason
+    on_hand: int = 0
+    reserved: int = 0
+    in_transit: int = 0
+
+
+def ledger_entries(reason: MovementReason, *, on_hand: int, reserved: int, in_transit: int) -> list[LedgerEntry]:
+    """The rows one change is booked as, so that each row's ``quantity`` is the whole of what it moved.
+
+    A change of reserved under another reason (SHIP: the reservation is used up
+    as on hand leaves) gets its own RELEASE row before the reason's row (RESERVE
+    after it, if one ever adds to reserved), so a client summing RESERVE/RELEASE
+    quantities sees the reservation end. Both rows come from the same guarded
+    UPDATE.
+    """
+    if reason in RESERVATION_REASONS:
+        if on_hand:
+            raise ValueError(f"a {reason} movement moves reserved, not on hand")
+        return [LedgerEntry(reason, reserved=reserved, in_transit=in_transit)]
+    main = LedgerEntry(reason, on_hand=on_hand, in_transit=in_transit)
+    if reserved < 0:
+        return [LedgerEntry(MovementReason.RELEASE, reserved=reserved), main]
+    if reserved > 0:
+        return [main, LedgerEntry(MovementReason.RESERVE, reserved=reserved)]
+    return [main]
 
 
 @dataclass(frozen=True)
@@ -138,51 +190,88 @@ def _figures_payload(figures: LevelFigures) -> dict[str, int]:
     }
 
 
-async def _update_and_record(
-    session: AsyncSession, moved: Any, movement: dict[str, Any], event: dict[str, Any]
-) -> tuple[Any, bool]:
-    """The guarded UPDATE and what it records; (row after it or None when refused, event written?).
+@dataclass(frozen=True)
+class _Booking:
+    """What one ledger entry writes: its ledger row, its stock event, and the change booked after it."""
 
-    On PostgreSQL the UPDATE, its ledger row and its "stock" outbox event are
+    movement: dict[str, Any]
+    event: dict[str, Any]
+    later: tuple[int, int, int]  # on hand, reserved, in transit moved by the entries after this one
+
+    def figures(self, row: Any) -> LevelFigures:
+        """The level right after this entry, from the row after the whole UPDATE."""
+        on_hand, reserved, in_transit = self.later
+        return LevelFigures(row[0] - on_hand, row[1] - reserved, row[2] - in_transit, row[3], row[4])
+
+
+def _rows_of(selects: Iterable[Select[Any]]) -> Select[Any]:
+    """One SELECT of the rows of all ``selects``, which INSERT..FROM SELECT can add defaults to.
+
+    Ordered, so the rows get their ids (the ledger's and the outbox's order) in the order given.
+    """
+    first, *more = selects
+    if not more:
+        return first
+    numbered = (each.add_columns(literal(index, Integer).label("entry")) for index, each in enumerate([first, *more]))
+    rows = union_all(*numbered).subquery()
+    return select(*(column for column in rows.c if column.key != "entry")).order_by(rows.c.entry)
+
+
+async def _update_and_record(session: AsyncSession, moved: Any, bookings: list[_Booking]) -> tuple[Any, bool]:
+    """The guarded UPDATE and what it records; (row after it or None when refused, events written?).
+
+    On PostgreSQL the UPDATE, its ledger rows and their "stock" outbox events are
     one statement (data-modifying CTEs), and the transaction can commit right
     after it. The level's row lock is held from that UPDATE to the commit, so
     on a hot SKU every statement in between costs throughput for everyone.
-    Elsewhere (SQLite, one writer at a time) the ledger row follows the UPDATE
-    and the event is written with ``record_event``.
+    Elsewhere (SQLite, one writer at a time) the ledger rows follow the UPDATE
+    and the events are written with ``record_event``.
     """
     if session.get_bind().dialect.name != "postgresql":
         row = (await session.execute(moved.execution_options(synchronize_session=False))).first()
         if row is not None:
-            await session.execute(insert(StockMovement).values(movement))
+            await session.execute(insert(StockMovement).values([booking.movement for booking in bookings]))
         return row, False
     updated = moved.cte("moved")
-    columns = list(movement)
+    columns = list(bookings[0].movement)
     ledger = insert(StockMovement).from_select(
         columns,
-        select(*(literal(movement[name], StockMovement.__table__.c[name].type) for name in columns)).select_from(
-            updated
+        _rows_of(
+            select(
+                *(literal(booking.movement[name], StockMovement.__table__.c[name].type) for name in columns)
+            ).select_from(updated)
+            for booking in bookings
         ),
     )
-    pairs: list[Any] = []
-    for key, value in event.items():
-        pairs += [literal(key, String), literal(value, Integer if isinstance(value, int) else String)]
-    available = func.greatest(0, updated.c.on_hand - updated.c.reserved - updated.c.safety_stock)
-    for key, column in (
-        ("onHand", updated.c.on_hand),
-        ("reserved", updated.c.reserved),
-        ("inTransit", updated.c.in_transit),
-        ("available", available),
-    ):
-        pairs += [literal(key, String), column]
-    outbox = insert(OutboxEntry).from_select(
-        ["kind", "topic", "payload", "created_at"],
-        select(
-            literal("event", String),
-            literal("stock", String),
-            func.json_build_object(*pairs),
-            literal(movement["created_at"], OutboxEntry.__table__.c.created_at.type),
-        ).select_from(updated),
-    )
+    events = []
+    for booking in bookings:
+        pairs: list[Any] = []
+        for key, value in booking.event.items():
+            pairs += [literal(key, String), literal(value, Integer if isinstance(value, int) else String)]
+        # The figures right after this entry: the row after the UPDATE less what later entries moved.
+        on_hand, reserved, in_transit = (
+            column - later if later else column
+            for column, later in zip(
+                (updated.c.on_hand, updated.c.reserved, updated.c.in_transit), booking.later, strict=True
+            )
+        )
+        available = func.greatest(0, on_hand - reserved - updated.c.safety_stock)
+        for key, column in (
+            ("onHand", on_hand),
+            ("reserved", reserved),
+            ("inTransit", in_transit),
+            ("available", available),
+        ):
+            pairs += [literal(key, String), column]
+        events.append(
+            select(
+                literal("event", String),
+                literal("stock", String),
+                func.json_build_object(*pairs),
+                literal(booking.movement["created_at"], OutboxEntry.__table__.c.created_at.type),
+            ).select_from(updated)
+        )
+    outbox = insert(OutboxEntry).from_select(["kind", "topic", "payload", "created_at"], _rows_of(events))
     result = await session.execute(select(updated).add_cte(ledger.cte("ledger")).add_cte(outbox.cte("event")))
     row = result.first()
     if row is not None:
@@ -203,6 +292,10 @@ async def move_stock(
     keep_safety_stock: bool = False,
 ) -> LevelFigures | None:
     """Apply one ledger movement atomically; None when the guard refused it.
+
+    One guarded UPDATE of the level, booked as the rows of :func:`ledger_entries`
+    (one, or two when a reason other than RESERVE/RELEASE also moves reserved),
+    each with its stock event.
 
     ``keep_safety_stock``: refuse when the result would leave less than the
     safety stock unreserved (used by reservations).
@@ -244,40 +337,52 @@ async def move_stock(
             StockLevel.id,
         )
     )
-    movement = {
-        "product_id": product.id,
-        "location_id": location.id,
-        "reason": reason.value,
-        "on_hand_delta": on_hand,
-        "reserved_delta": reserved,
-        "in_transit_delta": in_transit,
-        "reference_type": reference.type,
-        "reference_id": reference.id,
-        "reference": reference.text,
-        "actor": reference.actor,
-        "created_at": utcnow(),
-    }
-    event = {
-        "sku": product.sku,
-        "locationCode": location.code,
-        "reason": reason.value,
-        "onHandDelta": on_hand,
-        "reservedDelta": reserved,
-        "inTransitDelta": in_transit,
-        "reference": reference.text,
-        "at": utcnow().isoformat(),
-    }
-    row, row_has_event = await _update_and_record(session, moved, movement, event)
+    now = utcnow()
+    entries = ledger_entries(reason, on_hand=on_hand, reserved=reserved, in_transit=in_transit)
+    bookings = []
+    for index, entry in enumerate(entries):
+        after = entries[index + 1 :]
+        later = (
+            sum(e.on_hand for e in after),
+            sum(e.reserved for e in after),
+            sum(e.in_transit for e in after),
+        )
+        movement = {
+            "product_id": product.id,
+            "location_id": location.id,
+            "reason": entry.reason.value,
+            "on_hand_delta": entry.on_hand,
+            "reserved_delta": entry.reserved,
+            "in_transit_delta": entry.in_transit,
+            "reference_type": reference.type,
+            "reference_id": reference.id,
+            "reference": reference.text,
+            "actor": reference.actor,
+            "created_at": now,
+        }
+        event = {
+            "sku": product.sku,
+            "locationCode": location.code,
+            "reason": entry.reason.value,
+            "onHandDelta": entry.on_hand,
+            "reservedDelta": entry.reserved,
+            "inTransitDelta": entry.in_transit,
+            "reference": reference.text,
+            "at": now.isoformat(),
+        }
+        bookings.append(_Booking(movement, event, later))
+    row, events_written = await _update_and_record(session, moved, bookings)
     if row is None and await _missing_level(session, product.id, location.id):
         await level_id(session, product.id, location.id)  # the first movement of this SKU here
-        row, row_has_event = await _update_and_record(session, moved, movement, event)
+        row, events_written = await _update_and_record(session, moved, bookings)
     if row is None:
         return None
     level = int(row[8])
     figures = LevelFigures(*row[:5])
     alerted, sync_version, synced_version = bool(row[5]), int(row[6]), int(row[7])
-    if not row_has_event:
-        record_event(session, "stock", {**event, **_figures_payload(figures)})
+    if not events_written:
+        for booking in bookings:
+            record_event(session, "stock", {**booking.event, **_figures_payload(booking.figures(row))})
     # Our UPDATE holds the row lock until commit, so the flag read above cannot
     # change under us: the crossing is detected exactly once.
     await low_stock.check_crossing(
@@ -501,15 +606,28 @@ async def adjust_stock(
 
 @dataclass(frozen=True)
 class LedgerDifference:
+    """One figure of one level that the ledger does not add up to."""
+
     sku: str
     location_code: str
-    figure: str
+    figure: str  # onHand, reserved or inTransit
     level: int
     ledger: int
+    why: str = ""
 
 
 async def verify_ledger(session: AsyncSession) -> list[LedgerDifference]:
-    """Recompute every level from the ledger; list each figure that differs."""
+    """Recompute every level from the ledger; list each figure that differs, and why.
+
+    Each figure is checked twice: the level against the sum of its rows' changes
+    (the projection), and against the ledger as a client reads it (API.md: on hand
+    is the sum of ``quantity`` over every reason but RESERVE/RELEASE, reserved
+    over RESERVE/RELEASE, in transit the sum of its own changes). The two agree
+    unless some row moves a figure its reason does not (a SHIP row booked before
+    shipments released their reservation in a row of its own, or one written
+    by hand); that row's reason is named.
+    """
+    reservation = StockMovement.reason.in_(sorted(RESERVATION_REASONS))
     sums = (
         select(
             StockMovement.product_id,
@@ -517,6 +635,8 @@ async def verify_ledger(session: AsyncSession) -> list[LedgerDifference]:
             func.sum(StockMovement.on_hand_delta).label("on_hand"),
             func.sum(StockMovement.reserved_delta).label("reserved"),
             func.sum(StockMovement.in_transit_delta).label("in_transit"),
+            func.sum(case((reservation, 0), else_=StockMovement.on_hand_delta)).label("read_on_hand"),
+            func.sum(case((reservation, StockMovement.reserved_delta), else_=0)).label("read_reserved"),
         )
         .group_by(StockMovement.product_id, StockMovement.location_id)
         .subquery()
@@ -528,9 +648,16 @@ async def verify_ledger(session: AsyncSession) -> list[LedgerDifference]:
             StockLevel.on_hand,
             StockLevel.reserved,
             StockLevel.in_transit,
-            func.coalesce(sums.c.on_hand, 0),
-            func.coalesce(sums.c.reserved, 0),
-            func.coalesce(sums.c.in_transit, 0),
+            *(
+                func.coalesce(column, 0)
+                for column in (
+                    sums.c.on_hand,
+                    sums.c.reserved,
+                    sums.c.in_transit,
+                    sums.c.read_on_hand,
+                    sums.c.read_reserved,
+                )
+            ),
         )
         .select_from(StockLevel)
         .join(Product, Product.id == StockLevel.product_id)
@@ -541,12 +668,56 @@ async def verify_ledger(session: AsyncSession) -> list[LedgerDifference]:
         )
     )
     differences = []
-    for sku, code, on_hand, reserved, in_transit, l_on_hand, l_reserved, l_in_transit in rows:
-        for figure, level, ledger in (
-            ("onHand", on_hand, l_on_hand),
-            ("reserved", reserved, l_reserved),
-            ("inTransit", in_transit, l_in_transit),
+    misread = False
+    for sku, code, *figures in rows:
+        on_hand, reserved, in_transit, s_on_hand, s_reserved, s_in_transit, r_on_hand, r_reserved = map(int, figures)
+        for figure, level, summed, read in (
+            ("onHand", on_hand, s_on_hand, r_on_hand),
+            ("reserved", reserved, s_reserved, r_reserved),
+            ("inTransit", in_transit, s_in_transit, s_in_transit),
         ):
-            if int(level) != int(ledger):
-                differences.append(LedgerDifference(sku, code, figure, int(level), int(ledger)))
+            if level != summed:
+                differences.append(
+                    LedgerDifference(sku, code, figure, level, summed, "the level is not the sum of its ledger rows")
+                )
+            elif level != read:
+                misread = True
+                differences.append(LedgerDifference(sku, code, figure, level, read))
+    if misread:
+        differences = await _explain_misread(session, differences)
     return differences
+
+
+async def _explain_misread(session: AsyncSession, differences: list[LedgerDifference]) -> list[LedgerDifference]:
+    """Name the reasons whose rows move a figure they should not, for the differences that have no why yet."""
+    reservation = StockMovement.reason.in_(sorted(RESERVATION_REASONS))
+    offending = await session.execute(
+        select(Product.sku, Location.code, StockMovement.reason)
+        .select_from(StockMovement)
+        .join(Product, Product.id == StockMovement.product_id)
+        .join(Location, Location.id == StockMovement.location_id)
+        .where(
+            or_(
+                and_(reservation, StockMovement.on_hand_delta != 0),
+                and_(~reservation, StockMovement.reserved_delta != 0),
+            )
+        )
+        .distinct()
+    )
+    reasons: dict[tuple[str, str], set[str]] = {}
+    for sku, code, reason in offending:
+        reasons.setdefault((sku, code), set()).add(reason)
+    explained = []
+    for difference in differences:
+        if not difference.why:
+            moved = "on hand" if difference.figure == "onHand" else "reserved"
+            found = sorted(
+                reason
+                for reason in reasons.get((difference.sku, difference.location_code), set())
+                if (reason in RESERVATION_REASONS) == (moved == "on hand")
+            )
+            named = "/".join(found) or "some"
+            why = f"{named} rows also move {moved}, which a client summing quantity by reason does not see"
+            difference = replace(difference, why=why)
+        explained.append(difference)
+    return explained

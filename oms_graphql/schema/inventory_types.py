@@ -11,9 +11,10 @@ from strawberry.types import Info
 
 from oms_graphql.db import models
 from oms_graphql.domain import availability, transfers
+from oms_graphql.domain.inventory import movement_quantity
 from oms_graphql.schema.ids import to_global_id
 from oms_graphql.schema.inventory_inputs import TransferStatus
-from oms_graphql.schema.types import Location, Node, StockLevel, UserError
+from oms_graphql.schema.types import LEDGER_RULE, Location, Node, StockLevel, UserError
 
 
 @strawberry.type(description="What one location can sell of a SKU.")
@@ -92,14 +93,21 @@ class Alert:
         )
 
 
-@strawberry.type(description="A stock level changed: one ledger movement and the figures after it.")
+@strawberry.type(
+    description="A stock level changed: one ledger row (a StockMovement) and the figures right after it. "
+    "A shipment sends two: the RELEASE of its reservation, then the SHIP of its units. " + LEDGER_RULE
+)
 class StockEvent:
-    sku: str
-    location_code: str
+    sku: str = strawberry.field(description="The SKU that moved.")
+    location_code: str = strawberry.field(description="Where it moved.")
     reason: str = strawberry.field(description="The movement's reason: RECEIPT, RESERVE, SHIP, ...")
-    on_hand_delta: int
-    reserved_delta: int
-    in_transit_delta: int
+    quantity: int = strawberry.field(
+        description="As StockMovement.quantity: signed change of on hand, or of reserved for RESERVE/RELEASE; "
+        "never of in transit (see inTransitDelta)."
+    )
+    on_hand_delta: int = strawberry.field(description="Signed change of on hand (0 for RESERVE/RELEASE).")
+    reserved_delta: int = strawberry.field(description="Signed change of reserved (0 unless RESERVE/RELEASE).")
+    in_transit_delta: int = strawberry.field(description="Signed change of in transit.")
     on_hand: int = strawberry.field(description="On hand after the movement.")
     reserved: int = strawberry.field(description="Reserved after the movement.")
     in_transit: int = strawberry.field(description="In transit after the movement.")
@@ -113,6 +121,11 @@ class StockEvent:
             sku=event["sku"],
             location_code=event["locationCode"],
             reason=event["reason"],
+            quantity=movement_quantity(
+                event["reason"],
+                on_hand_delta=event.get("onHandDelta", 0),
+                reserved_delta=event.get("reservedDelta", 0),
+            ),
             on_hand_delta=event.get("onHandDelta", 0),
             reserved_delta=event.get("reservedDelta", 0),
             in_transit_delta=event.get("inTransitDelta", 0),

@@ -13,6 +13,7 @@ from strawberry.types import Info
 from oms_graphql.db import models
 from oms_graphql.domain import orders as order_rules
 from oms_graphql.domain.inventory import MovementReason as DomainMovementReason
+from oms_graphql.domain.inventory import movement_quantity
 from oms_graphql.domain.money import round_money
 from oms_graphql.schema.ids import to_global_id
 from oms_graphql.schema.reconciliation import ChannelReconcileSummary
@@ -199,31 +200,48 @@ class StockLevel:
         )
 
 
-@strawberry.type(description="One ledger row: a change of stock and its cause.")
+# How a client reads the ledger; the StockMovement and StockEvent fields say the same.
+LEDGER_RULE = (
+    "Summed over the ledger of one SKU and location: `quantity` of every reason but RESERVE/RELEASE "
+    "gives onHand, `quantity` of RESERVE and RELEASE gives reserved, and `inTransitDelta` gives inTransit."
+)
+
+
+@strawberry.type(
+    description="One ledger row: a change of stock and its cause. A RESERVE/RELEASE row moves reserved only; "
+    "any other row moves on hand and/or in transit, never reserved (a shipment books the reservation it uses up "
+    "as a RELEASE row next to its SHIP row). " + LEDGER_RULE
+)
 class StockMovement(Node):
     row: strawberry.Private[models.StockMovement]
-    sku: str
-    reason: str = strawberry.field(description="RECEIPT RESERVE RELEASE SHIP RETURN EXCHANGE ADJUST COUNT ...")
-    quantity: int = strawberry.field(
-        description="Signed change of on hand (of reserved for RESERVE/RELEASE; of in transit when only that moves)."
+    sku: str = strawberry.field(description="The SKU that moved.")
+    reason: str = strawberry.field(
+        description="RECEIPT RESERVE RELEASE SHIP RETURN EXCHANGE ADJUST COUNT TRANSFER_OUT TRANSFER_IN WRITE_OFF. "
+        "TRANSFER_OUT is booked at both ends of a transfer (on hand leaves the source, in transit appears at the "
+        "destination); a WRITE_OFF of units lost on a closed transfer moves in transit only."
     )
-    on_hand_delta: int
-    reserved_delta: int
-    in_transit_delta: int
-    reference: str | None
-    actor: str | None
-    created_at: datetime
+    quantity: int = strawberry.field(
+        description="Signed change of on hand; for RESERVE/RELEASE, of reserved. Never a change of in transit: "
+        "a row that only moves in transit (TRANSFER_OUT at the destination, WRITE_OFF of units lost on the way) "
+        "has quantity 0 and its change in inTransitDelta."
+    )
+    on_hand_delta: int = strawberry.field(description="Signed change of on hand (0 for RESERVE/RELEASE).")
+    reserved_delta: int = strawberry.field(description="Signed change of reserved (0 unless RESERVE/RELEASE).")
+    in_transit_delta: int = strawberry.field(
+        description="Signed change of in transit: + at the destination when a transfer ships, − as it is "
+        "received (TRANSFER_IN) or written off when it is closed short."
+    )
+    reference: str | None = strawberry.field(description="What caused it: order number, shipment, transfer, ...")
+    actor: str | None = strawberry.field(description="Who or what booked it.")
+    created_at: datetime = strawberry.field(description="When it was booked (UTC).")
 
-    @strawberry.field
+    @strawberry.field(description="Where the stock moved.")
     async def location(self, info: Info) -> Location:
         return Location.from_row(await info.context.loaders.location.load(self.row.location_id))
 
     @classmethod
     def from_row(cls, row: models.StockMovement, sku: str) -> StockMovement:
-        if row.reason in ("RESERVE", "RELEASE"):
-            quantity = row.reserved_delta
-        else:  # on hand, or for a row that only books stock on its way in, in transit
-            quantity = row.on_hand_delta or row.in_transit_delta
+        quantity = movement_quantity(row.reason, on_hand_delta=row.on_hand_delta, reserved_delta=row.reserved_delta)
         return cls(
             row=row,
             id=strawberry.ID(to_global_id("StockMovement", row.id)),
