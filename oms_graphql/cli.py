@@ -5,24 +5,30 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
 
 from oms_graphql.config import get_settings
+from oms_graphql.domain.errors import DomainError
 from oms_graphql.logs import configure_logging
 
 app = typer.Typer(help="oms-graphql: order management over one GraphQL API.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 stock_app = typer.Typer(help="Stock ledger tools.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+channel_app = typer.Typer(help="Sales channel tools.", no_args_is_help=True)
 app.add_typer(stock_app, name="stock")
+app.add_typer(channel_app, name="channel")
 console = Console(stderr=True)
 
 
@@ -208,6 +214,93 @@ def stock_verify() -> None:
     console.print(table)
     console.print(f"[red]{len(differences)} figure(s) differ from the ledger.[/red]")
     raise typer.Exit(code=1)
+
+
+@channel_app.command("reconcile")
+def channel_reconcile(
+    code: Annotated[str, typer.Argument(help="The channel's code.")],
+    since: Annotated[
+        str | None,
+        typer.Option(help="An ISO time, or how long ago: 24h, 90m, 2d (default: OMS_CHANNEL_RECONCILE_HOURS)."),
+    ] = None,
+) -> None:
+    """List the channel's orders changed since --since again and store every one missing (补单)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from oms_graphql.db.engine import Database
+    from oms_graphql.db.models import Channel
+    from oms_graphql.jobs.broker import setup
+    from oms_graphql.plugins.contract import PluginError
+
+    settings = get_settings()
+    try:
+        start = parse_since(since)
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=2) from None
+
+    async def channel_id() -> int | None:
+        database = Database(settings.database_url)
+        try:
+            async with database.session() as session:
+                channel = await session.scalar(select(Channel).where(Channel.code == code))
+                return channel.id if channel is not None else None
+        finally:
+            await database.dispose()
+
+    found = asyncio.run(channel_id())
+    if found is None:
+        console.print(f"[red]No channel has code {code!r}; `channels` in GraphQL lists them.[/red]")
+        raise typer.Exit(code=2)
+    setup(settings.broker_url)
+    from oms_graphql.jobs.channels import reconcile
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[listed]} listed"),
+        console=console,
+    ) as bar:
+        task = bar.add_task(f"Reconciling {code}", total=None, listed=0)
+
+        def progress(event: str, amount: int) -> None:
+            if event == "windows":
+                bar.update(task, total=amount)
+            elif event == "window":
+                bar.advance(task, amount)
+            else:
+                bar.update(task, listed=bar.tasks[task].fields["listed"] + amount)
+
+        try:
+            summary = reconcile(found, start, progress)
+        except (PluginError, DomainError) as error:
+            console.print(f"[red]Reconciling {code} failed: {error}[/red] Check the channel's settings and try again.")
+            raise typer.Exit(code=1) from None
+    print(
+        f"Reconciled {code} from {summary['since']} to {summary['until']}: {summary['listed']} listed, "
+        f"{summary['alreadyStored']} already stored, {summary['newlyStored']} newly stored"
+        + (f" ({summary['failed']} could not be read: see inboundMessages)" if summary["failed"] else "")
+    )
+
+
+_AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``--since``: an ISO time (UTC unless it says otherwise), or a duration ago such as ``24h``."""
+    if value is None:
+        return None
+    if match := _AGO.match(value.strip()):
+        return datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"--since {value!r} is neither an ISO time (2026-12-01T08:00) nor a duration (24h, 90m, 2d)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @app.command("plugins")

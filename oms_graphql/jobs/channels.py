@@ -211,7 +211,9 @@ def pull_channel_orders(channel_id: int) -> None:
 
 # --- reconciliation (补单) ----------------------------------------------------
 
-Progress = Callable[[str, int], None]  # (what happened, how many orders), for a progress bar
+# For a progress bar: ("windows", how many), then ("listed", orders on a page) per page and
+# ("window", 1) per window done.
+Progress = Callable[[str, int], None]
 
 
 def reconcile(channel_id: int, since: datetime | None = None, progress: Progress | None = None) -> dict[str, Any]:
@@ -237,6 +239,8 @@ def reconcile(channel_id: int, since: datetime | None = None, progress: Progress
         )
 
     run = in_transaction(begin)
+    if progress is not None:
+        progress("windows", len(run.windows))
     for after, before in run.windows:
         page: str | None = None
         while True:
@@ -257,6 +261,8 @@ def reconcile(channel_id: int, since: datetime | None = None, progress: Progress
             page = result.next_page
             if not page:
                 break
+        if progress is not None:
+            progress("window", 1)
     summary = in_transaction(lambda session: reconciliation.finish_reconcile(session, run))
     log.info("channel reconciled", channel=run.channel.code, **{k: v for k, v in summary.items() if k != "finishedAt"})
     return summary
