@@ -153,7 +153,8 @@ async def seed(database_url: str) -> None:
 
 async def create_channels(database_url: str, urls: dict[str, str], states, sync_from: datetime) -> None:
     from oms_graphql.db.engine import Database
-    from oms_graphql.domain.channels import ChannelSpec, channel_by_code, create_channel, set_listing
+    from oms_graphql.domain.channels import ChannelSpec, create_channel, set_listing
+    from oms_graphql.domain.orders import channel_by_code
     from tests.channel_support import amazon_settings, jd_settings, pos_settings, taobao_settings
 
     tb, jd_state, amz, pos_state = states

@@ -153,35 +153,32 @@ def own_database() -> Iterator[str]:
         yield url
 
 
-@requires_redis
-def test_taobao_pull_loses_nothing_when_workers_are_killed_and_the_gateway_fails(own_database):
+def taobao_marketplace(stamps: list[datetime]) -> tuple[Any, Any, set[str]]:
     state = taobao.TaobaoState(load_samples=False)
-    now = datetime.now(UTC)
-    tids = {
-        state.add_trade(status="WAIT_SELLER_SEND_GOODS", modified=now - SPREAD * (i + 1) / (ORDERS + 1))
-        for i in range(ORDERS)
-    }
-    with serve(taobao.make_app(state)) as base:
-        figures = pull_through_kills_and_502s(
-            own_database, "taobao", taobao_settings(base, state), state.gateway, lambda: len(state.calls)
-        )
-    assert figures["502s"] > 0 and figures["kills"] == 2
-    assert figures["ids"] == tids
-    assert figures["duplicates"] == 0
+    ids = {state.add_trade(status="WAIT_SELLER_SEND_GOODS", modified=stamp) for stamp in stamps}
+    return state, taobao.make_app(state), ids
 
 
-@requires_redis
-def test_jd_pull_loses_nothing_when_workers_are_killed_and_the_gateway_fails(own_database):
+def jd_marketplace(stamps: list[datetime]) -> tuple[Any, Any, set[str]]:
     state = jd.JdState(load_samples=False)
     state.listing_omits_lines = True  # search rows without lines: each new order is fetched with order.get
+    ids = {state.add_order(orderState="WAIT_SELLER_STOCK_OUT", modified=stamp) for stamp in stamps}
+    return state, jd.make_app(state), ids
+
+
+MARKETPLACES = {"taobao": (taobao_marketplace, taobao_settings), "jd": (jd_marketplace, jd_settings)}
+
+
+@requires_redis
+@pytest.mark.parametrize("kind", ["taobao", "jd"])
+def test_a_pull_loses_nothing_when_workers_are_killed_and_the_gateway_fails(own_database, kind):
     now = datetime.now(UTC)
-    ids = {
-        state.add_order(orderState="WAIT_SELLER_STOCK_OUT", modified=now - SPREAD * (i + 1) / (ORDERS + 1))
-        for i in range(ORDERS)
-    }
-    with serve(jd.make_app(state)) as base:
+    stamps = [now - SPREAD * (i + 1) / (ORDERS + 1) for i in range(ORDERS)]
+    marketplace, settings = MARKETPLACES[kind]
+    state, app, ids = marketplace(stamps)
+    with serve(app) as base:
         figures = pull_through_kills_and_502s(
-            own_database, "jd", jd_settings(base, state), state.gateway, lambda: len(state.calls)
+            own_database, kind, settings(base, state), state.gateway, lambda: len(state.calls)
         )
     assert figures["502s"] > 0 and figures["kills"] == 2
     assert figures["ids"] == ids
