@@ -21,7 +21,10 @@ Rules every hook follows:
   typed errors of :mod:`oms_graphql.plugins.contract` (``RetryableError`` to be
   retried later, honouring ``retry_after``; ``PermanentError`` to park the work
   and raise an alert; ``PayloadError`` for a payload that cannot be parsed).
-* Data in and out are the dataclasses of :mod:`oms_graphql.plugins.contract`.
+* Data in and out are the dataclasses of :mod:`oms_graphql.plugins.contract`
+  (channels, notifiers, allocation) and :mod:`oms_graphql.plugins.carrier_contract`
+  (carriers). :mod:`oms_graphql.plugins.calls` has a shared rate limit and quick
+  retries for outbound calls.
 """
 
 from __future__ import annotations
@@ -30,6 +33,17 @@ from datetime import datetime
 
 import pluggy
 
+from oms_graphql.plugins.carrier_contract import (
+    CarrierConfig,
+    CarrierKind,
+    CarrierService,
+    Label,
+    RateQuote,
+    ShipmentRequest,
+    TrackingEvent,
+    TrackingPush,
+    Waybill,
+)
 from oms_graphql.plugins.contract import (
     Alert,
     AllocationRequest,
@@ -178,6 +192,109 @@ def oms_channel_confirm_shipment(channel: ChannelConfig, shipment: ShipmentConfi
     Runs in a job and is retried until accepted. Return True once the channel
     accepted it (also when it says the order is already shipped), or ``None``
     if not yours.
+    """
+
+
+# --- carrier plugins --------------------------------------------------------
+#
+# Every carrier hook but ``oms_carrier_kinds`` and ``oms_carrier_check_settings``
+# takes the configured ``carrier`` (a CarrierConfig); return ``None`` when
+# ``carrier.kind`` is not yours. All of them except ``oms_carrier_verify_webhook``
+# and ``oms_carrier_parse_tracking_push`` run in a job and may use the network.
+
+
+@hookspec
+def oms_carrier_kinds() -> list[CarrierKind]:
+    """Describe the carrier kinds this plugin provides (kind name, settings, abilities).
+
+    Called once at start-up. ``settings`` works as for channels: secret fields are
+    encrypted at rest and write-only in the API.
+    """
+
+
+@hookspec(firstresult=True)
+def oms_carrier_check_settings(kind: str, settings: dict) -> list[tuple[str, str]] | None:
+    """Check a carrier's ``settings`` beyond the generic checks (required keys, types).
+
+    Return ``[(key, message), …]`` (empty when fine), or ``None`` if ``kind`` is not yours.
+    """
+
+
+@hookspec(firstresult=True)
+def oms_carrier_services(carrier: CarrierConfig) -> list[CarrierService] | None:
+    """The services the carrier sells, with their kind, handling, limits and areas.
+
+    Pure: no I/O (describe from the settings). The OMS checks every shipment
+    against these limits before it asks for a quote or a waybill.
+    """
+
+
+@hookspec(firstresult=True)
+def oms_carrier_quote(carrier: CarrierConfig, request: ShipmentRequest) -> list[RateQuote] | None:
+    """Price and delivery estimate of each of your services that can carry ``request``.
+
+    ``request.service_code`` is empty: quote every service you can. Return an empty
+    list when none can, ``None`` if not yours. Raise ``RetryableError`` when the
+    carrier cannot answer now: the OMS then falls back on its rate table.
+    """
+
+
+@hookspec(firstresult=True)
+def oms_carrier_create_waybill(carrier: CarrierConfig, request: ShipmentRequest) -> Waybill | None:
+    """Create the shipment at the carrier: a tracking (waybill) number, and the label if it comes at once.
+
+    Must be idempotent by ``request.reference``: a retry after a lost answer
+    returns the first waybill (SF: look the order up on error 8016) instead of
+    making a second one. ``PermanentError`` for an address or service the carrier
+    refuses (the shipment is parked with a hold and an alert).
+    """
+
+
+@hookspec(firstresult=True)
+def oms_carrier_fetch_label(carrier: CarrierConfig, waybill: Waybill) -> Label | None:
+    """The printable label of a waybill created without one (SF cloud print: a PDF behind a URL)."""
+
+
+@hookspec(firstresult=True)
+def oms_carrier_cancel(carrier: CarrierConfig, waybill: Waybill) -> bool | None:
+    """Cancel a waybill not yet handed over. True when cancelled (or already gone)."""
+
+
+@hookspec(firstresult=True)
+def oms_carrier_track(carrier: CarrierConfig, tracking_number: str, phone: str | None) -> list[TrackingEvent] | None:
+    """Every tracking event the carrier knows for ``tracking_number``, oldest first (a poll).
+
+    ``phone`` is the recipient's phone, for carriers that ask for its last digits
+    (SF ``checkPhoneNo``, Kuaidi100 ``phone``). Duplicates are harmless.
+    """
+
+
+@hookspec(firstresult=True)
+def oms_carrier_subscribe(
+    carrier: CarrierConfig, tracking_number: str, company_code: str | None, callback_url: str
+) -> bool | None:
+    """Ask the carrier to push this shipment's tracking to ``callback_url`` (Kuaidi100 ``poll``,
+    EasyPost trackers). ``company_code`` names the transporting carrier for tracking-only
+    services. True when subscribed (also when it was already)."""
+
+
+@hookspec(firstresult=True)
+def oms_carrier_verify_webhook(carrier: CarrierConfig, request: WebhookRequest) -> WebhookVerdict | None:
+    """Check that a pushed tracking request really comes from the carrier.
+
+    Called inside the web request: no network I/O. Verify the signature
+    (EasyPost ``X-Hmac-Signature``, Kuaidi100 ``sign``) or, for a carrier that does
+    not sign (SF), the ``token`` in the URL against the ``webhookToken`` setting,
+    in constant time. A refused request is answered 401 and kept as REJECTED.
+    """
+
+
+@hookspec(firstresult=True)
+def oms_carrier_parse_tracking_push(carrier: CarrierConfig, body: bytes) -> TrackingPush | None:
+    """Read an accepted tracking push: its events, and the answer the carrier expects.
+
+    Pure: no I/O. Raise ``PayloadError`` naming what is wrong; the raw body is kept
+    as FAILED and can be replayed.
     """
 
 
