@@ -19,9 +19,10 @@ from starlette.routing import Route
 from oms_graphql.db.engine import Database
 from oms_graphql.db.models import InboundMessage
 from oms_graphql.domain import inbound
-from oms_graphql.domain.channels import ChannelSecretsUnreadable, channel_config, kind_of
+from oms_graphql.domain.channels import channel_config, kind_of
 from oms_graphql.domain.errors import NotFound
 from oms_graphql.domain.orders import channel_by_code
+from oms_graphql.domain.plugin_settings import SecretsUnreadable
 from oms_graphql.plugins.contract import WebhookRequest
 from oms_graphql.plugins.host import plugin_manager
 
@@ -49,7 +50,7 @@ def channel_webhook_route(database: Database) -> Route:
                 channel = await channel_by_code(session, code)
                 receives = kind_of(channel.kind).receives_webhooks
                 config = channel_config(channel)
-            except (NotFound, ChannelSecretsUnreadable) as error:
+            except (NotFound, SecretsUnreadable) as error:
                 await inbound.reject_message(session, message_id, str(error))
                 return JSONResponse({"error": "unknown channel"}, status_code=404)
         if not receives:

@@ -181,6 +181,21 @@ class Channel(Base):
     last_reconcile: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
+class Carrier(Base):
+    """A configured carrier account (migration 0005); its plugin is chosen by ``kind``."""
+
+    __tablename__ = "carriers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    secrets_encrypted: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class ChannelListing(Base):
     __tablename__ = "channel_listings"
     __table_args__ = (UniqueConstraint("channel_id", "channel_sku_id"),)

@@ -1,38 +1,35 @@
 """Sales channels: configuration, encrypted credentials and SKU listings.
 
-A channel's ``settings`` are defined by its plugin as a list of
-:class:`~oms_graphql.plugins.contract.SettingField`. The OMS checks required keys
-and value types, then asks the plugin (``oms_channel_check_settings``); every
-problem comes back as a field problem naming the settings key. Secret fields
-(credentials) are kept apart, encrypted with a key derived from
-``OMS_SECRET_KEY`` (Fernet: AES-128-CBC + HMAC-SHA256), and never returned by a
-query or written to a log. A plugin receives them decrypted in ``ChannelConfig``.
+A channel's ``settings`` are defined by its plugin and checked, and its secrets
+encrypted, as :mod:`oms_graphql.domain.plugin_settings` describes
+(``oms_channel_check_settings`` is the plugin's own check). A plugin receives
+the secrets decrypted in ``ChannelConfig``.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_graphql.config import get_settings
 from oms_graphql.db.models import AlertRecord, Channel, ChannelListing, Product, utcnow
 from oms_graphql.domain.errors import Duplicate, NotFound, Problems
 from oms_graphql.domain.inventory import product_by_sku
 from oms_graphql.domain.low_stock import NOTIFY_JOB, alert_payload
+from oms_graphql.domain.plugin_settings import (
+    SecretsUnreadable,
+    decrypt_secrets,
+    encrypt_secrets,
+    split_secrets,
+)
+from oms_graphql.domain.plugin_settings import check_settings as check_plugin_settings
 from oms_graphql.events.outbox import record_event, request_job
-from oms_graphql.plugins.contract import ChannelConfig, ChannelKind, SettingField
+from oms_graphql.plugins.contract import ChannelConfig, ChannelKind
 from oms_graphql.plugins.host import channel_kinds, plugin_manager
 
 DEFAULT_SYNC_BACK = timedelta(hours=72)
@@ -41,42 +38,6 @@ MIN_POLL_SECONDS = 5
 PULL_JOB = "pull_channel_orders"
 PUSH_JOB = "push_channel_stock"
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-# --- secrets ----------------------------------------------------------------
-
-
-@lru_cache(maxsize=4)
-def _fernet(secret_key: str) -> Fernet:
-    # HKDF turns any OMS_SECRET_KEY (a passphrase or random bytes) into a 32-byte Fernet key;
-    # the info string keeps this key apart from anything else derived from the same secret.
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"oms-graphql channel secrets").derive(
-        secret_key.encode()
-    )
-    return Fernet(base64.urlsafe_b64encode(derived))
-
-
-def encrypt_secrets(values: dict[str, Any]) -> str | None:
-    if not values:
-        return None
-    return _fernet(get_settings().secret_key).encrypt(json.dumps(values).encode()).decode()
-
-
-def decrypt_secrets(token: str | None) -> dict[str, Any]:
-    if not token:
-        return {}
-    try:
-        return dict(json.loads(_fernet(get_settings().secret_key).decrypt(token.encode())))
-    except InvalidToken:
-        # OMS_SECRET_KEY changed since the secrets were stored: say so, never show them.
-        raise ChannelSecretsUnreadable(
-            "The channel's credentials cannot be decrypted: OMS_SECRET_KEY changed since they were stored. "
-            "Set them again with channelUpdate."
-        ) from None
-
-
-class ChannelSecretsUnreadable(RuntimeError):
-    pass
 
 
 # --- describing and checking settings --------------------------------------
@@ -93,70 +54,9 @@ def kind_of(kind: str, field: tuple[str, ...] = ("kind",)) -> ChannelKind:
     return kinds[kind]
 
 
-def _check_value(problems: Problems, spec: SettingField, value: Any) -> Any:
-    path = ("settings", spec.key)
-    if spec.kind == "int":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-            problems.add(path, f"settings.{spec.key} ({spec.label}) must be a whole number.")
-            return value
-        return int(value)
-    if spec.kind == "bool":
-        if not isinstance(value, bool):
-            problems.add(path, f"settings.{spec.key} ({spec.label}) must be true or false.")
-        return value
-    if spec.kind == "list":
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
-            problems.add(path, f"settings.{spec.key} ({spec.label}) must be a list of strings.")
-        elif spec.required and not value:
-            problems.add(path, f"settings.{spec.key} ({spec.label}) needs at least one value.", "REQUIRED")
-        return value
-    if not isinstance(value, str):
-        problems.add(path, f"settings.{spec.key} ({spec.label}) must be a string.")
-        return value
-    if spec.kind == "url" and not value.startswith(("http://", "https://")):
-        problems.add(path, f"settings.{spec.key} ({spec.label}) must be an http(s) URL.")
-    return value
-
-
 def check_settings(kind: ChannelKind, settings: Any) -> dict[str, Any]:
-    """The settings with defaults filled in; raises InvalidInput naming each bad key."""
-    problems = Problems()
-    if not isinstance(settings, dict):
-        problems.add(("settings",), "settings must be a JSON object of the plugin's keys.")
-        problems.raise_if_any()
-    known = {spec.key: spec for spec in kind.settings}
-    checked: dict[str, Any] = {}
-    for key in settings:
-        if key not in known:
-            problems.add(
-                ("settings", key),
-                f"{key!r} is not a setting of {kind.kind} channels. Known keys: {', '.join(known) or 'none'}.",
-                "UNKNOWN_SETTING",
-            )
-    for key, spec in known.items():
-        value = settings.get(key)
-        if value is None or value == "":
-            if spec.required and spec.default is None:
-                problems.add(("settings", key), f"settings.{key} ({spec.label}) is required.", "REQUIRED")
-            elif spec.default is not None:
-                checked[key] = spec.default
-            continue
-        checked[key] = _check_value(problems, spec, value)
-    problems.raise_if_any()
-    answer = plugin_manager().hook.oms_channel_check_settings(kind=kind.kind, settings=dict(checked))
-    for key, message in answer or ():
-        problems.add(("settings", key), f"settings.{key}: {message}")
-    problems.raise_if_any()
-    return checked
-
-
-def split_secrets(kind: ChannelKind, settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    secret_keys = {spec.key for spec in kind.settings if spec.secret}
-    public = {key: value for key, value in settings.items() if key not in secret_keys}
-    secret = {key: value for key, value in settings.items() if key in secret_keys}
-    return public, secret
+    """A channel's settings checked (generic checks, then the plugin's), defaults filled in."""
+    return check_plugin_settings(kind, settings, plugin_manager().hook.oms_channel_check_settings)
 
 
 def channel_config(channel: Channel) -> ChannelConfig:
@@ -174,7 +74,7 @@ def secret_keys_set(channel: Channel) -> list[str]:
         return []
     try:
         return sorted(decrypt_secrets(channel.secrets_encrypted))
-    except ChannelSecretsUnreadable:
+    except SecretsUnreadable:
         return []
 
 

@@ -1,0 +1,38 @@
+"""carriers: configured carrier accounts (SF, EasyPost, Kuaidi100, pickup, fleet…)
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-01 11:00:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import oms_graphql.db.types
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "carriers",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("code", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("settings", sa.JSON(), nullable=False),
+        sa.Column("secrets_encrypted", sa.Text(), nullable=True),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", oms_graphql.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_carriers")),
+        sa.UniqueConstraint("code", name=op.f("uq_carriers_code")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("carriers")
