@@ -10,6 +10,7 @@ from typing import Any
 import pluggy
 
 from oms_graphql.plugins import hookspecs
+from oms_graphql.plugins.carrier_contract import CarrierKind
 from oms_graphql.plugins.contract import AllocationRequest, CandidateLocation, ChannelKind
 
 
@@ -97,6 +98,14 @@ def channel_kinds() -> dict[str, ChannelKind]:
         "manual": ChannelKind(kind="manual", name="Manual orders (phone, e-mail, in store)", pulls_orders=False)
     }
     for answer in plugin_manager().hook.oms_channel_kinds():
+        for kind in answer or ():
+            kinds[kind.kind] = kind
+    return kinds
+
+
+def carrier_kinds() -> dict[str, CarrierKind]:
+    kinds: dict[str, CarrierKind] = {}
+    for answer in plugin_manager().hook.oms_carrier_kinds():
         for kind in answer or ():
             kinds[kind.kind] = kind
     return kinds

@@ -25,14 +25,24 @@ from strawberry.tools import merge_types
 
 from oms_graphql.config import get_settings
 from oms_graphql.domain.errors import DomainError
-from oms_graphql.resolvers import channels, inventory, mutations, queries, subscriptions
+from oms_graphql.resolvers import channels, delivery, inventory, mutations, queries, subscriptions
 from oms_graphql.schema.scalars import DECIMAL_SCALAR, Decimal
 from oms_graphql.schema.types import Channel, Customer, Location, Order, Product
 
 log = structlog.get_logger(__name__)
 
-QUERY_PARTS: tuple[type, ...] = (queries.Query, inventory.InventoryQuery, channels.ChannelQuery)
-MUTATION_PARTS: tuple[type, ...] = (mutations.Mutation, inventory.InventoryMutation, channels.ChannelMutation)
+QUERY_PARTS: tuple[type, ...] = (
+    queries.Query,
+    inventory.InventoryQuery,
+    channels.ChannelQuery,
+    delivery.DeliveryQuery,
+)
+MUTATION_PARTS: tuple[type, ...] = (
+    mutations.Mutation,
+    inventory.InventoryMutation,
+    channels.ChannelMutation,
+    delivery.DeliveryMutation,
+)
 SUBSCRIPTION_PARTS: tuple[type, ...] = (subscriptions.Subscription, inventory.InventorySubscription)
 
 Query = merge_types("Query", QUERY_PARTS)

@@ -14,6 +14,7 @@ from oms_graphql.domain.access import Role
 from oms_graphql.plugins.host import installed_plugins
 from oms_graphql.resolvers.common import context, db_id
 from oms_graphql.resolvers.inventory import transfer_node
+from oms_graphql.schema.delivery import Carrier
 from oms_graphql.schema.channel_types import InboundMessage
 from oms_graphql.schema.ids import from_global_id, to_global_id
 from oms_graphql.schema.inputs import (
@@ -49,6 +50,7 @@ _NODE_TYPES: dict[str, tuple[Any, Callable[[Any], Node]]] = {
     "Customer": (models.Customer, Customer.from_row),
     "Shipment": (models.Shipment, Shipment.from_row),
     "InboundMessage": (models.InboundMessage, InboundMessage.from_row),
+    "Carrier": (models.Carrier, Carrier.from_row),
 }
 
 

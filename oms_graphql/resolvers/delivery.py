@@ -1,0 +1,63 @@
+"""Delivery operations: configure carriers and read their services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.types import Info
+
+from oms_graphql.db import models
+from oms_graphql.domain import carriers
+from oms_graphql.plugins.host import carrier_kinds
+from oms_graphql.resolvers.common import context, run_mutation
+from oms_graphql.schema.context import Caller
+from oms_graphql.schema.delivery import (
+    Carrier,
+    CarrierCreateInput,
+    CarrierCreatePayload,
+    CarrierKind,
+    CarrierUpdateInput,
+    CarrierUpdatePayload,
+)
+from oms_graphql.schema.permissions import ADMIN, STAFF
+
+
+@strawberry.type
+class DeliveryQuery:
+    @strawberry.field(description="Configured carrier accounts.", permission_classes=STAFF)
+    async def carriers(self, info: Info) -> list[Carrier]:
+        async with context(info).database.session() as session:
+            rows = (await session.scalars(select(models.Carrier).order_by(models.Carrier.code))).all()
+        return [Carrier.from_row(row) for row in rows]
+
+    @strawberry.field(
+        description="The carrier kinds installed plugins provide, with their settings keys.", permission_classes=STAFF
+    )
+    def carrier_kinds(self) -> list[CarrierKind]:
+        return [CarrierKind.from_spec(kind) for kind in sorted(carrier_kinds().values(), key=lambda k: k.kind)]
+
+
+@strawberry.type
+class DeliveryMutation:
+    @strawberry.mutation(
+        description="Add a carrier account; its plugin checks the settings (problems name the key).",
+        permission_classes=ADMIN,
+    )
+    async def carrier_create(self, info: Info, input: CarrierCreateInput) -> CarrierCreatePayload:
+        async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
+            return {"carrier": Carrier.from_row(await carriers.create_carrier(session, input.to_domain()))}
+
+        return await run_mutation(info, CarrierCreatePayload, work)
+
+    @strawberry.mutation(
+        description="Change a carrier's name, settings (secrets write-only) or active flag.", permission_classes=ADMIN
+    )
+    async def carrier_update(self, info: Info, input: CarrierUpdateInput) -> CarrierUpdatePayload:
+        async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
+            carrier = await carriers.carrier_by_code(session, input.carrier_code)
+            return {"carrier": Carrier.from_row(await carriers.update_carrier(session, carrier, input.to_domain()))}
+
+        return await run_mutation(info, CarrierUpdatePayload, work)

@@ -1,0 +1,149 @@
+"""GraphQL types, inputs and payloads of delivery: carriers and their services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+
+from oms_graphql.db import models
+from oms_graphql.domain.carriers import CarrierChanges, CarrierSpec, secret_keys_set, services_of
+from oms_graphql.plugins.carrier_contract import CarrierKind as CarrierKindSpec
+from oms_graphql.plugins.carrier_contract import CarrierService as CarrierServiceSpec
+from oms_graphql.schema.channel_types import ChannelSettingField
+from oms_graphql.schema.ids import to_global_id
+from oms_graphql.schema.scalars import JSON
+from oms_graphql.schema.types import DeliveryOptionKind, Handling, Node, UserError
+
+
+@strawberry.type(description="One service a carrier sells, with the limits checked before it is offered.")
+class CarrierService:
+    code: str = strawberry.field(description="The carrier's service code, e.g. SF 1 (顺丰特快).")
+    name: str = strawberry.field(description="Display name.")
+    kind: DeliveryOptionKind = strawberry.field(description="What kind of delivery it is.")
+    handling: list[Handling] = strawberry.field(description="Special handling it can carry.")
+    max_weight_grams: int | None = strawberry.field(description="Heaviest parcel it takes, if limited.")
+    transit_days: int | None = strawberry.field(description="Usual days in transit, if known.")
+    areas: list[str] = strawberry.field(description="Countries or regions (ISO 3166) it serves; empty: everywhere.")
+
+    @classmethod
+    def from_spec(cls, spec: CarrierServiceSpec) -> CarrierService:
+        return cls(
+            code=spec.code,
+            name=spec.name,
+            kind=DeliveryOptionKind(spec.kind.value),
+            handling=[Handling(item.value) for item in spec.handling],
+            max_weight_grams=spec.max_weight_grams,
+            transit_days=spec.transit_days,
+            areas=list(spec.areas),
+        )
+
+
+@strawberry.type(
+    description="A configured carrier account (SF Express, EasyPost, Kuaidi100, store pickup, own fleet…)."
+)
+class Carrier(Node):
+    row: strawberry.Private[models.Carrier]
+    code: str = strawberry.field(description="The merchant's name for this account, e.g. sf-main.")
+    name: str = strawberry.field(description="Display name.")
+    kind: str = strawberry.field(description="The carrier plugin's kind, e.g. sf.")
+    active: bool = strawberry.field(description="false: no new shipments go to this carrier.")
+
+    @strawberry.field(description="The plugin-defined settings, without the secret ones (never returned).")
+    def settings(self) -> JSON:
+        return JSON(dict(self.row.settings or {}))
+
+    @strawberry.field(description="Which secret settings (credentials) have a value; their values are write-only.")
+    def secret_settings_set(self) -> list[str]:
+        return secret_keys_set(self.row)
+
+    @strawberry.field(description="The services this carrier sells, as its plugin describes them.")
+    def services(self) -> list[CarrierService]:
+        return [CarrierService.from_spec(service) for service in services_of(self.row)]
+
+    @classmethod
+    def from_row(cls, row: models.Carrier) -> Carrier:
+        return cls(
+            row=row,
+            id=strawberry.ID(to_global_id("Carrier", row.id)),
+            code=row.code,
+            name=row.name,
+            kind=row.kind,
+            active=row.active,
+        )
+
+
+@strawberry.type(description="A carrier kind an installed plugin provides (what carrierCreate's `kind` accepts).")
+class CarrierKind:
+    kind: str = strawberry.field(description="The kind name, e.g. sf.")
+    name: str = strawberry.field(description="Display name.")
+    creates_waybills: bool = strawberry.field(description="false: tracking only, or no outside API.")
+    receives_webhooks: bool = strawberry.field(
+        description="Tracking is pushed to POST /webhooks/carriers/{carrierCode}."
+    )
+    settings: list[ChannelSettingField] = strawberry.field(description="The settings keys of this kind.")
+
+    @classmethod
+    def from_spec(cls, spec: CarrierKindSpec) -> CarrierKind:
+        return cls(
+            kind=spec.kind,
+            name=spec.name,
+            creates_waybills=spec.creates_waybills,
+            receives_webhooks=spec.receives_webhooks,
+            settings=[
+                ChannelSettingField(
+                    key=f.key,
+                    label=f.label,
+                    kind=f.kind,
+                    required=f.required,
+                    secret=f.secret,
+                    default=f.default,
+                    help=f.help,
+                )
+                for f in spec.settings
+            ],
+        )
+
+
+@strawberry.input(description="A new carrier account.")
+class CarrierCreateInput:
+    code: str = strawberry.field(description='The merchant\'s name for this account, e.g. "sf-main".')
+    name: str = strawberry.field(description="Display name.")
+    kind: str = strawberry.field(description='A carrier plugin\'s kind: "sf", "easypost", "kuaidi100"… (carrierKinds).')
+    settings: JSON = strawberry.field(description="Plugin-defined; checked by the plugin (see carrierKinds).")
+
+    def to_domain(self) -> CarrierSpec:
+        return CarrierSpec(code=self.code, name=self.name, kind=self.kind, settings=self.settings)
+
+
+@strawberry.input(description="Change a carrier account.")
+class CarrierUpdateInput:
+    carrier_code: str = strawberry.field(description="The carrier to change.")
+    name: str | None = strawberry.field(default=None, description="Display name.")
+    settings: JSON | None = strawberry.field(
+        default=None,
+        description="Settings keys to change (merged into the stored ones; a key set to null is removed). "
+        "Secrets may be replaced, never read.",
+    )
+    active: bool | None = strawberry.field(default=None, description="false: no new shipments go to it.")
+
+    def to_domain(self) -> CarrierChanges:
+        return CarrierChanges(name=self.name, settings=self.settings, active=self.active)
+
+
+@strawberry.type(description="The result of carrierCreate.")
+class CarrierCreatePayload:
+    carrier: Carrier | None = strawberry.field(default=None, description="The new carrier.")
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description="What was wrong; settings problems name the key, e.g. [input, settings, partnerId].",
+    )
+
+
+@strawberry.type(description="The result of carrierUpdate.")
+class CarrierUpdatePayload:
+    carrier: Carrier | None = strawberry.field(default=None, description="The carrier as it is now.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="What was wrong.")
+
+
+__all__: list[Any] = []

@@ -1,0 +1,1 @@
+"""Own fleet (same-day delivery) as a carrier for oms-graphql."""

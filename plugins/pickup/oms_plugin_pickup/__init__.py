@@ -1,0 +1,1 @@
+"""Store pickup as a carrier for oms-graphql."""
