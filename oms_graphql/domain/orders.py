@@ -412,7 +412,10 @@ async def open_holds(session: AsyncSession, order_id: int) -> list[Hold]:
     return list(
         (
             await session.scalars(
-                select(Hold).where(Hold.order_id == order_id, Hold.released_at.is_(None)).order_by(Hold.id)
+                select(Hold)
+                # A fulfillment order's own holds stop its dispatch only, not the order.
+                .where(Hold.order_id == order_id, Hold.fulfillment_order_id.is_(None), Hold.released_at.is_(None))
+                .order_by(Hold.id)
             )
         ).all()
     )

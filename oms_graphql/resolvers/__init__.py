@@ -25,7 +25,7 @@ from strawberry.tools import merge_types
 
 from oms_graphql.config import get_settings
 from oms_graphql.domain.errors import DomainError
-from oms_graphql.resolvers import channels, delivery, inventory, mutations, queries, subscriptions
+from oms_graphql.resolvers import channels, delivery, fulfillment, inventory, mutations, queries, subscriptions
 from oms_graphql.schema.scalars import DECIMAL_SCALAR, Decimal
 from oms_graphql.schema.types import Channel, Customer, Location, Order, Product
 
@@ -42,6 +42,7 @@ MUTATION_PARTS: tuple[type, ...] = (
     inventory.InventoryMutation,
     channels.ChannelMutation,
     delivery.DeliveryMutation,
+    fulfillment.FulfillmentMutation,
 )
 SUBSCRIPTION_PARTS: tuple[type, ...] = (subscriptions.Subscription, inventory.InventorySubscription)
 

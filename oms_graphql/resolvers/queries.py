@@ -14,8 +14,9 @@ from oms_graphql.domain.access import Role
 from oms_graphql.plugins.host import installed_plugins
 from oms_graphql.resolvers.common import context, db_id
 from oms_graphql.resolvers.inventory import transfer_node
-from oms_graphql.schema.delivery import Carrier
 from oms_graphql.schema.channel_types import InboundMessage
+from oms_graphql.schema.delivery import Carrier
+from oms_graphql.schema.fulfillment import FulfillmentOrder
 from oms_graphql.schema.ids import from_global_id, to_global_id
 from oms_graphql.schema.inputs import (
     CustomerFilter,
@@ -51,6 +52,7 @@ _NODE_TYPES: dict[str, tuple[Any, Callable[[Any], Node]]] = {
     "Shipment": (models.Shipment, Shipment.from_row),
     "InboundMessage": (models.InboundMessage, InboundMessage.from_row),
     "Carrier": (models.Carrier, Carrier.from_row),
+    "FulfillmentOrder": (models.FulfillmentOrder, FulfillmentOrder.from_row),
 }
 
 

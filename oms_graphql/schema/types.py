@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 from decimal import Decimal as PyDecimal
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -18,6 +18,9 @@ from oms_graphql.domain.money import round_money
 from oms_graphql.schema.ids import to_global_id
 from oms_graphql.schema.reconciliation import ChannelReconcileSummary
 from oms_graphql.schema.scalars import JSON, Decimal
+
+if TYPE_CHECKING:
+    from oms_graphql.schema.fulfillment import FulfillmentOrder
 
 OrderStatus = strawberry.enum(order_rules.OrderStatus, name="OrderStatus", description="Where an order is in its life.")
 HoldReason = strawberry.enum(order_rules.HoldReason, name="HoldReason", description="Why an order is held.")
@@ -395,6 +398,17 @@ class Hold:
     deadline: datetime | None
     released_at: datetime | None
 
+    @classmethod
+    def from_row(cls, row: models.Hold) -> Hold:
+        return cls(
+            reason=row.reason,
+            note=row.note,
+            raised_by=row.raised_by,
+            created_at=row.created_at,
+            deadline=row.deadline,
+            released_at=row.released_at,
+        )
+
 
 @strawberry.type(description="A tracking event of a shipment.")
 class ShipmentEvent:
@@ -538,20 +552,22 @@ class Order(Node):
             for r in rows
         ]
 
-    @strawberry.field(description="Holds, open and released; open ones have no releasedAt.")
+    @strawberry.field(
+        description="Holds, open and released; open ones have no releasedAt. A fulfillment order's own holds "
+        "are on the fulfillment order."
+    )
     async def holds(self, info: Info) -> list[Hold]:
         rows = await info.context.loaders.holds_by_order.load(self.row.id)
-        return [
-            Hold(
-                reason=r.reason,
-                note=r.note,
-                raised_by=r.raised_by,
-                created_at=r.created_at,
-                deadline=r.deadline,
-                released_at=r.released_at,
-            )
-            for r in rows
-        ]
+        return [Hold.from_row(r) for r in rows if r.fulfillment_order_id is None]
+
+    @strawberry.field(description="One per location the order is allocated to: what each ships.")
+    async def fulfillment_orders(
+        self, info: Info
+    ) -> list[Annotated[FulfillmentOrder, strawberry.lazy("oms_graphql.schema.fulfillment")]]:
+        from oms_graphql.schema.fulfillment import FulfillmentOrder
+
+        rows = await info.context.loaders.fulfillment_orders_by_order.load(self.row.id)
+        return [FulfillmentOrder.from_row(row) for row in rows]
 
     @classmethod
     def from_row(cls, row: models.Order) -> Order:
