@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
+from oms_graphql.domain.errors import DomainError
 from tests.support import add_location, add_product, place_order, receive, wait_for_status
 from tests.test_ingestion import dispatch_order
 
@@ -101,6 +104,8 @@ def test_a_held_fulfillment_order_leaves_the_order_as_it_is_and_a_shipped_one_ca
 
     held = admin.mutate("fulfillmentOrderHold", HOLD, {"id": fulfillment["id"]})
     during = admin(FULFILLMENT, {"id": order["id"]})["order"]
+    with pytest.raises(DomainError, match="ON_HOLD"):  # a held one is not dispatched
+        dispatch_order(database_url, order["number"], "SF", f"SF{uid}")
     released = admin.mutate("fulfillmentOrderRelease", RELEASE, {"id": fulfillment["id"]})
     again = admin.mutate("fulfillmentOrderRelease", RELEASE, {"id": fulfillment["id"]})
 

@@ -54,9 +54,16 @@ async def dispatch(
     problems.text(("carrier",), carrier, 64, required=True)
     problems.text(("trackingNumber",), tracking_number, 100, required=True)
     problems.raise_if_any()
-    fulfillment = await session.get(FulfillmentOrder, fulfillment_order_id)
+    fulfillment = await session.get(FulfillmentOrder, fulfillment_order_id, with_for_update=True)
     if fulfillment is None:
         raise NotFound("No fulfillment order has this id.", ("fulfillmentOrderId",))
+    if fulfillment.status in ("ON_HOLD", "CANCELLED"):
+        raise DomainError(
+            f"This fulfillment order is {fulfillment.status}"
+            + ("; release it (fulfillmentOrderRelease) to ship it." if fulfillment.status == "ON_HOLD" else "."),
+            ("fulfillmentOrderId",),
+            "INVALID_TRANSITION",
+        )
     order = await order_by_id(session, fulfillment.order_id, lock=True)
     if order.status not in (OrderStatus.ALLOCATED, OrderStatus.PARTIALLY_SHIPPED):
         raise DomainError(
