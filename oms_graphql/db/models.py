@@ -410,7 +410,7 @@ class Shipment(Base):
     status: Mapped[str] = mapped_column(String(16), default="PENDING")
     carrier: Mapped[str | None] = mapped_column(String(64))
     service: Mapped[str | None] = mapped_column(String(64))
-    tracking_number: Mapped[str | None] = mapped_column(String(100))
+    tracking_number: Mapped[str | None] = mapped_column(String(100), index=True)
     label_url: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -435,7 +435,8 @@ class ShipmentEvent(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id"), index=True)
-    code: Mapped[str] = mapped_column(String(32))
+    code: Mapped[str] = mapped_column(String(32))  # a ShipmentStatus
+    carrier_code: Mapped[str | None] = mapped_column(String(64))  # the carrier's own code (migration 0005)
     description: Mapped[str | None] = mapped_column(String(500))
     location: Mapped[str | None] = mapped_column(String(200))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)

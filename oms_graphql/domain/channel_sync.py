@@ -263,30 +263,28 @@ async def take_lease(session: AsyncSession, name: str, holder: str, duration: ti
         return False
 
 
-async def stuck_messages(session: AsyncSession, older_than: timedelta, limit: int = 500) -> list[int]:
+async def stuck_messages(session: AsyncSession, older_than: timedelta, limit: int = 500) -> list[tuple[int, str]]:
     """RECEIVED messages whose job has been missing for ``older_than`` (a worker died, a job was
-    lost), marked as queued again: the caller sends their ingest jobs."""
+    lost), marked as queued again: the caller sends the job of each (id, kind)."""
     now = utcnow()
     waiting_since = func.coalesce(InboundMessage.queued_at, InboundMessage.received_at)
-    ids = list(
-        (
-            await session.scalars(
-                select(InboundMessage.id)
-                .where(
-                    InboundMessage.status == "RECEIVED",
-                    waiting_since < now - older_than,
-                    InboundMessage.kind.in_(("ORDER", "WEBHOOK")),
-                )
-                .order_by(InboundMessage.id)
-                .limit(limit)
+    rows = (
+        await session.execute(
+            select(InboundMessage.id, InboundMessage.kind)
+            .where(
+                InboundMessage.status == "RECEIVED",
+                waiting_since < now - older_than,
+                InboundMessage.kind.in_(("ORDER", "WEBHOOK", "TRACKING")),
             )
-        ).all()
-    )
-    if ids:
+            .order_by(InboundMessage.id)
+            .limit(limit)
+        )
+    ).all()
+    if rows:
         await session.execute(
             update(InboundMessage)
-            .where(InboundMessage.id.in_(ids))
+            .where(InboundMessage.id.in_([message_id for message_id, _kind in rows]))
             .values(queued_at=now)
             .execution_options(synchronize_session=False)
         )
-    return ids
+    return [(message_id, kind) for message_id, kind in rows]

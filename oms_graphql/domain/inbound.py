@@ -221,6 +221,17 @@ async def ingest_message(
     return _finish(message, PROCESSED, order_id=order.id, outcome=what)
 
 
+def record_outcome(
+    message: InboundMessage,
+    status: str,
+    *,
+    error: str | None = None,
+    outcome: str | None = None,
+) -> None:
+    """Mark a stored message PROCESSED or FAILED (with the error), for messages other modules read."""
+    _finish(message, status, error=error, outcome=outcome)
+
+
 def _finish(
     message: InboundMessage,
     status: str,

@@ -15,7 +15,12 @@ from oms_graphql.jobs.metrics import JobMetrics
 
 log = structlog.get_logger(__name__)
 _configured: str | None = None
-ACTOR_MODULES = ("oms_graphql.jobs.orders", "oms_graphql.jobs.inventory", "oms_graphql.jobs.channels")
+ACTOR_MODULES = (
+    "oms_graphql.jobs.orders",
+    "oms_graphql.jobs.inventory",
+    "oms_graphql.jobs.channels",
+    "oms_graphql.jobs.delivery",
+)
 
 
 def _middleware() -> list[Any]:

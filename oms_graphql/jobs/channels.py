@@ -31,6 +31,7 @@ from oms_graphql.db.models import Channel, utcnow
 from oms_graphql.domain import channel_sync, inbound, reconciliation, shipments, stock_push
 from oms_graphql.domain.channels import channel_config, raise_alert
 from oms_graphql.domain.errors import DomainError
+from oms_graphql.jobs.broker import send_job
 from oms_graphql.jobs.runtime import in_transaction
 from oms_graphql.plugins.contract import (
     ChannelConfig,
@@ -416,18 +417,20 @@ def scheduler_tick(holder: str) -> tuple[list[int], list[int]]:
         every = timedelta(seconds=settings.channel_reconcile_seconds)
         for channel_id in in_transaction(lambda session: channel_sync.claim_due_reconciles(session, pulling, every)):
             reconcile_channel.send(channel_id=channel_id)
-    stuck: list[int] = []
     sweep_every = timedelta(seconds=max(settings.channel_tick_seconds, settings.stuck_message_seconds / 5))
 
-    async def sweep(session: Any) -> list[int]:
+    async def sweep(session: Any) -> list[tuple[int, str]]:
         if not await channel_sync.take_lease(session, SWEEP_LEASE, holder, sweep_every):
             return []
         return await channel_sync.stuck_messages(session, timedelta(seconds=settings.stuck_message_seconds))
 
     stuck = in_transaction(sweep)
-    for message_id in stuck:
-        ingest_inbound_message.send(message_id=message_id)
-    return due, stuck
+    for message_id, kind in stuck:
+        if kind == "TRACKING":
+            send_job("ingest_tracking_message", {"message_id": message_id})
+        else:
+            ingest_inbound_message.send(message_id=message_id)
+    return due, [message_id for message_id, _kind in stuck]
 
 
 class ChannelScheduler(Middleware):

@@ -1,4 +1,5 @@
-"""carriers: configured carrier accounts (SF, EasyPost, Kuaidi100, pickup, fleet…)
+"""carriers: configured carrier accounts (SF, EasyPost, Kuaidi100, pickup, fleet…); tracking events keep
+the carrier's own code
 
 Revision ID: 0005
 Revises: 0004
@@ -32,7 +33,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_carriers")),
         sa.UniqueConstraint("code", name=op.f("uq_carriers_code")),
     )
+    with op.batch_alter_table("shipment_events") as batch:
+        batch.add_column(sa.Column("carrier_code", sa.String(length=64), nullable=True))
+    op.create_index("ix_shipments_tracking_number", "shipments", ["tracking_number"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_shipments_tracking_number", table_name="shipments")
+    with op.batch_alter_table("shipment_events") as batch:
+        batch.drop_column("carrier_code")
     op.drop_table("carriers")
