@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from oms_graphql.config import get_settings
-from oms_graphql.logs import configure_logging
+from oms_graphql.logs import configure_logging, show_migration_steps
 
 app = typer.Typer(help="oms-graphql: order management over one GraphQL API.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -37,6 +37,7 @@ def migrate() -> None:
     from oms_graphql.db.migrate import upgrade
 
     settings = get_settings()
+    show_migration_steps(settings)
     upgrade(settings.database_url)
     console.print(f"[green]Database is up to date[/green] ({_safe_url(settings.database_url)}).")
 
