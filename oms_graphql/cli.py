@@ -1,4 +1,14 @@
-"""The ``oms`` command line."""
+"""The ``oms`` command line.
+
+Exit codes, the same for every command (scripts and cron jobs rely on them):
+
+- 0: done;
+- 1: ``oms stock verify`` found differences (no other outcome exits 1, except Ctrl-C,
+  which click reports as "Aborted!");
+- 2: cannot run: bad usage, or the database is missing, unreachable or not migrated;
+  one line on stderr says what to do;
+- 3: an unexpected error, after its traceback.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +19,8 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Annotated
+import traceback
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -18,12 +29,21 @@ from rich.table import Table
 from oms_graphql.config import get_settings
 from oms_graphql.logs import configure_logging, show_migration_steps
 
-app = typer.Typer(help="oms-graphql: order management over one GraphQL API.", no_args_is_help=True)
+app = typer.Typer(
+    help="oms-graphql: order management over one GraphQL API.",
+    epilog="Exit codes: 0 done, 1 differences found (stock verify), 2 cannot run (the message says what to do), "
+    "3 unexpected error.",
+    no_args_is_help=True,
+)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 stock_app = typer.Typer(help="Stock ledger tools.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(stock_app, name="stock")
 console = Console(stderr=True)
+
+EXIT_DIFFERENCES = 1
+EXIT_CANNOT_RUN = 2
+EXIT_UNEXPECTED = 3
 
 
 @app.callback()
@@ -31,15 +51,38 @@ def _main() -> None:
     configure_logging(get_settings())
 
 
+def cannot_run(message: str) -> NoReturn:
+    """Stop with exit code 2 and ``message`` (what went wrong, what to do) as one line."""
+    # soft_wrap: rich would otherwise break a long message at the terminal's width.
+    console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code=EXIT_CANNOT_RUN)
+
+
+def require_database(*, migrated: bool = True) -> None:
+    """Go on only if the configured database exists, answers and is migrated.
+
+    Every command that uses the database calls this first, so a missing, unreachable
+    or unmigrated one stops it with one line instead of a traceback, and no command
+    but `oms migrate` creates a SQLite file as a side effect.
+    """
+    from oms_graphql.db.migrate import DatabaseNotReady, check_database
+
+    try:
+        asyncio.run(check_database(get_settings().database_url, migrated=migrated))
+    except DatabaseNotReady as error:
+        cannot_run(str(error))
+
+
 @app.command()
 def migrate() -> None:
     """Apply database migrations (creates the SQLite file if needed)."""
-    from oms_graphql.db.migrate import upgrade
+    from oms_graphql.db.migrate import describe, upgrade
 
     settings = get_settings()
+    require_database(migrated=False)
     show_migration_steps(settings)
     upgrade(settings.database_url)
-    console.print(f"[green]Database is up to date[/green] ({_safe_url(settings.database_url)}).")
+    console.print(f"[green]Database is up to date[/green] ({describe(settings.database_url)}).")
 
 
 @app.command()
@@ -52,23 +95,9 @@ def serve(
     import uvicorn
 
     from oms_graphql.app import create_app
-    from oms_graphql.db.engine import Database
-    from oms_graphql.db.migrate import SchemaOutdated, check_up_to_date
 
     settings = get_settings()
-
-    async def check() -> None:
-        database = Database(settings.database_url)
-        try:
-            await check_up_to_date(database.engine)
-        finally:
-            await database.dispose()
-
-    try:
-        asyncio.run(check())
-    except SchemaOutdated as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(code=2) from None
+    require_database()
     if demo:
         from oms_graphql.demo import load_demo_data
 
@@ -86,11 +115,11 @@ def worker(
     """Run background-job workers on the configured broker (OMS_BROKER_URL)."""
     settings = get_settings()
     if settings.broker_url == "memory":
-        console.print(
-            "[red]OMS_BROKER_URL is 'memory': jobs then run inside `oms serve`. "
-            "Set OMS_BROKER_URL=redis://… or amqp://… to run separate workers.[/red]"
+        cannot_run(
+            "OMS_BROKER_URL is 'memory': jobs then run inside `oms serve`. "
+            "Set OMS_BROKER_URL=redis://… or amqp://… to run separate workers."
         )
-        raise typer.Exit(code=2)
+    require_database()
     if processes > 1:
         children = [
             subprocess.Popen(
@@ -156,6 +185,7 @@ def demo() -> None:
     """Load the demo data set (products, locations, channels, a few hundred orders)."""
     from oms_graphql.demo import load_demo_data
 
+    require_database()
     load_demo_data(get_settings())
 
 
@@ -169,6 +199,8 @@ def token_create(
     from oms_graphql.domain.access import create_api_token
     from oms_graphql.domain.errors import DomainError
 
+    require_database()
+
     async def store() -> str:
         database = Database(get_settings().database_url)
         try:
@@ -181,23 +213,25 @@ def token_create(
     try:
         token = asyncio.run(store())
     except DomainError as error:
-        console.print(f"[red]{error.message}[/red]")
-        raise typer.Exit(code=2) from None
+        cannot_run(error.message)
     print(f"Created {role.upper()} token for {name}: {token}")
 
 
 @stock_app.command("verify")
 def stock_verify() -> None:
-    """Recompute every stock level from the ledger; exit 1 on any difference."""
+    """Recompute every stock level from the ledger; exit 1 on any difference (2: cannot check)."""
     from oms_graphql.db.engine import Database
     from oms_graphql.domain.inventory import verify_ledger
 
+    require_database()
+
     async def check() -> list:
         database = Database(get_settings().database_url)
-        async with database.session() as session:
-            differences = await verify_ledger(session)
-        await database.dispose()
-        return differences
+        try:
+            async with database.session() as session:
+                return await verify_ledger(session)
+        finally:
+            await database.dispose()
 
     differences = asyncio.run(check())
     if not differences:
@@ -208,12 +242,12 @@ def stock_verify() -> None:
         table.add_row(diff.sku, diff.location_code, diff.figure, str(diff.level), str(diff.ledger))
     console.print(table)
     console.print(f"[red]{len(differences)} figure(s) differ from the ledger.[/red]")
-    raise typer.Exit(code=1)
+    raise typer.Exit(code=EXIT_DIFFERENCES)
 
 
 @app.command("plugins")
 def plugins_command() -> None:
-    """List installed plugins."""
+    """List installed plugins (needs no database)."""
     from oms_graphql.plugins.host import installed_plugins
 
     table = Table("name", "version", "kinds", "hooks")
@@ -222,13 +256,14 @@ def plugins_command() -> None:
     Console().print(table)
 
 
-def _safe_url(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    return f"{scheme}{sep}{rest.split('@')[-1]}" if sep else url
-
-
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception:
+        # Python would exit 1, which `oms stock verify` keeps for "differences found".
+        traceback.print_exc()
+        console.print("Unexpected error (the traceback above says where).", style="red", markup=False)
+        sys.exit(EXIT_UNEXPECTED)
 
 
 if __name__ == "__main__":

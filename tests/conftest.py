@@ -63,6 +63,25 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
 
 
+@pytest.fixture
+def scratch_database_url(tmp_path) -> Iterator[str]:
+    """A database of the test's own, not migrated: a new PostgreSQL database when
+    OMS_TEST_DATABASE_URL is set (dropped afterwards), else a SQLite file that does
+    not exist yet. For tests that empty, break or refuse a whole database."""
+    if not PG_URL:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
+        return
+    url, name = _fresh_postgres_database(PG_URL)
+    yield url
+    run_async(
+        _admin_sql(
+            PG_URL,
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+            f'DROP DATABASE IF EXISTS "{name}"',
+        )
+    )
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str):
     from oms_graphql import config
