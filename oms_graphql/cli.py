@@ -5,17 +5,20 @@ Exit codes, the same for every command (scripts and cron jobs rely on them):
 - 0: done;
 - 1: ``oms stock verify`` found differences (no other outcome exits 1, except Ctrl-C,
   which click reports as "Aborted!");
-- 2: cannot run: bad usage, or the database is missing, unreachable or not migrated;
-  one line on stderr says what to do;
+- 2: cannot run: bad usage, or the database is missing, unreachable or not migrated,
+  or the port is taken; one line on stderr says what to do;
 - 3: an unexpected error, after its traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import gc
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -98,13 +101,43 @@ def serve(
 
     settings = get_settings()
     require_database()
+    # The port is taken before anything is loaded: `make demo` beside a running
+    # `make run` must stop with nothing done, not load demo data and then fail.
+    listening = bind_port(host, port, demo=demo)
     if demo:
         from oms_graphql.demo import load_demo_data
 
         load_demo_data(settings)
     console.print(f"GraphiQL: http://{host}:{port}/graphql")
     tune_garbage_collector()
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[listening])
+
+
+def bind_port(host: str, port: int, *, demo: bool = False) -> socket.socket:
+    """A socket bound to ``host:port`` for uvicorn, or stop (exit 2) if it cannot be had."""
+    listening: socket.socket | None = None
+    try:
+        # As uvicorn binds: IPv6 for a host with a colon, and a port left in TIME_WAIT
+        # by a server just stopped counts as free.
+        listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+    except OSError as error:
+        if listening is not None:
+            listening.close()
+        nothing_done = "Nothing was loaded. " if demo else ""
+        if error.errno != errno.EADDRINUSE:
+            cannot_run(
+                f"Cannot listen on {host}:{port}: {error.strerror or error}. {nothing_done}Check --host and --port."
+            )
+        demo_hint = "; or load the demo data into the database it serves with `oms demo`" if demo else ""
+        cannot_run(
+            f"Port {port} on {host} is already in use (is `make run` or another `oms serve` running?). "
+            f"{nothing_done}Stop that server, or pick another port (--port, or PORT=… for make){demo_hint}."
+        )
+    return listening
 
 
 @app.command()

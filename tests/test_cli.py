@@ -1,13 +1,15 @@
 """The `oms` command line, run as a user would run it.
 
 Exit codes (README, "Command line"): 0 done; 1 `oms stock verify` found differences;
-2 cannot run (bad usage, or the database is missing, unreachable or not migrated),
-with one line that says what to do.
+2 cannot run (bad usage, or the database is missing, unreachable or not migrated,
+or the port is taken), with one line that says what to do.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +21,8 @@ import pytest
 
 from tests.fakes.server import free_port
 from tests.support import run_async
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def oms(
@@ -229,3 +233,102 @@ def test_stock_verify_from_another_folder_exits_0_when_clean_and_1_on_a_broken_l
     tampered = oms("stock", "verify", database_url=url, cwd=tmp_path)
 
     assert tampered.returncode == 1 and "differ from the ledger" in tampered.stderr
+
+
+# --- a port that is taken: `make run`, then `make demo` -----------------------
+
+
+def _count(database_url: str, table: str) -> int:
+    from sqlalchemy import text
+
+    from oms_graphql.db.engine import Database
+
+    async def count() -> int:
+        database = Database(database_url)
+        try:
+            async with database.session() as session:
+                return int(await session.scalar(text(f"SELECT count(*) FROM {table}")) or 0)
+        finally:
+            await database.dispose()
+
+    return run_async(count())
+
+
+class RunningServer:
+    """`oms serve` in its own process, as `make run` starts it."""
+
+    def __init__(self, database_url: str, cwd: Path) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "oms_graphql.cli", "serve", "--port", str(self.port)],
+            cwd=cwd,
+            env=_environment(database_url, OMS_ANONYMOUS_ROLE="ADMIN"),
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.process.poll() is None, "oms serve exited"
+            try:
+                if httpx.get(f"{self.base_url}/readyz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "oms serve did not become ready"
+            time.sleep(0.1)
+
+    def query(self, query: str) -> dict:
+        body = httpx.post(f"{self.base_url}/graphql", json={"query": query}, timeout=30).json()
+        assert not body.get("errors"), body
+        return body["data"]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=15)
+
+
+@pytest.fixture
+def running_server(scratch_database_url, tmp_path):
+    assert oms("migrate", database_url=scratch_database_url, cwd=tmp_path).returncode == 0
+    server = RunningServer(scratch_database_url, tmp_path)
+    yield server
+    server.stop()
+
+
+def make(*arguments: str, database_url: str) -> subprocess.CompletedProcess[str]:
+    """Run the project's Makefile with the test's own virtualenv (installed already)."""
+    venv = Path(sys.prefix)
+    if not shutil.which("make") or not (venv / "bin" / "oms").exists():
+        pytest.skip("needs make and the oms script in the test's virtualenv")
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), "-o", f"{venv}/.installed", f"VENV={venv}", *arguments],
+        env=_environment(database_url),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+EMPTY = "{ orders { totalCount } products { totalCount } }"
+
+
+def test_make_demo_beside_a_running_server_stops_before_loading_anything(running_server, scratch_database_url):
+    result = make("demo", f"PORT={running_server.port}", database_url=scratch_database_url)
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr
+    assert f"Port {running_server.port}" in result.stderr and "already in use" in result.stderr
+    assert "Nothing was loaded" in result.stderr
+    assert running_server.query(EMPTY) == {"orders": {"totalCount": 0}, "products": {"totalCount": 0}}
+
+
+def test_serve_demo_on_a_taken_port_refuses_in_one_line_before_loading(tmp_path, scratch_database_url):
+    assert oms("migrate", database_url=scratch_database_url, cwd=tmp_path).returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = oms("serve", "--demo", "--port", str(port), database_url=scratch_database_url, cwd=tmp_path)
+
+    assert_refused_in_one_line(result, f"Port {port}", "already in use", "Nothing was loaded", "oms demo")
+    assert _count(scratch_database_url, "orders") == 0
