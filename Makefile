@@ -9,7 +9,7 @@ PLUGINS := plugins/taobao plugins/jd plugins/amazon plugins/pos plugins/notify_l
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run demo test lint schema clean
+.PHONY: run demo reset test lint schema clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/oms migrate
 	OMS_ANONYMOUS_ROLE=$${OMS_ANONYMOUS_ROLE-ADMIN} $(BIN)/oms serve --demo --host $(HOST) --port $(PORT)
+
+# Empty the database (orders, products, stock, tokens...) but keep the install; migrates first,
+# so it also works on a database that does not exist yet.
+reset: $(STAMP)
+	$(BIN)/oms migrate
+	$(BIN)/oms reset --yes
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check oms_graphql plugins tests bench

@@ -222,6 +222,34 @@ def demo() -> None:
     load_demo_data(get_settings())
 
 
+@app.command()
+def reset(
+    yes: Annotated[bool, typer.Option("--yes", help="Yes, delete everything in the database.")] = False,
+) -> None:
+    """Empty the database: every order, product, location, stock movement, customer and token goes.
+
+    It stays migrated, with what the first migration seeds (the manual channel), ready for `oms serve`.
+    """
+    from oms_graphql.db.migrate import describe
+    from oms_graphql.db.migrate import reset as reset_database
+
+    settings = get_settings()
+    require_database()
+    where = describe(settings.database_url)
+    if not yes:
+        cannot_run(
+            f"`oms reset` deletes every order, product, location, stock movement, customer and API token "
+            f"in {where}. Nothing was changed; run `oms reset --yes` to do it."
+        )
+    show_migration_steps(settings)
+    reset_database(settings.database_url)
+    console.print(
+        f"[green]Emptied {where}[/green]: it is migrated and holds only the manual channel. "
+        "Restart any `oms serve` or `oms worker` that was running on it: jobs it had queued name rows that are gone.",
+        soft_wrap=True,
+    )
+
+
 @token_app.command("create")
 def token_create(
     role: Annotated[str, typer.Option(help="ADMIN, OPERATOR, VIEWER or CUSTOMER.")],

@@ -185,4 +185,4 @@ def load_demo_data(settings: Settings, order_count: int = 300, seed: int = 7) ->
     if loaded:
         print(f"Demo data loaded into {where}: {order_count} orders.")
     else:
-        print(f"{where} already has orders; demo data not loaded.")
+        print(f"{where} already has orders; demo data not loaded. `oms reset --yes` empties it first.")

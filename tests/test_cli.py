@@ -146,6 +146,7 @@ NEEDS_DATABASE = [
     pytest.param(["demo"], {}, id="demo"),
     pytest.param(["serve", "--port", str(free_port())], {}, id="serve"),
     pytest.param(["serve", "--demo", "--port", str(free_port())], {}, id="serve-demo"),
+    pytest.param(["reset", "--yes"], {}, id="reset"),
     # A worker needs a real broker to get as far as the database; this one is never reached.
     pytest.param(["worker"], {"OMS_BROKER_URL": "redis://127.0.0.1:1/0"}, id="worker"),
 ]
@@ -254,6 +255,22 @@ def _count(database_url: str, table: str) -> int:
     return run_async(count())
 
 
+def _channel_codes(database_url: str) -> list[str]:
+    from sqlalchemy import text
+
+    from oms_graphql.db.engine import Database
+
+    async def codes() -> list[str]:
+        database = Database(database_url)
+        try:
+            async with database.session() as session:
+                return list((await session.scalars(text("SELECT code FROM channels ORDER BY code"))).all())
+        finally:
+            await database.dispose()
+
+    return run_async(codes())
+
+
 class RunningServer:
     """`oms serve` in its own process, as `make run` starts it."""
 
@@ -332,3 +349,55 @@ def test_serve_demo_on_a_taken_port_refuses_in_one_line_before_loading(tmp_path,
 
     assert_refused_in_one_line(result, f"Port {port}", "already in use", "Nothing was loaded", "oms demo")
     assert _count(scratch_database_url, "orders") == 0
+
+
+# --- oms reset ------------------------------------------------------------------
+
+
+def test_reset_without_yes_refuses_and_changes_nothing(tmp_path, scratch_database_url):
+    assert oms("migrate", database_url=scratch_database_url, cwd=tmp_path).returncode == 0
+    _load_demo(scratch_database_url)
+
+    result = oms("reset", database_url=scratch_database_url, cwd=tmp_path)
+
+    assert_refused_in_one_line(result, "--yes")
+    assert _count(scratch_database_url, "orders") == 3
+
+
+def test_reset_yes_empties_the_database_and_leaves_it_ready_to_serve(tmp_path, scratch_database_url):
+    assert oms("migrate", database_url=scratch_database_url, cwd=tmp_path).returncode == 0
+    _load_demo(scratch_database_url)
+    assert (
+        oms(
+            "token", "create", "--role", "admin", "--name", "ops", database_url=scratch_database_url, cwd=tmp_path
+        ).returncode
+        == 0
+    )
+
+    result = oms("reset", "--yes", database_url=scratch_database_url, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    for table in ("orders", "products", "locations", "stock_movements", "customers", "api_tokens"):
+        assert _count(scratch_database_url, table) == 0, table
+    assert _channel_codes(scratch_database_url) == ["manual"]
+    assert oms("stock", "verify", database_url=scratch_database_url, cwd=tmp_path).returncode == 0
+    server = RunningServer(scratch_database_url, tmp_path)
+    try:
+        assert server.query("{ orders { totalCount } channels { code } }") == {
+            "orders": {"totalCount": 0},
+            "channels": [{"code": "manual"}],
+        }
+    finally:
+        server.stop()
+
+
+def test_make_reset_empties_the_database(tmp_path, scratch_database_url):
+    assert oms("migrate", database_url=scratch_database_url, cwd=tmp_path).returncode == 0
+    _load_demo(scratch_database_url)
+
+    result = make("reset", database_url=scratch_database_url)
+
+    assert result.returncode == 0, result.stderr
+    assert _count(scratch_database_url, "orders") == 0
+    assert _channel_codes(scratch_database_url) == ["manual"]

@@ -32,6 +32,18 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def reset(url: str) -> None:
+    """Empty the database at ``url``: every migration undone, then applied again.
+
+    Going through the migrations (rather than deleting rows) leaves exactly what a
+    fresh `oms migrate` leaves, seeds included (the manual channel), on SQLite and
+    PostgreSQL alike; it is also why every migration must have a working downgrade.
+    """
+    config = alembic_config(url)
+    command.downgrade(config, "base")
+    command.upgrade(config, "head")
+
+
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     assert head is not None
