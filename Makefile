@@ -1,5 +1,8 @@
 # oms-graphql: `make run` serves the API with the embedded default; `make test` runs everything.
+# `make run PORT=8001` (or HOST=0.0.0.0) serves elsewhere; OMS_DATABASE_URL picks the database.
 PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 PLUGINS := plugins/taobao plugins/jd plugins/amazon plugins/pos plugins/notify_log plugins/notify_webhook \
@@ -7,7 +10,7 @@ PLUGINS := plugins/taobao plugins/jd plugins/amazon plugins/pos plugins/notify_l
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run demo test lint schema clean
+.PHONY: run demo reset test lint schema clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +26,19 @@ $(TEST_STAMP): $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/oms migrate
-	OMS_ANONYMOUS_ROLE=$${OMS_ANONYMOUS_ROLE-ADMIN} $(BIN)/oms serve
+	OMS_ANONYMOUS_ROLE=$${OMS_ANONYMOUS_ROLE-ADMIN} $(BIN)/oms serve --host $(HOST) --port $(PORT)
 
+# Instead of `make run`, not beside it: with the port taken it stops before loading
+# anything (the message says how to load the data into the running server's database).
 demo: $(STAMP)
 	$(BIN)/oms migrate
-	OMS_ANONYMOUS_ROLE=$${OMS_ANONYMOUS_ROLE-ADMIN} $(BIN)/oms serve --demo
+	OMS_ANONYMOUS_ROLE=$${OMS_ANONYMOUS_ROLE-ADMIN} $(BIN)/oms serve --demo --host $(HOST) --port $(PORT)
+
+# Empty the database (orders, products, stock, tokens...) but keep the install; migrates first,
+# so it also works on a database that does not exist yet.
+reset: $(STAMP)
+	$(BIN)/oms migrate
+	$(BIN)/oms reset --yes
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check oms_graphql plugins tests bench

@@ -1,17 +1,31 @@
-"""The ``oms`` command line."""
+"""The ``oms`` command line.
+
+Exit codes, the same for every command (scripts and cron jobs rely on them):
+
+- 0: done;
+- 1: ``oms stock verify`` found differences (no other outcome exits 1, except Ctrl-C,
+  which click reports as "Aborted!");
+- 2: cannot run: bad usage, or the database is missing, unreachable or not migrated,
+  or the port is taken; one line on stderr says what to do;
+- 3: an unexpected error, after its traceback.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import gc
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import traceback
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,9 +34,14 @@ from sqlalchemy import select
 
 from oms_graphql.config import get_settings
 from oms_graphql.domain.errors import DomainError
-from oms_graphql.logs import configure_logging
+from oms_graphql.logs import configure_logging, show_migration_steps
 
-app = typer.Typer(help="oms-graphql: order management over one GraphQL API.", no_args_is_help=True)
+app = typer.Typer(
+    help="oms-graphql: order management over one GraphQL API.",
+    epilog="Exit codes: 0 done, 1 differences found (stock verify), 2 cannot run (the message says what to do), "
+    "3 unexpected error.",
+    no_args_is_help=True,
+)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 stock_app = typer.Typer(help="Stock ledger tools.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
@@ -31,20 +50,48 @@ app.add_typer(stock_app, name="stock")
 app.add_typer(channel_app, name="channel")
 console = Console(stderr=True)
 
+EXIT_DIFFERENCES = 1
+EXIT_CANNOT_RUN = 2
+EXIT_UNEXPECTED = 3
+
 
 @app.callback()
 def _main() -> None:
     configure_logging(get_settings())
 
 
+def cannot_run(message: str) -> NoReturn:
+    """Stop with exit code 2 and ``message`` (what went wrong, what to do) as one line."""
+    # soft_wrap: rich would otherwise break a long message at the terminal's width.
+    console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code=EXIT_CANNOT_RUN)
+
+
+def require_database(*, migrated: bool = True) -> None:
+    """Go on only if the configured database exists, answers and is migrated.
+
+    Every command that uses the database calls this first, so a missing, unreachable
+    or unmigrated one stops it with one line instead of a traceback, and no command
+    but `oms migrate` creates a SQLite file as a side effect.
+    """
+    from oms_graphql.db.migrate import DatabaseNotReady, check_database
+
+    try:
+        asyncio.run(check_database(get_settings().database_url, migrated=migrated))
+    except DatabaseNotReady as error:
+        cannot_run(str(error))
+
+
 @app.command()
 def migrate() -> None:
     """Apply database migrations (creates the SQLite file if needed)."""
-    from oms_graphql.db.migrate import upgrade
+    from oms_graphql.db.migrate import describe, upgrade
 
     settings = get_settings()
+    require_database(migrated=False)
+    show_migration_steps(settings)
     upgrade(settings.database_url)
-    console.print(f"[green]Database is up to date[/green] ({_safe_url(settings.database_url)}).")
+    console.print(f"[green]Database is up to date[/green] ({describe(settings.database_url)}).")
 
 
 @app.command()
@@ -57,30 +104,46 @@ def serve(
     import uvicorn
 
     from oms_graphql.app import create_app
-    from oms_graphql.db.engine import Database
-    from oms_graphql.db.migrate import SchemaOutdated, check_up_to_date
 
     settings = get_settings()
-
-    async def check() -> None:
-        database = Database(settings.database_url)
-        try:
-            await check_up_to_date(database.engine)
-        finally:
-            await database.dispose()
-
-    try:
-        asyncio.run(check())
-    except SchemaOutdated as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(code=2) from None
+    require_database()
+    # The port is taken before anything is loaded: `make demo` beside a running
+    # `make run` must stop with nothing done, not load demo data and then fail.
+    listening = bind_port(host, port, demo=demo)
     if demo:
         from oms_graphql.demo import load_demo_data
 
         load_demo_data(settings)
     console.print(f"GraphiQL: http://{host}:{port}/graphql")
     tune_garbage_collector()
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[listening])
+
+
+def bind_port(host: str, port: int, *, demo: bool = False) -> socket.socket:
+    """A socket bound to ``host:port`` for uvicorn, or stop (exit 2) if it cannot be had."""
+    listening: socket.socket | None = None
+    try:
+        # As uvicorn binds: IPv6 for a host with a colon, and a port left in TIME_WAIT
+        # by a server just stopped counts as free.
+        listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+    except OSError as error:
+        if listening is not None:
+            listening.close()
+        nothing_done = "Nothing was loaded. " if demo else ""
+        if error.errno != errno.EADDRINUSE:
+            cannot_run(
+                f"Cannot listen on {host}:{port}: {error.strerror or error}. {nothing_done}Check --host and --port."
+            )
+        demo_hint = "; or load the demo data into the database it serves with `oms demo`" if demo else ""
+        cannot_run(
+            f"Port {port} on {host} is already in use (is `make run` or another `oms serve` running?). "
+            f"{nothing_done}Stop that server, or pick another port (--port, or PORT=… for make){demo_hint}."
+        )
+    return listening
 
 
 @app.command()
@@ -91,11 +154,11 @@ def worker(
     """Run background-job workers on the configured broker (OMS_BROKER_URL)."""
     settings = get_settings()
     if settings.broker_url == "memory":
-        console.print(
-            "[red]OMS_BROKER_URL is 'memory': jobs then run inside `oms serve`. "
-            "Set OMS_BROKER_URL=redis://… or amqp://… to run separate workers.[/red]"
+        cannot_run(
+            "OMS_BROKER_URL is 'memory': jobs then run inside `oms serve`. "
+            "Set OMS_BROKER_URL=redis://… or amqp://… to run separate workers."
         )
-        raise typer.Exit(code=2)
+    require_database()
     if processes > 1:
         children = [
             subprocess.Popen(
@@ -161,7 +224,36 @@ def demo() -> None:
     """Load the demo data set (products, locations, channels, a few hundred orders)."""
     from oms_graphql.demo import load_demo_data
 
+    require_database()
     load_demo_data(get_settings())
+
+
+@app.command()
+def reset(
+    yes: Annotated[bool, typer.Option("--yes", help="Yes, delete everything in the database.")] = False,
+) -> None:
+    """Empty the database: every order, product, location, stock movement, customer and token goes.
+
+    It stays migrated, with what the first migration seeds (the manual channel), ready for `oms serve`.
+    """
+    from oms_graphql.db.migrate import describe
+    from oms_graphql.db.migrate import reset as reset_database
+
+    settings = get_settings()
+    require_database()
+    where = describe(settings.database_url)
+    if not yes:
+        cannot_run(
+            f"`oms reset` deletes every order, product, location, stock movement, customer and API token "
+            f"in {where}. Nothing was changed; run `oms reset --yes` to do it."
+        )
+    show_migration_steps(settings)
+    reset_database(settings.database_url)
+    console.print(
+        f"[green]Emptied {where}[/green]: it is migrated and holds only the manual channel. "
+        "Restart any `oms serve` or `oms worker` that was running on it: jobs it had queued name rows that are gone.",
+        soft_wrap=True,
+    )
 
 
 @token_app.command("create")
@@ -172,7 +264,8 @@ def token_create(
     """Create an API token and print it (the last word of the output)."""
     from oms_graphql.db.engine import Database
     from oms_graphql.domain.access import create_api_token
-    from oms_graphql.domain.errors import DomainError
+
+    require_database()
 
     async def store() -> str:
         database = Database(get_settings().database_url)
@@ -186,23 +279,26 @@ def token_create(
     try:
         token = asyncio.run(store())
     except DomainError as error:
-        console.print(f"[red]{error.message}[/red]")
-        raise typer.Exit(code=2) from None
+        cannot_run(error.message)
     print(f"Created {role.upper()} token for {name}: {token}")
 
 
 @stock_app.command("verify")
 def stock_verify() -> None:
-    """Recompute on hand, reserved and in transit of every level from the ledger; exit 1 on any difference."""
+    """Recompute on hand, reserved and in transit of every level from the ledger; exit 1 on any difference
+    (2: cannot check)."""
     from oms_graphql.db.engine import Database
     from oms_graphql.domain.inventory import verify_ledger
 
+    require_database()
+
     async def check() -> list:
         database = Database(get_settings().database_url)
-        async with database.session() as session:
-            differences = await verify_ledger(session)
-        await database.dispose()
-        return differences
+        try:
+            async with database.session() as session:
+                return await verify_ledger(session)
+        finally:
+            await database.dispose()
 
     differences = asyncio.run(check())
     if not differences:
@@ -213,7 +309,7 @@ def stock_verify() -> None:
         table.add_row(diff.sku, diff.location_code, diff.figure, str(diff.level), str(diff.ledger), diff.why)
     console.print(table)
     console.print(f"[red]{len(differences)} figure(s) differ from the ledger.[/red]")
-    raise typer.Exit(code=1)
+    raise typer.Exit(code=EXIT_DIFFERENCES)
 
 
 @channel_app.command("reconcile")
@@ -236,8 +332,8 @@ def channel_reconcile(
     try:
         start = parse_since(since)
     except ValueError as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(code=2) from None
+        cannot_run(str(error))
+    require_database()
 
     async def channel_id() -> int | None:
         database = Database(settings.database_url)
@@ -250,8 +346,7 @@ def channel_reconcile(
 
     found = asyncio.run(channel_id())
     if found is None:
-        console.print(f"[red]No channel has code {code!r}; `channels` in GraphQL lists them.[/red]")
-        raise typer.Exit(code=2)
+        cannot_run(f"No channel has code {code!r}; the `channels` query lists them.")
     setup(settings.broker_url)
     from oms_graphql.jobs.channels import reconcile
 
@@ -305,7 +400,7 @@ def parse_since(value: str | None) -> datetime | None:
 
 @app.command("plugins")
 def plugins_command() -> None:
-    """List installed plugins."""
+    """List installed plugins (needs no database)."""
     from oms_graphql.plugins.host import installed_plugins
 
     table = Table("name", "version", "kinds", "hooks")
@@ -314,13 +409,14 @@ def plugins_command() -> None:
     Console().print(table)
 
 
-def _safe_url(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    return f"{scheme}{sep}{rest.split('@')[-1]}" if sep else url
-
-
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception:
+        # Python would exit 1, which `oms stock verify` keeps for "differences found".
+        traceback.print_exc()
+        console.print("Unexpected error (the traceback above says where).", style="red", markup=False)
+        sys.exit(EXIT_UNEXPECTED)
 
 
 if __name__ == "__main__":

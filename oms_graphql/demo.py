@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from oms_graphql.config import Settings
 from oms_graphql.db.engine import Database
+from oms_graphql.db.migrate import describe
 from oms_graphql.db.models import Channel, Order, utcnow
 from oms_graphql.domain import catalog, inventory, orders
 from oms_graphql.domain.allocation import allocate_order
@@ -178,5 +179,10 @@ async def _load(settings: Settings, order_count: int, seed: int) -> bool:
 
 
 def load_demo_data(settings: Settings, order_count: int = 300, seed: int = 7) -> None:
+    """Load the demo data set into an empty, migrated database (the caller checks it is one)."""
     loaded = asyncio.run(_load(settings, order_count, seed))
-    print("Demo data loaded." if loaded else "The database already has orders; demo data not loaded.")
+    where = describe(settings.database_url)
+    if loaded:
+        print(f"Demo data loaded into {where}: {order_count} orders.")
+    else:
+        print(f"{where} already has orders; demo data not loaded. `oms reset --yes` empties it first.")

@@ -42,3 +42,13 @@ def configure_logging(settings: Settings) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    # Alembic announces each of its built-in plugins, and its "Context impl" whenever the
+    # schema revision is read (every command's check): noise before a one-line answer.
+    # `oms migrate` and `oms reset` show the steps they run with show_migration_steps().
+    for name in ("alembic.runtime.plugins", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+def show_migration_steps(settings: Settings) -> None:
+    """Log each migration Alembic runs ("Running upgrade 0002 -> 0003, ...")."""
+    logging.getLogger("alembic.runtime.migration").setLevel(getattr(logging, settings.log_level.upper(), logging.INFO))

@@ -40,14 +40,16 @@ async def _admin_sql(url: str, *statements: str) -> None:
 
 
 @contextmanager
-def fresh_database(sqlite_folder: Path | None = None) -> Iterator[str]:
-    """A new, migrated database (PostgreSQL when configured, else a SQLite file), dropped afterwards."""
+def fresh_database(sqlite_folder: Path | None = None, migrated: bool = True) -> Iterator[str]:
+    """A new database (PostgreSQL when configured, else a SQLite file), migrated unless told
+    otherwise (a SQLite one is then not even created), dropped afterwards."""
     from oms_graphql.db.migrate import upgrade
 
     if not PG_URL:
         folder = sqlite_folder or Path(tempfile.mkdtemp(prefix="oms-test-"))
         url = f"sqlite+aiosqlite:///{folder / 'oms.db'}"
-        upgrade(url)
+        if migrated:
+            upgrade(url)
         yield url
         return
     name = f"oms_test_{uuid.uuid4().hex[:10]}"
@@ -55,7 +57,8 @@ def fresh_database(sqlite_folder: Path | None = None) -> Iterator[str]:
     prefix, _, _ = PG_URL.rpartition("/")
     url = f"{prefix}/{name}"
     try:
-        upgrade(url)
+        if migrated:
+            upgrade(url)
         yield url
     finally:
         run_async(
@@ -65,6 +68,15 @@ def fresh_database(sqlite_folder: Path | None = None) -> Iterator[str]:
                 f'DROP DATABASE IF EXISTS "{name}"',
             )
         )
+
+
+@pytest.fixture
+def scratch_database_url(tmp_path) -> Iterator[str]:
+    """A database of the test's own, not migrated: a new PostgreSQL database when
+    OMS_TEST_DATABASE_URL is set (dropped afterwards), else a SQLite file that does
+    not exist yet. For tests that empty, break or refuse a whole database."""
+    with fresh_database(tmp_path, migrated=False) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
