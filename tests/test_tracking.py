@@ -1,0 +1,101 @@
+"""Tracking events move shipments and orders: duplicates and late events change nothing twice."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from oms_graphql.db.engine import Database
+from oms_graphql.domain.tracking import apply_tracking
+from oms_graphql.plugins.carrier_contract import TrackingEvent, TrackingStatus
+from tests.support import add_location, add_product, place_order, receive, run_async, wait_for_status
+from tests.test_ingestion import dispatch_order
+
+SHIPMENTS = """query($id: ID!) { order(id: $id) { status
+  shipments { status trackingNumber deliveredAt events { code description location occurredAt } } } }"""
+
+
+def shipped_order(admin, database_url: str, uid: str, tracking: str) -> dict:
+    sku, where = f"TR-{uid}", f"TR-WH-{uid}"
+    add_product(admin, sku)
+    add_location(admin, where)
+    receive(admin, sku, where, 3)
+    order = place_order(admin, [(sku, 1, "9.00")], paid=True)
+    wait_for_status(admin, order["id"], "ALLOCATED")
+    dispatch_order(database_url, order["number"], "sf-main", tracking)
+    return order
+
+
+def track(database_url: str, carrier: str, *events: TrackingEvent):
+    async def run():
+        database = Database(database_url)
+        try:
+            async with database.session() as session, session.begin():
+                return await apply_tracking(session, carrier, list(events))
+        finally:
+            await database.dispose()
+
+    return run_async(run())
+
+
+def event(tracking: str, status: TrackingStatus, minutes: int, code: str = "", text: str = "") -> TrackingEvent:
+    at = datetime(2026, 12, 1, 8, 0, tzinfo=UTC) + timedelta(minutes=minutes)
+    return TrackingEvent(tracking, status, at, carrier_code=code, description=text, location="杭州")
+
+
+def test_events_take_a_shipment_and_its_order_to_delivered(admin, uid, database_url):
+    tracking = f"SF{uid}"
+    order = shipped_order(admin, database_url, uid, tracking)
+
+    first = track(
+        database_url,
+        "sf-main",
+        event(tracking, TrackingStatus.IN_TRANSIT, 10, "30", "快件已发车"),
+        event(tracking, TrackingStatus.OUT_FOR_DELIVERY, 60, "44", "派送中"),
+    )
+    in_between = admin(SHIPMENTS, {"id": order["id"]})["order"]
+    last = track(database_url, "sf-main", event(tracking, TrackingStatus.DELIVERED, 90, "80", "已签收"))
+
+    assert (first.events, first.shipments, first.unknown) == (2, 1, ())
+    assert in_between["status"] == "SHIPPED" and in_between["shipments"][0]["status"] == "OUT_FOR_DELIVERY"
+    assert last.events == 1
+    done = admin(SHIPMENTS, {"id": order["id"]})["order"]
+    assert done["status"] == "DELIVERED"
+    [shipment] = done["shipments"]
+    assert shipment["status"] == "DELIVERED" and shipment["deliveredAt"].startswith("2026-12-01T09:30")
+    assert [e["code"] for e in shipment["events"]] == ["IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED"]
+    assert shipment["events"][2]["description"] == "已签收"
+
+
+def test_duplicate_and_late_events_change_nothing_twice(admin, uid, database_url):
+    tracking = f"SF{uid}"
+    order = shipped_order(admin, database_url, uid, tracking)
+    track(database_url, "sf-main", event(tracking, TrackingStatus.OUT_FOR_DELIVERY, 60, "44"))
+
+    again = track(
+        database_url,
+        "sf-main",
+        event(tracking, TrackingStatus.OUT_FOR_DELIVERY, 60, "44"),  # the same push twice
+        event(tracking, TrackingStatus.IN_TRANSIT, 10, "30"),  # an older event arriving late
+    )
+    other = track(database_url, "sf-main", event("SF-NOBODY", TrackingStatus.IN_TRANSIT, 5))
+    wrong_carrier = track(database_url, "ems", event(tracking, TrackingStatus.DELIVERED, 99))
+
+    assert again.events == 1  # only the late one is new
+    [shipment] = admin(SHIPMENTS, {"id": order["id"]})["order"]["shipments"]
+    assert shipment["status"] == "OUT_FOR_DELIVERY"  # the late event did not move it back
+    assert [e["code"] for e in shipment["events"]] == ["IN_TRANSIT", "OUT_FOR_DELIVERY"]
+    assert other.unknown == ("SF-NOBODY",) and other.events == 0
+    assert wrong_carrier.events == 0  # another carrier's parcel with the same number is not ours
+
+
+def test_a_failed_attempt_raises_an_alert(admin, uid, database_url):
+    tracking = f"SF{uid}"
+    shipped_order(admin, database_url, uid, tracking)
+
+    track(database_url, "sf-main", event(tracking, TrackingStatus.FAILED_ATTEMPT, 30, "70", "客户不在"))
+
+    alerts = admin("{ alerts(first: 50) { edges { node { kind message } } } }")
+    messages = [
+        edge["node"]["message"] for edge in alerts["alerts"]["edges"] if edge["node"]["kind"] == "DELIVERY_EXCEPTION"
+    ]
+    assert any(tracking in message and "FAILED_ATTEMPT" in message for message in messages)
