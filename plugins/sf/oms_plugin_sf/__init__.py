@@ -1,0 +1,1 @@
+"""SF Express (顺丰) carrier plugin for oms-graphql (SF Open Platform 丰桥, ``/std/service``)."""
