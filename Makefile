@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PLUGINS := plugins/taobao plugins/jd plugins/amazon plugins/pos plugins/notify_log plugins/notify_webhook
+PLUGINS := plugins/taobao plugins/jd plugins/amazon plugins/pos plugins/notify_log plugins/notify_webhook plugins/easypost plugins/kuaidi100
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
