@@ -176,6 +176,15 @@ def test_an_unreadable_push_is_a_payload_error(body):
         plugin.oms_carrier_parse_tracking_push(carrier=carrier, body=body)
 
 
+def test_the_status_map_is_the_shared_one():
+    from oms_plugin_easypost.mapping import STATUS_MAP
+
+    from tests.fakes.easypost import SAMPLES
+
+    shared = json.loads((SAMPLES.parent / "status_map.json").read_text(encoding="utf-8"))["easypost"]["codes"]
+    assert {code: status.value for code, status in STATUS_MAP.items()} == shared
+
+
 # --- services and quotes ------------------------------------------------------------
 
 
