@@ -11,6 +11,7 @@ import pluggy
 import pytest
 from oms_plugin_easypost import plugin
 from oms_plugin_easypost.client import signature_matches, webhook_signature
+from oms_plugin_easypost.mapping import STATUS_MAP
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,7 +33,7 @@ from oms_graphql.plugins.contract import (
     RetryableError,
     WebhookRequest,
 )
-from tests.fakes.easypost import API_PATH, EasyPostState, load_sample, make_app, sample_bytes
+from tests.fakes.easypost import API_PATH, SAMPLES, EasyPostState, load_sample, make_app, sample_bytes
 from tests.fakes.server import serve
 
 GROUND = "USPS:GroundAdvantage"
@@ -177,10 +178,6 @@ def test_an_unreadable_push_is_a_payload_error(body):
 
 
 def test_the_status_map_is_the_shared_one():
-    from oms_plugin_easypost.mapping import STATUS_MAP
-
-    from tests.fakes.easypost import SAMPLES
-
     shared = json.loads((SAMPLES.parent / "status_map.json").read_text(encoding="utf-8"))["easypost"]["codes"]
     assert {code: status.value for code, status in STATUS_MAP.items()} == shared
 
