@@ -6,7 +6,7 @@ PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 PLUGINS := plugins/taobao plugins/jd plugins/amazon plugins/pos plugins/notify_log plugins/notify_webhook \
-	plugins/pickup plugins/fleet plugins/sf
+	plugins/pickup plugins/fleet plugins/sf plugins/easypost plugins/kuaidi100
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 

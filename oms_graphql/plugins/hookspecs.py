@@ -261,21 +261,26 @@ def oms_carrier_cancel(carrier: CarrierConfig, waybill: Waybill) -> bool | None:
 
 
 @hookspec(firstresult=True)
-def oms_carrier_track(carrier: CarrierConfig, tracking_number: str, phone: str | None) -> list[TrackingEvent] | None:
+def oms_carrier_track(
+    carrier: CarrierConfig, tracking_number: str, phone: str | None, company_code: str | None
+) -> list[TrackingEvent] | None:
     """Every tracking event the carrier knows for ``tracking_number``, oldest first (a poll).
 
     ``phone`` is the recipient's phone, for carriers that ask for its last digits
-    (SF ``checkPhoneNo``, Kuaidi100 ``phone``). Duplicates are harmless.
+    (SF ``checkPhoneNo``, Kuaidi100 ``phone``). ``company_code`` names the
+    transporting carrier for tracking-only services, as in ``oms_carrier_subscribe``
+    (Kuaidi100 cannot query a number without it). Duplicates are harmless.
     """
 
 
 @hookspec(firstresult=True)
 def oms_carrier_subscribe(
-    carrier: CarrierConfig, tracking_number: str, company_code: str | None, callback_url: str
+    carrier: CarrierConfig, tracking_number: str, company_code: str | None, callback_url: str, phone: str | None
 ) -> bool | None:
     """Ask the carrier to push this shipment's tracking to ``callback_url`` (Kuaidi100 ``poll``,
     EasyPost trackers). ``company_code`` names the transporting carrier for tracking-only
-    services. True when subscribed (also when it was already)."""
+    services; ``phone`` is the recipient's phone, as for ``oms_carrier_track`` (Kuaidi100
+    needs it for SF waybills). True when subscribed (also when it was already)."""
 
 
 @hookspec(firstresult=True)

@@ -1,0 +1,1 @@
+"""EasyPost carrier plugin for oms-graphql (see plugin.py)."""
