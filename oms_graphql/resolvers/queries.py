@@ -14,8 +14,8 @@ from oms_graphql.domain.access import Role
 from oms_graphql.plugins.host import installed_plugins
 from oms_graphql.resolvers.common import context, db_id
 from oms_graphql.resolvers.inventory import transfer_node
-from oms_graphql.schema.delivery import Carrier
 from oms_graphql.schema.channel_types import InboundMessage
+from oms_graphql.schema.delivery import Carrier
 from oms_graphql.schema.ids import from_global_id, to_global_id
 from oms_graphql.schema.inputs import (
     CustomerFilter,
