@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+
+import httpx
 
 from oms_graphql.db.engine import Database
 from oms_graphql.domain.tracking import apply_tracking
 from oms_graphql.plugins.carrier_contract import TrackingEvent, TrackingStatus
-from tests.support import add_location, add_product, place_order, receive, run_async, wait_for_status
+from tests.channel_support import messages
+from tests.fakes.sf import SfState
+from tests.support import add_location, add_product, eventually, place_order, receive, run_async, wait_for_status
 from tests.test_ingestion import dispatch_order
 
 SHIPMENTS = """query($id: ID!) { order(id: $id) { status
   shipments { status trackingNumber deliveredAt events { code description location occurredAt } } } }"""
 
 
-def shipped_order(admin, database_url: str, uid: str, tracking: str) -> dict:
+def shipped_order(admin, database_url: str, uid: str, tracking: str, carrier_code: str = "sf-main") -> dict:
+    """A paid order allocated and dispatched with ``carrier_code`` under ``tracking``."""
     sku, where = f"TR-{uid}", f"TR-WH-{uid}"
     add_product(admin, sku)
     add_location(admin, where)
     receive(admin, sku, where, 3)
     order = place_order(admin, [(sku, 1, "9.00")], paid=True)
     wait_for_status(admin, order["id"], "ALLOCATED")
-    dispatch_order(database_url, order["number"], "sf-main", tracking)
+    dispatch_order(database_url, order["number"], carrier_code, tracking)
     return order
 
 
@@ -99,3 +105,70 @@ def test_a_failed_attempt_raises_an_alert(admin, uid, database_url):
         edge["node"]["message"] for edge in alerts["alerts"]["edges"] if edge["node"]["kind"] == "DELIVERY_EXCEPTION"
     ]
     assert any(tracking in message and "FAILED_ATTEMPT" in message for message in messages)
+
+
+# --- pushed by the carrier, over HTTP -----------------------------------------
+
+CARRIER_CREATE = """mutation($input: CarrierCreateInput!) { carrierCreate(input: $input) {
+  carrier { code secretSettingsSet settings } userErrors { field message code } } }"""
+
+
+def sf_push(tracking: str, *routes: tuple[str, str, str]) -> bytes:
+    """A route push in SF's documented JSON shape (carrier-samples/sf/route_push_body.json)."""
+    body = {
+        "Body": {
+            "WaybillRoute": [
+                {
+                    "mailno": tracking,
+                    "acceptAddress": "杭州市",
+                    "reasonName": "",
+                    "orderid": f"OMS-{tracking}",
+                    "acceptTime": when,
+                    "remark": remark,
+                    "opCode": op_code,
+                    "id": f"{abs(hash((tracking, when))) % 10**15:015d}",
+                    "reasonCode": "",
+                }
+                for op_code, when, remark in routes
+            ]
+        }
+    }
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def test_an_sf_route_push_delivers_the_order_and_a_forged_one_is_kept_rejected(admin, server, uid, database_url):
+    sf = SfState()
+    code = f"sf-{uid}".lower()
+    created = admin.mutate(
+        "carrierCreate",
+        CARRIER_CREATE,
+        {
+            "input": {
+                "code": code,
+                "name": "SF",
+                "kind": "sf",
+                "settings": {"apiUrl": "http://127.0.0.1:9/std/service", **sf.settings()},
+            }
+        },
+    )
+    assert created["userErrors"] == [] and "webhookToken" in created["carrier"]["secretSettingsSet"]
+    assert "webhookToken" not in created["carrier"]["settings"]  # secrets are write-only
+    tracking = f"SF{uid}"
+    order = shipped_order(admin, database_url, uid, tracking, carrier_code=code)
+    url = f"{server}/webhooks/carriers/{code}"
+    push = sf_push(tracking, ("50", "2026-12-01 09:00:00", "已收取快件"), ("80", "2026-12-01 15:30:00", "已签收"))
+
+    answer = httpx.post(url, params={"token": sf.webhook_token}, content=push)
+    again = httpx.post(url, params={"token": sf.webhook_token}, content=push)
+    forged = httpx.post(url, params={"token": "not-the-token"}, content=push)
+    garbled = httpx.post(url, params={"token": sf.webhook_token}, content=b'{"Body": 1}')
+
+    assert answer.status_code == 200 and answer.json() == {"return_code": "0000", "return_msg": "成功"}
+    assert again.status_code == 200 and forged.status_code == 401 and garbled.status_code == 400
+    delivered = eventually(
+        lambda: (o := admin(SHIPMENTS, {"id": order["id"]})["order"])["status"] == "DELIVERED" and o, timeout=20
+    )
+    [shipment] = delivered["shipments"]
+    assert [e["code"] for e in shipment["events"]] == ["IN_TRANSIT", "DELIVERED"]  # the repeat added nothing
+    stored = {m["status"] for m in messages(admin, code)}
+    assert {"PROCESSED", "REJECTED", "FAILED"} <= stored  # every push kept, the forged one refused
