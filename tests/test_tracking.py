@@ -83,13 +83,16 @@ def test_duplicate_and_late_events_change_nothing_twice(admin, uid, database_url
         event(tracking, TrackingStatus.OUT_FOR_DELIVERY, 60, "44"),  # the same push twice
         event(tracking, TrackingStatus.IN_TRANSIT, 10, "30"),  # an older event arriving late
     )
+    track(database_url, "sf-main", event(tracking, TrackingStatus.DELIVERED, 90, "80"))
+    stray = track(database_url, "sf-main", event(tracking, TrackingStatus.IN_TRANSIT, 120, "31"))  # a scan after
     other = track(database_url, "sf-main", event("SF-NOBODY", TrackingStatus.IN_TRANSIT, 5))
     wrong_carrier = track(database_url, "ems", event(tracking, TrackingStatus.DELIVERED, 99))
 
     assert again.events == 1  # only the late one is new
     [shipment] = admin(SHIPMENTS, {"id": order["id"]})["order"]["shipments"]
-    assert shipment["status"] == "OUT_FOR_DELIVERY"  # the late event did not move it back
-    assert [e["code"] for e in shipment["events"]] == ["IN_TRANSIT", "OUT_FOR_DELIVERY"]
+    assert stray.events == 1  # kept in the history…
+    assert shipment["status"] == "DELIVERED"  # …but neither the late event nor the stray scan moved it back
+    assert [e["code"] for e in shipment["events"]] == ["IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED", "IN_TRANSIT"]
     assert other.unknown == ("SF-NOBODY",) and other.events == 0
     assert wrong_carrier.events == 0  # another carrier's parcel with the same number is not ours
 

@@ -120,7 +120,9 @@ async def apply_tracking(
 async def _move_shipment(session: AsyncSession, shipment: Shipment, event: TrackingEvent, status: str) -> None:
     if status == "LABEL_CREATED" and shipment.status != "PENDING":
         return
-    if shipment.status == status:
+    # A delivered parcel goes back only to its sender (status_map.json's precedence rule):
+    # a carrier's stray scan after delivery, or a code it maps to IN_TRANSIT, does not undo it.
+    if shipment.status == status or (shipment.status == "DELIVERED" and status != "RETURNED_TO_SENDER"):
         return
     previous, shipment.status = shipment.status, status
     record_event(
