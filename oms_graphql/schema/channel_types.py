@@ -12,6 +12,7 @@ from strawberry.types import Info
 from oms_graphql.db import models
 from oms_graphql.domain.channels import ChannelChanges, ChannelSpec
 from oms_graphql.plugins.contract import ChannelKind as ChannelKindSpec
+from oms_graphql.plugins.contract import SettingField
 from oms_graphql.schema.ids import to_global_id
 from oms_graphql.schema.scalars import JSON
 from oms_graphql.schema.types import Channel, Node, Order, UserError
@@ -101,6 +102,18 @@ class ChannelSettingField:
     default: JSON | None = strawberry.field(description="The value used when none is given.")
     help: str = strawberry.field(description="A hint for the merchant.")
 
+    @classmethod
+    def from_spec(cls, spec: SettingField) -> ChannelSettingField:
+        return cls(
+            key=spec.key,
+            label=spec.label,
+            kind=spec.kind,
+            required=spec.required,
+            secret=spec.secret,
+            default=spec.default,
+            help=spec.help,
+        )
+
 
 @strawberry.type(description="A channel kind an installed plugin provides (what channelCreate's `kind` accepts).")
 class ChannelKind:
@@ -117,18 +130,7 @@ class ChannelKind:
             name=spec.name,
             pulls_orders=spec.pulls_orders,
             receives_webhooks=spec.receives_webhooks,
-            settings=[
-                ChannelSettingField(
-                    key=f.key,
-                    label=f.label,
-                    kind=f.kind,
-                    required=f.required,
-                    secret=f.secret,
-                    default=f.default,
-                    help=f.help,
-                )
-                for f in spec.settings
-            ],
+            settings=[ChannelSettingField.from_spec(field) for field in spec.settings],
         )
 
 

@@ -90,18 +90,7 @@ class CarrierKind:
             name=spec.name,
             creates_waybills=spec.creates_waybills,
             receives_webhooks=spec.receives_webhooks,
-            settings=[
-                ChannelSettingField(
-                    key=f.key,
-                    label=f.label,
-                    kind=f.kind,
-                    required=f.required,
-                    secret=f.secret,
-                    default=f.default,
-                    help=f.help,
-                )
-                for f in spec.settings
-            ],
+            settings=[ChannelSettingField.from_spec(field) for field in spec.settings],
         )
 
 
