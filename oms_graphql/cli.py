@@ -348,7 +348,7 @@ def channel_reconcile(
     if found is None:
         cannot_run(f"No channel has code {code!r}; the `channels` query lists them.")
     setup(settings.broker_url)
-    from oms_graphql.jobs.channels import reconcile
+    from oms_graphql.jobs.channel_pulls import reconcile
 
     with Progress(
         TextColumn("[bold]{task.description}"),

@@ -19,6 +19,7 @@ ACTOR_MODULES = (
     "oms_graphql.jobs.orders",
     "oms_graphql.jobs.inventory",
     "oms_graphql.jobs.channels",
+    "oms_graphql.jobs.channel_pulls",
     "oms_graphql.jobs.delivery",
 )
 
