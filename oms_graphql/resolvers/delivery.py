@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from oms_graphql.db import models
-from oms_graphql.domain import carriers
+from oms_graphql.domain import carriers, delivery
 from oms_graphql.plugins.host import carrier_kinds
-from oms_graphql.resolvers.common import context, run_mutation
+from oms_graphql.resolvers.common import context, db_id, run_mutation
 from oms_graphql.schema.context import Caller
 from oms_graphql.schema.delivery import (
     Carrier,
@@ -21,6 +21,7 @@ from oms_graphql.schema.delivery import (
     CarrierKind,
     CarrierUpdateInput,
     CarrierUpdatePayload,
+    DeliveryOption,
 )
 from oms_graphql.schema.permissions import ADMIN, STAFF
 
@@ -32,6 +33,16 @@ class DeliveryQuery:
         async with context(info).database.session() as session:
             rows = (await session.scalars(select(models.Carrier).order_by(models.Carrier.code))).all()
         return [Carrier.from_row(row) for row in rows]
+
+    @strawberry.field(
+        description="Every carrier service for the order with price, arrival, eligibility and why; the default "
+        "choice is the cheapest eligible option that meets the promise, of the kind the customer asked for.",
+        permission_classes=STAFF,
+    )
+    async def delivery_options(self, info: Info, order_id: strawberry.ID) -> list[DeliveryOption]:
+        async with context(info).database.session() as session:
+            options = await delivery.delivery_options(session, db_id(order_id, "Order", ("orderId",)))
+        return [DeliveryOption.from_domain(option) for option in options]
 
     @strawberry.field(
         description="The carrier kinds installed plugins provide, with their settings keys.", permission_classes=STAFF

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import strawberry
 
 from oms_graphql.db import models
 from oms_graphql.domain.carriers import CarrierChanges, CarrierSpec, secret_keys_set, services_of
+from oms_graphql.domain.delivery import DeliveryOption as DomainDeliveryOption
 from oms_graphql.plugins.carrier_contract import CarrierKind as CarrierKindSpec
 from oms_graphql.plugins.carrier_contract import CarrierService as CarrierServiceSpec
 from oms_graphql.schema.channel_types import ChannelSettingField
 from oms_graphql.schema.ids import to_global_id
 from oms_graphql.schema.scalars import JSON
-from oms_graphql.schema.types import DeliveryOptionKind, Handling, Node, UserError
+from oms_graphql.schema.types import DeliveryOptionKind, Handling, Money, Node, UserError, money
 
 
 @strawberry.type(description="One service a carrier sells, with the limits checked before it is offered.")
@@ -91,6 +93,33 @@ class CarrierKind:
             creates_waybills=spec.creates_waybills,
             receives_webhooks=spec.receives_webhooks,
             settings=[ChannelSettingField.from_spec(field) for field in spec.settings],
+        )
+
+
+@strawberry.type(description="A carrier service for an order: price, arrival, whether it can carry it, and why.")
+class DeliveryOption:
+    carrier_code: str = strawberry.field(description="The carrier account.")
+    service_code: str = strawberry.field(description="The carrier's service.")
+    kind: DeliveryOptionKind = strawberry.field(description="What kind of delivery it is.")
+    price: Money | None = strawberry.field(description="Estimated price (the rate table), if one can be given.")
+    estimated_delivery_at: datetime | None = strawberry.field(description="When it would arrive, about.")
+    eligible: bool = strawberry.field(description="false: a constraint rules it out (handling, weight, size, area).")
+    meets_promise: bool = strawberry.field(description="It arrives by the order's promised date.")
+    chosen: bool = strawberry.field(description="The default choice: the cheapest eligible one on time.")
+    reason: str = strawberry.field(description="Why it is chosen, eligible or not.")
+
+    @classmethod
+    def from_domain(cls, option: DomainDeliveryOption) -> DeliveryOption:
+        return cls(
+            carrier_code=option.carrier_code,
+            service_code=option.service_code,
+            kind=DeliveryOptionKind(option.kind.value),
+            price=money(option.price, option.currency) if option.price is not None and option.currency else None,
+            estimated_delivery_at=option.estimated_delivery_at,
+            eligible=option.eligible,
+            meets_promise=option.meets_promise,
+            chosen=option.chosen,
+            reason=option.reason,
         )
 
 

@@ -1,0 +1,297 @@
+"""Delivery options: every carrier service for an order, whether it can carry it, and the choice.
+
+For each active carrier's services (as their plugins describe them) the OMS
+checks what the parcel needs (handling such as cold chain or hazmat, weight,
+length), where it goes (the service's areas; own-fleet same-day only within
+its distance of the shipping location; store pickup only where a store picks
+up), estimates price and arrival, and says whether the arrival meets the
+order's promise. The default choice is the cheapest eligible option that
+meets the promise, of the kind the customer asked for (EXPRESS, SAME_DAY,
+PICKUP); every option says why it was or was not chosen.
+
+No carrier is called here (this answers a query): prices come from the
+built-in rate table below, labelled as estimates. Live quotes belong to the
+dispatch job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oms_graphql.db.models import (
+    Address,
+    Carrier,
+    FulfillmentOrder,
+    Location,
+    Order,
+    OrderLine,
+    Product,
+)
+from oms_graphql.domain import geo
+from oms_graphql.domain.carriers import services_of
+from oms_graphql.domain.orders import order_by_id
+from oms_graphql.plugins.carrier_contract import CarrierService, DeliveryKind
+
+# Days from payment to delivery that an order promises when it names no date, by the
+# kind of delivery it asked for (STANDARD when it asked for none).
+PROMISE_DAYS = {DeliveryKind.SAME_DAY: 0, DeliveryKind.EXPRESS: 2, DeliveryKind.STANDARD: 5, DeliveryKind.PICKUP: 2}
+# Days in transit when a service does not say, and the extra days past 1,000 km.
+TRANSIT_DAYS = {DeliveryKind.SAME_DAY: 0, DeliveryKind.EXPRESS: 1, DeliveryKind.STANDARD: 3, DeliveryKind.PICKUP: 0}
+FAR_KM = 1000.0
+# The rate table used when no live quote is at hand: (first kilogram, each further
+# kilogram started), per currency and kind; 25% more past FAR_KM.
+RATE_TABLE: dict[str, dict[DeliveryKind, tuple[Decimal, Decimal]]] = {
+    "CNY": {
+        DeliveryKind.STANDARD: (Decimal("10"), Decimal("2")),
+        DeliveryKind.EXPRESS: (Decimal("18"), Decimal("5")),
+        DeliveryKind.SAME_DAY: (Decimal("25"), Decimal("3")),
+        DeliveryKind.PICKUP: (Decimal("0"), Decimal("0")),
+    },
+    "USD": {
+        DeliveryKind.STANDARD: (Decimal("6"), Decimal("1")),
+        DeliveryKind.EXPRESS: (Decimal("12"), Decimal("2.5")),
+        DeliveryKind.SAME_DAY: (Decimal("15"), Decimal("2")),
+        DeliveryKind.PICKUP: (Decimal("0"), Decimal("0")),
+    },
+}
+DEFAULT_FLEET_KM = 30
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """What the order's remaining units weigh and need, all packed together."""
+
+    weight_grams: int
+    longest_mm: int
+    handling: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One carrier service as the OMS can use it."""
+
+    carrier_code: str
+    carrier_kind: str
+    service: CarrierService
+    max_distance_km: float | None = None  # own fleet: how far from the shipping location
+
+
+@dataclass(frozen=True)
+class Trip:
+    """Where a parcel goes from and to, as far as the OMS can place both ends."""
+
+    origin: Location | None
+    destination: Address
+    distance_km: float | None
+    pickup_here: bool  # a store that picks up orders is in the destination's city
+
+
+@dataclass(frozen=True)
+class DeliveryOption:
+    carrier_code: str
+    service_code: str
+    kind: DeliveryKind
+    price: Decimal | None
+    currency: str | None
+    estimated_delivery_at: datetime | None
+    eligible: bool
+    meets_promise: bool
+    chosen: bool
+    reason: str
+
+
+def parcel_of(lines: Sequence[tuple[Product, int]]) -> Parcel:
+    weight = sum((product.weight_grams or 0) * units for product, units in lines)
+    longest = max(
+        (max(product.length_mm or 0, product.width_mm or 0, product.height_mm or 0) for product, _ in lines), default=0
+    )
+    handling = frozenset(item for product, _ in lines for item in (product.handling or []))
+    return Parcel(weight, longest, handling)
+
+
+def estimate_price(kind: DeliveryKind, parcel: Parcel, currency: str, distance_km: float | None) -> Decimal | None:
+    rates = RATE_TABLE.get(currency, {}).get(kind)
+    if rates is None:
+        return None
+    first, further = rates
+    extra_kg = max(0, -(-parcel.weight_grams // 1000) - 1)  # each kilogram started after the first
+    price = first + further * extra_kg
+    if distance_km is not None and distance_km > FAR_KM:
+        price *= Decimal("1.25")
+    return price.quantize(Decimal("0.01"))
+
+
+def _ineligible_because(offer: Offer, parcel: Parcel, trip: Trip) -> str | None:
+    service = offer.service
+    missing = sorted(parcel.handling - {item.value for item in service.handling})
+    if missing:
+        return f"cannot carry {', '.join(missing)} items"
+    if service.max_weight_grams is not None and parcel.weight_grams > service.max_weight_grams:
+        return f"{parcel.weight_grams / 1000:g} kg is over its {service.max_weight_grams / 1000:g} kg limit"
+    if service.max_length_mm is not None and parcel.longest_mm > service.max_length_mm:
+        return f"the longest side, {parcel.longest_mm} mm, is over its {service.max_length_mm} mm limit"
+    country = trip.destination.country
+    if service.areas and not any(area == country or _in_region(area, trip.destination) for area in service.areas):
+        return f"does not deliver to {country}" + (f" {trip.destination.region}" if trip.destination.region else "")
+    if service.kind == DeliveryKind.PICKUP and not trip.pickup_here:
+        return "no store picks up orders in the customer's city"
+    if service.kind == DeliveryKind.SAME_DAY:
+        limit = offer.max_distance_km or DEFAULT_FLEET_KM
+        if trip.distance_km is None:
+            return "the distance from the shipping location cannot be told (allocate the order, give coordinates)"
+        if trip.distance_km > limit:
+            return f"{trip.distance_km:,.0f} km is beyond its {limit:g} km"
+    return None
+
+
+def _in_region(area: str, address: Address) -> bool:
+    if not area.startswith(f"{address.country}-") or not address.region:
+        return False
+    place = (
+        geo.gazetteer().state(address.region) if address.country == "US" else geo.gazetteer().province(address.region)
+    )
+    return place is not None and place.iso == area
+
+
+def choose(
+    offers: Sequence[Offer],
+    parcel: Parcel,
+    trip: Trip,
+    currency: str,
+    ship_from: datetime,
+    promised_by: datetime,
+    wanted: DeliveryKind | None,
+) -> list[DeliveryOption]:
+    """Every offer with its price, arrival, eligibility and reason; the default choice marked."""
+    options = []
+    for offer in offers:
+        service = offer.service
+        problem = _ineligible_because(offer, parcel, trip)
+        days = service.transit_days if service.transit_days is not None else TRANSIT_DAYS[service.kind]
+        if service.transit_days is None and trip.distance_km is not None and trip.distance_km > FAR_KM:
+            days += 1 if service.kind == DeliveryKind.EXPRESS else 2
+        handling_days = 0 if service.kind in (DeliveryKind.SAME_DAY, DeliveryKind.PICKUP) else 1
+        arrival = ship_from + timedelta(days=handling_days + days)
+        price = estimate_price(service.kind, parcel, currency, trip.distance_km)
+        options.append(
+            DeliveryOption(
+                carrier_code=offer.carrier_code,
+                service_code=service.code,
+                kind=service.kind,
+                price=price,
+                currency=currency if price is not None else None,
+                estimated_delivery_at=arrival,
+                eligible=problem is None,
+                meets_promise=arrival <= promised_by,
+                chosen=False,
+                reason=problem or "",
+            )
+        )
+    kinds = {wanted} if wanted and wanted != DeliveryKind.STANDARD else set(DeliveryKind) - {DeliveryKind.PICKUP}
+    candidates = [option for option in options if option.eligible and option.kind in kinds]
+    on_time = [option for option in candidates if option.meets_promise]
+
+    def cost(option: DeliveryOption) -> tuple[Decimal, datetime]:
+        return (option.price if option.price is not None else Decimal("Infinity"), option.estimated_delivery_at)  # type: ignore[return-value]
+
+    best = min(on_time or candidates, key=cost, default=None)
+    return [_explained(option, option is best, bool(on_time), wanted, trip) for option in options]
+
+
+def _explained(
+    option: DeliveryOption, chosen: bool, any_on_time: bool, wanted: DeliveryKind | None, trip: Trip
+) -> DeliveryOption:
+    price = f"est. {option.price} {option.currency} (rate table)" if option.price is not None else "no price"
+    where = f", {trip.distance_km:,.0f} km" if trip.distance_km is not None else ""
+    arrival = option.estimated_delivery_at.date().isoformat() if option.estimated_delivery_at else "unknown"
+    facts = f"{price}{where}, arrives about {arrival}"
+    if not option.eligible:
+        reason = f"Not eligible: {option.reason}."
+    elif chosen:
+        why = (
+            "the cheapest eligible option that meets the promise"
+            if any_on_time
+            else "nothing eligible meets the promise; the cheapest eligible option"
+        )
+        reason = f"Chosen: {why} ({facts})."
+    elif wanted and wanted != DeliveryKind.STANDARD and option.kind != wanted:
+        reason = f"Eligible, not chosen: the customer asked for {wanted.value} ({facts})."
+    elif not option.meets_promise:
+        reason = f"Eligible, misses the promised date ({facts})."
+    else:
+        reason = f"Eligible, not the cheapest on time ({facts})."
+    return replace(option, chosen=chosen, reason=reason)
+
+
+# --- for an order in the database -------------------------------------------
+
+
+def _point(place: Location | Address) -> geo.Point | None:
+    if place.latitude is not None and place.longitude is not None:
+        return geo.Point(place.latitude, place.longitude)
+    return geo.locate(place.country, place.region, place.city, place.district, place.postal_code)
+
+
+async def _offers(session: AsyncSession) -> list[Offer]:
+    carriers = (await session.scalars(select(Carrier).where(Carrier.active.is_(True)).order_by(Carrier.code))).all()
+    return [
+        Offer(
+            carrier.code,
+            carrier.kind,
+            service,
+            float(carrier.settings.get("maxDistanceKm") or DEFAULT_FLEET_KM) if carrier.kind == "fleet" else None,
+        )
+        for carrier in carriers
+        for service in services_of(carrier)
+    ]
+
+
+async def delivery_options(session: AsyncSession, order_id: int) -> list[DeliveryOption]:
+    """The delivery options of an order, from the location it is allocated to (its first open
+    fulfillment order), or without a known origin while it is not allocated yet."""
+    order: Order = await order_by_id(session, order_id)
+    address = await session.get(Address, order.shipping_address_id)
+    assert address is not None
+    lines = (await session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))).all()
+    products = {
+        product.id: product
+        for product in (
+            await session.scalars(select(Product).where(Product.id.in_({line.product_id for line in lines})))
+        ).all()
+    }
+    wanted_units = [
+        (products[line.product_id], line.quantity - line.refunded_quantity)
+        for line in lines
+        if line.product_id in products and line.quantity > line.refunded_quantity
+    ]
+    origin_id = await session.scalar(
+        select(FulfillmentOrder.location_id)
+        .where(FulfillmentOrder.order_id == order.id, FulfillmentOrder.status.in_(("OPEN", "ON_HOLD", "IN_PROGRESS")))
+        .order_by(FulfillmentOrder.id)
+    )
+    origin = await session.get(Location, origin_id) if origin_id is not None else None
+    start, end = (_point(origin) if origin else None), _point(address)
+    distance = geo.distance_km(start, end) if start and end else None
+    pickup_here = (
+        await session.scalar(
+            select(Location.id).where(
+                Location.can_pickup.is_(True), Location.active.is_(True), Location.city == address.city
+            )
+        )
+        is not None
+        if address.city
+        else False
+    ) or order.pickup_location_id is not None
+    wanted = DeliveryKind(order.delivery_option) if order.delivery_option else None
+    ship_from = order.paid_at or order.placed_at
+    promised_by = order.promised_at or ship_from + timedelta(days=PROMISE_DAYS[wanted or DeliveryKind.STANDARD])
+    if (wanted or DeliveryKind.STANDARD) == DeliveryKind.SAME_DAY and not order.promised_at:
+        promised_by = ship_from.replace(hour=23, minute=59, second=59)
+    trip = Trip(origin, address, distance, pickup_here)
+    return choose(await _offers(session), parcel_of(wanted_units), trip, order.currency, ship_from, promised_by, wanted)
