@@ -28,6 +28,7 @@ from oms_graphql.db.migrate import check_up_to_date
 from oms_graphql.events.pubsub import Publisher, forward_from_redis
 from oms_graphql.events.relay import Relay
 from oms_graphql.jobs import current_broker, send_job, setup
+from oms_graphql.labels import label_route
 from oms_graphql.metrics import OperationMetrics
 from oms_graphql.resolvers import build_schema
 from oms_graphql.schema.context import Context, caller_for_token
@@ -192,6 +193,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
             Route("/readyz", make_readyz(database)),
             Route("/metrics", metrics),
             *webhook_routes(database),
+            label_route(database),
         ],
         lifespan=lifespan,
     )

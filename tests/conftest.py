@@ -132,8 +132,9 @@ def uid() -> str:
 def ledger_stays_consistent(request: pytest.FixtureRequest) -> Iterator[None]:
     """After every scenario that touched the database, every level equals its ledger.
 
-    The scenario's channels are switched off too: their fake marketplaces are gone, and
-    a channel left polling a dead fake would keep the shared job workers busy.
+    The scenario's channels and carriers are switched off too: their fakes are gone, and a
+    channel left polling (or a carrier dispatching to) a dead fake would keep the shared job
+    workers busy.
     """
     yield
     if "database_url" not in request.fixturenames:
@@ -141,7 +142,7 @@ def ledger_stays_consistent(request: pytest.FixtureRequest) -> Iterator[None]:
     from sqlalchemy import update
 
     from oms_graphql.db.engine import Database
-    from oms_graphql.db.models import Channel
+    from oms_graphql.db.models import Carrier, Channel
     from oms_graphql.domain.inventory import verify_ledger
 
     async def check() -> list:
@@ -149,6 +150,8 @@ def ledger_stays_consistent(request: pytest.FixtureRequest) -> Iterator[None]:
         try:
             async with database.session() as session, session.begin():
                 await session.execute(update(Channel).where(Channel.kind != "manual").values(active=False))
+                # Likewise carriers: a later scenario's orders are not dispatched through a fake that is gone.
+                await session.execute(update(Carrier).values(active=False))
             async with database.session() as session:
                 return await verify_ledger(session)
         finally:

@@ -133,7 +133,9 @@ def add_product(client: GraphQLClient, sku: str, price: str = "10.00") -> dict[s
     return payload["product"]
 
 
-def add_location(client: GraphQLClient, code: str, priority: int = 10, kind: str = "WAREHOUSE") -> dict[str, Any]:
+def add_location(
+    client: GraphQLClient, code: str, priority: int = 10, kind: str = "WAREHOUSE", **extra: Any
+) -> dict[str, Any]:
     payload = client.mutate(
         "locationCreate",
         LOCATION_CREATE,
@@ -144,6 +146,7 @@ def add_location(client: GraphQLClient, code: str, priority: int = 10, kind: str
                 "kind": kind,
                 "priority": priority,
                 "address": {"country": "CN", "city": "Shanghai", "line1": "1 Test Road"},
+                **extra,
             }
         },
     )

@@ -144,7 +144,7 @@ def allocated(admin, uid: str, sku: str, units: int, **extra) -> str:
     from tests.support import add_location, place_order, receive, wait_for_status
 
     where = f"WH-{sku}"
-    add_location(admin, where)  # in Shanghai, like the customer
+    add_location(admin, where, autoDispatch=False)  # in Shanghai, like the customer; shipped by hand
     receive(admin, sku, where, units)
     order = place_order(admin, [(sku, units, "20.00")], paid=True, **extra)
     wait_for_status(admin, order["id"], "ALLOCATED")

@@ -23,7 +23,7 @@ def shipped_order(admin, database_url: str, uid: str, tracking: str, carrier_cod
     """A paid order allocated and dispatched with ``carrier_code`` under ``tracking``."""
     sku, where = f"TR-{uid}", f"TR-WH-{uid}"
     add_product(admin, sku)
-    add_location(admin, where)
+    add_location(admin, where, autoDispatch=False)  # shipped by hand below
     receive(admin, sku, where, 3)
     order = place_order(admin, [(sku, 1, "9.00")], paid=True)
     wait_for_status(admin, order["id"], "ALLOCATED")

@@ -20,10 +20,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -89,6 +91,8 @@ class Location(Base):
     can_pickup: Mapped[bool] = mapped_column(Boolean, default=False)
     regions_served: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Migration 0005: its allocated orders are dispatched by themselves (False: by hand).
+    auto_dispatch: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -412,6 +416,9 @@ class Shipment(Base):
     service: Mapped[str | None] = mapped_column(String(64))
     tracking_number: Mapped[str | None] = mapped_column(String(100), index=True)
     label_url: Mapped[str | None] = mapped_column(String(500))
+    # Migration 0005: why this carrier service was chosen, and the carrier's own id of it.
+    option_reason: Mapped[str | None] = mapped_column(String(1000))
+    carrier_reference: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -419,6 +426,17 @@ class Shipment(Base):
     channel_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     channel_confirm_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     channel_confirm_error: Mapped[str | None] = mapped_column(Text)
+
+
+class ShipmentLabel(Base):
+    """A shipment's printable label, as the carrier gave it (migration 0005)."""
+
+    __tablename__ = "shipment_labels"
+
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id"), primary_key=True)
+    media_type: Mapped[str] = mapped_column(String(100))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ShipmentLine(Base):

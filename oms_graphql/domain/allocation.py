@@ -27,7 +27,11 @@ from oms_graphql.db.models import (
 )
 from oms_graphql.domain.inventory import MovementReason, Reference, move_stock
 from oms_graphql.domain.orders import OrderStatus, order_by_id, set_status
+from oms_graphql.events.outbox import request_job
 from oms_graphql.plugins.contract import AllocationRequest, CandidateLocation
+
+# The dispatch job of a fulfillment order whose location dispatches by itself (domain/dispatch).
+AUTO_DISPATCH_JOB = "dispatch_fulfillment_order"
 
 RankLocations = Callable[[AllocationRequest, list[CandidateLocation]], list[str] | None]
 
@@ -169,6 +173,9 @@ async def allocate_order(
                 f"Allocated to {_codes(fulfillment_orders, ranked)}",
                 actor,
             )
+            for location_id, fulfillment_order in fulfillment_orders.items():
+                if next(location for _line, location, _units in taken if location.id == location_id).auto_dispatch:
+                    request_job(session, AUTO_DISPATCH_JOB, fulfillment_order_id=fulfillment_order.id)
     except _Short as short:
         if order.status != OrderStatus.BACKORDERED:
             set_status(session, order, OrderStatus.BACKORDERED, f"Not enough stock of {short.args[0]}", actor)

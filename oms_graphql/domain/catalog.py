@@ -95,6 +95,7 @@ class LocationDetails:
     can_pickup: bool | None = None
     regions_served: list[str] | None = None
     active: bool | None = None
+    auto_dispatch: bool | None = None
 
 
 def _check_location(details: LocationDetails, creating: bool) -> None:

@@ -72,6 +72,7 @@ class HoldReason(enum.StrEnum):
     PRICE_ANOMALY = "PRICE_ANOMALY"
     REFUND_IN_PROGRESS = "REFUND_IN_PROGRESS"
     CHANNEL_HOLD = "CHANNEL_HOLD"
+    DELIVERY_PROBLEM = "DELIVERY_PROBLEM"  # the carrier refused the shipment (address, service, size)
     MANUAL = "MANUAL"
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import (
     Allocation,
+    Carrier,
     Channel,
     FulfillmentOrder,
     Location,
@@ -32,6 +33,7 @@ from oms_graphql.domain.orders import OrderStatus, order_by_id, set_status
 from oms_graphql.events.outbox import request_job
 from oms_graphql.plugins.contract import ChannelConfig, ShipmentConfirmation
 from oms_graphql.plugins.contract import ShipmentLine as ConfirmedLine
+from oms_graphql.plugins.host import carrier_kinds
 
 CONFIRM_JOB = "confirm_shipment"
 
@@ -48,8 +50,13 @@ async def dispatch(
     tracking_number: str,
     service: str | None = None,
     actor: str | None = None,
+    pending: Shipment | None = None,
 ) -> Shipment:
-    """Ship everything the fulfillment order has reserved and not shipped yet."""
+    """Ship everything the fulfillment order has reserved and not shipped yet.
+
+    ``pending``: the shipment made for it beforehand (a carrier waybill was asked for
+    it), completed here; else a new one.
+    """
     problems = Problems()
     problems.text(("carrier",), carrier, 64, required=True)
     problems.text(("trackingNumber",), tracking_number, 100, required=True)
@@ -79,17 +86,11 @@ async def dispatch(
     location = await session.get(Location, fulfillment.location_id)
     assert location is not None
     now = utcnow()
-    shipment = Shipment(
-        order_id=order.id,
-        fulfillment_order_id=fulfillment.id,
-        location_id=location.id,
-        status="DISPATCHED",
-        carrier=carrier,
-        service=service,
-        tracking_number=tracking_number,
-        dispatched_at=now,
-        created_at=now,
+    shipment = pending or Shipment(
+        order_id=order.id, fulfillment_order_id=fulfillment.id, location_id=location.id, created_at=now
     )
+    shipment.status, shipment.carrier, shipment.service = "DISPATCHED", carrier, service
+    shipment.tracking_number, shipment.dispatched_at = tracking_number, now
     session.add(shipment)
     await session.flush()
     reference = Reference("SHIPMENT", str(shipment.id), f"{order.number} {carrier} {tracking_number}", actor)
@@ -123,6 +124,18 @@ async def dispatch(
     return shipment
 
 
+async def marketplace_carrier_code(session: AsyncSession, carrier: str | None, channel_kind: str) -> str:
+    """The carrier as the marketplace names it (Taobao ``SF``, Amazon ``SF Express``…): the carrier
+    plugin's name for that channel kind when ``carrier`` is one of our carrier accounts, else as given."""
+    if not carrier:
+        return ""
+    account = await session.scalar(select(Carrier).where(Carrier.code == carrier))
+    if account is None:
+        return carrier
+    kind = carrier_kinds().get(account.kind)
+    return (kind.marketplace_codes.get(channel_kind) if kind else None) or carrier
+
+
 async def confirmation_for(
     session: AsyncSession, shipment_id: int
 ) -> tuple[ChannelConfig, ShipmentConfirmation] | None:
@@ -152,7 +165,7 @@ async def confirmation_for(
     )
     return channel_config(channel), ShipmentConfirmation(
         external_order_id=order.external_id,
-        carrier_code=shipment.carrier or "",
+        carrier_code=await marketplace_carrier_code(session, shipment.carrier, channel.kind),
         tracking_number=shipment.tracking_number or "",
         shipped_at=shipment.dispatched_at,
         lines=[

@@ -1,17 +1,27 @@
-"""Delivery jobs: apply pushed tracking (stored first by POST /webhooks/carriers/{code})."""
+"""Delivery jobs: dispatch shipments through their carrier, apply pushed tracking.
+
+Carrier calls happen here, between short transactions (never inside one).
+"""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import dramatiq
+import structlog
 
 from oms_graphql.db.models import Carrier
-from oms_graphql.domain import tracking
+from oms_graphql.domain import dispatch, tracking
 from oms_graphql.domain.carriers import carrier_config
+from oms_graphql.domain.errors import DomainError
+from oms_graphql.jobs.channels import as_retry
 from oms_graphql.jobs.runtime import in_transaction
 from oms_graphql.plugins.carrier_contract import TrackingPush
+from oms_graphql.plugins.contract import PayloadError, PermanentError, RetryableError
 from oms_graphql.plugins.host import plugin_manager
+
+log = structlog.get_logger(__name__)
 
 
 def parse_push(carrier: Carrier, body: bytes) -> TrackingPush | None:
@@ -27,3 +37,55 @@ def ingest_tracking_message(message_id: int) -> None:
         await tracking.ingest_push(session, message_id, parse_push)
 
     in_transaction(work)
+
+
+# --- dispatch ---------------------------------------------------------------
+
+
+@dramatiq.actor(queue_name="delivery", max_retries=20, max_backoff=30 * 60 * 1000)
+def dispatch_shipment(shipment_id: int) -> None:
+    """Get a PENDING shipment's waybill and label from its carrier and book it DISPATCHED.
+
+    Retried on transient carrier faults (the waybill call is idempotent by the
+    shipment's reference); a permanent refusal parks the shipment with a hold and an alert.
+    """
+    call = in_transaction(partial(dispatch.waybill_call, shipment_id=shipment_id))
+    if call is None:
+        return  # dispatched already, or cancelled
+    hook = plugin_manager().hook
+    try:
+        waybill = hook.oms_carrier_create_waybill(carrier=call.carrier, request=call.request)
+        if waybill is None:
+            raise PermanentError(f"No installed plugin makes waybills for carrier kind {call.carrier.kind!r}")
+        label = waybill.label
+        if label is None:
+            label = hook.oms_carrier_fetch_label(carrier=call.carrier, waybill=waybill)
+    except RetryableError as error:
+        log.warning("dispatch will be retried", shipment_id=shipment_id, carrier=call.carrier.code, error=str(error))
+        raise as_retry(error) from error
+    except (PermanentError, PayloadError) as error:
+        problem = str(error)
+        log.error("carrier refused the shipment", shipment_id=shipment_id, carrier=call.carrier.code, error=problem)
+        in_transaction(partial(dispatch.park, shipment_id=shipment_id, problem=problem))
+        return
+    in_transaction(partial(dispatch.complete_dispatch, shipment_id=shipment_id, waybill=waybill, label=label))
+
+
+@dramatiq.actor(queue_name="delivery", max_retries=5)
+def dispatch_fulfillment_order(fulfillment_order_id: int) -> None:
+    """Automatic dispatch of a newly allocated fulfillment order (its location's autoDispatch)."""
+
+    async def plan(session: Any) -> int | None:
+        if not await dispatch.has_carriers(session):
+            return None  # no carrier configured: the merchant ships by hand
+        try:
+            shipment = await dispatch.create_shipment(session, fulfillment_order_id, actor="dispatch")
+        except DomainError as error:
+            if error.code == "NO_DELIVERY_OPTION":
+                await dispatch.hold_undeliverable(session, fulfillment_order_id, error.message)
+            return None  # held, moved, shipped by hand meanwhile: nothing to do automatically
+        return shipment.id
+
+    shipment_id = in_transaction(plan)
+    if shipment_id is not None:
+        dispatch_shipment(shipment_id)

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from oms_graphql.db import models
-from oms_graphql.domain import carriers, delivery
+from oms_graphql.domain import carriers, delivery, dispatch
+from oms_graphql.domain.errors import InvalidTransition, NotFound
 from oms_graphql.plugins.host import carrier_kinds
 from oms_graphql.resolvers.common import context, db_id, run_mutation
 from oms_graphql.schema.context import Caller
@@ -22,8 +23,12 @@ from oms_graphql.schema.delivery import (
     CarrierUpdateInput,
     CarrierUpdatePayload,
     DeliveryOption,
+    ShipmentCreateInput,
+    ShipmentDispatchInput,
+    ShipmentPayload,
 )
-from oms_graphql.schema.permissions import ADMIN, STAFF
+from oms_graphql.schema.permissions import ADMIN, OPERATE, STAFF
+from oms_graphql.schema.types import Shipment
 
 
 @strawberry.type
@@ -72,3 +77,40 @@ class DeliveryMutation:
             return {"carrier": Carrier.from_row(await carriers.update_carrier(session, carrier, input.to_domain()))}
 
         return await run_mutation(info, CarrierUpdatePayload, work)
+
+    @strawberry.mutation(
+        description="A PENDING shipment of what the fulfillment order still has to ship, with the chosen delivery "
+        "option (or the carrier and service given); shipmentDispatch then gets its waybill and label.",
+        permission_classes=OPERATE,
+    )
+    async def shipment_create(self, info: Info, input: ShipmentCreateInput) -> ShipmentPayload:
+        async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
+            shipment = await dispatch.create_shipment(
+                session,
+                db_id(input.fulfillment_order_id, "FulfillmentOrder", ("fulfillmentOrderId",)),
+                carrier_code=input.carrier_code,
+                service_code=input.service_code,
+                actor=caller.label,
+            )
+            return {"shipment": Shipment.from_row(shipment)}
+
+        return await run_mutation(info, ShipmentPayload, work)
+
+    @strawberry.mutation(
+        description="Get the shipment's waybill and label from its carrier and book it DISPATCHED (queued: the "
+        "shipment shows DISPATCHED, or its fulfillment order a DELIVERY_PROBLEM hold, once the carrier answered).",
+        permission_classes=OPERATE,
+    )
+    async def shipment_dispatch(self, info: Info, input: ShipmentDispatchInput) -> ShipmentPayload:
+        async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
+            shipment = await session.get(models.Shipment, db_id(input.id, "Shipment"))
+            if shipment is None:
+                raise NotFound("No shipment has this id.", ("id",))
+            if shipment.status != dispatch.PENDING:
+                raise InvalidTransition(
+                    f"This shipment is {shipment.status}; only a PENDING one is dispatched.", ("id",)
+                )
+            dispatch.request_dispatch(session, shipment)
+            return {"shipment": Shipment.from_row(shipment)}
+
+        return await run_mutation(info, ShipmentPayload, work)

@@ -15,7 +15,7 @@ from oms_graphql.plugins.carrier_contract import CarrierService as CarrierServic
 from oms_graphql.schema.channel_types import ChannelSettingField
 from oms_graphql.schema.ids import to_global_id
 from oms_graphql.schema.scalars import JSON
-from oms_graphql.schema.types import DeliveryOptionKind, Handling, Money, Node, UserError, money
+from oms_graphql.schema.types import DeliveryOptionKind, Handling, Money, Node, Shipment, UserError, money
 
 
 @strawberry.type(description="One service a carrier sells, with the limits checked before it is offered.")
@@ -147,6 +147,24 @@ class CarrierUpdateInput:
 
     def to_domain(self) -> CarrierChanges:
         return CarrierChanges(name=self.name, settings=self.settings, active=self.active)
+
+
+@strawberry.input(description="A shipment of everything a fulfillment order still has to ship.")
+class ShipmentCreateInput:
+    fulfillment_order_id: strawberry.ID = strawberry.field(description="The fulfillment order.")
+    carrier_code: str | None = strawberry.field(default=None, description="Default: the chosen delivery option.")
+    service_code: str | None = strawberry.field(default=None, description="Default: the carrier's eligible one.")
+
+
+@strawberry.input(description="Get a PENDING shipment's waybill and label from its carrier (queued).")
+class ShipmentDispatchInput:
+    id: strawberry.ID = strawberry.field(description="The shipment.")
+
+
+@strawberry.type(description="The result of shipmentCreate or shipmentDispatch.")
+class ShipmentPayload:
+    shipment: Shipment | None = strawberry.field(default=None, description="The shipment as it is now.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="What was wrong.")
 
 
 @strawberry.type(description="The result of carrierCreate.")

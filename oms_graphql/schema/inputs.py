@@ -95,6 +95,11 @@ class LocationCreateInput:
     priority: int | None = strawberry.field(default=None, description="Lower is preferred (default 100).")
     can_ship: bool | None = None
     can_pickup: bool | None = strawberry.field(default=None, description="Default: true for stores.")
+    auto_dispatch: bool | None = strawberry.field(
+        default=None,
+        description="Its allocated orders are dispatched by themselves through the chosen carrier (default true; "
+        "false: by hand with shipmentCreate and shipmentDispatch).",
+    )
 
     def to_domain(self) -> LocationDetails:
         return LocationDetails(
@@ -105,6 +110,7 @@ class LocationCreateInput:
             priority=self.priority,
             can_ship=self.can_ship,
             can_pickup=self.can_pickup,
+            auto_dispatch=self.auto_dispatch,
         )
 
 

@@ -149,6 +149,7 @@ class Location(Node):
     priority: int = strawberry.field(description="Lower is preferred when allocating.")
     can_ship: bool
     can_pickup: bool
+    auto_dispatch: bool = strawberry.field(description="Its allocated orders are dispatched by themselves.")
     active: bool
 
     @strawberry.field
@@ -166,6 +167,7 @@ class Location(Node):
             priority=row.priority,
             can_ship=row.can_ship,
             can_pickup=row.can_pickup,
+            auto_dispatch=row.auto_dispatch,
             active=row.active,
         )
 
@@ -428,6 +430,14 @@ class Shipment(Node):
     created_at: datetime
     dispatched_at: datetime | None
     delivered_at: datetime | None
+
+    @strawberry.field(description="GET this URL (with the same token) for the label PDF, once dispatched.")
+    def label_url(self) -> str | None:
+        return self.row.label_url
+
+    @strawberry.field(description="Which delivery option was chosen for it, and why.")
+    def delivery_choice(self) -> str | None:
+        return self.row.option_reason
 
     @strawberry.field
     async def events(self, info: Info) -> list[ShipmentEvent]:

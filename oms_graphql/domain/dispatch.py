@@ -1,0 +1,246 @@
+"""Dispatch: a fulfillment order becomes a shipment with a carrier's waybill and label.
+
+Three steps, so that no carrier is called inside a transaction and nothing is
+dispatched twice:
+
+1. ``create_shipment`` (a transaction): a PENDING shipment for everything the
+   fulfillment order still has to ship, with the delivery option chosen (the
+   default choice of :mod:`delivery`, or the carrier and service asked for) and
+   why. A second call returns the same PENDING shipment.
+2. The job asks the carrier for the waybill (``waybill_request`` says what to
+   send; its ``reference`` is fixed per shipment, so a retried call returns the
+   first waybill) and the label, outside any transaction.
+3. ``complete_dispatch`` (a transaction) keeps the label, books the shipment as
+   DISPATCHED (stock reserved → shipped, the order SHIPPED or PARTIALLY_SHIPPED)
+   and asks for the channel's confirmation; or ``park`` cancels the PENDING
+   shipment when the carrier refused it for good, holds the fulfillment order
+   (DELIVERY_PROBLEM) and raises an alert.
+
+A location's allocated orders are dispatched by themselves (``autoDispatch``,
+on by default) once at least one carrier is configured; otherwise by hand with
+shipmentCreate and shipmentDispatch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oms_graphql.db.models import (
+    Address,
+    Allocation,
+    Carrier,
+    FulfillmentOrder,
+    Location,
+    Order,
+    OrderLine,
+    Product,
+    Shipment,
+    ShipmentLabel,
+)
+from oms_graphql.domain import delivery, fulfillment
+from oms_graphql.domain.carriers import carrier_config
+from oms_graphql.domain.channels import raise_alert
+from oms_graphql.domain.errors import DomainError, InvalidTransition, NotFound
+from oms_graphql.domain.orders import HoldReason, OrderStatus, order_by_id
+from oms_graphql.domain.shipments import dispatch
+from oms_graphql.events.outbox import request_job
+from oms_graphql.plugins.carrier_contract import CarrierConfig, Label, Parcel, ParcelItem, ShipmentRequest, Waybill
+from oms_graphql.plugins.contract import NormalizedAddress
+
+DISPATCH_JOB = "dispatch_shipment"
+DISPATCH_FAILED = "DISPATCH_FAILED"
+PENDING = "PENDING"
+
+
+async def create_shipment(
+    session: AsyncSession,
+    fulfillment_order_id: int,
+    *,
+    carrier_code: str | None = None,
+    service_code: str | None = None,
+    actor: str | None = None,
+) -> Shipment:
+    """A PENDING shipment of what the fulfillment order still has to ship, with its delivery option."""
+    fulfillment_order = await fulfillment.fulfillment_order_by_id(session, fulfillment_order_id, lock=True)
+    pending = await session.scalar(
+        select(Shipment).where(Shipment.fulfillment_order_id == fulfillment_order.id, Shipment.status == PENDING)
+    )
+    if pending is not None:
+        if carrier_code in (None, pending.carrier) and service_code in (None, pending.service):
+            return pending  # asked twice: the same shipment
+        raise DomainError(
+            f"A PENDING shipment with {pending.carrier} {pending.service} exists for it; dispatch that one.",
+            ("carrierCode",),
+            "PENDING_SHIPMENT",
+        )
+    if fulfillment_order.status != fulfillment.OPEN:
+        raise InvalidTransition(
+            f"This fulfillment order is {fulfillment_order.status}; only an OPEN one ships"
+            + (" (release it first)." if fulfillment_order.status == fulfillment.ON_HOLD else "."),
+            ("fulfillmentOrderId",),
+        )
+    order = await order_by_id(session, fulfillment_order.order_id)
+    if order.status not in (OrderStatus.ALLOCATED, OrderStatus.PARTIALLY_SHIPPED):
+        raise InvalidTransition(f"Order {order.number} is {order.status}; only allocated orders ship.", ("id",))
+    options = await delivery.delivery_options(session, order.id)
+    if carrier_code is not None:
+        mine = [o for o in options if o.carrier_code == carrier_code and service_code in (None, o.service_code)]
+        if not mine:
+            raise NotFound(
+                f"Carrier {carrier_code!r} offers no such service for this order (deliveryOptions lists them).",
+                ("carrierCode",) if not service_code else ("serviceCode",),
+            )
+        option = next((o for o in mine if o.eligible), mine[0])
+        if not option.eligible:
+            raise DomainError(option.reason, ("serviceCode",), "NOT_ELIGIBLE")
+        reason = f"Chosen by {actor or 'hand'}: {option.reason}"
+    else:
+        option_found = next((o for o in options if o.chosen), None)
+        if option_found is None:
+            why = "; ".join(sorted({f"{o.carrier_code} {o.service_code}: {o.reason}" for o in options})) or (
+                "no carrier is configured (carrierCreate)"
+            )
+            raise DomainError(f"No carrier service can carry this shipment: {why}", ("id",), "NO_DELIVERY_OPTION")
+        option, reason = option_found, option_found.reason
+    shipment = Shipment(
+        order_id=order.id,
+        fulfillment_order_id=fulfillment_order.id,
+        location_id=fulfillment_order.location_id,
+        status=PENDING,
+        carrier=option.carrier_code,
+        service=option.service_code,
+        option_reason=reason[:1000],
+    )
+    session.add(shipment)
+    await session.flush()
+    return shipment
+
+
+def request_dispatch(session: AsyncSession, shipment: Shipment) -> None:
+    """Get the shipment's waybill and label from its carrier, in a job, once this commits."""
+    request_job(session, DISPATCH_JOB, shipment_id=shipment.id)
+
+
+@dataclass(frozen=True)
+class WaybillCall:
+    carrier: CarrierConfig
+    request: ShipmentRequest
+
+
+def _address(place: Location | Address, name: str | None = None) -> NormalizedAddress:
+    return NormalizedAddress(
+        country=place.country,
+        line1=place.line1,
+        name=getattr(place, "name", None) or name,
+        phone=place.phone,
+        email=getattr(place, "email", None),
+        region=place.region,
+        city=place.city,
+        district=place.district,
+        line2=place.line2,
+        postal_code=place.postal_code,
+    )
+
+
+async def waybill_call(session: AsyncSession, shipment_id: int) -> WaybillCall | None:
+    """What to ask the carrier for this PENDING shipment; None when it is not pending any more."""
+    shipment = await session.get(Shipment, shipment_id)
+    if shipment is None or shipment.status != PENDING or not shipment.carrier:
+        return None
+    carrier = await session.scalar(select(Carrier).where(Carrier.code == shipment.carrier))
+    if carrier is None:
+        raise NotFound(f"No carrier has code {shipment.carrier!r} any more.", ("carrierCode",))
+    order = await session.get(Order, shipment.order_id)
+    location = await session.get(Location, shipment.location_id)
+    address = await session.get(Address, order.shipping_address_id) if order else None
+    assert order is not None and location is not None and address is not None
+    rows = (
+        await session.execute(
+            select(Allocation, OrderLine, Product)
+            .join(OrderLine, OrderLine.id == Allocation.order_line_id)
+            .join(Product, Product.id == Allocation.product_id)
+            .where(Allocation.fulfillment_order_id == shipment.fulfillment_order_id, Allocation.status == "RESERVED")
+            .order_by(OrderLine.line_no)
+        )
+    ).all()
+    lines = [(line, product, allocation.quantity - allocation.shipped_quantity) for allocation, line, product in rows]
+    parcel = delivery.parcel_of([(product, count) for _line, product, count in lines])
+    return WaybillCall(
+        carrier_config(carrier),
+        ShipmentRequest(
+            reference=f"{order.number}-{shipment.id}",
+            service_code=shipment.service or "",
+            sender=_address(location),
+            recipient=_address(address),
+            parcels=(Parcel(weight_grams=max(parcel.weight_grams, 1), length_mm=parcel.longest_mm or None),),
+            items=tuple(
+                ParcelItem(sku=product.sku, name=line.title or product.name, quantity=count, unit_value=line.unit_price)
+                for line, product, count in lines
+            ),
+            declared_value=sum((line.unit_price * count for line, _product, count in lines), Decimal("0")),
+            currency=order.currency,
+        ),
+    )
+
+
+async def complete_dispatch(
+    session: AsyncSession, shipment_id: int, waybill: Waybill, label: Label | None
+) -> Shipment | None:
+    """Book the shipment DISPATCHED with its waybill (and keep its label); None when done already."""
+    shipment = await session.get(Shipment, shipment_id, with_for_update=True)
+    if shipment is None or shipment.status != PENDING or shipment.fulfillment_order_id is None:
+        return None
+    shipment.carrier_reference = waybill.carrier_reference
+    if label is not None:
+        session.add(ShipmentLabel(shipment_id=shipment.id, media_type=label.media_type, content=label.content))
+        shipment.label_url = f"/shipments/{shipment.id}/label"
+    return await dispatch(
+        session,
+        shipment.fulfillment_order_id,
+        carrier=shipment.carrier or "",
+        tracking_number=waybill.tracking_number,
+        service=shipment.service,
+        actor="dispatch",
+        pending=shipment,
+    )
+
+
+async def park(session: AsyncSession, shipment_id: int, problem: str) -> None:
+    """The carrier refused the shipment for good: cancel it, hold its fulfillment order, alert people."""
+    shipment = await session.get(Shipment, shipment_id, with_for_update=True)
+    if shipment is None or shipment.status != PENDING:
+        return
+    shipment.status = "CANCELLED"
+    order = await session.get(Order, shipment.order_id)
+    if shipment.fulfillment_order_id is not None:
+        held = await session.get(FulfillmentOrder, shipment.fulfillment_order_id, with_for_update=True)
+        if held is not None and held.status in (fulfillment.OPEN, fulfillment.ON_HOLD):
+            await fulfillment.hold_fulfillment_order(
+                session, held, HoldReason.DELIVERY_PROBLEM, f"{shipment.carrier}: {problem}"[:1000], "dispatch"
+            )
+    await raise_alert(
+        session,
+        DISPATCH_FAILED,
+        f"{shipment.carrier} refused the shipment of order {order.number if order else shipment.order_id}: {problem} "
+        "— fix the address or choose another service (shipmentCreate), then release the fulfillment order.",
+    )
+
+
+async def hold_undeliverable(session: AsyncSession, fulfillment_order_id: int, problem: str) -> None:
+    """No carrier service can carry it (too heavy, cold chain, out of every area): held, and people told."""
+    held = await fulfillment.fulfillment_order_by_id(session, fulfillment_order_id, lock=True)
+    if held.status != fulfillment.OPEN:
+        return
+    await fulfillment.hold_fulfillment_order(session, held, HoldReason.DELIVERY_PROBLEM, problem[:1000], "dispatch")
+    order = await session.get(Order, held.order_id)
+    await raise_alert(
+        session, DISPATCH_FAILED, f"Order {order.number if order else held.order_id} cannot be dispatched: {problem}"
+    )
+
+
+async def has_carriers(session: AsyncSession) -> bool:
+    return await session.scalar(select(Carrier.id).where(Carrier.active.is_(True)).limit(1)) is not None

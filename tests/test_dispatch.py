@@ -1,0 +1,118 @@
+"""Dispatch through a carrier: a paid order goes by itself from ALLOCATED to SHIPPED with an SF
+waybill and label, then to DELIVERED on SF's route push; by hand where a location says so; and a
+shipment SF refuses is parked with a hold and an alert, never half-dispatched."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.fakes import sf
+from tests.fakes.server import serve
+from tests.support import add_location, add_product, eventually, place_order, receive, wait_for_status
+from tests.test_tracking import CARRIER_CREATE, sf_push
+
+ORDER = """query($id: ID!) { order(id: $id) { number status
+  fulfillmentOrders { id status holds { reason note } }
+  shipments { id status carrier service trackingNumber labelUrl deliveryChoice } } }"""
+CREATE = """mutation($input: ShipmentCreateInput!) { shipmentCreate(input: $input) {
+  shipment { id status carrier service deliveryChoice } userErrors { field message code } } }"""
+DISPATCH = """mutation($id: ID!) { shipmentDispatch(input: {id: $id}) {
+  shipment { status } userErrors { field message code } } }"""
+ALERTS = "{ alerts(first: 30) { edges { node { kind message } } } }"
+
+
+@pytest.fixture
+def sf_carrier(admin, uid) -> Iterator[tuple[str, sf.SfState]]:
+    """An SF account on the fake SF gateway: the only active carrier of the scenario."""
+    state = sf.SfState()
+    with serve(sf.make_app(state)) as base:
+        code = f"sf-disp-{uid}".lower()
+        settings = {"apiUrl": base + sf.API_PATH, **state.settings()}
+        payload = admin.mutate(
+            "carrierCreate", CARRIER_CREATE, {"input": {"code": code, "name": "SF", "kind": "sf", "settings": settings}}
+        )
+        assert payload["userErrors"] == [], payload
+        yield code, state
+
+
+def paid_order(admin, uid: str, *, auto: bool = True, phone: str | None = "+86 13800000000") -> dict:
+    sku, where = f"DSP-{uid}-{auto}-{bool(phone)}", f"DSP-WH-{uid}-{auto}-{bool(phone)}"
+    add_product(admin, sku)
+    add_location(admin, where, autoDispatch=auto)
+    receive(admin, sku, where, 5)
+    address = {"country": "CN", "region": "上海", "city": "上海市", "line1": "88 Century Ave", "name": "Wang Fang"}
+    if phone:
+        address["phone"] = phone
+    return place_order(admin, [(sku, 2, "30.00")], paid=True, shippingAddress=address)
+
+
+def test_a_paid_order_is_dispatched_by_itself_and_delivered_on_the_carriers_push(admin, server, uid, sf_carrier):
+    code, state = sf_carrier
+    order = paid_order(admin, uid)
+
+    shipped = wait_for_status(admin, order["id"], "SHIPPED")
+    data = admin(ORDER, {"id": order["id"]})["order"]
+
+    [shipment] = data["shipments"]
+    assert shipped and shipment["status"] == "DISPATCHED" and shipment["carrier"] == code
+    assert shipment["trackingNumber"] in {o["waybillNo"] for o in state.orders.values()}
+    assert len(state.orders) == 1  # one waybill at SF
+    assert shipment["deliveryChoice"].startswith("Chosen:")
+    label = admin.http.get(shipment["labelUrl"])
+    assert label.status_code == 200 and label.content.startswith(b"%PDF")
+    assert httpx.get(server + shipment["labelUrl"]).status_code == 401  # the same permission as the shipment
+
+    push = sf_push(
+        shipment["trackingNumber"], ("50", "2026-12-01 09:00:00", "已收取快件"), ("80", "2026-12-01 16:00:00", "已签收")
+    )
+    answer = httpx.post(f"{server}/webhooks/carriers/{code}", params={"token": state.webhook_token}, content=push)
+    assert answer.status_code == 200
+    assert wait_for_status(admin, order["id"], "DELIVERED")
+
+
+def test_a_location_that_ships_by_hand_waits_for_shipment_create_and_dispatch(admin, uid, sf_carrier):
+    code, state = sf_carrier
+    order = paid_order(admin, uid, auto=False)
+    wait_for_status(admin, order["id"], "ALLOCATED")
+    [fulfillment] = admin(ORDER, {"id": order["id"]})["order"]["fulfillmentOrders"]
+    assert state.orders == {}  # nothing went to SF by itself
+
+    created = admin.mutate("shipmentCreate", CREATE, {"input": {"fulfillmentOrderId": fulfillment["id"]}})
+    again = admin.mutate("shipmentCreate", CREATE, {"input": {"fulfillmentOrderId": fulfillment["id"]}})
+    wrong = admin.mutate(
+        "shipmentCreate", CREATE, {"input": {"fulfillmentOrderId": fulfillment["id"], "carrierCode": "nobody"}}
+    )
+
+    assert created["userErrors"] == [] and created["shipment"]["status"] == "PENDING"
+    assert created["shipment"]["carrier"] == code and created["shipment"]["service"] in {"express", "standard"}
+    assert again["shipment"]["id"] == created["shipment"]["id"]  # asked twice: one shipment
+    assert [(e["field"], e["code"]) for e in wrong["userErrors"]] == [(["input", "carrierCode"], "PENDING_SHIPMENT")]
+
+    queued = admin.mutate("shipmentDispatch", DISPATCH, {"id": created["shipment"]["id"]})
+    assert queued["userErrors"] == []
+    assert wait_for_status(admin, order["id"], "SHIPPED")
+    done = admin.mutate("shipmentDispatch", DISPATCH, {"id": created["shipment"]["id"]})
+    assert [e["code"] for e in done["userErrors"]] == ["INVALID_TRANSITION"]
+    assert len(state.orders) == 1
+
+
+def test_a_shipment_the_carrier_refuses_is_parked_with_a_hold_and_an_alert(admin, uid, sf_carrier):
+    _code, state = sf_carrier
+    order = paid_order(admin, uid, phone=None)  # SF refuses a receiver without a phone (1016)
+
+    def parked():
+        data = admin(ORDER, {"id": order["id"]})["order"]
+        return data if data["fulfillmentOrders"][0]["status"] == "ON_HOLD" else None
+
+    data = eventually(parked, timeout=30)
+    assert data["status"] == "ALLOCATED"  # stock still reserved, nothing shipped
+    [hold] = data["fulfillmentOrders"][0]["holds"]
+    assert hold["reason"] == "DELIVERY_PROBLEM" and "1016" in hold["note"]
+    assert [s["status"] for s in data["shipments"]] == ["CANCELLED"]
+    alerts = [e["node"]["message"] for e in admin(ALERTS)["alerts"]["edges"] if e["node"]["kind"] == "DISPATCH_FAILED"]
+    assert any(data["number"] in message for message in alerts)
+    assert json.dumps(state.orders) == "{}"  # no waybill was made
