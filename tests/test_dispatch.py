@@ -116,3 +116,30 @@ def test_a_shipment_the_carrier_refuses_is_parked_with_a_hold_and_an_alert(admin
     alerts = [e["node"]["message"] for e in admin(ALERTS)["alerts"]["edges"] if e["node"]["kind"] == "DISPATCH_FAILED"]
     assert any(data["number"] in message for message in alerts)
     assert json.dumps(state.orders) == "{}"  # no waybill was made
+
+
+def test_a_taobao_order_ships_through_sf_and_taobao_hears_sfs_code_and_waybill(admin, uid, sf_carrier):
+    from tests.channel_support import create_channel, ensure_product, sync_until, taobao_settings
+    from tests.fakes import taobao
+    from tests.test_ingestion import DRESS, SOCK, new_trade
+
+    where = f"DSP-TB-{uid}"
+    add_location(admin, where, priority=0)
+    for sku in (DRESS, SOCK):
+        ensure_product(admin, sku)
+        receive(admin, sku, where, 10)
+
+    _code, state = sf_carrier
+    shop = taobao.TaobaoState(load_samples=False)
+    with serve(taobao.make_app(shop)) as url:
+        tid = new_trade(shop)
+        channel = f"tb-disp-{uid}".lower()
+        create_channel(admin, channel, "taobao", taobao_settings(url, shop))
+
+        order = sync_until(admin, channel, tid, "SHIPPED", timeout=60)
+
+        [shipment] = order["shipments"]
+        confirmed = eventually(lambda: [s for s in shop.shipments if s["tid"] == tid], timeout=30)
+    assert confirmed[0]["company_code"] == "SF"  # the SF plugin's code for Taobao, not our account's code
+    assert confirmed[0]["out_sid"] == shipment["trackingNumber"]
+    assert shipment["trackingNumber"] in {o["waybillNo"] for o in state.orders.values()}
