@@ -146,7 +146,15 @@ def allocated(admin, uid: str, sku: str, units: int, **extra) -> str:
     where = f"WH-{sku}"
     add_location(admin, where, autoDispatch=False)  # in Shanghai, like the customer; shipped by hand
     receive(admin, sku, where, units)
-    order = place_order(admin, [(sku, units, "20.00")], paid=True, **extra)
+    # Written as the channels write it; the test's stores elsewhere say "Shanghai", so none picks up here.
+    address = {
+        "country": "CN",
+        "region": "上海",
+        "city": "上海市",
+        "line1": "88 Century Ave",
+        "phone": "+86 13800000000",
+    }
+    order = place_order(admin, [(sku, units, "20.00")], paid=True, shippingAddress=address, **extra)
     wait_for_status(admin, order["id"], "ALLOCATED")
     return order["id"]
 
