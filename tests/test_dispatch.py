@@ -144,3 +144,60 @@ def test_a_taobao_order_ships_through_sf_and_taobao_hears_sfs_code_and_waybill(a
     assert confirmed[0]["company_code"] == "SF"  # the SF plugin's code for Taobao, not our account's code
     assert confirmed[0]["out_sid"] == shipment["trackingNumber"]
     assert shipment["trackingNumber"] in {o["waybillNo"] for o in state.orders.values()}
+
+
+MARK = """mutation($id: ID!) { shipmentMarkDelivered(input: {id: $id}) {
+  shipment { status } userErrors { field message code } } }"""
+CANCEL = """mutation($id: ID!) { shipmentCancel(input: {id: $id}) {
+  shipment { status } userErrors { field message code } } }"""
+SHIPMENT_EVENTS = """subscription($f: ShipmentEventsFilter) { shipmentEvents(filter: $f) {
+  shipmentId orderId carrier trackingNumber fromStatus status at } }"""
+
+
+async def shipment_events(ws_url: str, token: str, order_id: str, count: int, act) -> list[dict]:
+    import asyncio
+
+    import websockets
+
+    async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        payload = {"query": SHIPMENT_EVENTS, "variables": {"f": {"orderId": order_id}}}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        await asyncio.sleep(0.3)  # the subscription registers with the hub
+        await asyncio.to_thread(act)
+        events = []
+        while len(events) < count:
+            message = json.loads(await asyncio.wait_for(ws.recv(), timeout=20))
+            assert message["type"] == "next", message
+            events.append(message["payload"]["data"]["shipmentEvents"])
+        return events
+
+
+def test_shipment_changes_are_pushed_and_a_shipment_is_delivered_or_cancelled_by_hand(admin, server, uid, sf_carrier):
+    import asyncio
+
+    code, _state = sf_carrier
+    order = paid_order(admin, uid, auto=False)
+    wait_for_status(admin, order["id"], "ALLOCATED")
+    [fulfillment] = admin(ORDER, {"id": order["id"]})["order"]["fulfillmentOrders"]
+    first = admin.mutate("shipmentCreate", CREATE, {"input": {"fulfillmentOrderId": fulfillment["id"]}})["shipment"]
+    assert admin.mutate("shipmentCancel", CANCEL, {"id": first["id"]})["shipment"] == {"status": "CANCELLED"}
+    assert [e["code"] for e in admin.mutate("shipmentCancel", CANCEL, {"id": first["id"]})["userErrors"]] == [
+        "INVALID_TRANSITION"
+    ]
+    shipment = admin.mutate("shipmentCreate", CREATE, {"input": {"fulfillmentOrderId": fulfillment["id"]}})["shipment"]
+    assert shipment["id"] != first["id"]
+
+    def act() -> None:
+        admin.mutate("shipmentDispatch", DISPATCH, {"id": shipment["id"]})
+        wait_for_status(admin, order["id"], "SHIPPED")
+        assert admin.mutate("shipmentMarkDelivered", MARK, {"id": shipment["id"]})["userErrors"] == []
+
+    events = asyncio.run(shipment_events(server.replace("http", "ws") + "/graphql", admin.token, order["id"], 2, act))
+
+    assert [(e["fromStatus"], e["status"]) for e in events] == [("PENDING", "DISPATCHED"), ("DISPATCHED", "DELIVERED")]
+    assert all(e["shipmentId"] == shipment["id"] and e["carrier"] == code for e in events)
+    assert wait_for_status(admin, order["id"], "DELIVERED")
+    again = admin.mutate("shipmentMarkDelivered", MARK, {"id": shipment["id"]})
+    assert [e["code"] for e in again["userErrors"]] == ["INVALID_TRANSITION"]

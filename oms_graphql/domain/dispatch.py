@@ -40,8 +40,9 @@ from oms_graphql.db.models import (
     Product,
     Shipment,
     ShipmentLabel,
+    utcnow,
 )
-from oms_graphql.domain import delivery, fulfillment
+from oms_graphql.domain import delivery, fulfillment, tracking
 from oms_graphql.domain.carriers import carrier_config
 from oms_graphql.domain.channels import raise_alert
 from oms_graphql.domain.errors import DomainError, InvalidTransition, NotFound
@@ -198,7 +199,7 @@ async def complete_dispatch(
     if label is not None:
         session.add(ShipmentLabel(shipment_id=shipment.id, media_type=label.media_type, content=label.content))
         shipment.label_url = f"/shipments/{shipment.id}/label"
-    return await dispatch(
+    dispatched = await dispatch(
         session,
         shipment.fulfillment_order_id,
         carrier=shipment.carrier or "",
@@ -207,6 +208,8 @@ async def complete_dispatch(
         actor="dispatch",
         pending=shipment,
     )
+    await tracking.announce(session, dispatched, PENDING, dispatched.dispatched_at or utcnow())
+    return dispatched
 
 
 async def park(session: AsyncSession, shipment_id: int, problem: str) -> None:
@@ -228,6 +231,17 @@ async def park(session: AsyncSession, shipment_id: int, problem: str) -> None:
         f"{shipment.carrier} refused the shipment of order {order.number if order else shipment.order_id}: {problem} "
         "— fix the address or choose another service (shipmentCreate), then release the fulfillment order.",
     )
+
+
+async def cancel_pending(session: AsyncSession, shipment: Shipment) -> Shipment:
+    """Cancel a shipment the carrier has not been asked for yet (the fulfillment order ships later)."""
+    if shipment.status != PENDING:
+        raise InvalidTransition(
+            f"This shipment is {shipment.status}; only a PENDING one can be cancelled here.", ("id",)
+        )
+    shipment.status = "CANCELLED"
+    await session.flush()
+    return shipment
 
 
 async def hold_undeliverable(session: AsyncSession, fulfillment_order_id: int, problem: str) -> None:

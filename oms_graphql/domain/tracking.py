@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_graphql.db.models import Carrier, InboundMessage, Shipment, ShipmentEvent, utcnow
+from oms_graphql.db.models import Carrier, InboundMessage, Order, Shipment, ShipmentEvent, utcnow
 from oms_graphql.domain.carriers import carrier_kind
 from oms_graphql.domain.channels import raise_alert
+from oms_graphql.domain.errors import InvalidTransition
 from oms_graphql.domain.inbound import FAILED, PROCESSED, RECEIVED, record_outcome, store_message
 from oms_graphql.domain.orders import OrderStatus, can_transition, order_by_id, set_status
 from oms_graphql.events.outbox import record_event, request_job
@@ -117,6 +119,44 @@ async def apply_tracking(
     return TrackingOutcome(stored, len(touched), tuple(sorted(numbers - set(shipments))))
 
 
+async def announce(session: AsyncSession, shipment: Shipment, previous: str | None, at: datetime) -> None:
+    """Publish a shipment's status change (the shipmentEvents subscription), with this transaction."""
+    order = await session.get(Order, shipment.order_id)
+    record_event(
+        session,
+        "shipment",
+        {
+            "shipmentId": shipment.id,
+            "orderId": shipment.order_id,
+            "customerId": order.customer_id if order else None,
+            "carrier": shipment.carrier,
+            "trackingNumber": shipment.tracking_number,
+            "fromStatus": previous,
+            "status": shipment.status,
+            "at": at.isoformat(),
+        },
+    )
+
+
+async def mark_delivered(session: AsyncSession, shipment: Shipment, at: datetime, actor: str | None) -> Shipment:
+    """Delivered, as a person says (a pickup handed over, a carrier that does not track)."""
+    if shipment.status in ("PENDING", "CANCELLED", "DELIVERED", "RETURNED_TO_SENDER"):
+        raise InvalidTransition(f"This shipment is {shipment.status}; only a dispatched one can be delivered.", ("id",))
+    session.add(
+        ShipmentEvent(
+            shipment_id=shipment.id,
+            code="DELIVERED",
+            carrier_code="MANUAL",
+            description=f"Marked delivered by {actor or 'hand'}"[:500],
+            occurred_at=at,
+        )
+    )
+    manual = TrackingEvent(shipment.tracking_number or "", TrackingStatus.DELIVERED, at, "MANUAL")
+    await _move_shipment(session, shipment, manual, "DELIVERED")
+    await session.flush()
+    return shipment
+
+
 async def _move_shipment(session: AsyncSession, shipment: Shipment, event: TrackingEvent, status: str) -> None:
     if status == "LABEL_CREATED" and shipment.status != "PENDING":
         return
@@ -125,19 +165,7 @@ async def _move_shipment(session: AsyncSession, shipment: Shipment, event: Track
     if shipment.status == status or (shipment.status == "DELIVERED" and status != "RETURNED_TO_SENDER"):
         return
     previous, shipment.status = shipment.status, status
-    record_event(
-        session,
-        "shipment",
-        {
-            "shipmentId": shipment.id,
-            "orderId": shipment.order_id,
-            "carrier": shipment.carrier,
-            "trackingNumber": shipment.tracking_number,
-            "fromStatus": previous,
-            "status": status,
-            "at": event.occurred_at.isoformat(),
-        },
-    )
+    await announce(session, shipment, previous, event.occurred_at)
     if status != "DELIVERED":
         return
     shipment.delivered_at = event.occurred_at

@@ -44,7 +44,11 @@ MUTATION_PARTS: tuple[type, ...] = (
     delivery.DeliveryMutation,
     fulfillment.FulfillmentMutation,
 )
-SUBSCRIPTION_PARTS: tuple[type, ...] = (subscriptions.Subscription, inventory.InventorySubscription)
+SUBSCRIPTION_PARTS: tuple[type, ...] = (
+    subscriptions.Subscription,
+    inventory.InventorySubscription,
+    delivery.DeliverySubscription,
+)
 
 Query = merge_types("Query", QUERY_PARTS)
 Mutation = merge_types("Mutation", MUTATION_PARTS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -10,8 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from oms_graphql.db import models
-from oms_graphql.domain import carriers, delivery, dispatch
+from oms_graphql.db.models import utcnow
+from oms_graphql.domain import carriers, delivery, dispatch, tracking
+from oms_graphql.domain.access import Role
 from oms_graphql.domain.errors import InvalidTransition, NotFound
+from oms_graphql.events.pubsub import hub
 from oms_graphql.plugins.host import carrier_kinds
 from oms_graphql.resolvers.common import context, db_id, run_mutation
 from oms_graphql.schema.context import Caller
@@ -23,11 +28,16 @@ from oms_graphql.schema.delivery import (
     CarrierUpdateInput,
     CarrierUpdatePayload,
     DeliveryOption,
+    ShipmentCancelInput,
     ShipmentCreateInput,
     ShipmentDispatchInput,
+    ShipmentEventsFilter,
+    ShipmentMarkDeliveredInput,
     ShipmentPayload,
+    ShipmentStatusChanged,
 )
-from oms_graphql.schema.permissions import ADMIN, OPERATE, STAFF
+from oms_graphql.schema.ids import to_global_id
+from oms_graphql.schema.permissions import ADMIN, OPERATE, SIGNED_IN, STAFF
 from oms_graphql.schema.types import Shipment
 
 
@@ -103,9 +113,7 @@ class DeliveryMutation:
     )
     async def shipment_dispatch(self, info: Info, input: ShipmentDispatchInput) -> ShipmentPayload:
         async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
-            shipment = await session.get(models.Shipment, db_id(input.id, "Shipment"))
-            if shipment is None:
-                raise NotFound("No shipment has this id.", ("id",))
+            shipment = await _shipment(session, input.id)
             if shipment.status != dispatch.PENDING:
                 raise InvalidTransition(
                     f"This shipment is {shipment.status}; only a PENDING one is dispatched.", ("id",)
@@ -114,3 +122,58 @@ class DeliveryMutation:
             return {"shipment": Shipment.from_row(shipment)}
 
         return await run_mutation(info, ShipmentPayload, work)
+
+    @strawberry.mutation(
+        description="Mark a dispatched shipment delivered (the order becomes DELIVERED with its last one).",
+        permission_classes=OPERATE,
+    )
+    async def shipment_mark_delivered(self, info: Info, input: ShipmentMarkDeliveredInput) -> ShipmentPayload:
+        async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
+            shipment = await _shipment(session, input.id)
+            at = input.delivered_at or utcnow()
+            return {"shipment": Shipment.from_row(await tracking.mark_delivered(session, shipment, at, caller.label))}
+
+        return await run_mutation(info, ShipmentPayload, work)
+
+    @strawberry.mutation(description="Cancel a PENDING shipment.", permission_classes=OPERATE)
+    async def shipment_cancel(self, info: Info, input: ShipmentCancelInput) -> ShipmentPayload:
+        async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
+            shipment = await dispatch.cancel_pending(session, await _shipment(session, input.id))
+            return {"shipment": Shipment.from_row(shipment)}
+
+        return await run_mutation(info, ShipmentPayload, work)
+
+
+async def _shipment(session: AsyncSession, global_id: str) -> models.Shipment:
+    shipment = await session.get(models.Shipment, db_id(global_id, "Shipment"), with_for_update=True)
+    if shipment is None:
+        raise NotFound("No shipment has this id.", ("id",))
+    return shipment
+
+
+@strawberry.type
+class DeliverySubscription:
+    @strawberry.subscription(
+        description="Every shipment status change; customers receive only their own orders' shipments.",
+        permission_classes=SIGNED_IN,
+    )
+    async def shipment_events(
+        self, info: Info, filter: ShipmentEventsFilter | None = None
+    ) -> AsyncGenerator[ShipmentStatusChanged, None]:
+        caller = await context(info).caller()
+        order_id = db_id(filter.order_id, "Order", ("filter", "orderId")) if filter and filter.order_id else None
+        carrier = filter.carrier_code if filter else None
+        async for event in hub.subscribe("shipment"):
+            if caller.role == Role.CUSTOMER and event.get("customerId") != caller.customer_id:
+                continue
+            if (order_id is not None and event["orderId"] != order_id) or (carrier and event["carrier"] != carrier):
+                continue
+            yield ShipmentStatusChanged(
+                shipment_id=strawberry.ID(to_global_id("Shipment", event["shipmentId"])),
+                order_id=strawberry.ID(to_global_id("Order", event["orderId"])),
+                carrier=event.get("carrier"),
+                tracking_number=event.get("trackingNumber"),
+                from_status=event.get("fromStatus"),
+                status=event["status"],
+                at=datetime.fromisoformat(event["at"]),
+            )

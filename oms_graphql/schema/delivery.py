@@ -161,7 +161,35 @@ class ShipmentDispatchInput:
     id: strawberry.ID = strawberry.field(description="The shipment.")
 
 
-@strawberry.type(description="The result of shipmentCreate or shipmentDispatch.")
+@strawberry.input(description="A dispatched shipment was delivered (a pickup handed over, an untracked carrier).")
+class ShipmentMarkDeliveredInput:
+    id: strawberry.ID = strawberry.field(description="The shipment.")
+    delivered_at: datetime | None = strawberry.field(default=None, description="When (default: now).")
+
+
+@strawberry.input(description="Cancel a PENDING shipment (its carrier was not asked yet).")
+class ShipmentCancelInput:
+    id: strawberry.ID = strawberry.field(description="The shipment.")
+
+
+@strawberry.input(description="Which shipment changes to receive.")
+class ShipmentEventsFilter:
+    order_id: strawberry.ID | None = strawberry.field(default=None, description="Only this order's shipments.")
+    carrier_code: str | None = strawberry.field(default=None, description="Only this carrier's shipments.")
+
+
+@strawberry.type(description="A shipment changed status (dispatched, in transit, delivered…).")
+class ShipmentStatusChanged:
+    shipment_id: strawberry.ID = strawberry.field(description="The shipment.")
+    order_id: strawberry.ID = strawberry.field(description="Its order.")
+    carrier: str | None = strawberry.field(description="The carrier account.")
+    tracking_number: str | None = strawberry.field(description="The carrier's tracking number.")
+    from_status: str | None = strawberry.field(description="Before.")
+    status: str = strawberry.field(description="Now (a ShipmentStatus).")
+    at: datetime = strawberry.field(description="When it happened (the carrier's time for tracking events).")
+
+
+@strawberry.type(description="The result of a shipment mutation.")
 class ShipmentPayload:
     shipment: Shipment | None = strawberry.field(default=None, description="The shipment as it is now.")
     user_errors: list[UserError] = strawberry.field(default_factory=list, description="What was wrong.")
