@@ -175,3 +175,42 @@ def test_an_sf_route_push_delivers_the_order_and_a_forged_one_is_kept_rejected(a
     assert [e["code"] for e in shipment["events"]] == ["IN_TRANSIT", "DELIVERED"]  # the repeat added nothing
     stored = {m["status"] for m in messages(admin, code)}
     assert {"PROCESSED", "REJECTED", "FAILED"} <= stored  # every push kept, the forged one refused
+
+
+# --- what a customer sees, without a token --------------------------------------
+
+ORDER_TRACKING = """query($number: String!, $contact: String!) { orderTracking(number: $number, contact: $contact) {
+  number status placedAt city shipments { carrier trackingNumber status events { code description occurredAt } } } }"""
+
+
+def test_a_customer_tracks_an_order_with_its_phone_or_email_and_sees_no_personal_data(
+    admin, anonymous, uid, database_url
+):
+    tracking = f"SF{uid}"
+    order = shipped_order(admin, database_url, uid, tracking)
+    track(database_url, "sf-main", event(tracking, TrackingStatus.IN_TRANSIT, 10, "30", "快件已发车"))
+
+    by_phone = anonymous(ORDER_TRACKING, {"number": order["number"], "contact": "13800000000"})["orderTracking"]
+    by_full_phone = anonymous(ORDER_TRACKING, {"number": order["number"], "contact": "+86 138 0000 0000"})
+    wrong = anonymous(ORDER_TRACKING, {"number": order["number"], "contact": "13900000000"})["orderTracking"]
+    raw = anonymous.raw(
+        ORDER_TRACKING.replace("city", "city shippingAddress { line1 }"), {"number": "x", "contact": "y"}
+    )
+
+    assert by_phone["number"] == order["number"] and by_phone["status"] == "SHIPPED"
+    assert by_phone["city"] == "Shanghai"
+    [shipment] = by_phone["shipments"]
+    assert shipment["trackingNumber"] == tracking and shipment["status"] == "IN_TRANSIT"
+    assert [e["description"] for e in shipment["events"]] == ["快件已发车"]
+    assert by_full_phone["orderTracking"]["number"] == order["number"]
+    assert wrong is None
+    assert raw["errors"]  # no street, name or phone to ask for
+
+
+def test_guessing_contacts_for_an_order_is_rate_limited(anonymous, uid):
+    number = f"261201-{uid[:6]}"
+    answers = [anonymous.raw(ORDER_TRACKING, {"number": number, "contact": f"1380000{i:04d}"}) for i in range(7)]
+
+    assert [a["data"]["orderTracking"] for a in answers[:5]] == [None] * 5
+    assert answers[5]["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert "try again in" in answers[5]["errors"][0]["message"]

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
@@ -14,6 +15,7 @@ from strawberry.types import Info
 from oms_graphql.db import models
 from oms_graphql.db.models import utcnow
 from oms_graphql.domain import carriers, delivery, dispatch, tracking
+from oms_graphql.domain import order_tracking as customer_view
 from oms_graphql.domain.access import Role
 from oms_graphql.domain.errors import InvalidTransition, NotFound
 from oms_graphql.events.pubsub import hub
@@ -28,6 +30,7 @@ from oms_graphql.schema.delivery import (
     CarrierUpdateInput,
     CarrierUpdatePayload,
     DeliveryOption,
+    OrderTracking,
     ShipmentCancelInput,
     ShipmentCreateInput,
     ShipmentDispatchInput,
@@ -37,7 +40,7 @@ from oms_graphql.schema.delivery import (
     ShipmentStatusChanged,
 )
 from oms_graphql.schema.ids import to_global_id
-from oms_graphql.schema.permissions import ADMIN, OPERATE, SIGNED_IN, STAFF
+from oms_graphql.schema.permissions import ADMIN, OPERATE, PUBLIC, SIGNED_IN, STAFF
 from oms_graphql.schema.types import Shipment
 
 
@@ -58,6 +61,20 @@ class DeliveryQuery:
         async with context(info).database.session() as session:
             options = await delivery.delivery_options(session, db_id(order_id, "Order", ("orderId",)))
         return [DeliveryOption.from_domain(option) for option in options]
+
+    @strawberry.field(
+        description="An order's status and tracking for its customer, without a token: `contact` must be the "
+        "phone or e-mail the order was placed with. Null when it does not match; failed tries are limited "
+        "(RATE_LIMITED).",
+        permission_classes=PUBLIC,
+    )
+    async def order_tracking(self, info: Info, number: str, contact: str) -> OrderTracking | None:
+        try:
+            async with context(info).database.session() as session:
+                view = await customer_view.order_tracking(session, number.strip(), contact)
+        except customer_view.TooManyAttempts as error:
+            raise GraphQLError(error.message, extensions={"code": error.code}) from None
+        return OrderTracking.from_domain(view) if view else None
 
     @strawberry.field(
         description="The carrier kinds installed plugins provide, with their settings keys.", permission_classes=STAFF

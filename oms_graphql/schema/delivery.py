@@ -10,6 +10,7 @@ import strawberry
 from oms_graphql.db import models
 from oms_graphql.domain.carriers import CarrierChanges, CarrierSpec, secret_keys_set, services_of
 from oms_graphql.domain.delivery import DeliveryOption as DomainDeliveryOption
+from oms_graphql.domain.order_tracking import OrderTracking as DomainOrderTracking
 from oms_graphql.plugins.carrier_contract import CarrierKind as CarrierKindSpec
 from oms_graphql.plugins.carrier_contract import CarrierService as CarrierServiceSpec
 from oms_graphql.schema.channel_types import ChannelSettingField
@@ -120,6 +121,56 @@ class DeliveryOption:
             meets_promise=option.meets_promise,
             chosen=option.chosen,
             reason=option.reason,
+        )
+
+
+@strawberry.type(description="One tracking event as a customer sees it.")
+class TrackingEvent:
+    code: str = strawberry.field(description="A ShipmentStatus.")
+    description: str | None = strawberry.field(description="The carrier's text.")
+    location: str | None = strawberry.field(description="Where, as the carrier says.")
+    occurred_at: datetime = strawberry.field(description="When.")
+
+
+@strawberry.type(description="One parcel of an order, as a customer sees it.")
+class TrackingShipment:
+    carrier: str | None = strawberry.field(description="The carrier account.")
+    tracking_number: str | None = strawberry.field(description="The carrier's tracking number.")
+    status: str = strawberry.field(description="A ShipmentStatus.")
+    events: list[TrackingEvent] = strawberry.field(description="Oldest first.")
+
+
+@strawberry.type(description="What a customer may see of an order without a token: no name, street or phone.")
+class OrderTracking:
+    number: str = strawberry.field(description="The order's number.")
+    status: str = strawberry.field(description="An OrderStatus.")
+    placed_at: datetime = strawberry.field(description="When it was placed.")
+    promised_deliver_by: datetime | None = strawberry.field(description="The promised delivery, if any.")
+    city: str | None = strawberry.field(description="The delivery city.")
+    shipments: list[TrackingShipment] = strawberry.field(description="Its parcels.")
+
+    @classmethod
+    def from_domain(cls, view: DomainOrderTracking) -> OrderTracking:
+        return cls(
+            number=view.number,
+            status=view.status,
+            placed_at=view.placed_at,
+            promised_deliver_by=view.promised_deliver_by,
+            city=view.city,
+            shipments=[
+                TrackingShipment(
+                    carrier=shipment.carrier,
+                    tracking_number=shipment.tracking_number,
+                    status=shipment.status,
+                    events=[
+                        TrackingEvent(
+                            code=e.code, description=e.description, location=e.location, occurred_at=e.occurred_at
+                        )
+                        for e in shipment.events
+                    ],
+                )
+                for shipment in view.shipments
+            ],
         )
 
 

@@ -37,3 +37,15 @@ ADMIN = [allow(*ADMINS)]
 OPERATE = [allow(*OPERATORS)]
 STAFF = [allow(*ALL_STAFF)]
 SIGNED_IN = [allow(*ANYONE_SIGNED_IN)]
+
+
+class Public(BasePermission):
+    """Declared open to anyone, even without a token (the field checks what it needs itself)."""
+
+    message = "Not allowed."
+
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return True
+
+
+PUBLIC: list[type[BasePermission]] = [Public]
