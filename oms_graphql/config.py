@@ -40,6 +40,8 @@ class Settings:
     # (0: never), and how far back that window reaches.
     channel_reconcile_seconds: float = 3600.0
     channel_reconcile_hours: float = 24.0
+    # Tracking: how often an open shipment's carrier is polled (0: only pushes).
+    tracking_poll_seconds: float = 1800.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -75,6 +77,7 @@ def load_settings() -> Settings:
         channel_pull_lease_seconds=float(_env("OMS_CHANNEL_PULL_LEASE_SECONDS", "60") or 60),
         channel_reconcile_seconds=float(_env("OMS_CHANNEL_RECONCILE_SECONDS", "3600") or 0),
         channel_reconcile_hours=float(_env("OMS_CHANNEL_RECONCILE_HOURS", "24") or 24),
+        tracking_poll_seconds=float(_env("OMS_TRACKING_POLL_SECONDS", "1800") or 0),
     )
 
 

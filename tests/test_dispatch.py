@@ -201,3 +201,52 @@ def test_shipment_changes_are_pushed_and_a_shipment_is_delivered_or_cancelled_by
     assert wait_for_status(admin, order["id"], "DELIVERED")
     again = admin.mutate("shipmentMarkDelivered", MARK, {"id": shipment["id"]})
     assert [e["code"] for e in again["userErrors"]] == ["INVALID_TRANSITION"]
+
+
+LATE = """query($id: ID!) { order(id: $id) { status promisedDeliverBy shipments { status late trackingNumber } } }"""
+
+
+def test_an_open_shipment_is_polled_and_a_late_one_alerted_once(admin, uid, sf_carrier, database_url):
+    from datetime import UTC, datetime, timedelta
+
+    from oms_graphql.db.engine import Database
+    from oms_graphql.domain import tracking
+    from oms_graphql.jobs.delivery import poll_shipment_tracking
+    from tests.support import run_async
+
+    _code, state = sf_carrier
+    promised = (datetime.now(UTC) - timedelta(hours=1)).isoformat()  # already past: the order is late
+    sku, where = f"DSP-L-{uid}", f"DSP-LWH-{uid}"
+    add_product(admin, sku)
+    add_location(admin, where)
+    receive(admin, sku, where, 2)
+    order = place_order(admin, [(sku, 1, "30.00")], paid=True, promisedDeliverBy=promised)
+    wait_for_status(admin, order["id"], "SHIPPED")
+    [shipment] = admin(LATE, {"id": order["id"]})["order"]["shipments"]
+    assert shipment["late"] is True
+    # SF has moved the parcel; it pushes nothing here, so only a poll can tell.
+    state.routes[shipment["trackingNumber"]] = [
+        {"acceptTime": "2026-12-01 10:00:00", "acceptAddress": "上海市", "remark": "派送中", "opCode": "44"}
+    ]
+
+    async def sweep() -> tuple[list[int], int, int]:
+        database = Database(database_url)
+        try:
+            async with database.session() as session, session.begin():
+                due = await tracking.due_for_polling(session, timedelta(seconds=-1))
+                first = await tracking.alert_late_shipments(session)
+            async with database.session() as session, session.begin():
+                second = await tracking.alert_late_shipments(session)
+            return due, first, second
+        finally:
+            await database.dispose()
+
+    due, first, second = run_async(sweep())
+    for shipment_id in due:
+        poll_shipment_tracking(shipment_id)
+
+    assert first >= 1 and second == 0  # told once
+    after = admin(LATE, {"id": order["id"]})["order"]
+    assert after["shipments"][0]["status"] == "OUT_FOR_DELIVERY"
+    alerts = [e["node"]["message"] for e in admin(ALERTS)["alerts"]["edges"] if e["node"]["kind"] == "DELAYED_ORDER"]
+    assert any(order["number"] in message for message in alerts)

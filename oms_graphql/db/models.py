@@ -419,6 +419,9 @@ class Shipment(Base):
     # Migration 0005: why this carrier service was chosen, and the carrier's own id of it.
     option_reason: Mapped[str | None] = mapped_column(String(1000))
     carrier_reference: Mapped[str | None] = mapped_column(String(100))
+    # When its carrier was last polled for tracking, and when people were told it is late.
+    tracked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    late_alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -141,6 +141,7 @@ class NewOrder:
     paid_at: datetime | None = None
     placed_at: datetime | None = None
     note: str | None = None
+    promised_at: datetime | None = None  # delivery promised by then
     holds: list[tuple[HoldReason, str | None]] = field(default_factory=list)
     actor: str | None = None
 
@@ -286,6 +287,7 @@ async def create_order(session: AsyncSession, new: NewOrder) -> tuple[Order, boo
         note=new.note,
         placed_at=new.placed_at or now,
         paid_at=paid_at,
+        promised_at=new.promised_at,
     )
     if new.external_id is None:
         session.add(order)

@@ -12,23 +12,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_graphql.db.models import Carrier, InboundMessage, Order, Shipment, ShipmentEvent, utcnow
-from oms_graphql.domain.carriers import carrier_kind
+from oms_graphql.db.models import Address, Carrier, InboundMessage, Order, Shipment, ShipmentEvent, utcnow
+from oms_graphql.domain.carriers import carrier_config, carrier_kind
 from oms_graphql.domain.channels import raise_alert
 from oms_graphql.domain.errors import InvalidTransition
 from oms_graphql.domain.inbound import FAILED, PROCESSED, RECEIVED, record_outcome, store_message
 from oms_graphql.domain.orders import OrderStatus, can_transition, order_by_id, set_status
 from oms_graphql.events.outbox import record_event, request_job
-from oms_graphql.plugins.carrier_contract import TrackingEvent, TrackingPush, TrackingStatus
+from oms_graphql.plugins.carrier_contract import CarrierConfig, TrackingEvent, TrackingPush, TrackingStatus
 from oms_graphql.plugins.contract import PayloadError
 
 TRACKING = "TRACKING"
 TRACKING_JOB = "ingest_tracking_message"
+POLL_JOB = "poll_shipment_tracking"
 DELIVERY_EXCEPTION = "DELIVERY_EXCEPTION"
 
 # The neutral tracking vocabulary onto ShipmentStatus (API.md). PRE_TRANSIT: the label
@@ -219,3 +220,85 @@ async def ingest_push(session: AsyncSession, message_id: int, parse: ParsePush) 
         summary += f"; no shipment has {', '.join(outcome.unknown)}"
     record_outcome(message, PROCESSED, outcome=summary)
     return outcome
+
+
+# --- polling and lateness (the scheduler's delivery sweep) ---------------------
+
+OPEN_STATUSES = ("DISPATCHED", "IN_TRANSIT", "OUT_FOR_DELIVERY", "FAILED_ATTEMPT", "EXCEPTION")
+DELAYED_ORDER = "DELAYED_ORDER"
+
+
+async def due_for_polling(session: AsyncSession, every: timedelta, limit: int = 200) -> list[int]:
+    """Open shipments of active carriers not polled for ``every``, marked as polled now."""
+    now = utcnow()
+    ids = list(
+        (
+            await session.scalars(
+                select(Shipment.id)
+                .join(Carrier, Carrier.code == Shipment.carrier)
+                .where(
+                    Carrier.active.is_(True),
+                    Shipment.status.in_(OPEN_STATUSES),
+                    Shipment.tracking_number.is_not(None),
+                    func.coalesce(Shipment.tracked_at, Shipment.dispatched_at) < now - every,
+                )
+                .order_by(Shipment.id)
+                .limit(limit)
+            )
+        ).all()
+    )
+    if ids:
+        await session.execute(
+            update(Shipment)
+            .where(Shipment.id.in_(ids))
+            .values(tracked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return ids
+
+
+@dataclass(frozen=True)
+class PollCall:
+    carrier: CarrierConfig
+    tracking_number: str
+    phone: str | None
+
+
+async def poll_call(session: AsyncSession, shipment_id: int) -> PollCall | None:
+    shipment = await session.get(Shipment, shipment_id)
+    if shipment is None or shipment.status not in OPEN_STATUSES or not shipment.tracking_number:
+        return None
+    carrier = await session.scalar(select(Carrier).where(Carrier.code == shipment.carrier, Carrier.active.is_(True)))
+    order = await session.get(Order, shipment.order_id)
+    address = await session.get(Address, order.shipping_address_id) if order else None
+    if carrier is None:
+        return None
+    return PollCall(carrier_config(carrier), shipment.tracking_number, address.phone if address else None)
+
+
+async def alert_late_shipments(session: AsyncSession, limit: int = 200) -> int:
+    """Tell people once about each open shipment past its order's promised delivery (DELAYED_ORDER)."""
+    now = utcnow()
+    rows = (
+        await session.execute(
+            select(Shipment, Order)
+            .join(Order, Order.id == Shipment.order_id)
+            .where(
+                Shipment.status.in_(OPEN_STATUSES),
+                Shipment.late_alerted_at.is_(None),
+                Order.promised_at.is_not(None),
+                Order.promised_at < now,
+            )
+            .limit(limit)
+            .with_for_update(of=Shipment, skip_locked=True)
+        )
+    ).all()
+    for shipment, order in rows:
+        shipment.late_alerted_at = now
+        await raise_alert(
+            session,
+            DELAYED_ORDER,
+            f"Order {order.number} was promised by {(order.promised_at or now).isoformat()} and shipment "
+            f"{shipment.tracking_number} ({shipment.carrier}) is still {shipment.status}.",
+        )
+    return len(rows)

@@ -25,10 +25,9 @@ from dramatiq.middleware import Middleware
 
 from oms_graphql.config import get_settings
 from oms_graphql.db.models import Channel
-from oms_graphql.domain import channel_sync, inbound, shipments, stock_push
+from oms_graphql.domain import channel_sync, inbound, shipments, stock_push, tracking
 from oms_graphql.domain.channels import PULL_JOB, channel_config, raise_alert
 from oms_graphql.domain.reconciliation import RECONCILE_JOB
-from oms_graphql.domain.tracking import TRACKING_JOB
 from oms_graphql.jobs.broker import send_job
 from oms_graphql.jobs.runtime import in_transaction
 from oms_graphql.plugins.contract import (
@@ -181,10 +180,12 @@ def _refused(shipment_id: int, channel_code: str, order_id: str, error: str, *, 
 # --- the scheduler ----------------------------------------------------------
 
 SWEEP_LEASE = "channels.sweep"
+DELIVERY_LEASE = "delivery.sweep"
 
 
 def scheduler_tick(holder: str) -> tuple[list[int], list[int]]:
-    """One tick: claim due polls (each by exactly one worker) and re-queue stuck messages."""
+    """One tick: claim due polls and reconciliations (each by exactly one worker), poll open
+    shipments' tracking and alert late ones, and re-queue stuck messages."""
     settings = get_settings()
     pulling = {kind.kind for kind in channel_kinds().values() if kind.pulls_orders}
     due = in_transaction(lambda session: channel_sync.claim_due_polls(session, pulling)) if pulling else []
@@ -201,10 +202,21 @@ def scheduler_tick(holder: str) -> tuple[list[int], list[int]]:
             return []
         return await channel_sync.stuck_messages(session, timedelta(seconds=settings.stuck_message_seconds))
 
+    async def delivery_sweep(session: Any) -> list[int]:
+        if not await channel_sync.take_lease(session, DELIVERY_LEASE, holder, sweep_every):
+            return []
+        await tracking.alert_late_shipments(session)
+        if settings.tracking_poll_seconds <= 0:
+            return []
+        return await tracking.due_for_polling(session, timedelta(seconds=settings.tracking_poll_seconds))
+
+    for shipment_id in in_transaction(delivery_sweep):
+        send_job(tracking.POLL_JOB, {"shipment_id": shipment_id})
+
     stuck = in_transaction(sweep)
     for message_id, kind in stuck:
         if kind == "TRACKING":
-            send_job(TRACKING_JOB, {"message_id": message_id})
+            send_job(tracking.TRACKING_JOB, {"message_id": message_id})
         else:
             ingest_inbound_message.send(message_id=message_id)
     return due, [message_id for message_id, _kind in stuck]

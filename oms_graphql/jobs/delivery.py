@@ -89,3 +89,22 @@ def dispatch_fulfillment_order(fulfillment_order_id: int) -> None:
     shipment_id = in_transaction(plan)
     if shipment_id is not None:
         dispatch_shipment(shipment_id)
+
+
+@dramatiq.actor(queue_name="delivery", max_retries=5)
+def poll_shipment_tracking(shipment_id: int) -> None:
+    """Ask the carrier for a shipment's tracking (for carriers that push nothing, or a missed push)."""
+    call = in_transaction(partial(tracking.poll_call, shipment_id=shipment_id))
+    if call is None:
+        return
+    try:
+        events = plugin_manager().hook.oms_carrier_track(
+            carrier=call.carrier, tracking_number=call.tracking_number, phone=call.phone, company_code=None
+        )
+    except RetryableError as error:
+        raise as_retry(error) from error
+    except (PermanentError, PayloadError) as error:
+        log.warning("tracking poll failed", shipment_id=shipment_id, carrier=call.carrier.code, error=str(error))
+        return
+    if events:
+        in_transaction(partial(tracking.apply_tracking, carrier_code=call.carrier.code, events=events))

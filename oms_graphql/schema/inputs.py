@@ -175,6 +175,9 @@ class OrderCreateInput:
     paid: bool | None = strawberry.field(default=None, description="true: the order is created CONFIRMED.")
     placed_at: datetime | None = None
     note: str | None = None
+    promised_deliver_by: datetime | None = strawberry.field(
+        default=None, description="Delivery promised to the customer by then (default: the delivery option's SLA)."
+    )
 
     def to_domain(self, actor: str) -> NewOrder:
         from decimal import Decimal as D
@@ -202,6 +205,7 @@ class OrderCreateInput:
             paid=bool(self.paid),
             placed_at=self.placed_at,
             note=self.note,
+            promised_at=self.promised_deliver_by,
             actor=actor,
         )
 

@@ -11,6 +11,7 @@ import strawberry
 from strawberry.types import Info
 
 from oms_graphql.db import models
+from oms_graphql.db.models import utcnow
 from oms_graphql.domain import orders as order_rules
 from oms_graphql.domain.inventory import MovementReason as DomainMovementReason
 from oms_graphql.domain.inventory import movement_quantity
@@ -435,6 +436,13 @@ class Shipment(Node):
     def label_url(self) -> str | None:
         return self.row.label_url
 
+    @strawberry.field(description="Not delivered by its order's promised date (or delivered after it).")
+    async def late(self, info: Info) -> bool:
+        order = await info.context.loaders.order.load(self.row.order_id)
+        if order is None or order.promised_at is None or self.row.status == "CANCELLED":
+            return False
+        return (self.row.delivered_at or utcnow()) > order.promised_at
+
     @strawberry.field(description="Which delivery option was chosen for it, and why.")
     def delivery_choice(self) -> str | None:
         return self.row.option_reason
@@ -487,6 +495,10 @@ class Order(Node):
 
     def _money(self, amount: PyDecimal) -> Money:
         return money(amount, self.row.currency)
+
+    @strawberry.field(description="Delivery promised to the customer by then, if a date was given.")
+    def promised_deliver_by(self) -> datetime | None:
+        return self.row.promised_at
 
     @strawberry.field
     def subtotal(self) -> Money:

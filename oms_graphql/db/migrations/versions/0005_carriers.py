@@ -39,6 +39,8 @@ def upgrade() -> None:
     with op.batch_alter_table("shipments") as batch:
         batch.add_column(sa.Column("option_reason", sa.String(length=1000), nullable=True))
         batch.add_column(sa.Column("carrier_reference", sa.String(length=100), nullable=True))
+        batch.add_column(sa.Column("tracked_at", oms_graphql.db.types.UTCDateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("late_alerted_at", oms_graphql.db.types.UTCDateTime(timezone=True), nullable=True))
     with op.batch_alter_table("locations") as batch:
         batch.add_column(sa.Column("auto_dispatch", sa.Boolean(), nullable=False, server_default=sa.true()))
     op.create_table(
@@ -59,6 +61,8 @@ def downgrade() -> None:
     with op.batch_alter_table("locations") as batch:
         batch.drop_column("auto_dispatch")
     with op.batch_alter_table("shipments") as batch:
+        batch.drop_column("late_alerted_at")
+        batch.drop_column("tracked_at")
         batch.drop_column("carrier_reference")
         batch.drop_column("option_reason")
     op.drop_index("ix_shipments_tracking_number", table_name="shipments")
