@@ -55,15 +55,6 @@ def carrier_config(carrier: Carrier) -> CarrierConfig:
     )
 
 
-def secret_keys_set(carrier: Carrier) -> list[str]:
-    if not carrier.secrets_encrypted:
-        return []
-    try:
-        return sorted(decrypt_secrets(carrier.secrets_encrypted))
-    except SecretsUnreadable:
-        return []
-
-
 def services_of(carrier: Carrier) -> list[CarrierService]:
     """The services the carrier's plugin describes (no I/O)."""
     try:

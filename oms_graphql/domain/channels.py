@@ -21,13 +21,12 @@ from oms_graphql.db.models import AlertRecord, Channel, ChannelListing, Product,
 from oms_graphql.domain.errors import Duplicate, NotFound, Problems
 from oms_graphql.domain.inventory import product_by_sku
 from oms_graphql.domain.low_stock import NOTIFY_JOB, alert_payload
+from oms_graphql.domain.plugin_settings import check_settings as check_plugin_settings
 from oms_graphql.domain.plugin_settings import (
-    SecretsUnreadable,
     decrypt_secrets,
     encrypt_secrets,
     split_secrets,
 )
-from oms_graphql.domain.plugin_settings import check_settings as check_plugin_settings
 from oms_graphql.events.outbox import record_event, request_job
 from oms_graphql.plugins.contract import ChannelConfig, ChannelKind
 from oms_graphql.plugins.host import channel_kinds, plugin_manager
@@ -66,16 +65,6 @@ def channel_config(channel: Channel) -> ChannelConfig:
         kind=channel.kind,
         settings={**(channel.settings or {}), **decrypt_secrets(channel.secrets_encrypted)},
     )
-
-
-def secret_keys_set(channel: Channel) -> list[str]:
-    """Which secret settings have a value (their values are never shown)."""
-    if not channel.secrets_encrypted:
-        return []
-    try:
-        return sorted(decrypt_secrets(channel.secrets_encrypted))
-    except SecretsUnreadable:
-        return []
 
 
 # --- creating and changing channels ----------------------------------------

@@ -256,5 +256,19 @@ async def hold_undeliverable(session: AsyncSession, fulfillment_order_id: int, p
     )
 
 
-async def has_carriers(session: AsyncSession) -> bool:
-    return await session.scalar(select(Carrier.id).where(Carrier.active.is_(True)).limit(1)) is not None
+async def plan_automatic(session: AsyncSession, fulfillment_order_id: int) -> int | None:
+    """The PENDING shipment to dispatch for a newly allocated fulfillment order, or None.
+
+    None without any active carrier (the merchant ships by hand), or when it was held,
+    moved or shipped by hand meanwhile. When no carrier service can carry it, it is held
+    (DELIVERY_PROBLEM) and people are told.
+    """
+    if await session.scalar(select(Carrier.id).where(Carrier.active.is_(True)).limit(1)) is None:
+        return None
+    try:
+        shipment = await create_shipment(session, fulfillment_order_id, actor="dispatch")
+    except DomainError as error:
+        if error.code == "NO_DELIVERY_OPTION":
+            await hold_undeliverable(session, fulfillment_order_id, error.message)
+        return None
+    return shipment.id

@@ -141,3 +141,13 @@ def split_secrets(kind: PluginKind, settings: dict[str, Any]) -> tuple[dict[str,
     public = {key: value for key, value in settings.items() if key not in secret_keys}
     secret = {key: value for key, value in settings.items() if key in secret_keys}
     return public, secret
+
+
+def secret_keys_set(secrets_encrypted: str | None) -> list[str]:
+    """Which secret settings have a value (their values are never shown); none if unreadable."""
+    if not secrets_encrypted:
+        return []
+    try:
+        return sorted(decrypt_secrets(secrets_encrypted))
+    except SecretsUnreadable:
+        return []

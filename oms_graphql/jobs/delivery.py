@@ -14,7 +14,6 @@ import structlog
 from oms_graphql.db.models import Carrier
 from oms_graphql.domain import dispatch, tracking
 from oms_graphql.domain.carriers import carrier_config
-from oms_graphql.domain.errors import DomainError
 from oms_graphql.jobs.channels import as_retry
 from oms_graphql.jobs.runtime import in_transaction
 from oms_graphql.plugins.carrier_contract import TrackingPush
@@ -75,18 +74,7 @@ def dispatch_shipment(shipment_id: int) -> None:
 def dispatch_fulfillment_order(fulfillment_order_id: int) -> None:
     """Automatic dispatch of a newly allocated fulfillment order (its location's autoDispatch)."""
 
-    async def plan(session: Any) -> int | None:
-        if not await dispatch.has_carriers(session):
-            return None  # no carrier configured: the merchant ships by hand
-        try:
-            shipment = await dispatch.create_shipment(session, fulfillment_order_id, actor="dispatch")
-        except DomainError as error:
-            if error.code == "NO_DELIVERY_OPTION":
-                await dispatch.hold_undeliverable(session, fulfillment_order_id, error.message)
-            return None  # held, moved, shipped by hand meanwhile: nothing to do automatically
-        return shipment.id
-
-    shipment_id = in_transaction(plan)
+    shipment_id = in_transaction(partial(dispatch.plan_automatic, fulfillment_order_id=fulfillment_order_id))
     if shipment_id is not None:
         dispatch_shipment(shipment_id)
 

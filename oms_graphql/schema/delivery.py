@@ -8,9 +8,10 @@ from typing import Any
 import strawberry
 
 from oms_graphql.db import models
-from oms_graphql.domain.carriers import CarrierChanges, CarrierSpec, secret_keys_set, services_of
+from oms_graphql.domain.carriers import CarrierChanges, CarrierSpec, services_of
 from oms_graphql.domain.delivery import DeliveryOption as DomainDeliveryOption
 from oms_graphql.domain.order_tracking import OrderTracking as DomainOrderTracking
+from oms_graphql.domain.plugin_settings import secret_keys_set
 from oms_graphql.plugins.carrier_contract import CarrierKind as CarrierKindSpec
 from oms_graphql.plugins.carrier_contract import CarrierService as CarrierServiceSpec
 from oms_graphql.schema.channel_types import ChannelSettingField
@@ -58,7 +59,7 @@ class Carrier(Node):
 
     @strawberry.field(description="Which secret settings (credentials) have a value; their values are write-only.")
     def secret_settings_set(self) -> list[str]:
-        return secret_keys_set(self.row)
+        return secret_keys_set(self.row.secrets_encrypted)
 
     @strawberry.field(description="The services this carrier sells, as its plugin describes them.")
     def services(self) -> list[CarrierService]:

@@ -282,9 +282,9 @@ class Channel(Node):
 
     @strawberry.field(description="Which secret settings (credentials) have a value; their values are write-only.")
     def secret_settings_set(self) -> list[str]:
-        from oms_graphql.domain.channels import secret_keys_set
+        from oms_graphql.domain.plugin_settings import secret_keys_set
 
-        return secret_keys_set(self.row)
+        return secret_keys_set(self.row.secrets_encrypted)
 
     @strawberry.field(description="When the last pull of orders finished.")
     def last_pulled_at(self) -> datetime | None:
