@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -65,6 +66,8 @@ class Product(Base):
     width_mm: Mapped[int | None] = mapped_column(Integer)
     height_mm: Mapped[int | None] = mapped_column(Integer)
     handling: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Migration 0006: sold from a supplier's stock only (SUPPLIER locations ship it to the customer).
+    drop_ship: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -323,6 +326,8 @@ class Order(Base):
     placed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     promised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Migration 0006: dispatched by then, or the order is late.
+    promised_ship_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     channel_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -401,6 +406,8 @@ class Allocation(Base):
     shipped_quantity: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="RESERVED")  # RESERVED RELEASED SHIPPED
     reason: Mapped[str | None] = mapped_column(String(300))
+    # Migration 0006: the allocation engine's score of the chosen plan (lower is better).
+    score: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -416,6 +423,8 @@ class Shipment(Base):
     service: Mapped[str | None] = mapped_column(String(64))
     tracking_number: Mapped[str | None] = mapped_column(String(100), index=True)
     label_url: Mapped[str | None] = mapped_column(String(500))
+    # Migration 0006: the parcels as packed [{weightGrams, lengthMm, widthMm, heightMm}].
+    packages: Mapped[list[dict] | None] = mapped_column(JSON)
     # Migration 0005: why this carrier service was chosen, and the carrier's own id of it.
     option_reason: Mapped[str | None] = mapped_column(String(1000))
     carrier_reference: Mapped[str | None] = mapped_column(String(100))
