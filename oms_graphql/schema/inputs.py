@@ -63,6 +63,11 @@ class ProductCreateInput:
     width_mm: int | None = None
     height_mm: int | None = None
     handling: list[Handling] | None = None  # type: ignore[valid-type]
+    drop_ship: bool | None = strawberry.field(
+        default=None,
+        description="Sold from a supplier's stock: only SUPPLIER locations ship it, straight to the customer "
+        "(default false; a SKU that is not drop-ship never ships from a SUPPLIER).",
+    )
 
     def to_domain(self) -> ProductDetails:
         return ProductDetails(
@@ -76,6 +81,7 @@ class ProductCreateInput:
             width_mm=self.width_mm,
             height_mm=self.height_mm,
             handling=[str(h.value if hasattr(h, "value") else h) for h in self.handling] if self.handling else None,
+            drop_ship=self.drop_ship,
         )
 
 
