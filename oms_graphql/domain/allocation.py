@@ -203,19 +203,22 @@ async def _reserve(
     actor: str | None,
 ) -> None:
     plan, others = candidates[0], candidates[1:]
-    for part in plan.parts:
-        for want, units in part.takes:
-            figures = await move_stock(
-                session,
-                product=products[want.product_id],
-                location=locations[part.site.location_id],
-                reason=MovementReason.RESERVE,
-                reserved=units,
-                reference=reference,
-                keep_safety_stock=True,
-            )
-            if figures is None:
-                raise _Raced
+    # One lock order for every allocator (location, then product): concurrent orders never deadlock.
+    takes = sorted(
+        ((part.site.location_id, want.product_id, units) for part in plan.parts for want, units in part.takes)
+    )
+    for location_id, product_id, units in takes:
+        figures = await move_stock(
+            session,
+            product=products[product_id],
+            location=locations[location_id],
+            reason=MovementReason.RESERVE,
+            reserved=units,
+            reference=reference,
+            keep_safety_stock=True,
+        )
+        if figures is None:
+            raise _Raced
     fulfillment_orders = {
         part.site.location_id: FulfillmentOrder(order_id=order.id, location_id=part.site.location_id)
         for part in plan.parts
