@@ -22,6 +22,7 @@ from oms_graphql.schema.scalars import JSON, Decimal
 
 if TYPE_CHECKING:
     from oms_graphql.schema.fulfillment import FulfillmentOrder
+    from oms_graphql.schema.returns import Return
 
 OrderStatus = strawberry.enum(order_rules.OrderStatus, name="OrderStatus", description="Where an order is in its life.")
 HoldReason = strawberry.enum(order_rules.HoldReason, name="HoldReason", description="Why an order is held.")
@@ -353,6 +354,7 @@ class OrderLine:
     title: str | None
     quantity: int
     refunded_quantity: int
+    returned_quantity: int = strawberry.field(description="Units received back on returns (RESELLABLE or DAMAGED).")
 
     @strawberry.field
     def unit_price(self) -> Money:
@@ -377,6 +379,7 @@ class OrderLine:
             title=row.title,
             quantity=row.quantity,
             refunded_quantity=row.refunded_quantity,
+            returned_quantity=row.returned_quantity,
         )
 
 
@@ -601,6 +604,16 @@ class Order(Node):
 
         rows = await info.context.loaders.fulfillment_orders_by_order.load(self.row.id)
         return [FulfillmentOrder.from_row(row) for row in rows]
+
+    @strawberry.field(description="Its returns, oldest first (a fully returned order ends COMPLETED).")
+    async def returns(self, info: Info) -> list[Annotated[Return, strawberry.lazy("oms_graphql.schema.returns")]]:
+        from oms_graphql.schema.returns import Return
+
+        return [Return.from_row(row) for row in await info.context.loaders.returns_by_order.load(self.row.id)]
+
+    @strawberry.field(description="The sum of its refunds (returns and others).")
+    def refund_total(self) -> Money:
+        return money(self.row.refunded_total, self.row.currency)
 
     @classmethod
     def from_row(cls, row: models.Order) -> Order:
