@@ -25,7 +25,19 @@ from strawberry.tools import merge_types
 
 from oms_graphql.config import get_settings
 from oms_graphql.domain.errors import DomainError
-from oms_graphql.resolvers import channels, delivery, fulfillment, inventory, mutations, queries, subscriptions
+from oms_graphql.domain.identities import AuthenticationFailed
+from oms_graphql.resolvers import (
+    audit,
+    channels,
+    delivery,
+    fulfillment,
+    identities,
+    inventory,
+    mutations,
+    queries,
+    subscriptions,
+)
+from oms_graphql.resolvers.errors import ErrorCodes
 from oms_graphql.schema.scalars import DECIMAL_SCALAR, Decimal
 from oms_graphql.schema.types import Channel, Customer, Location, Order, Product
 
@@ -36,6 +48,8 @@ QUERY_PARTS: tuple[type, ...] = (
     inventory.InventoryQuery,
     channels.ChannelQuery,
     delivery.DeliveryQuery,
+    identities.IdentityQuery,
+    audit.AuditQuery,
 )
 MUTATION_PARTS: tuple[type, ...] = (
     mutations.Mutation,
@@ -43,6 +57,7 @@ MUTATION_PARTS: tuple[type, ...] = (
     channels.ChannelMutation,
     delivery.DeliveryMutation,
     fulfillment.FulfillmentMutation,
+    identities.IdentityMutation,
 )
 SUBSCRIPTION_PARTS: tuple[type, ...] = (
     subscriptions.Subscription,
@@ -53,12 +68,13 @@ SUBSCRIPTION_PARTS: tuple[type, ...] = (
 Query = merge_types("Query", QUERY_PARTS)
 Mutation = merge_types("Mutation", MUTATION_PARTS)
 Subscription = merge_types("Subscription", SUBSCRIPTION_PARTS)
+audit.audit_every_mutation(Mutation)
 
 
 def _is_internal(error: GraphQLError) -> bool:
     """An unexpected exception in a resolver: its text may reveal internals."""
     original = error.original_error
-    return original is not None and not isinstance(original, (GraphQLError, DomainError))
+    return original is not None and not isinstance(original, (GraphQLError, DomainError, AuthenticationFailed))
 
 
 class OMSSchema(strawberry.Schema):
@@ -90,6 +106,9 @@ class DepthLimit(AddValidationRules):
 def build_schema(hide_introspection: bool | None = None, extra_extensions: tuple = ()) -> strawberry.Schema:
     settings = get_settings()
     extensions: list = [
+        # First, so it is the last to see the errors (after MaskErrors): every error leaves with a code.
+        ErrorCodes,
+        identities.Authenticate,
         # Front-ends send the same few documents over and over: parse and validate each once.
         lambda: ParserCache(maxsize=1000),
         lambda: ValidationCache(maxsize=1000),

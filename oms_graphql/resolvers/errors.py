@@ -1,0 +1,65 @@
+"""Every error in a GraphQL answer carries ``extensions.code``, so a client can act on it without parsing text.
+
+| code | when |
+| --- | --- |
+| GRAPHQL_PARSE_FAILED | the document is not GraphQL (or too long) |
+| GRAPHQL_VALIDATION_FAILED | it asks for what the schema has not, or is too deep |
+| BAD_USER_INPUT | a variable is missing or of the wrong type |
+| UNAUTHENTICATED | the token sent does not hold (unknown, revoked, expired, a JWT that fails), |
+|  | or none was sent where one is needed |
+| FORBIDDEN | the caller's role may not do this |
+| a domain code | e.g. PAGE_SIZE, INVALID_CURSOR, NOT_FOUND: a query's argument broke a rule |
+| INTERNAL_SERVER_ERROR | our fault; the message says only that it was logged |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.exceptions import StrawberryGraphQLError
+from strawberry.extensions import SchemaExtension
+
+from oms_graphql.domain.errors import DomainError
+from oms_graphql.domain.identities import AuthenticationFailed
+
+
+def _stamp(error: GraphQLError, code: str) -> None:
+    if error.extensions is None:
+        error.extensions = {}
+    error.extensions.setdefault("code", code)
+
+
+class ErrorCodes(SchemaExtension):
+    def on_parse(self) -> Iterator[None]:
+        yield
+        for error in self.execution_context.pre_execution_errors or ():
+            _stamp(error, "GRAPHQL_PARSE_FAILED")
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        for error in self.execution_context.pre_execution_errors or ():
+            _stamp(error, "GRAPHQL_VALIDATION_FAILED")
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not getattr(result, "errors", None):
+            return
+        caller = getattr(self.execution_context.context, "known_caller", None)
+        anonymous = caller is None or caller.role is None
+        for error in result.errors or ():
+            original = error.original_error
+            if isinstance(original, AuthenticationFailed):
+                _stamp(error, "UNAUTHENTICATED")
+            elif isinstance(original, DomainError):
+                _stamp(error, original.code)
+            elif isinstance(original, StrawberryGraphQLError):
+                # A permission class said no: with no token that is "sign in", with one it is "not yours".
+                _stamp(error, "UNAUTHENTICATED" if anonymous else "FORBIDDEN")
+            elif error.path is None and original is None:
+                _stamp(error, "BAD_USER_INPUT")  # variables that do not fit their types, found before execution
+            else:
+                _stamp(error, "INTERNAL_SERVER_ERROR")
+            if anonymous and (error.extensions or {}).get("code") == "FORBIDDEN":
+                error.extensions["code"] = "UNAUTHENTICATED"  # type: ignore[index]
