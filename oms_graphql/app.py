@@ -38,6 +38,14 @@ from oms_graphql.webhooks import routes as webhook_routes
 log = structlog.get_logger(__name__)
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+_HTTP_ERROR_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
 JSON = "application/json"
 
 
@@ -112,8 +120,17 @@ class GraphQLView(GraphQL[Context, None]):
         except HTTPException as error:
             # GraphQL over HTTP: a mutation sent with GET is 405 Method Not Allowed.
             if error.status_code == 400 and "not allowed when using GET" in error.reason:
-                raise HTTPException(405, "Mutations must be sent with POST.") from error
-            raise
+                error = HTTPException(405, "Mutations must be sent with POST.")
+            # A request that is not GraphQL at all (no JSON, no query, …) still gets a GraphQL-shaped
+            # answer with a code, so a client has one way to read every error.
+            return JSONResponse(
+                {
+                    "errors": [
+                        {"message": error.reason, "extensions": {"code": _HTTP_ERROR_CODES.get(error.status_code)}}
+                    ]
+                },
+                status_code=error.status_code,
+            )
         media_type = getattr(getattr(request, "state", None), "graphql_media_type", None)
         if isinstance(response, Response) and media_type and response.headers.get("content-type", "").startswith(JSON):
             response.headers["content-type"] = f"{media_type}; charset=utf-8"

@@ -37,7 +37,7 @@ from oms_graphql.resolvers import (
     queries,
     subscriptions,
 )
-from oms_graphql.resolvers.errors import ErrorCodes
+from oms_graphql.resolvers.errors import ErrorCodes, SubscriptionsOverWebsocket
 from oms_graphql.schema.scalars import DECIMAL_SCALAR, Decimal
 from oms_graphql.schema.types import Channel, Customer, Location, Order, Product
 
@@ -109,6 +109,7 @@ def build_schema(hide_introspection: bool | None = None, extra_extensions: tuple
         # First, so it is the last to see the errors (after MaskErrors): every error leaves with a code.
         ErrorCodes,
         identities.Authenticate,
+        SubscriptionsOverWebsocket,
         # Front-ends send the same few documents over and over: parse and validate each once.
         lambda: ParserCache(maxsize=1000),
         lambda: ValidationCache(maxsize=1000),

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
+from starlette.websockets import WebSocket
 from strawberry.exceptions import StrawberryGraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from oms_graphql.domain.errors import DomainError
 from oms_graphql.domain.identities import AuthenticationFailed
@@ -30,34 +33,58 @@ def _stamp(error: GraphQLError, code: str) -> None:
     error.extensions.setdefault("code", code)
 
 
-class ErrorCodes(SchemaExtension):
-    def on_parse(self) -> Iterator[None]:
-        yield
-        for error in self.execution_context.pre_execution_errors or ():
-            _stamp(error, "GRAPHQL_PARSE_FAILED")
+class SubscriptionsOverWebsocket(SchemaExtension):
+    """A subscription sent as a plain HTTP request is refused with a code, not run into an internal error."""
 
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        request = getattr(context.context, "request", None)
+        if context.operation_type == OperationType.SUBSCRIPTION and not isinstance(request, WebSocket):
+            context.result = GraphQLExecutionResult(
+                data=None,
+                errors=[
+                    GraphQLError(
+                        "Subscriptions are served over a websocket on /graphql (graphql-transport-ws), not over HTTP.",
+                        extensions={"code": "BAD_REQUEST"},
+                    )
+                ],
+            )
+        yield
+
+
+class ErrorCodes(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         yield
         for error in self.execution_context.pre_execution_errors or ():
             _stamp(error, "GRAPHQL_VALIDATION_FAILED")
 
     def on_operation(self) -> Iterator[None]:
-        yield
+        try:
+            yield
+        except GraphQLError as failure:
+            # A document that does not parse leaves the operation as an exception; strawberry answers it.
+            _stamp(
+                failure, "GRAPHQL_PARSE_FAILED" if self.execution_context.graphql_document is None else "BAD_REQUEST"
+            )
+            raise
         result = self.execution_context.result
         if result is None or not getattr(result, "errors", None):
             return
         caller = getattr(self.execution_context.context, "known_caller", None)
         anonymous = caller is None or caller.role is None
+        parsed = self.execution_context.graphql_document is not None
         for error in result.errors or ():
             original = error.original_error
-            if isinstance(original, AuthenticationFailed):
+            if not parsed:
+                _stamp(error, "GRAPHQL_PARSE_FAILED")  # not GraphQL, or over the token limit
+            elif isinstance(original, AuthenticationFailed):
                 _stamp(error, "UNAUTHENTICATED")
             elif isinstance(original, DomainError):
                 _stamp(error, original.code)
             elif isinstance(original, StrawberryGraphQLError):
                 # A permission class said no: with no token that is "sign in", with one it is "not yours".
                 _stamp(error, "UNAUTHENTICATED" if anonymous else "FORBIDDEN")
-            elif error.path is None and original is None:
+            elif error.path is None:
                 _stamp(error, "BAD_USER_INPUT")  # variables that do not fit their types, found before execution
             else:
                 _stamp(error, "INTERNAL_SERVER_ERROR")
