@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from oms_graphql.config import get_settings
+from oms_graphql.config import Settings, get_settings
 from oms_graphql.domain.errors import DomainError
 from oms_graphql.logs import configure_logging, show_migration_steps
 
@@ -48,6 +48,8 @@ app.add_typer(token_app, name="token")
 channel_app = typer.Typer(help="Sales channel tools.", no_args_is_help=True)
 app.add_typer(stock_app, name="stock")
 app.add_typer(channel_app, name="channel")
+secrets_app = typer.Typer(help="Channel and carrier credentials at rest.", no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
 console = Console(stderr=True)
 
 EXIT_DIFFERENCES = 1
@@ -106,6 +108,8 @@ def serve(
     from oms_graphql.app import create_app
 
     settings = get_settings()
+    if settings.production:
+        refuse_unsafe_production_settings(settings)
     require_database()
     # The port is taken before anything is loaded: `make demo` beside a running
     # `make run` must stop with nothing done, not load demo data and then fail.
@@ -119,6 +123,17 @@ def serve(
     server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[listening])
+
+
+def refuse_unsafe_production_settings(settings: Settings) -> None:
+    """OMS_PRODUCTION=1: stop before serving anything a laptop default would leave open."""
+    if settings.anonymous_role:
+        cannot_run(
+            f"OMS_PRODUCTION=1 with OMS_ANONYMOUS_ROLE={settings.anonymous_role}: callers without a token would act "
+            "as that role. Unset OMS_ANONYMOUS_ROLE and give each client a token."
+        )
+    if settings.secret_key == Settings.secret_key:
+        cannot_run("OMS_PRODUCTION=1 needs OMS_SECRET_KEY: the development default encrypts nothing worth keeping.")
 
 
 def bind_port(host: str, port: int, *, demo: bool = False) -> socket.socket:
@@ -403,6 +418,49 @@ def token_revoke(
     except DomainError as error:
         cannot_run(f"{error.message} `oms token list` shows the tokens.")
     print(f"Revoked token {key} ({name}).")
+
+
+@secrets_app.command("rotate")
+def secrets_rotate() -> None:
+    """Re-encrypt every channel's and carrier's secrets with OMS_SECRET_KEY (old keys in OMS_PREVIOUS_SECRET_KEYS)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from oms_graphql.db.engine import Database
+    from oms_graphql.domain.secret_rotation import RotationReport, count_accounts_with_secrets, rotate_secrets
+
+    settings = get_settings()
+    if settings.secret_key == Settings.secret_key:
+        cannot_run(
+            "OMS_SECRET_KEY is the development default: set the new key in OMS_SECRET_KEY and the old one in "
+            "OMS_PREVIOUS_SECRET_KEYS, then run `oms secrets rotate` again. Nothing was changed."
+        )
+    require_database()
+
+    async def rotate() -> tuple[int, RotationReport]:
+        database = Database(settings.database_url)
+        try:
+            total = await count_accounts_with_secrets(database)
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[account]}"),
+                console=console,
+            ) as bar:
+                task = bar.add_task("Re-encrypting secrets", total=total, account="")
+                report = await rotate_secrets(database, lambda label: bar.update(task, advance=1, account=label))
+            return total, report
+        finally:
+            await database.dispose()
+
+    total, report = asyncio.run(rotate())
+    print(f"Re-encrypted the secrets of {report.reencrypted} of {total} channels and carriers.")
+    if unreadable := report.unreadable:
+        cannot_run(
+            f"No configured key decrypts the secrets of {', '.join(unreadable)}: they were left as they were. Add "
+            "the key they were stored with to OMS_PREVIOUS_SECRET_KEYS and run again, or set them anew with "
+            "channelUpdate / carrierUpdate."
+        )
 
 
 @stock_app.command("verify")
