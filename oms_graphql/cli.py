@@ -110,6 +110,11 @@ def serve(
     settings = get_settings()
     if settings.production:
         refuse_unsafe_production_settings(settings)
+    if settings.jwt_configured and not (settings.jwt_issuer and settings.jwt_audience):
+        cannot_run(
+            "OMS_JWT_KEY or OMS_JWT_JWKS_FILE is set without OMS_JWT_ISSUER and OMS_JWT_AUDIENCE: set both, "
+            "so that tokens your identity provider made for other applications are refused."
+        )
     require_database()
     # The port is taken before anything is loaded: `make demo` beside a running
     # `make run` must stop with nothing done, not load demo data and then fail.

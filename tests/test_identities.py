@@ -88,6 +88,17 @@ def test_an_admin_makes_a_token_that_is_shown_once_used_and_revoked(admin, serve
     assert "revoked" in error_of(refused)["message"]
 
 
+def test_a_token_is_a_node_only_an_admin_can_fetch(admin, viewer, uid):
+    made = make_token(admin, name=f"node {uid}", role="OPERATOR")
+    query = "query($id: ID!) { node(id: $id) { id ... on ApiToken { name role } } }"
+    assert admin(query, {"id": made["apiToken"]["id"]})["node"] == {
+        "id": made["apiToken"]["id"],
+        "name": f"node {uid}",
+        "role": "OPERATOR",
+    }
+    assert viewer(query, {"id": made["apiToken"]["id"]})["node"] is None
+
+
 def test_only_an_admin_manages_tokens_and_bad_input_names_the_field(admin, viewer, anonymous, uid):
     assert code_of(viewer.raw(TOKENS)) == "FORBIDDEN"
     assert code_of(anonymous.raw(TOKENS)) == "UNAUTHENTICATED"
@@ -462,3 +473,23 @@ def test_every_error_of_a_spread_of_broken_requests_carries_a_code(server, admin
     ]:
         assert 400 <= response.status_code < 500, name
         assert response.json()["errors"][0]["extensions"]["code"], (name, response.text)
+
+
+def test_errors_over_a_websocket_carry_codes_too(server, viewer):
+    async def codes(token: str | None, documents: list[str]) -> list[str]:
+        url = server.replace("http", "ws", 1) + "/graphql"
+        async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": {"authToken": token} if token else {}}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            found = []
+            for n, document in enumerate(documents):
+                await ws.send(json.dumps({"id": str(n), "type": "subscribe", "payload": {"query": document}}))
+                message = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+                errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+                found.append(errors[0]["extensions"]["code"])
+            return found
+
+    assert asyncio.run(codes(None, ["subscription { alerts { kind } }"])) == ["UNAUTHENTICATED"]
+    assert asyncio.run(
+        codes(viewer.token, ["subscription { noSuchField }", "{ orders(first: 1000) { totalCount } }"])
+    ) == ["GRAPHQL_VALIDATION_FAILED", "PAGE_SIZE"]

@@ -64,16 +64,17 @@ _LAST_USED_GRANULARITY = timedelta(seconds=60)
 
 
 def forget_token(token_hash: str) -> None:
-    _CACHE.pop(token_hash, None)
+    for key in [key for key in _CACHE if key.endswith(token_hash)]:
+        _CACHE.pop(key, None)
 
 
-def _remember(digest: str, identity: Identity) -> Identity:
+def _remember(cache_key: str, identity: Identity) -> Identity:
     until = time.monotonic() + _CACHE_SECONDS
     if identity.expires_at is not None:
         until = min(until, time.monotonic() + (identity.expires_at - datetime.now(UTC)).total_seconds())
     if len(_CACHE) >= _CACHE_MAX:
         _CACHE.clear()
-    _CACHE[digest] = (until, identity)
+    _CACHE[cache_key] = (until, identity)
     return identity
 
 
@@ -84,15 +85,18 @@ def looks_like_jwt(token: str) -> bool:
 async def authenticate(database: Database, token: str, settings: Settings) -> Identity:
     """The identity ``token`` stands for; raises AuthenticationFailed when it does not hold."""
     digest = hash_token(token)
-    cached = _CACHE.get(digest)
+    jwt_token = looks_like_jwt(token)
+    # What a JWT stands for depends on the settings it was verified with (one set per app).
+    cache_key = f"{id(settings)}:{digest}" if jwt_token else digest
+    cached = _CACHE.get(cache_key)
     if cached and cached[0] > time.monotonic():
         return cached[1]
-    if looks_like_jwt(token):
+    if jwt_token:
         identity = await _jwt_identity(database, token, settings)
     else:
         identity = await _api_token_identity(database, token, digest)
     # Made-up tokens are never cached (they raise above): a stream of them cannot fill the cache.
-    return _remember(digest, identity)
+    return _remember(cache_key, identity)
 
 
 async def _api_token_identity(database: Database, token: str, digest: str) -> Identity:
@@ -182,6 +186,10 @@ def _verified_claims(token: str, settings: Settings) -> dict[str, Any]:
         raise AuthenticationFailed(
             "This server accepts no JWTs (OMS_JWT_KEY or OMS_JWT_JWKS_FILE is not set). Send an API token."
         )
+    if not (settings.jwt_issuer and settings.jwt_audience):
+        raise AuthenticationFailed(
+            "This server's JWT settings are incomplete: OMS_JWT_ISSUER and OMS_JWT_AUDIENCE must both be set."
+        )
     key, algorithm = _key_for(token, settings)
     if algorithm not in ("HS256", "RS256", "ES256"):
         raise AuthenticationFailed(f"JWTs signed with {algorithm or 'an unknown algorithm'} are not accepted.")
@@ -197,7 +205,7 @@ def _verified_claims(token: str, settings: Settings) -> dict[str, Any]:
                 audience=settings.jwt_audience,
                 issuer=settings.jwt_issuer,
                 leeway=settings.jwt_leeway_seconds,
-                options={"require": ["exp", "sub", *(["iss"] if settings.jwt_issuer else [])]},
+                options={"require": ["exp", "sub", "iss", "aud"]},
             )
         )
     except jwt.ExpiredSignatureError:

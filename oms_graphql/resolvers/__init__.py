@@ -13,7 +13,6 @@ import structlog
 from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
-    MaskErrors,
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
@@ -37,7 +36,7 @@ from oms_graphql.resolvers import (
     queries,
     subscriptions,
 )
-from oms_graphql.resolvers.errors import ErrorCodes, SubscriptionsOverWebsocket
+from oms_graphql.resolvers.errors import ErrorCodes, MaskInternalErrors, SubscriptionsOverWebsocket, assign_code
 from oms_graphql.schema.scalars import DECIMAL_SCALAR, Decimal
 from oms_graphql.schema.types import Channel, Customer, Location, Order, Product
 
@@ -80,7 +79,10 @@ def _is_internal(error: GraphQLError) -> bool:
 class OMSSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         # Client mistakes (syntax, validation, permissions) are answered, not logged as server errors.
+        # Every error gets its extensions.code here (websockets included; see resolvers/errors.py).
+        caller = getattr(getattr(execution_context, "context", None), "known_caller", None)
         for error in errors:
+            assign_code(error, caller)
             if _is_internal(error):
                 log.error(
                     "resolver failed", path=error.path, error=repr(error.original_error), exc_info=error.original_error
@@ -115,7 +117,7 @@ def build_schema(hide_introspection: bool | None = None, extra_extensions: tuple
         lambda: ValidationCache(maxsize=1000),
         DepthLimit,
         lambda: MaxTokensLimiter(max_token_count=5000),
-        lambda: MaskErrors(should_mask_error=_is_internal, error_message="Internal error; it has been logged."),
+        lambda: MaskInternalErrors(should_mask_error=_is_internal, error_message="Internal error; it has been logged."),
         *extra_extensions,
     ]
     if settings.hide_introspection if hide_introspection is None else hide_introspection:

@@ -15,12 +15,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from starlette.websockets import WebSocket
 from strawberry.exceptions import StrawberryGraphQLError
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from oms_graphql.domain.errors import DomainError
@@ -70,23 +71,39 @@ class ErrorCodes(SchemaExtension):
         result = self.execution_context.result
         if result is None or not getattr(result, "errors", None):
             return
-        caller = getattr(self.execution_context.context, "known_caller", None)
-        anonymous = caller is None or caller.role is None
         parsed = self.execution_context.graphql_document is not None
+        caller = getattr(self.execution_context.context, "known_caller", None)
         for error in result.errors or ():
-            original = error.original_error
             if not parsed:
                 _stamp(error, "GRAPHQL_PARSE_FAILED")  # not GraphQL, or over the token limit
-            elif isinstance(original, AuthenticationFailed):
-                _stamp(error, "UNAUTHENTICATED")
-            elif isinstance(original, DomainError):
-                _stamp(error, original.code)
-            elif isinstance(original, StrawberryGraphQLError):
-                # A permission class said no: with no token that is "sign in", with one it is "not yours".
-                _stamp(error, "UNAUTHENTICATED" if anonymous else "FORBIDDEN")
-            elif error.path is None:
-                _stamp(error, "BAD_USER_INPUT")  # variables that do not fit their types, found before execution
-            else:
-                _stamp(error, "INTERNAL_SERVER_ERROR")
-            if anonymous and (error.extensions or {}).get("code") == "FORBIDDEN":
-                error.extensions["code"] = "UNAUTHENTICATED"  # type: ignore[index]
+            assign_code(error, caller)
+
+
+def assign_code(error: GraphQLError, caller: Any) -> None:
+    """Give ``error`` the code its cause calls for (an error that has one keeps it)."""
+    anonymous = caller is None or caller.role is None
+    original = error.original_error
+    if isinstance(error, GraphQLSyntaxError) or isinstance(original, GraphQLSyntaxError):
+        _stamp(error, "GRAPHQL_PARSE_FAILED")
+    elif isinstance(original, AuthenticationFailed):
+        _stamp(error, "UNAUTHENTICATED")
+    elif isinstance(original, DomainError):
+        _stamp(error, original.code)
+    elif isinstance(original, StrawberryGraphQLError):
+        # A permission class said no: with no token that is "sign in", with one it is "not yours".
+        _stamp(error, "UNAUTHENTICATED" if anonymous else "FORBIDDEN")
+    elif error.path is None:
+        _stamp(error, "BAD_USER_INPUT")  # variables that do not fit their types, found before execution
+    else:
+        _stamp(error, "INTERNAL_SERVER_ERROR")
+    if anonymous and (error.extensions or {}).get("code") == "FORBIDDEN":
+        error.extensions["code"] = "UNAUTHENTICATED"  # type: ignore[index]
+
+
+class MaskInternalErrors(MaskErrors):
+    """MaskErrors that keeps the code: the client learns it was our fault, and nothing else."""
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
+        return masked
