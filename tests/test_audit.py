@@ -170,3 +170,13 @@ def test_every_mutation_is_recorded_even_when_refused(server, database_url, admi
     recorded = admin(AUDIT, {"first": 100, "filter": {"actor": name}})["auditLog"]
     assert sorted(edge["node"]["operation"] for edge in recorded["edges"]) == sorted(mutation_type.fields)
     assert {edge["node"]["result"] for edge in recorded["edges"]} == {"ERROR"}
+
+
+def test_a_call_without_a_token_is_recorded_without_its_input(anonymous, admin, uid):
+    body = anonymous.raw(PRODUCT_CREATE, {"input": {"sku": f"ANON-{uid}", "name": "x" * 5000}})
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+    recorded = [e for e in entries(admin, actor="anonymous", operation="productCreate")]
+    assert recorded and recorded[0]["result"] == "ERROR"
+    assert recorded[0]["input"] == {"omitted": "the caller sent no token"}
+    assert f"ANON-{uid}" not in json.dumps(recorded)

@@ -7,6 +7,7 @@ are seen too. Inputs are stored with secrets redacted by key, and bounded in siz
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +29,7 @@ _SECRET_KEY = re.compile(
 )
 _MAX_TEXT = 1000
 _MAX_ITEMS = 200
+_MAX_INPUT_BYTES = 16_000
 RESULTS = ("OK", "USER_ERROR", "ERROR")
 
 
@@ -62,6 +64,15 @@ def redact(value: Any, extra_secret_keys: frozenset[str] = frozenset()) -> Any:
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return _text(str(value))
+
+
+def bounded(value: dict[str, Any], *, signed_in: bool) -> dict[str, Any]:
+    """What of a (redacted) input is kept: all of a signed-in caller's up to a size; of a caller
+    without a token, nothing but that it was sent (so anonymous calls cannot fill the table)."""
+    if not signed_in:
+        return {"omitted": "the caller sent no token"}
+    size = len(json.dumps(value))
+    return value if size <= _MAX_INPUT_BYTES else {"omitted": f"{size} bytes of input, over {_MAX_INPUT_BYTES}"}
 
 
 @dataclass

@@ -92,7 +92,10 @@ class AuditMutation(FieldExtension):
             actor=caller.label,
             role=caller.role.value if caller.role else None,
             operation=info.field_name,
-            input=audit.redact({to_camel_case(key): plain(value) for key, value in kwargs.items()}, _secret_keys()),
+            input=audit.bounded(
+                audit.redact({to_camel_case(key): plain(value) for key, value in kwargs.items()}, _secret_keys()),
+                signed_in=caller.role is not None,
+            ),
         )
         ctx.audit = call
         try:
