@@ -267,6 +267,15 @@ def test_a_jwt_of_each_algorithm_lets_a_staff_front_end_in(algorithm, jwt_server
     assert client("{ products(first: 1) { totalCount } }")["products"]["totalCount"] >= 0
 
 
+def test_a_jwt_without_a_key_id_or_with_a_far_expiry_is_read_not_failed(jwt_server, keys):
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "no-kid", "exp": now + 300, "oms_role": "VIEWER"}
+    no_kid = jwt.encode(claims, keys.ec, algorithm="ES256")
+    assert GraphQLClient(jwt_server, no_kid)(ME)["me"]["name"] == "no-kid"
+    far = keys.sign("HS256", sub="far", exp=10**20, oms_role="VIEWER")
+    assert GraphQLClient(jwt_server, far)(ME)["me"]["name"] == "far"
+
+
 def test_a_customer_jwt_maps_to_its_customer_by_id_or_by_identity(jwt_server, keys, admin, database_url, uid):
     email = f"li.{uid.lower()}@example.test"
     customer_id, order = a_customer(admin, database_url, uid, email=email)

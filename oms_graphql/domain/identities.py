@@ -175,9 +175,12 @@ def _key_for(token: str, settings: Settings) -> tuple[Any, str]:
     except (OSError, ValueError, jwt.PyJWTError) as error:
         raise AuthenticationFailed(f"The JWKS file OMS_JWT_JWKS_FILE cannot be read ({error}).") from None
     for key in keys.keys:
-        if kid is None or key.key_id == kid:
-            algorithm = key.algorithm_name or _ALGORITHM_OF_KTY.get(key.key_type or "", "")
+        algorithm = key.algorithm_name or _ALGORITHM_OF_KTY.get(key.key_type or "", "")
+        # Without a kid, the first key of the token's algorithm is tried (a one-key JWKS is common).
+        if key.key_id == kid if kid is not None else algorithm == header.get("alg"):
             return key.key, algorithm
+    if kid is None:
+        raise AuthenticationFailed("The JWT names no key id (kid), and no key of its algorithm is in the JWKS file.")
     raise AuthenticationFailed(f"The JWT's key id {kid!r} is not in the JWKS file.")
 
 
@@ -302,5 +305,8 @@ async def _jwt_identity(database: Database, token: str, settings: Settings) -> I
     claims = _verified_claims(token, settings)
     role = _role_of(claims, settings)
     customer_id = await _customer_of(database, claims, settings) if role == Role.CUSTOMER else None
-    expires_at = datetime.fromtimestamp(float(claims["exp"]), UTC)
+    try:
+        expires_at: datetime | None = datetime.fromtimestamp(float(claims["exp"]), UTC)
+    except (OverflowError, OSError, ValueError):
+        expires_at = None  # an exp past year 9999: the cache's own limit applies
     return Identity(role=role, name=str(claims["sub"]), customer_id=customer_id, expires_at=expires_at)
