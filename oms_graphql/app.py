@@ -25,18 +25,27 @@ from strawberry.types.unset import UNSET, UnsetType
 from oms_graphql.config import Settings, get_settings
 from oms_graphql.db.engine import Database
 from oms_graphql.db.migrate import check_up_to_date
+from oms_graphql.domain.identities import AuthenticationFailed
 from oms_graphql.events.pubsub import Publisher, forward_from_redis
 from oms_graphql.events.relay import Relay
 from oms_graphql.jobs import current_broker, send_job, setup
 from oms_graphql.labels import label_route
 from oms_graphql.metrics import OperationMetrics
 from oms_graphql.resolvers import build_schema
-from oms_graphql.schema.context import Context, caller_for_token
+from oms_graphql.schema.context import Context
 from oms_graphql.webhooks import routes as webhook_routes
 
 log = structlog.get_logger(__name__)
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+_HTTP_ERROR_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
 JSON = "application/json"
 
 
@@ -66,20 +75,23 @@ class GraphQLView(GraphQL[Context, None]):
     """Strawberry's ASGI view plus the GraphQL-over-HTTP media type and status codes,
     and the refusal of websockets that present a bad token."""
 
-    def __init__(self, database: Database, **kwargs: Any) -> None:
+    def __init__(self, database: Database, settings: Settings | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.database = database
+        self.settings = settings
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:  # type: ignore[override]
-        return Context(database=self.database, request=request, response=response)
+        return Context(database=self.database, request=request, response=response, settings=self.settings)
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        # A token that is sent but not valid must not quietly become an anonymous socket
-        # (whose subscriptions then fail with a puzzling "Not allowed"): refuse the
-        # connection, which graphql-transport-ws does by closing it with 4403 Forbidden.
-        token = context.token()
-        if token and await caller_for_token(self.database, token) is None:
-            raise ConnectionRejectionError({"message": "The token is unknown or revoked. Send a valid API token."})
+        # A token that is sent but not valid (unknown, revoked, expired, a JWT that does not
+        # verify) must not quietly become an anonymous socket (whose subscriptions then fail
+        # with a puzzling "Not allowed"): refuse the connection, which graphql-transport-ws
+        # does by closing it with 4403 Forbidden.
+        try:
+            await context.caller()
+        except AuthenticationFailed as failure:
+            raise ConnectionRejectionError({"message": failure.message, "code": "UNAUTHENTICATED"}) from None
         return await super().on_ws_connect(context)
 
     async def get_sub_response(self, request: Request) -> Response:  # type: ignore[override]
@@ -108,8 +120,17 @@ class GraphQLView(GraphQL[Context, None]):
         except HTTPException as error:
             # GraphQL over HTTP: a mutation sent with GET is 405 Method Not Allowed.
             if error.status_code == 400 and "not allowed when using GET" in error.reason:
-                raise HTTPException(405, "Mutations must be sent with POST.") from error
-            raise
+                error = HTTPException(405, "Mutations must be sent with POST.")
+            # A request that is not GraphQL at all (no JSON, no query, …) still gets a GraphQL-shaped
+            # answer with a code, so a client has one way to read every error.
+            return JSONResponse(
+                {
+                    "errors": [
+                        {"message": error.reason, "extensions": {"code": _HTTP_ERROR_CODES.get(error.status_code)}}
+                    ]
+                },
+                status_code=error.status_code,
+            )
         media_type = getattr(getattr(request, "state", None), "graphql_media_type", None)
         if isinstance(response, Response) and media_type and response.headers.get("content-type", "").startswith(JSON):
             response.headers["content-type"] = f"{media_type}; charset=utf-8"
@@ -152,8 +173,14 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
     settings = settings or get_settings()
     database = Database(settings.database_url)
     setup(settings.broker_url)
-    schema = build_schema(extra_extensions=(OperationMetrics,))
-    view = GraphQLView(database, schema=schema, graphql_ide="graphiql", allow_queries_via_get=True)
+    schema = build_schema(hide_introspection=settings.hide_introspection, extra_extensions=(OperationMetrics,))
+    view = GraphQLView(
+        database,
+        settings,
+        schema=schema,
+        graphql_ide="graphiql" if settings.graphiql else None,
+        allow_queries_via_get=True,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -193,7 +220,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
             Route("/readyz", make_readyz(database)),
             Route("/metrics", metrics),
             *webhook_routes(database),
-            label_route(database),
+            label_route(database, settings),
         ],
         lifespan=lifespan,
     )

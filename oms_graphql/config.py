@@ -20,6 +20,9 @@ class Settings:
     broker_namespace: str = "dramatiq"
     redis_url: str | None = None
     secret_key: str = "dev-insecure-secret-change-me"
+    # Keys that encrypted channel and carrier secrets before OMS_SECRET_KEY: still read,
+    # never written with; `oms secrets rotate` re-encrypts everything with OMS_SECRET_KEY.
+    previous_secret_keys: tuple[str, ...] = ()
     # Role given to callers that send no token. Empty in production; `make run`
     # sets it to ADMIN so GraphiQL on a laptop works without a token.
     anonymous_role: str | None = None
@@ -27,6 +30,22 @@ class Settings:
     log_json: bool = False
     max_query_depth: int = 12
     hide_introspection: bool = False
+    graphiql: bool = True
+    # OMS_PRODUCTION=1: introspection and GraphiQL off, and `oms serve` refuses an
+    # anonymous role or the development secret key.
+    production: bool = False
+    # JWTs from a front-end's identity provider (see domain/identities.py and the README).
+    jwt_key: str | None = None  # an HS256 shared secret, or a PEM public key (RS256/ES256), or @path to one
+    jwt_jwks_file: str | None = None  # a JWKS file: the key is picked by the token's "kid"
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_role_claim: str = "oms_role"
+    jwt_default_role: str | None = "CUSTOMER"
+    jwt_allowed_roles: tuple[str, ...] = ("OPERATOR", "VIEWER", "CUSTOMER")
+    jwt_customer_claim: str = "oms_customer_id"
+    jwt_identity_kind: str | None = None  # e.g. "email": map a claim through customer identities of this kind
+    jwt_identity_claim: str = "sub"
+    jwt_leeway_seconds: float = 30.0
     embedded_workers: int = 2
     # Channels: how often the scheduler looks for due polls, how long a SKU's stock
     # must be quiet before it is pushed, and when a stored message counts as stuck.
@@ -45,6 +64,10 @@ class Settings:
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
+    def jwt_configured(self) -> bool:
+        return bool(self.jwt_key or self.jwt_jwks_file)
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -58,17 +81,36 @@ class Settings:
         return None
 
 
+def _words(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
 def load_settings() -> Settings:
+    production = _env("OMS_PRODUCTION", "0") == "1"
     return Settings(
         database_url=_env("OMS_DATABASE_URL", Settings.database_url) or Settings.database_url,
         broker_url=_env("OMS_BROKER_URL", "memory") or "memory",
         broker_namespace=_env("OMS_BROKER_NAMESPACE", "dramatiq") or "dramatiq",
         redis_url=_env("OMS_REDIS_URL"),
         secret_key=_env("OMS_SECRET_KEY", Settings.secret_key) or Settings.secret_key,
+        previous_secret_keys=_words(_env("OMS_PREVIOUS_SECRET_KEYS")),
         anonymous_role=(_env("OMS_ANONYMOUS_ROLE") or None),
         log_level=_env("OMS_LOG_LEVEL", "INFO") or "INFO",
         log_json=_env("OMS_LOG_JSON", "0") == "1",
-        hide_introspection=_env("OMS_HIDE_INTROSPECTION", "0") == "1",
+        hide_introspection=_env("OMS_HIDE_INTROSPECTION", "1" if production else "0") == "1",
+        graphiql=_env("OMS_GRAPHIQL", "0" if production else "1") == "1",
+        production=production,
+        jwt_key=_env("OMS_JWT_KEY"),
+        jwt_jwks_file=_env("OMS_JWT_JWKS_FILE"),
+        jwt_issuer=_env("OMS_JWT_ISSUER"),
+        jwt_audience=_env("OMS_JWT_AUDIENCE"),
+        jwt_role_claim=_env("OMS_JWT_ROLE_CLAIM", "oms_role") or "oms_role",
+        jwt_default_role=_env("OMS_JWT_DEFAULT_ROLE", "CUSTOMER"),
+        jwt_allowed_roles=_words(_env("OMS_JWT_ALLOWED_ROLES", "OPERATOR,VIEWER,CUSTOMER")),
+        jwt_customer_claim=_env("OMS_JWT_CUSTOMER_CLAIM", "oms_customer_id") or "oms_customer_id",
+        jwt_identity_kind=_env("OMS_JWT_IDENTITY_KIND"),
+        jwt_identity_claim=_env("OMS_JWT_IDENTITY_CLAIM", "sub") or "sub",
+        jwt_leeway_seconds=float(_env("OMS_JWT_LEEWAY_SECONDS", "30") or 30),
         embedded_workers=int(_env("OMS_EMBEDDED_WORKERS", "2") or 2),
         channel_tick_seconds=float(_env("OMS_CHANNEL_TICK_SECONDS", "5") or 5),
         channel_scheduler=_env("OMS_CHANNEL_SCHEDULER", "1") != "0",

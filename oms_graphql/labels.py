@@ -9,17 +9,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from oms_graphql.config import Settings
 from oms_graphql.db.engine import Database
 from oms_graphql.db.models import Order, Shipment, ShipmentLabel
 from oms_graphql.domain.access import Role
+from oms_graphql.domain.identities import AuthenticationFailed
 from oms_graphql.schema.context import caller_for_token, presented_token
 from oms_graphql.schema.ids import from_global_id
 
 
-def label_route(database: Database) -> Route:
+def label_route(database: Database, settings: Settings | None = None) -> Route:
     async def label(request: Request) -> Response:
-        caller = await caller_for_token(database, presented_token(request, None))
-        if caller is None or caller.role is None:
+        try:
+            caller = await caller_for_token(database, presented_token(request, None), settings)
+        except AuthenticationFailed as failure:
+            return JSONResponse({"error": failure.message}, status_code=401)
+        if caller.role is None:
             return JSONResponse({"error": "Send a token: Authorization: Bearer <token>."}, status_code=401)
         raw = request.path_params["shipment_id"]
         decoded = from_global_id(raw)

@@ -522,6 +522,28 @@ class ApiToken(Base):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Migration 0012: when the token stops working, and when it was last seen (kept to
+    # within a minute, so a busy token does not write a row on every request).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """One mutation call (migration 0012): who, what, with which input (secrets redacted), and how it ended.
+
+    Written in the transaction of the change it records; a refused or failed call gets a row of its own.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(200), index=True)
+    role: Mapped[str | None] = mapped_column(String(16))
+    operation: Mapped[str] = mapped_column(String(100), index=True)
+    input: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result: Mapped[str] = mapped_column(String(16))  # OK, USER_ERROR, ERROR
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class AlertRecord(Base):

@@ -13,7 +13,6 @@ import structlog
 from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
-    MaskErrors,
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
@@ -25,16 +24,20 @@ from strawberry.tools import merge_types
 
 from oms_graphql.config import get_settings
 from oms_graphql.domain.errors import DomainError
+from oms_graphql.domain.identities import AuthenticationFailed
 from oms_graphql.resolvers import (
+    audit,
     channels,
     delivery,
     fulfillment,
+    identities,
     inventory,
     mutations,
     queries,
     returns,
     subscriptions,
 )
+from oms_graphql.resolvers.errors import ErrorCodes, MaskInternalErrors, SubscriptionsOverWebsocket, assign_code
 from oms_graphql.schema.scalars import DECIMAL_SCALAR, Decimal
 from oms_graphql.schema.types import Channel, Customer, Location, Order, Product
 
@@ -46,6 +49,8 @@ QUERY_PARTS: tuple[type, ...] = (
     channels.ChannelQuery,
     delivery.DeliveryQuery,
     returns.ReturnsQuery,
+    identities.IdentityQuery,
+    audit.AuditQuery,
 )
 MUTATION_PARTS: tuple[type, ...] = (
     mutations.Mutation,
@@ -54,6 +59,7 @@ MUTATION_PARTS: tuple[type, ...] = (
     delivery.DeliveryMutation,
     fulfillment.FulfillmentMutation,
     returns.ReturnsMutation,
+    identities.IdentityMutation,
 )
 SUBSCRIPTION_PARTS: tuple[type, ...] = (
     subscriptions.Subscription,
@@ -64,18 +70,22 @@ SUBSCRIPTION_PARTS: tuple[type, ...] = (
 Query = merge_types("Query", QUERY_PARTS)
 Mutation = merge_types("Mutation", MUTATION_PARTS)
 Subscription = merge_types("Subscription", SUBSCRIPTION_PARTS)
+audit.audit_every_mutation(Mutation)
 
 
 def _is_internal(error: GraphQLError) -> bool:
     """An unexpected exception in a resolver: its text may reveal internals."""
     original = error.original_error
-    return original is not None and not isinstance(original, (GraphQLError, DomainError))
+    return original is not None and not isinstance(original, (GraphQLError, DomainError, AuthenticationFailed))
 
 
 class OMSSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         # Client mistakes (syntax, validation, permissions) are answered, not logged as server errors.
+        # Every error gets its extensions.code here (websockets included; see resolvers/errors.py).
+        caller = getattr(getattr(execution_context, "context", None), "known_caller", None)
         for error in errors:
+            assign_code(error, caller)
             if _is_internal(error):
                 log.error(
                     "resolver failed", path=error.path, error=repr(error.original_error), exc_info=error.original_error
@@ -101,12 +111,16 @@ class DepthLimit(AddValidationRules):
 def build_schema(hide_introspection: bool | None = None, extra_extensions: tuple = ()) -> strawberry.Schema:
     settings = get_settings()
     extensions: list = [
+        # First, so it is the last to see the errors (after MaskErrors): every error leaves with a code.
+        ErrorCodes,
+        identities.Authenticate,
+        SubscriptionsOverWebsocket,
         # Front-ends send the same few documents over and over: parse and validate each once.
         lambda: ParserCache(maxsize=1000),
         lambda: ValidationCache(maxsize=1000),
         DepthLimit,
         lambda: MaxTokensLimiter(max_token_count=5000),
-        lambda: MaskErrors(should_mask_error=_is_internal, error_message="Internal error; it has been logged."),
+        lambda: MaskInternalErrors(should_mask_error=_is_internal, error_message="Internal error; it has been logged."),
         *extra_extensions,
     ]
     if settings.hide_introspection if hide_introspection is None else hide_introspection:

@@ -17,6 +17,7 @@ from oms_graphql.resolvers.inventory import transfer_node
 from oms_graphql.schema.channel_types import InboundMessage
 from oms_graphql.schema.delivery import Carrier
 from oms_graphql.schema.fulfillment import FulfillmentOrder
+from oms_graphql.schema.identities import ApiToken, AuditEntry
 from oms_graphql.schema.ids import from_global_id, to_global_id
 from oms_graphql.schema.inputs import (
     CustomerFilter,
@@ -55,7 +56,10 @@ _NODE_TYPES: dict[str, tuple[Any, Callable[[Any], Node]]] = {
     "Carrier": (models.Carrier, Carrier.from_row),
     "FulfillmentOrder": (models.FulfillmentOrder, FulfillmentOrder.from_row),
     "Return": (models.Return, Return.from_row),
+    "ApiToken": (models.ApiToken, ApiToken.from_row),
+    "AuditEntry": (models.AuditEntry, AuditEntry.from_row),
 }
+_ADMIN_NODE_TYPES = frozenset({"ApiToken", "AuditEntry"})
 
 
 async def _visible_order(info: Info, row: models.Order | None) -> Order | None:
@@ -90,6 +94,8 @@ class Query:
             return await _visible_order(info, await context(info).loaders.order.load(key))
         caller = await context(info).caller()
         if caller.role == Role.CUSTOMER and not (type_name == "Customer" and key == caller.customer_id):
+            return None
+        if type_name in _ADMIN_NODE_TYPES and caller.role != Role.ADMIN:
             return None
         async with context(info).database.session() as session:
             if type_name == "Transfer":

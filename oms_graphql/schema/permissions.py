@@ -37,6 +37,8 @@ ADMIN = [allow(*ADMINS)]
 OPERATE = [allow(*OPERATORS)]
 STAFF = [allow(*ALL_STAFF)]
 SIGNED_IN = [allow(*ANYONE_SIGNED_IN)]
+# Staff who change things, or a customer acting on its own (the resolver checks whose).
+OPERATE_OR_CUSTOMER = [allow(*OPERATORS, Role.CUSTOMER)]
 
 
 class Public(BasePermission):

@@ -1,7 +1,7 @@
 """returns, their lines and refunds; returned units per order line and refunded total per order
 
 Revision ID: 0013
-Revises: 0006
+Revises: 0012
 Create Date: 2026-12-01 13:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import oms_graphql.db.types
 
 revision: str = "0013"
-down_revision: str | None = "0006"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
