@@ -26,6 +26,8 @@ from strawberry.tools import merge_types
 from oms_graphql.config import get_settings
 from oms_graphql.domain.errors import DomainError
 from oms_graphql.resolvers import channels, delivery, fulfillment, inventory, mutations, queries, subscriptions
+from oms_graphql.schema.field_rules import FIELD_RULES, MERCHANT_TYPES
+from oms_graphql.schema.permissions import install_field_rules
 from oms_graphql.schema.scalars import DECIMAL_SCALAR, Decimal
 from oms_graphql.schema.types import Channel, Customer, Location, Order, Product
 
@@ -62,6 +64,11 @@ def _is_internal(error: GraphQLError) -> bool:
 
 
 class OMSSchema(strawberry.Schema):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Field-level permissions: one guard per restricted field, installed once (schema/field_rules.py).
+        install_field_rules(self._schema, FIELD_RULES, MERCHANT_TYPES)
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         # Client mistakes (syntax, validation, permissions) are answered, not logged as server errors.
         for error in errors:

@@ -115,6 +115,11 @@ class Context:
         """The token this request or websocket presented (see ``presented_token``)."""
         return presented_token(self.request, self.connection_params)
 
+    def caller_if_known(self) -> Caller | None:
+        """The caller once ``caller()`` has found it (a root field's permission does), else None:
+        field permissions read it without awaiting, so plain fields stay synchronous."""
+        return self._caller
+
     async def caller(self) -> Caller:
         """Who is calling. Over HTTP an unknown or revoked token counts as no token; a
         websocket presenting one is closed before it gets here (``GraphQLView.on_ws_connect``)."""
