@@ -221,7 +221,7 @@ def test_a_customer_reads_its_order_but_not_the_merchants_configuration_or_staff
     assert order["fulfillmentOrders"][0]["location"]["name"] == f"Location {held_order['where']}"
     for field in ("settings", "secretSettingsSet", "lastError", "stockBuffer", "active"):
         assert order["channel"][field] is None
-    assert order["holds"] == [{"reason": "MANUAL", "raisedBy": "staff", "note": None}]
+    assert order["holds"] == [{"reason": "UNDER_REVIEW", "raisedBy": "staff", "note": None}]
     assert {event["actor"] for event in order["events"]} <= {"staff", "system"}
     assert "staff" in {event["actor"] for event in order["events"]}
     assert _refusals(body) == REFUSED_TO_CUSTOMERS

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from oms_graphql.domain.orders import HoldReason
+
 MASK = "*"
 
 # Phones are stored as the buyer typed them ("+86 138 1234 5678", "13812345678") or in
@@ -86,3 +88,26 @@ def public_actor(actor: str | None) -> str | None:
     if lowered.startswith("customer:"):
         return "customer"
     return "system"
+
+
+UNDER_REVIEW = "UNDER_REVIEW"
+# Holds a customer can act on or wait out keep their reason; the merchant's own checks (a risk
+# score, a price that looks wrong, an unmapped SKU, a person's decision) read as a review.
+_REASONS_A_CUSTOMER_SEES = frozenset(
+    {
+        HoldReason.ADDRESS_INCOMPLETE,
+        HoldReason.OUT_OF_STOCK,
+        HoldReason.BUYER_NOTE,
+        HoldReason.REFUND_IN_PROGRESS,
+        HoldReason.CHANNEL_HOLD,
+        HoldReason.DELIVERY_PROBLEM,
+    }
+)
+
+
+def public_hold_reason(reason: str | None) -> str | None:
+    """A hold's reason as its customer may see it: RISK, PRICE_ANOMALY, UNMAPPED_SKU and MANUAL
+    become UNDER_REVIEW (telling a buyer it is suspected helps only a fraudster)."""
+    if reason is None:
+        return None
+    return reason if reason in _REASONS_A_CUSTOMER_SEES else UNDER_REVIEW

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from oms_graphql.schema.permissions import (
     EVERYONE,
+    HOLD_REASON,
     MERCHANT,
     PERSONAL_COORDINATE,
     PERSONAL_EMAIL,
@@ -45,7 +46,12 @@ FIELD_RULES: FieldRules = {
     "Allocation": {EVERYONE: "sku quantity shippedQuantity status location", MERCHANT: "reason"},
     "FulfillmentOrder": {EVERYONE: "id status location order lines shipments holds"},
     "FulfillmentOrderLine": {EVERYONE: "lineNo sku quantity shippedQuantity"},
-    "Hold": {EVERYONE: "reason createdAt deadline releasedAt", MERCHANT: "note", STAFF_IDENTITY: "raisedBy"},
+    "Hold": {
+        EVERYONE: "createdAt deadline releasedAt",
+        HOLD_REASON: "reason",
+        MERCHANT: "note",
+        STAFF_IDENTITY: "raisedBy",
+    },
     "OrderEvent": {EVERYONE: "kind fromStatus toStatus createdAt", MERCHANT: "message", STAFF_IDENTITY: "actor"},
     "Shipment": {
         EVERYONE: "id status carrier service trackingNumber createdAt dispatchedAt deliveredAt late events",

@@ -179,6 +179,12 @@ STAFF_IDENTITY = FieldRule(
     mask=lambda value, source: masking.public_actor(value),
 )
 
+HOLD_REASON = FieldRule(
+    "customers read the merchant's own checks (RISK, PRICE_ANOMALY, UNMAPPED_SKU, MANUAL) as UNDER_REVIEW.",
+    masked=OUTSIDERS,
+    mask=lambda value, source: masking.public_hold_reason(value),
+)
+
 FieldRules = Mapping[str, Mapping[FieldRule, str]]
 """Per GraphQL type: rule → the space-separated GraphQL names of the fields it covers."""
 
@@ -222,6 +228,7 @@ def _guard(resolve: Callable[..., Any], rule: FieldRule, where: str) -> Callable
         return apply(caller.role, source, info, kwargs)
 
     guarded.field_rule = rule  # type: ignore[attr-defined]
+    guarded.__wrapped__ = resolve  # type: ignore[attr-defined]
     return guarded
 
 
