@@ -258,7 +258,7 @@ def reset(
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[str, typer.Option(help="ADMIN, OPERATOR, VIEWER or CUSTOMER.")],
+    role: Annotated[str, typer.Option(help="ADMIN, OPERATOR, VIEWER, INTEGRATION or CUSTOMER.")],
     name: Annotated[str, typer.Option(help="Who or what uses the token.")],
 ) -> None:
     """Create an API token and print it (the last word of the output)."""
