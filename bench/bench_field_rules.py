@@ -35,7 +35,9 @@ CUSTOMER_PAGE = """{ orders(first: 100) { edges { node {
   channel { code name } lines { sku quantity unitPrice { amount } }
   allocations { quantity location { name } } events { toStatus actor } holds { reason raisedBy }
 } } } }"""
-ORDER_CREATE = """mutation($input: OrderCreateInput!) { orderCreate(input: $input) { order { id } userErrors { code } } }"""
+ORDER_CREATE = (
+    """mutation($input: OrderCreateInput!) { orderCreate(input: $input) { order { id } userErrors { code } } }"""
+)
 PRODUCT_CREATE = """mutation($input: ProductCreateInput!) { productCreate(input: $input) { userErrors { code } } }"""
 HOLD = """mutation($id: ID!) { orderHold(input: {id: $id, note: "check"}) { userErrors { code } } }"""
 

@@ -137,6 +137,27 @@ FAMILIES: dict[str, tuple[set[Role | None], set[str], str]] = {
         },
         'mutation { channelSyncOrders(input: {channelCode: "no-such-channel"}) { userErrors { code } } }',
     ),
+    "returns: read": ({A, OP, V, C}, {"Query.returns"}, "{ returns(first: 1) { totalCount } }"),
+    # A viewer changes nothing, not even a return on a customer's behalf.
+    "returns: request": (
+        {A, OP, C},
+        {"Mutation.returnRequest"},
+        f'mutation {{ returnRequest(input: {{orderId: "{to_global_id("Order", 987654321)}", lines: []}}) '
+        "{ userErrors { code } } }",
+    ),
+    "returns: process": (
+        {A, OP},
+        {
+            "Mutation.returnApprove",
+            "Mutation.returnReject",
+            "Mutation.returnReceive",
+            "Mutation.returnRefund",
+            "Mutation.returnClose",
+            "Mutation.exchangeCreate",
+        },
+        f'mutation {{ returnApprove(input: {{id: "{to_global_id("Return", 987654321)}"}}) '
+        "{ userErrors { code } } }",
+    ),
     "subscription: order events": (
         {A, OP, V, INT, C},
         {"Subscription.orderEvents"},

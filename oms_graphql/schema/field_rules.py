@@ -39,11 +39,22 @@ FIELD_RULES: FieldRules = {
     "Order": {
         EVERYONE: "id number status externalId currency deliveryOption note placedAt paidAt cancelledAt "
         "promisedDeliverBy subtotal shippingFee discount tax total channel customer shippingAddress lines "
-        "allocations shipments events holds fulfillmentOrders",
+        "allocations shipments events holds fulfillmentOrders returns refundTotal",
     },
-    "OrderLine": {EVERYONE: "lineNo sku channelSkuId title quantity refundedQuantity unitPrice discount total"},
+    "OrderLine": {
+        EVERYONE: "lineNo sku channelSkuId title quantity refundedQuantity returnedQuantity unitPrice discount total"
+    },
+    # A customer's returns: what it asked, what was received and refunded, and why one was refused.
+    "Return": {
+        EVERYONE: "id number status note rejectReason createdAt receivedAt refundTotal refundDue order "
+        "replacementOrder lines",
+    },
+    "ReturnLine": {
+        EVERYONE: "lineNo sku quantity reason receivedQuantity resellableQuantity damagedQuantity missingQuantity "
+        "condition",
+    },
     "Money": {EVERYONE: "amount currency"},
-    "Allocation": {EVERYONE: "sku quantity shippedQuantity status location", MERCHANT: "reason"},
+    "Allocation": {EVERYONE: "sku quantity shippedQuantity status location", MERCHANT: "reason score"},
     "FulfillmentOrder": {EVERYONE: "id status location order lines shipments holds"},
     "FulfillmentOrderLine": {EVERYONE: "lineNo sku quantity shippedQuantity"},
     "Hold": {
@@ -82,7 +93,10 @@ FIELD_RULES: FieldRules = {
         PERSONAL_COORDINATE: "latitude longitude",
     },
     "Me": {EVERYONE: "name role customerId"},
-    "OrderStatusChanged": {EVERYONE: "orderId number channelCode fromStatus status at order", MERCHANT: "message"},
+    "OrderStatusChanged": {
+        EVERYONE: "orderId number channelCode kind fromStatus status at order",
+        MERCHANT: "message",
+    },
     "ShipmentStatusChanged": {EVERYONE: "shipmentId orderId carrier trackingNumber fromStatus status at"},
     # orderTracking: anyone with the order's number and the buyer's contact; nothing personal but the city.
     "OrderTracking": {EVERYONE: "number status placedAt promisedDeliverBy city shipments"},
@@ -111,6 +125,7 @@ MERCHANT_TYPES: frozenset[str] = frozenset(
         "LocationAvailability",
         "Plugin",
         "Product",
+        "Refund",
         "StockEvent",
         "StockLevel",
         "StockMovement",

@@ -78,6 +78,7 @@ SIGNED_IN = [allow(*ANYONE_SIGNED_IN)]
 SYNC_READ = [allow(*SYNC_READERS)]
 SYNC = [allow(*SYNC_RUNNERS)]
 CUSTOMER_OR_STAFF = [allow(*ALL_STAFF, Role.CUSTOMER)]
+OPERATE_OR_OWN = [allow(*OPERATORS, Role.CUSTOMER)]  # a customer acting on its own (the resolver checks whose)
 
 
 class Public(BasePermission):
