@@ -8,9 +8,12 @@ masked; staff who run orders read everything as stored.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import pytest
+import websockets
 from graphql import (
     GraphQLInterfaceType,
     GraphQLNonNull,
@@ -154,6 +157,7 @@ ORDER = """query($id: ID!) { order(id: $id) { number status total { amount curre
   allocations { quantity reason location { name canPickup address { city line1 } priority autoDispatch } }
   fulfillmentOrders { status location { name } }
 } }"""
+RELEASE = "mutation($id: ID!) { orderRelease(input: {id: $id}) { userErrors { code } } }"
 REFUSED_TO_CUSTOMERS = {
     ("channel", "settings"),
     ("channel", "secretSettingsSet"),
@@ -264,3 +268,32 @@ def test_viewers_and_integrations_read_personal_data_masked(role, held_order, se
     )
     assert profile["data"]["node"]["phone"] == stored_masked
     assert profile["data"]["node"]["email"].startswith("l***@example.com") and "errors" not in profile
+
+
+def test_a_customers_subscription_gets_the_same_field_rules(held_order, admin, server):
+    """Runs last: it releases the module's order."""
+    document = """subscription($f: OrderEventsFilter) { orderEvents(filter: $f) {
+      number status message order { status channel { code settings } holds { reason raisedBy } } } }"""
+    ws_url = server.replace("http", "ws") + "/graphql"
+
+    async def listen() -> dict[str, Any]:
+        async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"]) as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": {"token": held_order["customer"].token}}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            variables = {"f": {"orderId": held_order["order"]["id"]}}
+            await ws.send(
+                json.dumps({"id": "1", "type": "subscribe", "payload": {"query": document, "variables": variables}})
+            )
+            await asyncio.sleep(0.3)
+            released = await asyncio.to_thread(admin.mutate, "orderRelease", RELEASE, {"id": held_order["order"]["id"]})
+            assert released["userErrors"] == [], released
+            message = json.loads(await asyncio.wait_for(ws.recv(), timeout=20))
+            assert message["type"] == "next", message
+            return message["payload"]
+
+    payload = asyncio.run(listen())
+    event = payload["data"]["orderEvents"]
+    assert event["number"] == held_order["order"]["number"] and event["message"] is None
+    assert event["order"]["channel"] == {"code": "manual", "settings": None}
+    assert event["order"]["holds"][0]["raisedBy"] == "staff"
+    assert _refusals(payload) == {("orderEvents", "message"), ("channel", "settings")}
