@@ -42,6 +42,7 @@ from oms_graphql.db.models import (
     utcnow,
 )
 from oms_graphql.domain import orders as order_rules
+from oms_graphql.domain import returns
 from oms_graphql.domain.customers import CustomerDetails
 from oms_graphql.domain.errors import DomainError
 from oms_graphql.domain.inventory import MovementReason, Reference, move_stock
@@ -63,6 +64,7 @@ from oms_graphql.domain.orders import (
 from oms_graphql.plugins.contract import (
     ChannelOrderStatus,
     NormalizedAddress,
+    NormalizedLine,
     NormalizedOrder,
 )
 
@@ -265,6 +267,8 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
             holds.append((HoldReason.UNMAPPED_SKU, _unmapped_note(unmapped)))
         if new.status == ChannelOrderStatus.ON_HOLD:
             holds.append((HoldReason.CHANNEL_HOLD, _clip(new.hold_reason or new.raw_status, 1000)))
+        if refunding := _refunding(new):
+            holds.append((HoldReason.REFUND_IN_PROGRESS, _refund_note(refunding)))
         if paid and address is NO_ADDRESS and store is None:
             holds.append((HoldReason.ADDRESS_INCOMPLETE, "The channel sent no shipping address."))
     buyer = new.buyer
@@ -319,6 +323,7 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
             await sell_at_store(session, channel, order, store, new)
     elif new.status in (ChannelOrderStatus.SHIPPED, ChannelOrderStatus.COMPLETED):
         await _shipped_elsewhere(session, channel, order, new)
+        await _apply_after_sales(session, order, new, _actor(channel))
     return order, True
 
 
@@ -394,6 +399,7 @@ async def _update(session: AsyncSession, channel: Channel, order: Order, new: No
         order.channel_updated_at = new.updated_at
     if await _apply_refunds(session, order, new, actor):
         changes.append("refunded")
+    changes.extend(await _apply_after_sales(session, order, new, actor))
     if new.shipping_address and await _apply_address(session, order, new.shipping_address, actor):
         changes.append("address changed")
     status = OrderStatus(order.status)
@@ -453,14 +459,55 @@ async def _update(session: AsyncSession, channel: Channel, order: Order, new: No
     return ", ".join(changes) or "unchanged"
 
 
+def _refunding(new: NormalizedOrder) -> list[NormalizedLine]:
+    return [line for line in new.lines if line.refund and line.refund.status in returns.IN_PROGRESS]
+
+
+def _refund_note(lines: list[NormalizedLine]) -> str:
+    ids = ", ".join(f"{line.refund.refund_id} (line {line.channel_line_id})" for line in lines if line.refund)
+    return f"The buyer asked for a refund at the channel: {ids}. Settle it there before shipping."[:1000]
+
+
+async def _apply_after_sales(session: AsyncSession, order: Order, new: NormalizedOrder, actor: str) -> list[str]:
+    """The channel's after-sale requests: on shipped lines a Return (domain/returns); on unshipped
+    ones a REFUND_IN_PROGRESS hold while any is open, released when none is."""
+    if not any(line.refund for line in new.lines) or order.status == OrderStatus.CANCELLED:
+        return []
+    by_channel_id = {line.channel_line_id: line for line in await _order_lines(session, order) if line.channel_line_id}
+    shipped = await returns.shipped_by_line(session, order)
+    changes: list[str] = []
+    waiting: list[NormalizedLine] = []
+    for incoming in new.lines:
+        line = by_channel_id.get(incoming.channel_line_id)
+        if line is None or incoming.refund is None:
+            continue
+        if shipped.get(line.id, 0):
+            if change := await returns.channel_after_sale(session, order, line, incoming.refund, actor):
+                changes.append(change)
+        elif incoming.refund.status in returns.IN_PROGRESS:
+            waiting.append(incoming)
+    held = {hold.reason for hold in await open_holds(session, order.id)}
+    if waiting and HoldReason.REFUND_IN_PROGRESS not in held:
+        if order.status == OrderStatus.ON_HOLD or order_rules.can_transition(order.status, OrderStatus.ON_HOLD):
+            await place_hold(session, order, HoldReason.REFUND_IN_PROGRESS, note=_refund_note(waiting), actor=actor)
+            changes.append("held: refund in progress")
+    elif not waiting and HoldReason.REFUND_IN_PROGRESS in held:
+        await release_holds(session, order, reason=HoldReason.REFUND_IN_PROGRESS, actor=actor)
+        changes.append("refund settled: hold released")
+    return changes
+
+
 async def _apply_refunds(session: AsyncSession, order: Order, new: NormalizedOrder, actor: str) -> bool:
+    """Units refunded before they shipped: they need no stock, and the totals shrink. (Refunds of
+    shipped units are returns: :func:`_apply_after_sales`.)"""
     lines = await _order_lines(session, order)
     by_channel_id = {line.channel_line_id: line for line in lines if line.channel_line_id}
+    shipped = await returns.shipped_by_line(session, order)
     changed = False
     for incoming in new.lines:
         line = by_channel_id.get(incoming.channel_line_id)
         refunded = min(incoming.refunded_quantity, line.quantity) if line else 0
-        if line is None or refunded <= line.refunded_quantity:
+        if line is None or refunded <= line.refunded_quantity or shipped.get(line.id, 0):
             continue
         units = refunded - line.refunded_quantity
         line.refunded_quantity = refunded

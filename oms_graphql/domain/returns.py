@@ -50,6 +50,7 @@ from oms_graphql.db.models import (
     utcnow,
 )
 from oms_graphql.domain.allocation import allocate_order
+from oms_graphql.domain.channels import raise_alert
 from oms_graphql.domain.errors import DomainError, FieldProblem, InvalidInput, InvalidTransition, NotFound, Problems
 from oms_graphql.domain.inventory import Reference, location_by_code, restock, write_off
 from oms_graphql.domain.money import minor_units, round_money
@@ -63,6 +64,7 @@ from oms_graphql.domain.orders import (
     order_by_id,
     set_status,
 )
+from oms_graphql.plugins.contract import LineRefund, RefundStatus
 
 
 class ReturnStatus(enum.StrEnum):
@@ -94,7 +96,7 @@ class ReturnCondition(enum.StrEnum):
 S = ReturnStatus
 TRANSITIONS: dict[ReturnStatus, frozenset[ReturnStatus]] = {
     S.REQUESTED: frozenset({S.APPROVED, S.REJECTED}),
-    S.APPROVED: frozenset({S.RECEIVED}),
+    S.APPROVED: frozenset({S.RECEIVED, S.CLOSED}),  # CLOSED: withdrawn before anything came back
     S.RECEIVED: frozenset({S.REFUNDED, S.CLOSED}),
     S.REFUNDED: frozenset({S.REFUNDED, S.CLOSED}),  # a further partial refund stays REFUNDED
     S.REJECTED: frozenset(),
@@ -126,17 +128,23 @@ class LineReceipt:
 # --- money ----------------------------------------------------------------------
 
 
+def kept(line: OrderLine) -> int:
+    """The units of a line the customer still pays for (not refunded at the channel before shipping)."""
+    return line.quantity - line.refunded_quantity
+
+
 def line_values(order: Order, lines: Sequence[OrderLine]) -> dict[int, Decimal]:
     """What the customer paid for each line (by id): the order's total cut by line amount, to the cent.
 
-    Each line's amount after its own discount, plus a share of the rest of the total
+    Over the units not refunded before shipping (as the order's total is), each line's
+    amount after its own discount (which shrinks with its units), plus a share of the rest of the total
     (order discount, shipping fee, tax) in proportion to that amount (by quantity when
     every line is free); rounded to the minor unit with the remainders given to the
     largest fractions, so the lines add up to the order's total exactly.
     """
-    amounts = {line.id: line.quantity * line.unit_price - line.discount for line in lines}
+    amounts = {line.id: kept(line) * line.unit_price - line.discount * kept(line) / line.quantity for line in lines}
     base = sum(amounts.values(), Decimal(0))
-    weights = amounts if base > 0 else {line.id: Decimal(line.quantity) for line in lines}
+    weights = amounts if base > 0 else {line.id: Decimal(kept(line)) for line in lines}
     weight_total = sum(weights.values(), Decimal(0)) or Decimal(1)
     extra = order.total - base
     step = Decimal(1).scaleb(-minor_units(order.currency))
@@ -175,15 +183,25 @@ async def _lines_of(session: AsyncSession, order_id: int) -> list[OrderLine]:
     return list((await session.scalars(select(OrderLine).where(OrderLine.order_id == order_id))).all())
 
 
-async def shipped_by_line(session: AsyncSession, order_id: int) -> dict[int, int]:
-    """Units of each order line on dispatched, not cancelled, shipments."""
-    rows = await session.execute(
-        select(ShipmentLine.order_line_id, func.sum(ShipmentLine.quantity))
-        .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
-        .where(Shipment.order_id == order_id, Shipment.status.in_(SHIPPED_STATUSES))
-        .group_by(ShipmentLine.order_line_id)
-    )
-    return {line_id: int(units) for line_id, units in rows}
+async def shipped_by_line(session: AsyncSession, order: Order) -> dict[int, int]:
+    """Units of each order line on dispatched, not cancelled, shipments.
+
+    An order the channel reports shipped or finished outside the OMS has no shipments
+    here: all its units not refunded count as shipped.
+    """
+    rows = (
+        await session.execute(
+            select(ShipmentLine.order_line_id, func.sum(ShipmentLine.quantity), func.count())
+            .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
+            .where(Shipment.order_id == order.id, Shipment.status.in_(SHIPPED_STATUSES))
+            .group_by(ShipmentLine.order_line_id)
+        )
+    ).all()
+    outside = order.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED, OrderStatus.COMPLETED)
+    any_shipment = select(func.count()).select_from(Shipment).where(Shipment.order_id == order.id)
+    if not rows and outside and not await session.scalar(any_shipment):
+        return {line.id: line.quantity - line.refunded_quantity for line in await _lines_of(session, order.id)}
+    return {line_id: int(units) for line_id, units, _count in rows}
 
 
 async def _on_returns(session: AsyncSession, order_id: int, excluding: int | None = None) -> dict[int, int]:
@@ -222,7 +240,7 @@ async def request_return(
             f"Order {order.number} is {order.status}; only shipped units can be returned.", ("orderId",)
         )
     by_no = {line.line_no: line for line in await _lines_of(session, order.id)}
-    shipped = await shipped_by_line(session, order.id)
+    shipped = await shipped_by_line(session, order)
     taken = await _on_returns(session, order.id)
     seen: set[int] = set()
     for index, wanted in enumerate(lines):
@@ -389,6 +407,9 @@ async def receive_return(
         order_line.returned_quantity += receipt.quantity
     _move(row, S.RECEIVED)
     row.received_at = utcnow()
+    await session.flush()
+    if row.refund_total > 0 and await refund_due(session, row) == 0:
+        _move(row, S.REFUNDED)  # the channel paid the buyer back before the goods arrived
     back = sum(r.quantity for r in receipts if r.condition != ReturnCondition.MISSING)
     missing = sum(r.quantity for r in receipts if r.condition == ReturnCondition.MISSING)
     note_event(
@@ -408,7 +429,7 @@ async def refund_due(session: AsyncSession, row: Return) -> Decimal:
     order = await order_by_id(session, row.order_id)
     order_lines = await _lines_of(session, order.id)
     values = line_values(order, order_lines)
-    quantities = {line.id: line.quantity for line in order_lines}
+    quantities = {line.id: kept(line) for line in order_lines}
     due = Decimal(0)
     for return_line in (await session.scalars(select(ReturnLine).where(ReturnLine.return_id == row.id))).all():
         back = return_line.resellable_quantity + return_line.damaged_quantity
@@ -483,7 +504,7 @@ async def close_return(session: AsyncSession, return_id: int, actor: str | None)
 async def _complete_if_fully_returned(session: AsyncSession, order: Order, actor: str | None) -> None:
     if order.status not in (OrderStatus.SHIPPED, OrderStatus.DELIVERED):
         return
-    shipped = await shipped_by_line(session, order.id)
+    shipped = await shipped_by_line(session, order)
     lines = await _lines_of(session, order.id)
     if not shipped or any(line.returned_quantity < shipped.get(line.id, 0) for line in lines):
         return
@@ -552,8 +573,8 @@ async def create_exchange(
         line = by_id[return_line.order_line_id]
         before = await _back_before(session, return_line)
         returned_value += paid_for_units(
-            values[line.id], line.quantity, before + return_line.quantity, original.currency
-        ) - paid_for_units(values[line.id], line.quantity, before, original.currency)
+            values[line.id], kept(line), before + return_line.quantity, original.currency
+        ) - paid_for_units(values[line.id], kept(line), before, original.currency)
     difference = round_money(replacement.total - returned_value, original.currency)
     note_event(
         session,
@@ -577,3 +598,113 @@ def _as_new_lines(error: DomainError) -> DomainError:
         for problem in error.problems
     ]
     return InvalidInput(problems)
+
+
+# --- after-sales reported by a channel ----------------------------------------------
+
+IN_PROGRESS = frozenset({RefundStatus.REQUESTED, RefundStatus.AGREED, RefundStatus.RETURNING})
+ON_THE_WAY = ("DISPATCHED", "IN_TRANSIT", "OUT_FOR_DELIVERY", "FAILED_ATTEMPT", "EXCEPTION")
+
+
+async def channel_after_sale(
+    session: AsyncSession, order: Order, line: OrderLine, refund: LineRefund, actor: str | None
+) -> str | None:
+    """A channel's after-sale request on a shipped line, as a Return keyed by the channel's refund id.
+
+    REQUESTED creates the return; AGREED or RETURNING approves it; REFUSED rejects it and
+    CLOSED closes it while nothing came back; SUCCESS records the channel's refund of the
+    units' value (once) on it, the goods still to be received with returnReceive. When
+    the units are still on their way to the buyer, an INTERCEPT alert asks people to stop
+    the parcel at the carrier. Returns what changed, or None (a line not shipped is the
+    caller's: it holds the order instead).
+    """
+    shipped = (await shipped_by_line(session, order)).get(line.id, 0)
+    if shipped == 0:
+        return None
+    row = await session.scalar(
+        select(Return).where(Return.order_id == order.id, Return.external_id == refund.refund_id)
+    )
+    changes: list[str] = []
+    if row is None:
+        if refund.status in (RefundStatus.REFUSED, RefundStatus.CLOSED):
+            return None
+        taken = (await _on_returns(session, order.id)).get(line.id, 0)
+        units = min(refund.quantity or line.quantity, shipped - taken)
+        if units <= 0:
+            return None
+        row = await request_return(
+            session,
+            order.id,
+            [LineRequest(line.line_no, units, ReturnReason.OTHER)],
+            note=f"After-sale {refund.refund_id} at the channel",
+            actor=actor,
+            external_id=refund.refund_id,
+        )
+        changes.append(f"return {row.number} requested at the channel")
+        await _alert_if_on_the_way(session, order, line, row, refund)
+    agreed = refund.status in (RefundStatus.AGREED, RefundStatus.RETURNING, RefundStatus.SUCCESS)
+    if agreed and row.status == S.REQUESTED:
+        _move(row, S.APPROVED)
+        note_event(session, order, "RETURN_APPROVED", f"Return {row.number} approved at the channel", actor)
+        changes.append(f"return {row.number} approved")
+    if refund.status == RefundStatus.REFUSED and row.status == S.REQUESTED:
+        _move(row, S.REJECTED)
+        row.reject_reason = "Refused at the channel"
+        note_event(session, order, "RETURN_REJECTED", f"Return {row.number} refused at the channel", actor)
+        changes.append(f"return {row.number} rejected")
+    if refund.status == RefundStatus.CLOSED and row.status in OPEN:
+        _move(row, S.CLOSED)
+        note_event(session, order, "RETURN_CLOSED", f"Return {row.number} closed at the channel", actor)
+        changes.append(f"return {row.number} closed")
+    if refund.status == RefundStatus.SUCCESS and row.refund_total == 0:
+        amount = await _value_of(session, order, row)
+        amount = min(amount, round_money(order.total - order.refunded_total, order.currency))
+        if amount > 0:
+            session.add(
+                Refund(order_id=order.id, return_id=row.id, amount=amount, currency=order.currency, actor=actor)
+            )
+            row.refund_total = amount
+            order.refunded_total = round_money(order.refunded_total + amount, order.currency)
+            if row.status == S.RECEIVED:
+                _move(row, S.REFUNDED)
+            text = f"Return {row.number}: {amount} {order.currency} refunded at the channel"
+            note_event(session, order, "REFUNDED", text, actor)
+            changes.append(f"refunded {amount} at the channel")
+    await session.flush()
+    return ", ".join(changes) or None
+
+
+async def _value_of(session: AsyncSession, order: Order, row: Return) -> Decimal:
+    """What the units on ``row`` were paid (all of them, whether back yet or not)."""
+    lines = await _lines_of(session, order.id)
+    values, by_id = line_values(order, lines), {line.id: line for line in lines}
+    value = Decimal(0)
+    for return_line in (await session.scalars(select(ReturnLine).where(ReturnLine.return_id == row.id))).all():
+        line = by_id[return_line.order_line_id]
+        before = await _back_before(session, return_line)
+        value += paid_for_units(values[line.id], kept(line), before + return_line.quantity, order.currency)
+        value -= paid_for_units(values[line.id], kept(line), before, order.currency)
+    return round_money(value, order.currency)
+
+
+async def _alert_if_on_the_way(
+    session: AsyncSession, order: Order, line: OrderLine, row: Return, refund: LineRefund
+) -> None:
+    if refund.status not in IN_PROGRESS:
+        return
+    moving = (
+        await session.execute(
+            select(Shipment.tracking_number, Shipment.carrier)
+            .join(ShipmentLine, ShipmentLine.shipment_id == Shipment.id)
+            .where(ShipmentLine.order_line_id == line.id, Shipment.status.in_(ON_THE_WAY))
+        )
+    ).all()
+    for tracking_number, carrier in moving:
+        await raise_alert(
+            session,
+            "INTERCEPT",
+            f"Order {order.number}: the buyer asked for a refund ({refund.refund_id}) on line {line.line_no} while "
+            f"shipment {tracking_number} is on its way with {carrier}. Ask the carrier to intercept it (拦截), or "
+            f"receive it back on return {row.number}.",
+            sku=line.sku,
+        )

@@ -147,6 +147,32 @@ class NormalizedBuyer:
     channel_buyer_id: str | None = None
 
 
+class RefundStatus(enum.StrEnum):
+    """Where a buyer's after-sale request on one line stands at the channel."""
+
+    REQUESTED = "REQUESTED"  # asked, waiting for the seller (Taobao WAIT_SELLER_AGREE)
+    AGREED = "AGREED"  # the seller agreed; goods to come back (WAIT_BUYER_RETURN_GOODS)
+    RETURNING = "RETURNING"  # the buyer sent the goods back (WAIT_SELLER_CONFIRM_GOODS)
+    REFUSED = "REFUSED"  # the seller refused (SELLER_REFUSE_BUYER)
+    CLOSED = "CLOSED"  # withdrawn or closed without money back
+    SUCCESS = "SUCCESS"  # the channel paid the buyer back
+
+
+@dataclass(frozen=True)
+class LineRefund:
+    """A buyer's refund / return request on one line, as the channel reports it (售后).
+
+    ``refund_id`` is the channel's id of the request (Taobao ``refund_id``); ``quantity``
+    the units it covers (None: the whole line). The OMS turns it into a hold
+    (REFUND_IN_PROGRESS) while nothing is shipped, an intercept alert when the units are
+    on their way, and a Return (with its refund once the channel pays) once shipped.
+    """
+
+    refund_id: str
+    status: RefundStatus
+    quantity: int | None = None
+
+
 @dataclass(frozen=True)
 class NormalizedLine:
     """One order line.
@@ -168,6 +194,7 @@ class NormalizedLine:
     title: str | None = None
     discount: Decimal = Decimal("0")
     refunded_quantity: int = 0
+    refund: LineRefund | None = None  # an after-sale request on this line, if any
 
 
 @dataclass(frozen=True)
