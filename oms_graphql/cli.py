@@ -312,7 +312,7 @@ def _customer_id(value: str) -> int | None:
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[str, typer.Option(help="ADMIN, OPERATOR, VIEWER or CUSTOMER.")],
+    role: Annotated[str, typer.Option(help="ADMIN, OPERATOR, VIEWER, INTEGRATION or CUSTOMER.")],
     name: Annotated[str, typer.Option(help="Who or what uses the token.")],
     customer: Annotated[
         str | None, typer.Option(help="A CUSTOMER token's customer: its id (number or global id).")

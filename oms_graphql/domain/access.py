@@ -16,10 +16,19 @@ from oms_graphql.domain.errors import NotFound, Problems
 
 
 class Role(enum.StrEnum):
+    """Who a token stands for. What each may call is declared on the root fields
+    (``schema/permissions.py``), what each may read of a type on its fields
+    (``schema/field_rules.py``); README's "Access" section is the table for users."""
+
     ADMIN = "ADMIN"  # everything, including tokens and channel secrets (write-only)
     OPERATOR = "OPERATOR"  # runs orders, stock and channels day to day
-    VIEWER = "VIEWER"  # reads everything operational, changes nothing
-    CUSTOMER = "CUSTOMER"  # sees only their own orders
+    VIEWER = "VIEWER"  # reads everything operational, changes nothing; personal data masked
+    INTEGRATION = "INTEGRATION"  # a sync tool: reads catalog/stock/orders, runs channel syncs and replays
+    CUSTOMER = "CUSTOMER"  # sees only their own orders, shipments and profile
+
+
+STAFF_ROLES = frozenset({Role.ADMIN, Role.OPERATOR, Role.VIEWER})
+"""The merchant's people: they may see each other's names on what they did."""
 
 
 def hash_token(token: str) -> str:

@@ -38,6 +38,8 @@ from oms_graphql.resolvers import (
     subscriptions,
 )
 from oms_graphql.resolvers.errors import ErrorCodes, MaskInternalErrors, SubscriptionsOverWebsocket, assign_code
+from oms_graphql.schema.field_rules import FIELD_RULES, MERCHANT_TYPES
+from oms_graphql.schema.permissions import install_field_rules
 from oms_graphql.schema.scalars import DECIMAL_SCALAR, Decimal
 from oms_graphql.schema.types import Channel, Customer, Location, Order, Product
 
@@ -80,6 +82,11 @@ def _is_internal(error: GraphQLError) -> bool:
 
 
 class OMSSchema(strawberry.Schema):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Field-level permissions: one guard per restricted field, installed once (schema/field_rules.py).
+        install_field_rules(self._schema, FIELD_RULES, MERCHANT_TYPES)
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         # Client mistakes (syntax, validation, permissions) are answered, not logged as server errors.
         # Every error gets its extensions.code here (websockets included; see resolvers/errors.py).

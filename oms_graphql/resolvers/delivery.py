@@ -40,13 +40,13 @@ from oms_graphql.schema.delivery import (
     ShipmentStatusChanged,
 )
 from oms_graphql.schema.ids import to_global_id
-from oms_graphql.schema.permissions import ADMIN, OPERATE, PUBLIC, SIGNED_IN, STAFF
+from oms_graphql.schema.permissions import ADMIN, OPERATE, PUBLIC, SIGNED_IN, STAFF, SYNC_READ
 from oms_graphql.schema.types import Shipment
 
 
 @strawberry.type
 class DeliveryQuery:
-    @strawberry.field(description="Configured carrier accounts.", permission_classes=STAFF)
+    @strawberry.field(description="Configured carrier accounts.", permission_classes=SYNC_READ)
     async def carriers(self, info: Info) -> list[Carrier]:
         async with context(info).database.session() as session:
             rows = (await session.scalars(select(models.Carrier).order_by(models.Carrier.code))).all()
@@ -77,7 +77,8 @@ class DeliveryQuery:
         return OrderTracking.from_domain(view) if view else None
 
     @strawberry.field(
-        description="The carrier kinds installed plugins provide, with their settings keys.", permission_classes=STAFF
+        description="The carrier kinds installed plugins provide, with their settings keys.",
+        permission_classes=SYNC_READ,
     )
     def carrier_kinds(self) -> list[CarrierKind]:
         return [CarrierKind.from_spec(kind) for kind in sorted(carrier_kinds().values(), key=lambda k: k.kind)]

@@ -28,7 +28,7 @@ from oms_graphql.schema.inputs import (
     StockLevelFilter,
     StockMovementFilter,
 )
-from oms_graphql.schema.permissions import SIGNED_IN, STAFF
+from oms_graphql.schema.permissions import CUSTOMER_OR_STAFF, SIGNED_IN, STAFF, SYNC_READ
 from oms_graphql.schema.relay import Connection, paginate
 from oms_graphql.schema.returns import Return
 from oms_graphql.schema.types import (
@@ -107,7 +107,7 @@ class Query:
             row = await session.get(model, key)
         return to_node(row) if row is not None else None
 
-    @strawberry.field(description="The catalog.", permission_classes=STAFF)
+    @strawberry.field(description="The catalog.", permission_classes=SYNC_READ)
     async def products(
         self,
         info: Info,
@@ -133,12 +133,12 @@ class Query:
             before=before,
         )
 
-    @strawberry.field(description="One product by SKU.", permission_classes=STAFF)
+    @strawberry.field(description="One product by SKU.", permission_classes=SYNC_READ)
     async def product(self, info: Info, sku: str) -> Product | None:
         row = await _one(info, select(models.Product).where(models.Product.sku == sku))
         return Product.from_row(row) if row else None  # type: ignore[arg-type]
 
-    @strawberry.field(description="Warehouses, stores and suppliers.", permission_classes=STAFF)
+    @strawberry.field(description="Warehouses, stores and suppliers.", permission_classes=SYNC_READ)
     async def locations(
         self,
         info: Info,
@@ -163,12 +163,12 @@ class Query:
             before=before,
         )
 
-    @strawberry.field(description="One location by code.", permission_classes=STAFF)
+    @strawberry.field(description="One location by code.", permission_classes=SYNC_READ)
     async def location(self, info: Info, code: str) -> Location | None:
         row = await _one(info, select(models.Location).where(models.Location.code == code))
         return Location.from_row(row) if row else None  # type: ignore[arg-type]
 
-    @strawberry.field(description="On hand, reserved and available per SKU and location.", permission_classes=STAFF)
+    @strawberry.field(description="On hand, reserved and available per SKU and location.", permission_classes=SYNC_READ)
     async def stock_levels(
         self,
         info: Info,
@@ -342,7 +342,9 @@ class Query:
             before=before,
         )
 
-    @strawberry.field(description="One customer; a customer may read only themself.", permission_classes=SIGNED_IN)
+    @strawberry.field(
+        description="One customer; a customer may read only themself.", permission_classes=CUSTOMER_OR_STAFF
+    )
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
         key = db_id(id, "Customer") if (from_global_id(id) or ("",))[0] == "Customer" else None
         if key is None:
@@ -353,7 +355,7 @@ class Query:
         row = await context(info).loaders.customer.load(key)
         return Customer.from_row(row) if row else None
 
-    @strawberry.field(description="Configured sales channels.", permission_classes=STAFF)
+    @strawberry.field(description="Configured sales channels.", permission_classes=SYNC_READ)
     async def channels(self, info: Info) -> list[Channel]:
         async with context(info).database.session() as session:
             rows = (await session.scalars(select(models.Channel).order_by(models.Channel.code))).all()

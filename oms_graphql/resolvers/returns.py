@@ -16,7 +16,7 @@ from oms_graphql.domain.errors import Forbidden
 from oms_graphql.domain.orders import order_by_id
 from oms_graphql.resolvers.common import context, db_id, run_mutation
 from oms_graphql.schema.context import Caller
-from oms_graphql.schema.permissions import OPERATE, OPERATE_OR_CUSTOMER, SIGNED_IN
+from oms_graphql.schema.permissions import CUSTOMER_OR_STAFF, OPERATE, OPERATE_OR_OWN
 from oms_graphql.schema.relay import Connection, paginate
 from oms_graphql.schema.returns import (
     ExchangeCreateInput,
@@ -42,7 +42,8 @@ def _return_id(value: strawberry.ID) -> int:
 @strawberry.type
 class ReturnsQuery:
     @strawberry.field(
-        description="Returns, newest first; a customer sees only those of its own orders.", permission_classes=SIGNED_IN
+        description="Returns, newest first; a customer sees only those of its own orders.",
+        permission_classes=CUSTOMER_OR_STAFF,
     )
     async def returns(
         self,
@@ -71,7 +72,7 @@ class ReturnsMutation:
     @strawberry.mutation(
         description="Ask to send shipped units back: never more than shipped minus already on returns. Staff, or "
         "the order's own customer.",
-        permission_classes=OPERATE_OR_CUSTOMER,
+        permission_classes=OPERATE_OR_OWN,
     )
     async def return_request(self, info: Info, input: ReturnRequestInput) -> ReturnPayload:
         async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:

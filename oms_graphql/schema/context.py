@@ -104,6 +104,11 @@ class Context:
         """The token this request or websocket presented (see ``presented_token``)."""
         return presented_token(self.request, self.connection_params)
 
+    def caller_if_known(self) -> Caller | None:
+        """The caller once ``caller()`` has found it (a root field's permission does), else None:
+        field permissions read it without awaiting, so plain fields stay synchronous."""
+        return self._caller
+
     @property
     def known_caller(self) -> Caller | None:
         """The caller, if already established for this request (None before, or when its token failed)."""

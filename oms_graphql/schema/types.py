@@ -89,10 +89,13 @@ class Address:
     postal_code: str | None
     latitude: float | None
     longitude: float | None
+    # An order's address is a person's (masked for some roles); a location's is the merchant's.
+    personal: strawberry.Private[bool]
 
     @classmethod
     def from_row(cls, row: Any) -> Address:
         return cls(
+            personal=isinstance(row, models.Address),
             name=getattr(row, "name", None) if isinstance(row, models.Address) else None,
             phone=row.phone,
             email=getattr(row, "email", None) if isinstance(row, models.Address) else None,
@@ -150,11 +153,12 @@ class Location(Node):
     code: str
     name: str
     kind: LocationKind  # type: ignore[valid-type]
-    priority: int = strawberry.field(description="Lower is preferred when allocating.")
-    can_ship: bool
+    # Nullable: a customer reaching a location through its order is refused these (schema/field_rules.py).
+    priority: int | None = strawberry.field(description="Lower is preferred when allocating.")
+    can_ship: bool | None
     can_pickup: bool
-    auto_dispatch: bool = strawberry.field(description="Its allocated orders are dispatched by themselves.")
-    active: bool
+    auto_dispatch: bool | None = strawberry.field(description="Its allocated orders are dispatched by themselves.")
+    active: bool | None
 
     @strawberry.field
     def address(self) -> Address:
@@ -272,19 +276,20 @@ class Channel(Node):
     code: str
     name: str
     kind: str
-    stock_share_percent: int
-    stock_buffer: int
-    poll_interval_seconds: int
+    # Nullable: a customer reaching its order's channel is refused these (schema/field_rules.py).
+    stock_share_percent: int | None
+    stock_buffer: int | None
+    poll_interval_seconds: int | None
     sync_from: datetime | None
     sync_cursor: datetime | None = strawberry.field(description="Orders changed before this time are imported.")
-    active: bool
+    active: bool | None
 
     @strawberry.field(description="The plugin-defined settings, without the secret ones (never returned).")
-    def settings(self) -> JSON:
+    def settings(self) -> JSON | None:
         return JSON(dict(self.row.settings or {}))
 
     @strawberry.field(description="Which secret settings (credentials) have a value; their values are write-only.")
-    def secret_settings_set(self) -> list[str]:
+    def secret_settings_set(self) -> list[str] | None:
         from oms_graphql.domain.plugin_settings import secret_keys_set
 
         return secret_keys_set(self.row.secrets_encrypted)
