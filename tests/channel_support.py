@@ -465,6 +465,7 @@ class AmazonFake(FakeChannel):
         return [
             {
                 "carrier": call.body["packageDetail"]["carrierCode"],
+                "name": call.body["packageDetail"].get("carrierName"),
                 "tracking": call.body["packageDetail"]["trackingNumber"],
                 "items": call.body["packageDetail"]["orderItems"],
             }

@@ -219,6 +219,7 @@ def check_flow(client: GraphQLClient, flow: Flow, figures: dict[str, Any]) -> No
     assert [(c["carrier"], c["tracking"]) for c in figures["confirmed"]] == [
         (flow.marketplace_code, shipment["trackingNumber"])
     ]
+    assert figures["carrier_code"] not in json.dumps(figures["confirmed"])  # our account's code means nothing there
     # Tracking to the door; the same push again changed nothing.
     assert figures["pushes"] == (200, 200)
     assert shipment["status"] == "DELIVERED" and shipment["deliveredAt"]
