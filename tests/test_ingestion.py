@@ -362,7 +362,7 @@ def test_a_pos_sale_pushed_by_webhook_takes_stock_from_the_store_at_once(admin, 
     assert order_count(admin, code) == 1 and level(admin, sku, store)["onHand"] == 8
 
 
-def test_a_pos_sale_to_be_shipped_waits_for_its_listing_then_is_allocated_not_sold_at_the_counter(
+def test_a_pos_sale_to_be_shipped_waits_for_its_listing_is_allocated_and_shipped_when_the_store_sends_it(
     admin, server, uid, pos_fake
 ):
     url, state = pos_fake
@@ -385,6 +385,14 @@ def test_a_pos_sale_to_be_shipped_waits_for_its_listing_then_is_allocated_not_so
     order = wait_order(admin, code, order_id, "ALLOCATED")
     assert order["shippingAddress"]["city"] == "New York" and order["shipments"] == []
     assert level(admin, sku, store) == {"onHand": 10, "reserved": 2, "available": 8}  # reserved, not handed over
+
+    # The store sends it itself and completes the fulfilment at the POS: shipped, the reservation used.
+    [fulfillment] = state.orders[order_id]["fulfillments"]
+    state.update_order(order_id, fulfillments=[{**fulfillment, "state": "COMPLETED"}])
+    hook = state.signed_webhook(order_id, "order.updated")
+    assert httpx.post(f"{server}/webhooks/channels/{code}", content=hook.body, headers=hook.headers).status_code == 200
+    assert wait_order(admin, code, order_id, "SHIPPED")["id"] == order["id"]
+    assert level(admin, sku, store) == {"onHand": 8, "reserved": 0, "available": 8}
 
 
 def test_a_webhook_with_a_bad_signature_is_refused_and_kept(admin, server, uid, pos_fake):

@@ -237,6 +237,12 @@ def test_the_sample_order_parses_to_lines_totals_and_a_shipment(state):
         ("COMPLETED", {}, ChannelOrderStatus.COMPLETED),
         ("CANCELED", {}, ChannelOrderStatus.CANCELLED),
         ("DRAFT", {"tenders": []}, ChannelOrderStatus.UNPAID),
+        # Paid, and its shipment fulfilment completed at the POS (sent by the store itself).
+        (
+            "OPEN",
+            {"fulfillments": [{"uid": "ful-1-fake", "type": "SHIPMENT", "state": "COMPLETED"}]},
+            ChannelOrderStatus.SHIPPED,
+        ),
     ],
 )
 def test_every_pos_state_maps(state, pos_state, changes, status):

@@ -165,6 +165,16 @@ def fulfillment_to_ship(order: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _shipped(order: dict[str, Any]) -> bool:
+    """Every shipment fulfilment of the order is COMPLETED (sent; by the OMS or by the store)."""
+    shipments = [
+        f
+        for f in order.get("fulfillments") or []
+        if isinstance(f, dict) and f.get("type") == "SHIPMENT" and f.get("state") not in ("CANCELED", "FAILED")
+    ]
+    return bool(shipments) and all(f.get("state") == "COMPLETED" for f in shipments)
+
+
 def parse_buyer(order: dict[str, Any], recipient: dict[str, Any] | None) -> NormalizedBuyer | None:
     customer_id = _text(order.get("customer_id"))
     if not (customer_id or recipient):
@@ -189,6 +199,8 @@ def status_of(order: dict[str, Any], currency: str) -> ChannelOrderStatus:
     if state == "OPEN":
         due = order.get("net_amount_due_money")
         paid = bool(order.get("tenders")) and (due is None or money(due, "net_amount_due_money", currency)[0] == 0)
+        if paid and _shipped(order):
+            return ChannelOrderStatus.SHIPPED
         return ChannelOrderStatus.PAID if paid else ChannelOrderStatus.UNPAID
     raise PayloadError(f"state {state!r} is not one of OPEN, COMPLETED, CANCELED, DRAFT")
 
