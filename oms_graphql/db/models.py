@@ -328,6 +328,8 @@ class Order(Base):
     promised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Migration 0006: dispatched by then, or the order is late.
     promised_ship_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Migration 0013: the sum of its refunds.
+    refunded_total: Mapped[Decimal] = mapped_column(Amount, default=Decimal("0"), server_default="0")
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     channel_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -355,6 +357,8 @@ class OrderLine(Base):
     unit_price: Mapped[Decimal] = mapped_column(Amount)
     discount: Mapped[Decimal] = mapped_column(Amount, default=Decimal("0"))
     refunded_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    # Migration 0013: units received back on returns (RESELLABLE or DAMAGED).
+    returned_quantity: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     order: Mapped[Order] = relationship(back_populates="lines", lazy="raise")
 
@@ -531,6 +535,65 @@ class AlertRecord(Base):
     suggested_quantity: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Return(Base):
+    """Units of one order coming back (migration 0013); a marketplace after-sale is one too."""
+
+    __tablename__ = "returns"
+    __table_args__ = (UniqueConstraint("order_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    number: Mapped[str] = mapped_column(String(40), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # a ReturnStatus
+    note: Mapped[str | None] = mapped_column(String(2000))
+    reject_reason: Mapped[str | None] = mapped_column(String(1000))
+    external_id: Mapped[str | None] = mapped_column(String(100))  # the channel's refund / after-sale id
+    replacement_order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    refund_total: Mapped[Decimal] = mapped_column(Amount, default=Decimal("0"))
+    requested_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ReturnLine(Base):
+    __tablename__ = "return_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint(
+            "resellable_quantity >= 0 AND damaged_quantity >= 0 AND missing_quantity >= 0 AND "
+            "resellable_quantity + damaged_quantity + missing_quantity <= quantity",
+            name="received_within",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    return_id: Mapped[int] = mapped_column(ForeignKey("returns.id"), index=True)
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(32))  # a ReturnReason
+    # What came back, by condition (set once, by returnReceive).
+    resellable_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    damaged_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    missing_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    restock_location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"))
+
+
+class Refund(Base):
+    """Money given back on an order (migration 0013), by hand or as a marketplace reports it."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    return_id: Mapped[int | None] = mapped_column(ForeignKey("returns.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Amount)
+    currency: Mapped[str] = mapped_column(String(3))
+    actor: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Transfer(Base):

@@ -16,6 +16,7 @@ dispatch job.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -45,7 +46,9 @@ PROMISE_DAYS = {DeliveryKind.SAME_DAY: 0, DeliveryKind.EXPRESS: 2, DeliveryKind.
 TRANSIT_DAYS = {DeliveryKind.SAME_DAY: 0, DeliveryKind.EXPRESS: 1, DeliveryKind.STANDARD: 3, DeliveryKind.PICKUP: 0}
 FAR_KM = 1000.0
 # The rate table used when no live quote is at hand: (first kilogram, each further
-# kilogram started), per currency and kind; 25% more past FAR_KM.
+# kilogram started), per currency and kind, times the distance band's factor for
+# parcels that travel (STANDARD, EXPRESS): the zones express companies price by
+# (same city, region, country, remote).
 RATE_TABLE: dict[str, dict[DeliveryKind, tuple[Decimal, Decimal]]] = {
     "CNY": {
         DeliveryKind.STANDARD: (Decimal("10"), Decimal("2")),
@@ -60,6 +63,12 @@ RATE_TABLE: dict[str, dict[DeliveryKind, tuple[Decimal, Decimal]]] = {
         DeliveryKind.PICKUP: (Decimal("0"), Decimal("0")),
     },
 }
+DISTANCE_BANDS: tuple[tuple[float, Decimal], ...] = (
+    (100.0, Decimal("0.8")),
+    (FAR_KM, Decimal("1")),
+    (2500.0, Decimal("1.25")),
+    (math.inf, Decimal("1.6")),
+)
 DEFAULT_FLEET_KM = 30
 
 
@@ -122,8 +131,8 @@ def estimate_price(kind: DeliveryKind, parcel: Parcel, currency: str, distance_k
     first, further = rates
     extra_kg = max(0, -(-parcel.weight_grams // 1000) - 1)  # each kilogram started after the first
     price = first + further * extra_kg
-    if distance_km is not None and distance_km > FAR_KM:
-        price *= Decimal("1.25")
+    if distance_km is not None and kind in (DeliveryKind.STANDARD, DeliveryKind.EXPRESS):
+        price *= next(factor for limit, factor in DISTANCE_BANDS if distance_km <= limit)
     return price.quantize(Decimal("0.01"))
 
 
@@ -232,12 +241,6 @@ def _explained(
 # --- for an order in the database -------------------------------------------
 
 
-def _point(place: Location | Address) -> geo.Point | None:
-    if place.latitude is not None and place.longitude is not None:
-        return geo.Point(place.latitude, place.longitude)
-    return geo.locate(place.country, place.region, place.city, place.district, place.postal_code)
-
-
 async def _offers(session: AsyncSession) -> list[Offer]:
     carriers = (await session.scalars(select(Carrier).where(Carrier.active.is_(True)).order_by(Carrier.code))).all()
     return [
@@ -276,7 +279,7 @@ async def delivery_options(session: AsyncSession, order_id: int) -> list[Deliver
         .order_by(FulfillmentOrder.id)
     )
     origin = await session.get(Location, origin_id) if origin_id is not None else None
-    start, end = (_point(origin) if origin else None), _point(address)
+    start, end = (geo.point_of(origin) if origin else None), geo.point_of(address)
     distance = geo.distance_km(start, end) if start and end else None
     pickup_here = (
         await session.scalar(

@@ -196,7 +196,10 @@ def check_new_order(new: NewOrder) -> Problems:
         problems.not_negative(("lines", index, "unitPrice"), line.unit_price)
         if line.sku is not None:
             problems.text(("lines", index, "sku"), line.sku, 64, required=True)
-    for name, value in (("shippingFee", new.shipping_fee), ("discount", new.discount)):
+        problems.not_negative(("lines", index, "discount"), line.discount)
+        if line.discount > line.quantity * line.unit_price:
+            problems.add(("lines", index, "discount"), "A line's discount cannot exceed its value.", "TOO_LARGE")
+    for name, value in (("shippingFee", new.shipping_fee), ("discount", new.discount), ("tax", new.tax)):
         problems.not_negative((name,), value)
     problems.text(("externalId",), new.external_id, 100)
     problems.text(("note",), new.note, 2000)
@@ -349,6 +352,18 @@ def _record_status(
             actor=actor,
         )
     )
+    _publish(session, order, "STATUS_CHANGED", previous, current, message, channel_code)
+
+
+def _publish(
+    session: AsyncSession,
+    order: Order,
+    kind: str,
+    previous: str | None,
+    current: str,
+    message: str | None,
+    channel_code: str | None = None,
+) -> None:
     record_event(
         session,
         "order",
@@ -358,12 +373,20 @@ def _record_status(
             "channelId": order.channel_id,
             "channelCode": channel_code,
             "customerId": order.customer_id,
+            "kind": kind,
             "fromStatus": previous,
             "status": current,
             "message": message,
             "at": utcnow().isoformat(),
         },
     )
+
+
+def note_event(session: AsyncSession, order: Order, kind: str, message: str, actor: str | None) -> None:
+    """Something happened to the order without changing its status (a return, a refund): in its
+    history (``Order.events``) and on ``orderEvents`` with this ``kind``."""
+    session.add(OrderEvent(order_id=order.id, kind=kind, message=message[:1000], actor=actor))
+    _publish(session, order, kind, order.status, order.status, message)
 
 
 def set_status(

@@ -335,9 +335,12 @@ def oms_notify(alert: Alert) -> None:
 def oms_allocation_rank(request: AllocationRequest, candidates: list[CandidateLocation]) -> list[str] | None:
     """Order the candidate locations for an order, best first.
 
-    Pure: no I/O. Return the location codes in the order to try, or ``None``
-    to leave the decision to the next strategy (the built-in one ranks by
-    priority, then by how much of the order each location can fill).
+    Pure: no I/O. Return the location codes in the order to try: each line is
+    then taken from the first of them with stock, spilling over to the next.
+    Return ``None`` to leave the decision to the built-in engine
+    (:mod:`oms_graphql.domain.allocation_plan`: fewest locations, then the lowest
+    score of estimated shipping cost, distance, priority and stock balance).
+    ``candidates`` hold only locations with free stock of at least one line.
     """
 
 

@@ -25,7 +25,16 @@ from strawberry.tools import merge_types
 
 from oms_graphql.config import get_settings
 from oms_graphql.domain.errors import DomainError
-from oms_graphql.resolvers import channels, delivery, fulfillment, inventory, mutations, queries, subscriptions
+from oms_graphql.resolvers import (
+    channels,
+    delivery,
+    fulfillment,
+    inventory,
+    mutations,
+    queries,
+    returns,
+    subscriptions,
+)
 from oms_graphql.schema.scalars import DECIMAL_SCALAR, Decimal
 from oms_graphql.schema.types import Channel, Customer, Location, Order, Product
 
@@ -36,6 +45,7 @@ QUERY_PARTS: tuple[type, ...] = (
     inventory.InventoryQuery,
     channels.ChannelQuery,
     delivery.DeliveryQuery,
+    returns.ReturnsQuery,
 )
 MUTATION_PARTS: tuple[type, ...] = (
     mutations.Mutation,
@@ -43,6 +53,7 @@ MUTATION_PARTS: tuple[type, ...] = (
     channels.ChannelMutation,
     delivery.DeliveryMutation,
     fulfillment.FulfillmentMutation,
+    returns.ReturnsMutation,
 )
 SUBSCRIPTION_PARTS: tuple[type, ...] = (
     subscriptions.Subscription,

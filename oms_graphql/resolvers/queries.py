@@ -29,6 +29,7 @@ from oms_graphql.schema.inputs import (
 )
 from oms_graphql.schema.permissions import SIGNED_IN, STAFF
 from oms_graphql.schema.relay import Connection, paginate
+from oms_graphql.schema.returns import Return
 from oms_graphql.schema.types import (
     Channel,
     Customer,
@@ -53,6 +54,7 @@ _NODE_TYPES: dict[str, tuple[Any, Callable[[Any], Node]]] = {
     "InboundMessage": (models.InboundMessage, InboundMessage.from_row),
     "Carrier": (models.Carrier, Carrier.from_row),
     "FulfillmentOrder": (models.FulfillmentOrder, FulfillmentOrder.from_row),
+    "Return": (models.Return, Return.from_row),
 }
 
 

@@ -31,6 +31,8 @@ class Loaders:
             models.FulfillmentOrder, models.FulfillmentOrder.order_id, models.FulfillmentOrder.id
         )
         self.shipment_lines = self._many(models.ShipmentLine, models.ShipmentLine.shipment_id, models.ShipmentLine.id)
+        self.returns_by_order = self._many(models.Return, models.Return.order_id, models.Return.id)
+        self.return_lines = self._many(models.ReturnLine, models.ReturnLine.return_id, models.ReturnLine.id)
         self.shipment_events = self._many(
             models.ShipmentEvent, models.ShipmentEvent.shipment_id, models.ShipmentEvent.occurred_at
         )

@@ -22,6 +22,7 @@ from oms_graphql.schema.scalars import JSON, Decimal
 
 if TYPE_CHECKING:
     from oms_graphql.schema.fulfillment import FulfillmentOrder
+    from oms_graphql.schema.returns import Return
 
 OrderStatus = strawberry.enum(order_rules.OrderStatus, name="OrderStatus", description="Where an order is in its life.")
 HoldReason = strawberry.enum(order_rules.HoldReason, name="HoldReason", description="Why an order is held.")
@@ -118,6 +119,7 @@ class Product(Node):
     width_mm: int | None
     height_mm: int | None
     handling: list[Handling]  # type: ignore[valid-type]
+    drop_ship: bool = strawberry.field(description="Shipped by a SUPPLIER location straight to the customer.")
 
     @strawberry.field(description="List price.")
     def price(self) -> Money | None:
@@ -138,6 +140,7 @@ class Product(Node):
             width_mm=row.width_mm,
             height_mm=row.height_mm,
             handling=[Handling(value) for value in row.handling or []],
+            drop_ship=row.drop_ship,
         )
 
 
@@ -351,6 +354,7 @@ class OrderLine:
     title: str | None
     quantity: int
     refunded_quantity: int
+    returned_quantity: int = strawberry.field(description="Units received back on returns (RESELLABLE or DAMAGED).")
 
     @strawberry.field
     def unit_price(self) -> Money:
@@ -375,6 +379,7 @@ class OrderLine:
             title=row.title,
             quantity=row.quantity,
             refunded_quantity=row.refunded_quantity,
+            returned_quantity=row.returned_quantity,
         )
 
 
@@ -385,7 +390,15 @@ class Allocation:
     quantity: int
     shipped_quantity: int
     status: str = strawberry.field(description="RESERVED, SHIPPED or RELEASED.")
-    reason: str | None = strawberry.field(description="Why this location was chosen.")
+    reason: str | None = strawberry.field(
+        description="Why this location was chosen, against the next best plan "
+        "(WH-SH: ships all 3 lines, 212 km, est. ¥14.00; WH-BJ: 1,080 km, est. ¥18.00)."
+    )
+    score: float | None = strawberry.field(
+        description="This location's part of the winning plan's score, in the order's currency (estimated "
+        "shipping cost plus weights for distance, priority and stock balance; lower is better). The plan's "
+        "score is the sum over its locations. Null for allocations made by hand or before the engine."
+    )
 
     @strawberry.field
     async def location(self, info: Info) -> Location:
@@ -551,6 +564,7 @@ class Order(Node):
                 shipped_quantity=row.shipped_quantity,
                 status=row.status,
                 reason=row.reason,
+                score=row.score,
             )
             for row in rows
         ]
@@ -590,6 +604,16 @@ class Order(Node):
 
         rows = await info.context.loaders.fulfillment_orders_by_order.load(self.row.id)
         return [FulfillmentOrder.from_row(row) for row in rows]
+
+    @strawberry.field(description="Its returns, oldest first (a fully returned order ends COMPLETED).")
+    async def returns(self, info: Info) -> list[Annotated[Return, strawberry.lazy("oms_graphql.schema.returns")]]:
+        from oms_graphql.schema.returns import Return
+
+        return [Return.from_row(row) for row in await info.context.loaders.returns_by_order.load(self.row.id)]
+
+    @strawberry.field(description="The sum of its refunds (returns and others).")
+    def refund_total(self) -> Money:
+        return money(self.row.refunded_total, self.row.currency)
 
     @classmethod
     def from_row(cls, row: models.Order) -> Order:
