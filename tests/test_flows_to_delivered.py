@@ -189,7 +189,7 @@ def run_flow(client: GraphQLClient, api: str, flow: Flow, uid: str) -> dict[str,
             delivered_after = time.monotonic() - started
             again = httpx.post(url, params=params, content=body, headers=headers)
             # Both pushes kept and handled (none left waiting), then look again.
-            handled = eventually(
+            eventually(
                 lambda: (
                     len(pushes := messages(client, carrier_code)) == 2
                     and all(m["status"] == "PROCESSED" for m in pushes)
@@ -202,9 +202,7 @@ def run_flow(client: GraphQLClient, api: str, flow: Flow, uid: str) -> dict[str,
             market.deactivate(client)
         return {
             "seconds": (round(shipped_after, 1), round(delivered_after, 1)),
-            "handled": handled,
             "where": where,
-            "skus": skus,
             "carrier_code": carrier_code,
             "waybills": carrier.waybills(),
             "confirmed": confirmed,
