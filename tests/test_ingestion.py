@@ -336,6 +336,9 @@ def test_a_pos_sale_pushed_by_webhook_takes_stock_from_the_store_at_once(admin, 
     ensure_product(admin, sku)
     receive(admin, sku, store, 10)
     order_id = state.add_sample_order()
+    # Handed over in the store: pickup instead of the sample's shipment (see the next scenario).
+    [fulfillment] = state.orders[order_id]["fulfillments"]
+    fulfillment.update(type="PICKUP", pickup_details=fulfillment.pop("shipment_details"))
     code = f"pos-{uid}".lower()
     create_channel(admin, code, "pos", pos_settings(url, state, store))
     variation = state.orders[order_id]["line_items"][0]["catalog_object_id"]
@@ -357,6 +360,39 @@ def test_a_pos_sale_pushed_by_webhook_takes_stock_from_the_store_at_once(admin, 
     assert httpx.post(f"{server}/webhooks/channels/{code}", content=hook.body, headers=hook.headers).status_code == 200
     eventually(lambda: len(messages(admin, code, "PROCESSED")) >= 2)
     assert order_count(admin, code) == 1 and level(admin, sku, store)["onHand"] == 8
+
+
+def test_a_pos_sale_to_be_shipped_waits_for_its_listing_is_allocated_and_shipped_when_the_store_sends_it(
+    admin, server, uid, pos_fake
+):
+    url, state = pos_fake
+    store, sku = f"STORE-SHIP-{uid}", f"LATTE-SHIP-{uid}"
+    add_location(admin, store, kind="STORE")
+    ensure_product(admin, sku)
+    receive(admin, sku, store, 10)
+    order_id = state.add_sample_order()  # an open SHIPMENT fulfilment: to be sent to New York
+    code = f"pos-ship-{uid}".lower()
+    create_channel(admin, code, "pos", pos_settings(url, state, store))
+    variation = state.orders[order_id]["line_items"][0]["catalog_object_id"]
+    hook = state.signed_webhook(order_id)
+    assert httpx.post(f"{server}/webhooks/channels/{code}", content=hook.body, headers=hook.headers).status_code == 200
+    assert wait_order(admin, code, order_id, "ON_HOLD")["holds"][0]["reason"] == "UNMAPPED_SKU"
+
+    admin.mutate(
+        "channelListingSet", LISTING_SET, {"input": {"channelCode": code, "channelSkuId": variation, "sku": sku}}
+    )
+
+    order = wait_order(admin, code, order_id, "ALLOCATED")
+    assert order["shippingAddress"]["city"] == "New York" and order["shipments"] == []
+    assert level(admin, sku, store) == {"onHand": 10, "reserved": 2, "available": 8}  # reserved, not handed over
+
+    # The store sends it itself and completes the fulfilment at the POS: shipped, the reservation used.
+    [fulfillment] = state.orders[order_id]["fulfillments"]
+    state.update_order(order_id, fulfillments=[{**fulfillment, "state": "COMPLETED"}])
+    hook = state.signed_webhook(order_id, "order.updated")
+    assert httpx.post(f"{server}/webhooks/channels/{code}", content=hook.body, headers=hook.headers).status_code == 200
+    assert wait_order(admin, code, order_id, "SHIPPED")["id"] == order["id"]
+    assert level(admin, sku, store) == {"onHand": 8, "reserved": 0, "available": 8}
 
 
 def test_a_webhook_with_a_bad_signature_is_refused_and_kept(admin, server, uid, pos_fake):

@@ -316,6 +316,7 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
         await _fulfilled_by_channel(session, channel, order, new)
     elif store_sale:
         assert store is not None
+        _note(session, order, STORE_SALE, f"A sale in the store: it takes its stock from {store.code}", _actor(channel))
         if order.status == OrderStatus.ON_HOLD:  # e.g. an unmapped SKU: sold once the hold is gone
             await _remember_completion(session, order, channel, store, new)
         else:
@@ -405,6 +406,8 @@ async def _update(session: AsyncSession, channel: Channel, order: Order, new: No
     status = OrderStatus(order.status)
     store = await _store_location(session, new)
     not_sold_yet = _is_store_sale(store, new) and _not_sold_yet(order)
+    if not_sold_yet and store is not None and not await is_store_sale(session, order):
+        _note(session, order, STORE_SALE, f"A sale in the store: it takes its stock from {store.code}", actor)
     if new.status == ChannelOrderStatus.CANCELLED:
         if status == OrderStatus.CANCELLED:
             pass
@@ -657,6 +660,18 @@ async def _fulfilled_by_channel(session: AsyncSession, channel: Channel, order: 
     return True
 
 
+# The order event that marks a sale in the store (handed over there, not shipped): when a hold
+# on it goes (an unmapped SKU mapped), it takes the store's stock instead of being allocated.
+STORE_SALE = "STORE_SALE"
+
+
+async def is_store_sale(session: AsyncSession, order: Order) -> bool:
+    found = await session.scalar(
+        select(OrderEvent.id).where(OrderEvent.order_id == order.id, OrderEvent.kind == STORE_SALE).limit(1)
+    )
+    return found is not None
+
+
 # The order event that keeps a POS's COMPLETED while the sale waits ON_HOLD (an unmapped SKU,
 # a store short of stock): the POS sends nothing more about a finished sale, so when the hold
 # goes and the sale takes its stock, this says it is COMPLETED rather than only handed over.
@@ -816,7 +831,8 @@ async def map_unmapped_lines(
         await release_holds(session, order, reason=HoldReason.UNMAPPED_SKU, actor=actor)
         released.append(order.id)
         store_code = (channel.settings or {}).get("locationCode")
-        if store_code and order.status == OrderStatus.CONFIRMED:
+        # Only a sale in the store takes its stock there; a POS order to be shipped is allocated.
+        if store_code and order.status == OrderStatus.CONFIRMED and await is_store_sale(session, order):
             store = await session.scalar(select(Location).where(Location.code == store_code))
             if store is not None:
                 await sell_at_store(session, channel, order, store)

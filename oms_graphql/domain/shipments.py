@@ -26,6 +26,7 @@ from oms_graphql.db.models import (
     ShipmentLine,
     utcnow,
 )
+from oms_graphql.domain.carriers import carrier_config
 from oms_graphql.domain.channels import channel_config, raise_alert
 from oms_graphql.domain.errors import DomainError, NotFound, Problems
 from oms_graphql.domain.inventory import MovementReason, Reference, move_stock
@@ -33,7 +34,7 @@ from oms_graphql.domain.orders import OrderStatus, order_by_id, set_status
 from oms_graphql.events.outbox import request_job
 from oms_graphql.plugins.contract import ChannelConfig, ShipmentConfirmation
 from oms_graphql.plugins.contract import ShipmentLine as ConfirmedLine
-from oms_graphql.plugins.host import carrier_kinds
+from oms_graphql.plugins.host import carrier_kinds, plugin_manager
 
 CONFIRM_JOB = "confirm_shipment"
 
@@ -124,14 +125,22 @@ async def dispatch(
     return shipment
 
 
-async def marketplace_carrier_code(session: AsyncSession, carrier: str | None, channel_kind: str) -> str:
-    """The carrier as the marketplace names it (Taobao ``SF``, Amazon ``SF Express``…): the carrier
-    plugin's name for that channel kind when ``carrier`` is one of our carrier accounts, else as given."""
+async def marketplace_carrier_code(
+    session: AsyncSession, carrier: str | None, channel_kind: str, service: str | None = None
+) -> str:
+    """The carrier as the marketplace names it (Taobao ``SF``, JD ``467``, Amazon ``USPS``…) when
+    ``carrier`` is one of our carrier accounts: the plugin's name for the service's transporting
+    carrier, else its kind's; as given otherwise (a carrier typed in by hand)."""
     if not carrier:
         return ""
     account = await session.scalar(select(Carrier).where(Carrier.code == carrier))
     if account is None:
         return carrier
+    named = plugin_manager().hook.oms_carrier_marketplace_code(
+        carrier=carrier_config(account), service_code=service or "", channel_kind=channel_kind
+    )
+    if named:
+        return str(named)
     kind = carrier_kinds().get(account.kind)
     return (kind.marketplace_codes.get(channel_kind) if kind else None) or carrier
 
@@ -163,9 +172,10 @@ async def confirmation_for(
         for line in all_lines
         if line.product_id is not None
     )
+    carrier_code = await marketplace_carrier_code(session, shipment.carrier, channel.kind, shipment.service)
     return channel_config(channel), ShipmentConfirmation(
         external_order_id=order.external_id,
-        carrier_code=await marketplace_carrier_code(session, shipment.carrier, channel.kind),
+        carrier_code=carrier_code,
         tracking_number=shipment.tracking_number or "",
         shipped_at=shipment.dispatched_at,
         lines=[
@@ -174,7 +184,8 @@ async def confirmation_for(
             if line.channel_line_id
         ],
         partial=partial,
-        carrier_name=shipment.carrier,
+        # Our carrier account's code means nothing to the marketplace: name the carrier as it does.
+        carrier_name=carrier_code or shipment.carrier,
         service=shipment.service,
     )
 

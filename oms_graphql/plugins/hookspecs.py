@@ -230,6 +230,19 @@ def oms_carrier_services(carrier: CarrierConfig) -> list[CarrierService] | None:
 
 
 @hookspec(firstresult=True)
+def oms_carrier_marketplace_code(carrier: CarrierConfig, service_code: str, channel_kind: str) -> str | None:
+    """The carrier that carries a parcel of ``service_code``, as the marketplace ``channel_kind`` names it.
+
+    Called when a shipment is confirmed to a sales channel (Taobao ``company_code``, JD
+    ``logiCoprId``, Amazon ``carrierCode``). Pure: no I/O. For a carrier that is one
+    company, ``CarrierKind.marketplace_codes`` says it once and this hook is not needed; a
+    broker that sells other carriers' services (EasyPost: USPS, UPS…) answers here per
+    service. Return ``None`` when you have no name for that marketplace (the kind's
+    ``marketplace_codes`` are tried next).
+    """
+
+
+@hookspec(firstresult=True)
 def oms_carrier_quote(carrier: CarrierConfig, request: ShipmentRequest) -> list[RateQuote] | None:
     """Price and delivery estimate of each of your services that can carry ``request``.
 

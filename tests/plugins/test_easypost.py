@@ -449,3 +449,27 @@ def test_the_plugin_registers_against_the_hookspecs():
     manager.check_pending()  # every hookimpl matches a spec by name and arguments
     [entry_point] = [ep for ep in entry_points(group=hookspecs.ENTRY_POINT_GROUP) if ep.name == "easypost"]
     assert entry_point.load() is plugin
+
+
+# --- the carrier as marketplaces name it --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("service", "channel_kind", "named"),
+    [
+        ("USPS:Priority", "amazon", "USPS"),
+        ("UPS:Ground", "amazon", "UPS"),
+        ("DHLExpress:ExpressWorldwideNonDoc", "amazon", "DHL"),
+        ("FedEx:FEDEX_GROUND", "pos", "FedEx"),
+        ("not-a-service-code", "amazon", None),
+        ("", "amazon", None),
+    ],
+)
+def test_marketplaces_hear_the_carrier_that_carries_the_parcel(service, channel_kind, named):
+    carrier = CarrierConfig(code="easypost-us", kind="easypost", settings={})
+    other = CarrierConfig(code="sf-main", kind="sf", settings={})
+
+    name = plugin.oms_carrier_marketplace_code
+
+    assert name(carrier=carrier, service_code=service, channel_kind=channel_kind) == named
+    assert name(carrier=other, service_code=service, channel_kind=channel_kind) is None

@@ -155,12 +155,28 @@ def oms_carrier_kinds() -> list[CarrierKind]:
             ),
             creates_waybills=True,
             receives_webhooks=True,
-            # No marketplace code: the transporting carrier is the bought rate's
-            # (USPS, UPS, FedEx…), named by the service code's CARRIER part, not
-            # one per kind. See the report on the contract.
+            # No code per kind: the transporting carrier is the bought rate's (USPS, UPS,
+            # FedEx…), named by the service code's CARRIER part (oms_carrier_marketplace_code).
             marketplace_codes={},
         )
     ]
+
+
+# EasyPost's carrier names (rates[].carrier) where Amazon's carrierCode differs; the others
+# (USPS, UPS, FedEx, OnTrac…) are the same word. Amazon's list is in Seller Central, not in
+# the samples (confirmShipment_request.json shows "UPS").
+AMAZON_CARRIER_CODES = {"DHLExpress": "DHL", "CanadaPost": "Canada Post", "LaserShip": "Lasership"}
+
+
+@hookimpl
+def oms_carrier_marketplace_code(carrier: CarrierConfig, service_code: str, channel_kind: str) -> str | None:
+    if carrier.kind != KIND or not service_code:
+        return None
+    try:
+        carrier_name, _service = split_service_code(service_code)
+    except PermanentError:
+        return None
+    return AMAZON_CARRIER_CODES.get(carrier_name, carrier_name) if channel_kind == "amazon" else carrier_name
 
 
 @hookimpl

@@ -251,6 +251,51 @@ def _push_batch(client: PosClient, location_id: str, batch: list[StockPush]) -> 
 
 @hookimpl
 def oms_channel_confirm_shipment(channel: ChannelConfig, shipment: ShipmentConfirmation) -> bool | None:
-    # A store sale is handed over at the counter, and the samples README documents no
-    # fulfillment update call for the POS: there is nothing to tell it.
-    return True if _ours(channel) else None
+    """Mark the order's SHIPMENT fulfilment COMPLETED with the carrier and tracking number.
+
+    Square's UpdateOrder (``PUT /v2/orders/{id}``, a sparse order with the current
+    ``version``; the samples README documents no write call, this is Square's Orders API).
+    A counter sale has no open shipment fulfilment: it was handed over, nothing to tell.
+    """
+    if not _ours(channel):
+        return None
+    order_path = f"/v2/orders/{quote(shipment.external_order_id, safe='')}"
+    with PosClient(channel.settings) as client:
+        order = client.call("GET", order_path, operation="RetrieveOrder").get("order")
+        if not isinstance(order, dict):
+            raise RetryableError(f"The POS answered RetrieveOrder {shipment.external_order_id} without an order")
+        fulfillment = mapping.fulfillment_to_ship(order)
+        if fulfillment is None:
+            return True  # handed over at the counter, or marked shipped already
+        if shipment.partial:
+            # One shipment fulfilment covers the whole order: completing it says everything left.
+            raise PermanentError(
+                f"POS order {shipment.external_order_id}: its shipment fulfilment covers the whole order; "
+                "it is marked shipped once every line has left"
+            )
+        body = {
+            # The same key on every retry of this confirmation: a replay changes nothing twice.
+            "idempotency_key": f"oms-shipped-{shipment.external_order_id}-{shipment.tracking_number}"[:192],
+            "order": {
+                "location_id": order.get("location_id"),
+                "version": order.get("version"),
+                "fulfillments": [
+                    {
+                        "uid": fulfillment.get("uid"),
+                        "state": "COMPLETED",
+                        "shipment_details": {
+                            "carrier": shipment.carrier_code,
+                            "tracking_number": shipment.tracking_number,
+                            "shipped_at": _rfc3339(shipment.shipped_at),
+                        },
+                    }
+                ],
+            },
+        }
+        try:
+            client.call("PUT", order_path, json=body, operation="UpdateOrder")
+        except RejectedRequest as exc:
+            if "VERSION_MISMATCH" in str(exc):  # changed at the POS meanwhile: read it again and retry
+                raise RetryableError(str(exc)) from exc
+            raise
+    return True

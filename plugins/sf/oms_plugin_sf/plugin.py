@@ -128,8 +128,10 @@ def oms_carrier_kinds() -> list[CarrierKind]:
             ),
             creates_waybills=True,
             receives_webhooks=True,
-            # JD's logiCoprId for SF is not in the samples: map it per channel.
-            marketplace_codes={"taobao": "SF", "amazon": "SF Express"},
+            # JD names carriers by logistics company id (logiCoprId): 467 is 顺丰速运. The
+            # samples have no carrier list (only 2087, JD's own, on a shipped order); 467 is
+            # the id JD integrations publish for SF beside 2087 for 京东快递.
+            marketplace_codes={"taobao": "SF", "jd": "467", "amazon": "SF Express"},
         )
     ]
 
