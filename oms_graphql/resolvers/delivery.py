@@ -117,6 +117,7 @@ class DeliveryMutation:
                 db_id(input.fulfillment_order_id, "FulfillmentOrder", ("fulfillmentOrderId",)),
                 carrier_code=input.carrier_code,
                 service_code=input.service_code,
+                packages=[package.to_domain() for package in input.packages] if input.packages is not None else None,
                 actor=caller.label,
             )
             return {"shipment": Shipment.from_row(shipment)}

@@ -16,6 +16,7 @@ from oms_graphql.plugins.carrier_contract import CarrierKind as CarrierKindSpec
 from oms_graphql.plugins.carrier_contract import CarrierService as CarrierServiceSpec
 from oms_graphql.schema.channel_types import ChannelSettingField
 from oms_graphql.schema.ids import to_global_id
+from oms_graphql.schema.packages import PackageInput
 from oms_graphql.schema.scalars import JSON
 from oms_graphql.schema.types import DeliveryOptionKind, Handling, Money, Node, Shipment, UserError, money
 
@@ -206,6 +207,11 @@ class ShipmentCreateInput:
     fulfillment_order_id: strawberry.ID = strawberry.field(description="The fulfillment order.")
     carrier_code: str | None = strawberry.field(default=None, description="Default: the chosen delivery option.")
     service_code: str | None = strawberry.field(default=None, description="Default: the carrier's eligible one.")
+    packages: list[PackageInput] | None = strawberry.field(
+        default=None,
+        description="The parcels as packed. Default: computed from the products' weights and sizes, as few as the "
+        "service's per-parcel limits allow (first-fit decreasing by weight).",
+    )
 
 
 @strawberry.input(description="Get a PENDING shipment's waybill and label from its carrier (queued).")

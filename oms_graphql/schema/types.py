@@ -18,6 +18,7 @@ from oms_graphql.domain.inventory import movement_quantity
 from oms_graphql.domain.money import round_money
 from oms_graphql.domain.tracking import is_late
 from oms_graphql.schema.ids import to_global_id
+from oms_graphql.schema.packages import Package
 from oms_graphql.schema.reconciliation import ChannelReconcileSummary
 from oms_graphql.schema.scalars import JSON, Decimal
 
@@ -446,6 +447,10 @@ class Shipment(Node):
         if order is None or self.row.status == "CANCELLED":
             return False
         return is_late(self.row, order, utcnow())
+
+    @strawberry.field(description="Its parcels, as packed (given to shipmentCreate, or computed from the products).")
+    def packages(self) -> list[Package]:
+        return [Package.from_json(entry) for entry in self.row.packages or []]
 
     @strawberry.field(description="Which delivery option was chosen for it, and why.")
     def delivery_choice(self) -> str | None:

@@ -304,6 +304,9 @@ def create_order(state: SfState, msg: dict[str, Any], base_url: str) -> dict[str
     reply = _with_ids(load_sample("create_order_response_decoded.json")["apiResultData"], order_id, waybill)
     name, _, _ = PRODUCTS.get(str(msg.get("expressTypeId", 1)), PRODUCTS["1"])
     reply["msgData"]["routeLabelInfo"][0]["routeLabelData"]["proName"] = name
+    # parcelQty > 1 → mother + child waybills (README "Create waybill": waybillType 2 子单).
+    children = [state.next_waybill() for _ in range(int(msg.get("parcelQty") or 1) - 1)]
+    reply["msgData"]["waybillNoInfoList"] += [{"waybillType": 2, "waybillNo": child} for child in children]
     state.orders[order_id] = {"msgData": msg, "waybillNo": waybill, "cancelled": False, "reply": reply}
     state.routes.setdefault(waybill, [])
     return reply

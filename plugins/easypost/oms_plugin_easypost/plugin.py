@@ -84,6 +84,9 @@ TRACKER_UPDATED = "tracker.updated"
 # shipment_create_response.json rates, with their delivery_days. Weight and size
 # limits are the carriers', not in the samples, so none are claimed here. Accounts
 # with other carriers list their services in the ``services`` setting.
+# An EasyPost Shipment object carries one ``parcel`` (README samples shipment_create_*):
+# a heavier consignment would be one shipment per parcel, which this plugin does not do yet.
+ONE_PARCEL = 1
 DEFAULT_SERVICES = (
     CarrierService(
         code=service_code("USPS", "GroundAdvantage"),
@@ -92,6 +95,7 @@ DEFAULT_SERVICES = (
         transit_days=3,
         areas=("US",),
         currency="USD",
+        max_parcels=ONE_PARCEL,
     ),
     CarrierService(
         code=service_code("USPS", "Priority"),
@@ -100,6 +104,7 @@ DEFAULT_SERVICES = (
         transit_days=2,
         areas=("US",),
         currency="USD",
+        max_parcels=ONE_PARCEL,
     ),
     CarrierService(
         code=service_code("USPS", "Express"),
@@ -108,6 +113,7 @@ DEFAULT_SERVICES = (
         transit_days=2,
         areas=("US",),
         currency="USD",
+        max_parcels=ONE_PARCEL,
     ),
 )
 EXPRESS_WORDS = ("express", "overnight", "nextday", "2day", "priorityovernight")
@@ -376,6 +382,7 @@ def configured_services(carrier: CarrierConfig) -> tuple[CarrierService, ...]:
                 code=str(code),
                 name=f"{carrier_name} {service}",
                 kind=DeliveryKind.EXPRESS if express else DeliveryKind.STANDARD,
+                max_parcels=ONE_PARCEL,
             )
         )
     return tuple(services)
