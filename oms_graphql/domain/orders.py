@@ -406,6 +406,27 @@ def set_status(
     _record_status(session, order, previous, target, message, actor)
 
 
+# A shipment cancelled at the carrier before collection takes the order back a step.
+SHIPMENT_UNDONE = {
+    S.SHIPPED: frozenset({S.PARTIALLY_SHIPPED, S.ALLOCATED}),
+    S.PARTIALLY_SHIPPED: frozenset({S.ALLOCATED}),
+}
+
+
+def step_back_for_cancelled_shipment(
+    session: AsyncSession, order: Order, target: OrderStatus, message: str, actor: str | None
+) -> None:
+    """SHIPPED → PARTIALLY_SHIPPED / ALLOCATED, or PARTIALLY_SHIPPED → ALLOCATED: a dispatched
+    shipment never left (cancelled at its carrier). Only that path may move an order back."""
+    if order.status == target:
+        return
+    if target not in SHIPMENT_UNDONE.get(OrderStatus(order.status), frozenset()):
+        raise InvalidTransition(f"Order {order.number} is {order.status}; it cannot go back to {target}.", ("id",))
+    previous = order.status
+    order.status = target
+    _record_status(session, order, previous, target, message, actor)
+
+
 async def order_by_id(session: AsyncSession, order_id: int, *, lock: bool = False) -> Order:
     query = select(Order).where(Order.id == order_id)
     if lock:

@@ -137,11 +137,17 @@ async def marketplace_carrier_code(session: AsyncSession, carrier: str | None, c
 
 
 async def confirmation_for(
-    session: AsyncSession, shipment_id: int
+    session: AsyncSession, shipment_id: int, *, include_cancelled: bool = False
 ) -> tuple[ChannelConfig, ShipmentConfirmation] | None:
-    """What to tell the channel about this shipment; None when there is nothing to tell."""
+    """What to tell the channel about this shipment; None when there is nothing to tell (told
+    already, not dispatched, or cancelled before the channel heard of it).
+
+    ``include_cancelled``: what the channel was told of a shipment cancelled since (to retract it).
+    """
     shipment = await session.get(Shipment, shipment_id)
-    if shipment is None or shipment.channel_confirmed_at is not None or shipment.dispatched_at is None:
+    if shipment is None or shipment.dispatched_at is None:
+        return None
+    if not include_cancelled and (shipment.channel_confirmed_at is not None or shipment.status == "CANCELLED"):
         return None
     order = await session.get(Order, shipment.order_id)
     assert order is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Any
@@ -14,11 +15,12 @@ from strawberry.types import Info
 
 from oms_graphql.db import models
 from oms_graphql.db.models import utcnow
-from oms_graphql.domain import carriers, delivery, dispatch, tracking
+from oms_graphql.domain import carriers, delivery, dispatch, shipment_cancel, tracking
 from oms_graphql.domain import order_tracking as customer_view
 from oms_graphql.domain.access import Role
-from oms_graphql.domain.errors import InvalidTransition, NotFound
+from oms_graphql.domain.errors import DomainError, InvalidTransition, NotFound
 from oms_graphql.events.pubsub import hub
+from oms_graphql.plugins.contract import RetryableError
 from oms_graphql.plugins.host import carrier_kinds
 from oms_graphql.resolvers.common import context, db_id, run_mutation
 from oms_graphql.schema.context import Caller
@@ -40,6 +42,7 @@ from oms_graphql.schema.delivery import (
     ShipmentStatusChanged,
 )
 from oms_graphql.schema.ids import to_global_id
+from oms_graphql.schema.payloads import user_errors
 from oms_graphql.schema.permissions import ADMIN, OPERATE, PUBLIC, SIGNED_IN, STAFF
 from oms_graphql.schema.types import Shipment
 
@@ -153,13 +156,48 @@ class DeliveryMutation:
 
         return await run_mutation(info, ShipmentPayload, work)
 
-    @strawberry.mutation(description="Cancel a PENDING shipment.", permission_classes=OPERATE)
+    @strawberry.mutation(
+        description="Cancel a shipment: a PENDING one at once; a LABEL_CREATED or DISPATCHED one its carrier has "
+        "not collected yet (no IN_TRANSIT or later event) at the carrier first, then here: stock back to reserved, "
+        "the fulfillment order OPEN again, the order a step back, the channel told. A collected one is a return "
+        "(INVALID_TRANSITION); a carrier's refusal is a userError (CARRIER_REFUSED) and changes nothing; a carrier "
+        "out of reach queues the cancellation (CARRIER_UNAVAILABLE) and the shipment shows CANCELLED once it went "
+        "through.",
+        permission_classes=OPERATE,
+    )
     async def shipment_cancel(self, info: Info, input: ShipmentCancelInput) -> ShipmentPayload:
-        async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
-            shipment = await dispatch.cancel_pending(session, await _shipment(session, input.id))
-            return {"shipment": Shipment.from_row(shipment)}
-
-        return await run_mutation(info, ShipmentPayload, work)
+        ctx = context(info)
+        caller = await ctx.caller()
+        redispatch = bool(input.redispatch)
+        try:
+            async with ctx.database.session() as session, session.begin():
+                shipment = await _shipment(session, input.id)
+                if shipment.status == dispatch.PENDING:
+                    return ShipmentPayload(shipment=Shipment.from_row(await dispatch.cancel_pending(session, shipment)))
+                call = await shipment_cancel.cancel_call(session, shipment)
+                if call is None:  # cancelled already: nothing to do again
+                    return ShipmentPayload(shipment=Shipment.from_row(shipment))
+            # The carrier is asked outside any transaction (in a worker thread: its plugin is sync).
+            try:
+                await asyncio.to_thread(shipment_cancel.ask_carrier, call)
+            except RetryableError as error:
+                async with ctx.database.session() as session, session.begin():
+                    shipment = await _shipment(session, input.id)
+                    shipment_cancel.request_cancel(session, shipment, redispatch=redispatch, actor=caller.label)
+                raise DomainError(
+                    f"{call.carrier.code} could not be reached ({error}); the cancellation is queued and retried, "
+                    "and the shipment shows CANCELLED once the carrier confirmed it.",
+                    ("id",),
+                    "CARRIER_UNAVAILABLE",
+                ) from error
+            async with ctx.database.session() as session, session.begin():
+                await shipment_cancel.complete_cancel(
+                    session, call.shipment_id, redispatch=redispatch, actor=caller.label
+                )
+                shipment = await _shipment(session, input.id)
+                return ShipmentPayload(shipment=Shipment.from_row(shipment))
+        except DomainError as error:
+            return ShipmentPayload(user_errors=user_errors(error))
 
 
 async def _shipment(session: AsyncSession, global_id: str) -> models.Shipment:

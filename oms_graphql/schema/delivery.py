@@ -225,9 +225,14 @@ class ShipmentMarkDeliveredInput:
     delivered_at: datetime | None = strawberry.field(default=None, description="When (default: now).")
 
 
-@strawberry.input(description="Cancel a PENDING shipment (its carrier was not asked yet).")
+@strawberry.input(description="Cancel a shipment the carrier has not collected yet.")
 class ShipmentCancelInput:
     id: strawberry.ID = strawberry.field(description="The shipment.")
+    redispatch: bool | None = strawberry.field(
+        default=False,
+        description="true: once cancelled, dispatch its fulfillment order again by itself (where its location "
+        "dispatches automatically); false: it waits OPEN for shipmentCreate.",
+    )
 
 
 @strawberry.input(description="Which shipment changes to receive.")

@@ -312,6 +312,33 @@ def download_label(client: EasyPostClient, shipment: dict[str, Any], file_format
     return Label(content=content, media_type=LABEL_FORMATS[file_format])
 
 
+# Shipment.refund_status after POST /shipments/{id}/refund (not in the carrier samples; from
+# docs.easypost.com/docs/shipments/shipping-refund): "submitted" is the usual first answer and
+# the refund then goes through at the carrier; "rejected" and "not_applicable" mean no refund.
+REFUND_ACCEPTED = {"submitted", "refunded"}
+
+
+@hookimpl
+def oms_carrier_cancel(carrier: CarrierConfig, waybill: Waybill) -> bool | None:
+    """Cancelling an EasyPost label is refunding its postage (a USPS label must not have been scanned)."""
+    if carrier.kind != KIND:
+        return None
+    if not waybill.carrier_reference:
+        raise PermanentError(
+            f"EasyPost waybill {waybill.tracking_number} has no shipment id (shp_…): "
+            "refund it in the EasyPost dashboard"
+        )
+    with client_for(carrier) as client:
+        shipment = client.refund(waybill.carrier_reference)
+    status = str(shipment.get("refund_status") or "")
+    if status not in REFUND_ACCEPTED:
+        raise PermanentError(
+            f"EasyPost did not refund the label of {waybill.tracking_number} (refund_status {status or 'none'}): "
+            "the carrier may have scanned it already, or refunds do not apply to it"
+        )
+    return True
+
+
 @hookimpl
 def oms_carrier_track(
     carrier: CarrierConfig, tracking_number: str, company_code: str | None
