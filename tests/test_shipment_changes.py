@@ -6,15 +6,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from oms_graphql.db.engine import Database
 from oms_graphql.domain import tracking
+from oms_graphql.schema.ids import from_global_id
 from tests.fakes import sf
 from tests.fakes.server import serve
 from tests.support import (
     add_location,
     add_product,
+    eventually,
     order_input,
     place_order,
     receive,
@@ -22,7 +25,7 @@ from tests.support import (
     wait_for_status,
 )
 from tests.test_ingestion import dispatch_order
-from tests.test_tracking import CARRIER_CREATE
+from tests.test_tracking import CARRIER_CREATE, sf_push
 
 PROMISES = """query($id: ID!) { order(id: $id) { number status paidAt promisedShipBy promisedDeliverBy
   shipments { status late dispatchedAt } } }"""
@@ -257,3 +260,194 @@ def test_packages_given_by_hand_are_kept_and_bad_ones_refused_naming_the_field(a
     assert [(p["weightGrams"], p["heightMm"]) for p in kept["shipment"]["packages"]] == [(2100, None), (4200, 300)]
     shipments = admin(FULFILLMENT, {"id": order["id"]})["order"]["shipments"]
     assert [s["status"] for s in shipments] == ["PENDING"]  # the refused ones left nothing behind
+
+
+# --- cancelling at the carrier ----------------------------------------------------
+
+CANCEL = """mutation($id: ID!, $redispatch: Boolean) { shipmentCancel(input: {id: $id, redispatch: $redispatch}) {
+  shipment { id status } userErrors { field message code } } }"""
+SHIPPED = """query($id: ID!) { order(id: $id) { number status fulfillmentOrders { id status }
+  shipments { id status trackingNumber labelUrl } } }"""
+STOCK = """query($sku: String!) {
+  stockLevels(first: 5, filter: {sku: $sku}) { edges { node { onHand reserved } } }
+  stockMovements(first: 50, filter: {sku: $sku}) { edges { node { reason quantity } } } }"""
+
+
+@pytest.fixture
+def sf_account(admin, uid) -> Iterator[tuple[str, sf.SfState]]:
+    state = sf.SfState()
+    with serve(sf.make_app(state)) as base:
+        code = f"sf-cxl-{uid}".lower()
+        settings = {"apiUrl": base + sf.API_PATH, **state.settings()}
+        payload = admin.mutate(
+            "carrierCreate", CARRIER_CREATE, {"input": {"code": code, "name": "SF", "kind": "sf", "settings": settings}}
+        )
+        assert payload["userErrors"] == [], payload
+        yield code, state
+
+
+def dispatched(admin, uid: str, tag: str) -> tuple[dict, str, dict]:
+    """A paid order of 2 units (5 in stock) dispatched by itself through SF: (order, sku, shipment)."""
+    sku, where = f"SC-{tag}-{uid}", f"SC-{tag}-WH-{uid}"
+    add_product(admin, sku)
+    add_location(admin, where)
+    receive(admin, sku, where, 5)
+    address = {"country": "CN", "region": "上海", "city": "上海市", "line1": "88 Century Ave", "phone": "13800000000"}
+    order = place_order(admin, [(sku, 2, "30.00")], paid=True, shippingAddress=address)
+    wait_for_status(admin, order["id"], "SHIPPED")
+    [shipment] = admin(SHIPPED, {"id": order["id"]})["order"]["shipments"]
+    assert shipment["status"] == "DISPATCHED"
+    return order, sku, shipment
+
+
+def stock(admin, sku: str) -> tuple[tuple[int, int], list[tuple[str, int]]]:
+    data = admin(STOCK, {"sku": sku})
+    [level] = [edge["node"] for edge in data["stockLevels"]["edges"]]
+    return (level["onHand"], level["reserved"]), [(e["node"]["reason"], e["node"]["quantity"]) for e in data[
+        "stockMovements"]["edges"]]  # fmt: skip
+
+
+def test_a_dispatched_shipment_not_yet_collected_is_cancelled_at_sf_and_its_stock_reserved_again(
+    admin, server, uid, sf_account
+):
+    _code, state = sf_account
+    order, sku, shipment = dispatched(admin, uid, "CX")
+    assert stock(admin, sku)[0] == (3, 0)  # shipped: 2 left the shelf
+
+    cancelled = admin.mutate("shipmentCancel", CANCEL, {"id": shipment["id"]})
+
+    assert cancelled["userErrors"] == [] and cancelled["shipment"]["status"] == "CANCELLED"
+    [sf_order] = state.orders.values()
+    assert sf_order["cancelled"] is True  # SF was told (EXP_RECE_UPDATE_ORDER dealType 2)
+    (on_hand, reserved), rows = stock(admin, sku)
+    assert (on_hand, reserved) == (5, 2)  # back on the shelf, reserved for the order again
+    assert ("SHIP_CANCELLED", 2) in rows and rows.count(("RESERVE", 2)) == 2  # allocation's, then the cancel's
+    assert on_hand == sum(q for reason, q in rows if reason not in ("RESERVE", "RELEASE"))
+    assert reserved == sum(q for reason, q in rows if reason in ("RESERVE", "RELEASE"))
+    after = admin(SHIPPED, {"id": order["id"]})["order"]
+    assert after["status"] == "ALLOCATED" and [f["status"] for f in after["fulfillmentOrders"]] == ["OPEN"]
+    label = admin.http.get(shipment["labelUrl"])
+    assert label.status_code == 410 and "cancelled" in label.json()["error"]
+    assert httpx.get(server + shipment["labelUrl"]).status_code == 401  # still only for those who may see it
+
+    again = admin.mutate("shipmentCancel", CANCEL, {"id": shipment["id"]})
+    assert [e["code"] for e in again["userErrors"]] == ["INVALID_TRANSITION"]
+    assert stock(admin, sku)[0] == (5, 2)  # cancelling twice moves nothing
+
+    # The fulfillment order ships again, by hand, with a new waybill.
+    [fulfillment] = after["fulfillmentOrders"]
+    created = admin.mutate("shipmentCreate", SHIPMENT_CREATE, {"input": {"fulfillmentOrderId": fulfillment["id"]}})
+    assert admin.mutate("shipmentDispatch", DISPATCH, {"id": created["shipment"]["id"]})["userErrors"] == []
+    wait_for_status(admin, order["id"], "SHIPPED")
+    shipments = admin(SHIPPED, {"id": order["id"]})["order"]["shipments"]
+    assert sorted(s["status"] for s in shipments) == ["CANCELLED", "DISPATCHED"]
+    assert len({s["trackingNumber"] for s in shipments}) == 2 and stock(admin, sku)[0] == (3, 0)
+
+
+def test_a_shipment_the_carrier_has_collected_is_not_cancelled_but_returned(admin, server, uid, sf_account):
+    code, state = sf_account
+    order, sku, shipment = dispatched(admin, uid, "CXT")
+    push = sf_push(shipment["trackingNumber"], ("50", "2026-12-01 09:00:00", "已收取快件"))
+    assert httpx.post(
+        f"{server}/webhooks/carriers/{code}", params={"token": state.webhook_token}, content=push
+    ).is_success
+    eventually_in_transit(admin, order["id"])
+
+    refused = admin.mutate("shipmentCancel", CANCEL, {"id": shipment["id"]})
+
+    assert refused["shipment"] is None
+    [error] = refused["userErrors"]
+    assert error["code"] == "INVALID_TRANSITION" and "return" in error["message"]
+    assert state.calls_to("EXP_RECE_UPDATE_ORDER") == []  # SF was not even asked
+    assert stock(admin, sku)[0] == (3, 0)
+
+
+def eventually_in_transit(admin, order_id: str) -> None:
+    eventually(lambda: admin(SHIPPED, {"id": order_id})["order"]["shipments"][0]["status"] == "IN_TRANSIT")
+
+
+def test_a_cancel_the_carrier_refuses_changes_nothing_and_says_why(admin, uid, sf_account):
+    _code, state = sf_account
+    order, sku, shipment = dispatched(admin, uid, "CXR")
+    state.refuse_cancel = ("8252", "订单已揽收,不能取消")
+
+    refused = admin.mutate("shipmentCancel", CANCEL, {"id": shipment["id"]})
+
+    assert refused["shipment"] is None
+    [error] = refused["userErrors"]
+    assert error["code"] == "CARRIER_REFUSED" and error["field"] == ["input", "id"]
+    assert "8252" in error["message"] and "订单已揽收" in error["message"]
+    after = admin(SHIPPED, {"id": order["id"]})["order"]
+    assert after["status"] == "SHIPPED" and after["shipments"][0]["status"] == "DISPATCHED"
+    assert stock(admin, sku)[0] == (3, 0)
+
+
+def test_a_retried_cancel_job_books_the_stock_once(admin, uid, sf_account):
+    # Imported here, not at the top: actors bind to the broker the server set up.
+    from oms_graphql.jobs.delivery import cancel_shipment
+
+    _code, state = sf_account
+    order, sku, shipment = dispatched(admin, uid, "CXJ")
+    shipment_id = from_global_id(shipment["id"])[1]
+
+    cancel_shipment(shipment_id)
+    cancel_shipment(shipment_id)  # redelivered, or retried after a lost answer
+
+    (on_hand, reserved), rows = stock(admin, sku)
+    assert (on_hand, reserved) == (5, 2) and rows.count(("SHIP_CANCELLED", 2)) == 1
+    assert admin(SHIPPED, {"id": order["id"]})["order"]["status"] == "ALLOCATED"
+    assert len(state.calls_to("EXP_RECE_UPDATE_ORDER")) == 1  # the second run found it cancelled already
+
+
+def test_a_cancelled_shipment_is_dispatched_again_by_itself_when_asked(admin, uid, sf_account):
+    _code, state = sf_account
+    order, sku, shipment = dispatched(admin, uid, "CXA")
+
+    cancelled = admin.mutate("shipmentCancel", CANCEL, {"id": shipment["id"], "redispatch": True})
+
+    assert cancelled["userErrors"] == []
+    shipments = eventually(
+        lambda: (found := admin(SHIPPED, {"id": order["id"]})["order"]["shipments"]) and len(found) == 2 and found
+    )
+    wait_for_status(admin, order["id"], "SHIPPED")
+    assert len(state.orders) == 2 and stock(admin, sku)[0] == (3, 0)
+    assert {s["status"] for s in shipments} >= {"CANCELLED"}
+
+
+def test_a_marketplace_already_told_of_a_cancelled_shipment_leaves_an_alert_to_fix_it_there(admin, uid, sf_account):
+    from tests.channel_support import create_channel, ensure_product, sync_until, taobao_settings
+    from tests.fakes import taobao
+    from tests.test_ingestion import DRESS, SOCK, new_trade
+
+    where = f"SC-TB-{uid}"
+    add_location(admin, where, priority=900)  # last in line: the sample SKUs are shared with other scenarios
+    for sku in (DRESS, SOCK):
+        ensure_product(admin, sku)
+        receive(admin, sku, where, 10)
+    shop = taobao.TaobaoState(load_samples=False)
+    with serve(taobao.make_app(shop)) as url:
+        tid = new_trade(shop)
+        channel = f"tb-cxl-{uid}".lower()
+        create_channel(admin, channel, "taobao", taobao_settings(url, shop))
+        order = sync_until(admin, channel, tid, "SHIPPED", timeout=60)
+        eventually(lambda: [s for s in shop.shipments if s["tid"] == tid], timeout=30)  # Taobao was told
+        [shipment] = admin(SHIPPED, {"id": order["id"]})["order"]["shipments"]
+        eventually(lambda: told(admin, order["id"]), timeout=30)
+
+        cancelled = admin.mutate("shipmentCancel", CANCEL, {"id": shipment["id"]})
+
+        assert cancelled["userErrors"] == []
+    number = admin(SHIPPED, {"id": order["id"]})["order"]["number"]
+    alert = eventually(
+        lambda: [
+            e["node"]["message"]
+            for e in admin(ALERTS)["alerts"]["edges"]
+            if e["node"]["kind"] == "SHIPMENT_CANCELLED_AT_CHANNEL" and number in e["node"]["message"]
+        ]
+    )
+    assert channel in alert[0] and "seller console" in alert[0] and tid in alert[0]
+
+
+def told(admin, order_id: str) -> bool:
+    query = "query($id: ID!) { order(id: $id) { shipments { channelConfirmedAt } } }"
+    return bool(admin(query, {"id": order_id})["order"]["shipments"][0]["channelConfirmedAt"])

@@ -43,7 +43,7 @@ from oms_graphql.domain.channels import raise_alert
 from oms_graphql.domain.errors import DomainError, InvalidTransition, NotFound
 from oms_graphql.domain.inventory import MovementReason, Reference, move_stock
 from oms_graphql.domain.orders import OrderStatus, order_by_id, step_back_for_cancelled_shipment
-from oms_graphql.domain.shipments import confirmation_for
+from oms_graphql.domain.shipments import RETRACT_JOB, confirmation_for
 from oms_graphql.events.outbox import request_job
 from oms_graphql.plugins.carrier_contract import CarrierConfig, Waybill
 from oms_graphql.plugins.contract import ChannelConfig, PayloadError, PermanentError, ShipmentConfirmation
@@ -53,7 +53,6 @@ CANCELLABLE = ("LABEL_CREATED", "DISPATCHED")
 # Events that mean the carrier has the parcel: too late to cancel, it is a return now.
 COLLECTED = ("IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED", "FAILED_ATTEMPT", "EXCEPTION", "RETURNED_TO_SENDER")
 CANCEL_JOB = "cancel_shipment"
-RETRACT_JOB = "retract_shipment_confirmation"
 CANCEL_FAILED = "SHIPMENT_CANCEL_FAILED"
 CHANNEL_NOT_TOLD = "SHIPMENT_CANCELLED_AT_CHANNEL"
 

@@ -36,6 +36,7 @@ from oms_graphql.plugins.contract import ShipmentLine as ConfirmedLine
 from oms_graphql.plugins.host import carrier_kinds
 
 CONFIRM_JOB = "confirm_shipment"
+RETRACT_JOB = "retract_shipment_confirmation"
 
 
 def request_channel_confirmation(session: AsyncSession, shipment: Shipment) -> None:
@@ -196,6 +197,9 @@ async def record_confirmation(
     if accepted:
         shipment.channel_confirmed_at = utcnow()
         shipment.channel_confirm_error = None
+        if shipment.status == "CANCELLED":
+            # Cancelled at the carrier while the channel was being told: take it back there too.
+            request_job(session, RETRACT_JOB, shipment_id=shipment.id)
     else:
         shipment.channel_confirm_error = (error or "refused")[:4000]
     return shipment.channel_confirm_attempts

@@ -175,8 +175,8 @@ class DeliveryMutation:
                 if shipment.status == dispatch.PENDING:
                     return ShipmentPayload(shipment=Shipment.from_row(await dispatch.cancel_pending(session, shipment)))
                 call = await shipment_cancel.cancel_call(session, shipment)
-                if call is None:  # cancelled already: nothing to do again
-                    return ShipmentPayload(shipment=Shipment.from_row(shipment))
+                if call is None:
+                    raise InvalidTransition("This shipment is CANCELLED already; nothing changed.", ("id",))
             # The carrier is asked outside any transaction (in a worker thread: its plugin is sync).
             try:
                 await asyncio.to_thread(shipment_cancel.ask_carrier, call)

@@ -224,9 +224,11 @@ class StockMovement(Node):
     row: strawberry.Private[models.StockMovement]
     sku: str = strawberry.field(description="The SKU that moved.")
     reason: str = strawberry.field(
-        description="RECEIPT RESERVE RELEASE SHIP RETURN EXCHANGE ADJUST COUNT TRANSFER_OUT TRANSFER_IN WRITE_OFF. "
-        "TRANSFER_OUT is booked at both ends of a transfer (on hand leaves the source, in transit appears at the "
-        "destination); a WRITE_OFF of units lost on a closed transfer moves in transit only."
+        description="RECEIPT RESERVE RELEASE SHIP SHIP_CANCELLED RETURN EXCHANGE ADJUST COUNT TRANSFER_OUT TRANSFER_IN "
+        "WRITE_OFF. SHIP_CANCELLED puts back on hand what a shipment cancelled at its carrier had shipped (its "
+        "reservation comes back in a RESERVE row beside it). TRANSFER_OUT is booked at both ends of a transfer "
+        "(on hand leaves the source, in transit appears at the destination); a WRITE_OFF of units lost on a "
+        "closed transfer moves in transit only."
     )
     quantity: int = strawberry.field(
         description="Signed change of on hand; for RESERVE/RELEASE, of reserved. Never a change of in transit: "
@@ -447,6 +449,10 @@ class Shipment(Node):
         if order is None or self.row.status == "CANCELLED":
             return False
         return is_late(self.row, order, utcnow())
+
+    @strawberry.field(description="When its sales channel accepted the news that it shipped (null: not yet, or none).")
+    def channel_confirmed_at(self) -> datetime | None:
+        return self.row.channel_confirmed_at
 
     @strawberry.field(description="Its parcels, as packed (given to shipmentCreate, or computed from the products).")
     def packages(self) -> list[Package]:
