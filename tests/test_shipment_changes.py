@@ -451,3 +451,18 @@ def test_a_marketplace_already_told_of_a_cancelled_shipment_leaves_an_alert_to_f
 def told(admin, order_id: str) -> bool:
     query = "query($id: ID!) { order(id: $id) { shipments { channelConfirmedAt } } }"
     return bool(admin(query, {"id": order_id})["order"]["shipments"][0]["channelConfirmedAt"])
+
+
+def test_a_carrier_out_of_reach_gets_the_cancel_queued_and_retried(admin, uid, sf_account):
+    _code, state = sf_account
+    order, sku, shipment = dispatched(admin, uid, "CXU")
+    state.inject("http_500", times=4, service="EXP_RECE_UPDATE_ORDER")  # every try of the mutation's own call
+
+    queued = admin.mutate("shipmentCancel", CANCEL, {"id": shipment["id"]})
+
+    [error] = queued["userErrors"]
+    assert error["code"] == "CARRIER_UNAVAILABLE" and "queued" in error["message"]
+    eventually(lambda: admin(SHIPPED, {"id": order["id"]})["order"]["shipments"][0]["status"] == "CANCELLED")
+    assert stock(admin, sku)[0] == (5, 2)
+    assert [c["result"] for c in state.calls_to("EXP_RECE_UPDATE_ORDER")].count("S0000") == 1
+    assert admin(SHIPPED, {"id": order["id"]})["order"]["status"] == "ALLOCATED"

@@ -195,7 +195,14 @@ class DeliveryMutation:
                     session, call.shipment_id, redispatch=redispatch, actor=caller.label
                 )
                 shipment = await _shipment(session, input.id)
-                return ShipmentPayload(shipment=Shipment.from_row(shipment))
+                result, status = Shipment.from_row(shipment), shipment.status
+            if status != "CANCELLED":  # the carrier reported it collected meanwhile (committed: its alert)
+                raise InvalidTransition(
+                    f"{call.carrier.code} cancelled the waybill, but it reported the shipment {status} meanwhile, so "
+                    "it was not booked back here: check with the carrier where the parcel is (an alert says so too).",
+                    ("id",),
+                )
+            return ShipmentPayload(shipment=result)
         except DomainError as error:
             return ShipmentPayload(user_errors=user_errors(error))
 
