@@ -466,3 +466,46 @@ def test_a_carrier_out_of_reach_gets_the_cancel_queued_and_retried(admin, uid, s
     assert stock(admin, sku)[0] == (5, 2)
     assert [c["result"] for c in state.calls_to("EXP_RECE_UPDATE_ORDER")].count("S0000") == 1
     assert admin(SHIPPED, {"id": order["id"]})["order"]["status"] == "ALLOCATED"
+
+
+# --- live quotes --------------------------------------------------------------------
+
+LIVE = """query($id: ID!, $live: Boolean!) { deliveryOptions(orderId: $id, live: $live) {
+  carrierCode serviceCode quoted price { amount currency } chosen reason } }"""
+CHOICE = "query($id: ID!) { order(id: $id) { shipments { deliveryChoice } } }"
+
+
+def test_automatic_dispatch_chooses_on_the_carriers_live_quotes(admin, uid, sf_account):
+    code, state = sf_account
+
+    order, _sku, _shipment = dispatched(admin, uid, "LQ")
+
+    [shipment] = admin(CHOICE, {"id": order["id"]})["order"]["shipments"]
+    # The fake SF quotes 23.00 for 顺丰特惠 (standard) and 30.00 for 顺丰标快 (express).
+    assert f"quoted 23.00 CNY by {code}" in shipment["deliveryChoice"]
+    assert state.calls_to("EXP_RECE_QUERY_DELIVERTM")
+
+
+def test_delivery_options_show_live_quotes_when_asked_and_estimates_otherwise(admin, uid, sf_account):
+    code, state = sf_account
+    sku = stocked(admin, uid, "LQO", autoDispatch=False)
+    address = {"country": "CN", "region": "上海", "city": "上海市", "line1": "88 Century Ave", "phone": "13800000000"}
+    order = place_order(admin, [(sku, 1, "30.00")], paid=True, shippingAddress=address)
+    wait_for_status(admin, order["id"], "ALLOCATED")
+
+    def sf_options(live: bool) -> dict[str, dict]:
+        options = admin(LIVE, {"id": order["id"], "live": live})["deliveryOptions"]
+        return {o["serviceCode"]: o for o in options if o["carrierCode"] == code}
+
+    estimated = sf_options(False)
+    asked = state.calls_to("EXP_RECE_QUERY_DELIVERTM")
+    live = sf_options(True)
+
+    assert asked == [] and not any(o["quoted"] for o in estimated.values())  # no carrier asked by default
+    assert "(rate table)" in estimated["standard"]["reason"]
+    assert live["standard"]["quoted"] and live["standard"]["price"] == {"amount": "23.00", "currency": "CNY"}
+    assert live["express"]["price"]["amount"] == "30.00" and "quoted 30.00 CNY" in live["express"]["reason"]
+
+    state.inject("http_500", times=20, service="EXP_RECE_QUERY_DELIVERTM")  # SF down: the estimates stand
+    down = sf_options(True)
+    assert not any(o["quoted"] for o in down.values()) and down["standard"]["price"] == estimated["standard"]["price"]

@@ -9,14 +9,16 @@ order's promise. The default choice is the cheapest eligible option that
 meets the promise, of the kind the customer asked for (EXPRESS, SAME_DAY,
 PICKUP); every option says why it was or was not chosen.
 
-No carrier is called here (this answers a query): prices come from the
-built-in rate table below, labelled as estimates. Live quotes belong to the
-dispatch job.
+No carrier is called here: prices come from the built-in rate table below,
+labelled as estimates, unless the caller brings live quotes it asked the carriers
+for outside any transaction (:mod:`live_quotes`: the dispatch job, and
+``deliveryOptions(live: true)``); a quoted price (and its arrival) then wins over
+the rate table, and the reason says which it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -36,7 +38,10 @@ from oms_graphql.db.models import (
 from oms_graphql.domain import geo, packing
 from oms_graphql.domain.carriers import services_of
 from oms_graphql.domain.orders import order_by_id
-from oms_graphql.plugins.carrier_contract import CarrierService, DeliveryKind
+from oms_graphql.plugins.carrier_contract import CarrierService, DeliveryKind, RateQuote
+
+# Live quotes by (carrier code, service code).
+Quotes = Mapping[tuple[str, str], RateQuote]
 
 # Days from payment to delivery that an order promises when it names no date, by the
 # kind of delivery it asked for (STANDARD when it asked for none).
@@ -107,6 +112,7 @@ class DeliveryOption:
     chosen: bool
     reason: str
     parcels: int = 1  # how many parcels it would take (its per-parcel limits)
+    quoted: bool = False  # the price is the carrier's live quote, not the rate table's estimate
 
 
 def parcel_of(lines: Sequence[tuple[Product, int]]) -> Parcel:
@@ -207,8 +213,13 @@ def choose(
     ship_from: datetime,
     promised_by: datetime,
     wanted: DeliveryKind | None,
+    quotes: Quotes | None = None,
 ) -> list[DeliveryOption]:
-    """Every offer with its price, arrival, eligibility and reason; the default choice marked."""
+    """Every offer with its price, arrival, eligibility and reason; the default choice marked.
+
+    ``quotes``: live prices by (carrier, service), preferred over the rate table when in the
+    order's currency.
+    """
     options = []
     for offer in offers:
         service = offer.service
@@ -223,6 +234,11 @@ def choose(
             price = estimate_parcels_price(service.kind, packages, parcel.handling, currency, trip.distance_km)
         else:
             price = estimate_price(service.kind, parcel, currency, trip.distance_km)
+        quote = (quotes or {}).get((offer.carrier_code, service.code))
+        quoted = quote is not None and quote.price is not None and (quote.currency or currency) == currency
+        if quote is not None and quoted:
+            price = quote.price
+            arrival = quote.estimated_delivery_at or arrival
         options.append(
             DeliveryOption(
                 carrier_code=offer.carrier_code,
@@ -236,6 +252,7 @@ def choose(
                 chosen=False,
                 reason=problem or "",
                 parcels=len(packages),
+                quoted=quoted,
             )
         )
     kinds = {wanted} if wanted and wanted != DeliveryKind.STANDARD else set(DeliveryKind) - {DeliveryKind.PICKUP}
@@ -252,7 +269,12 @@ def choose(
 def _explained(
     option: DeliveryOption, chosen: bool, any_on_time: bool, wanted: DeliveryKind | None, trip: Trip
 ) -> DeliveryOption:
-    price = f"est. {option.price} {option.currency} (rate table)" if option.price is not None else "no price"
+    if option.price is None:
+        price = "no price"
+    elif option.quoted:
+        price = f"quoted {option.price} {option.currency} by {option.carrier_code}"
+    else:
+        price = f"est. {option.price} {option.currency} (rate table)"
     if option.parcels > 1:
         price += f" for {option.parcels} parcels"
     where = f", {trip.distance_km:,.0f} km" if trip.distance_km is not None else ""
@@ -299,9 +321,10 @@ async def _offers(session: AsyncSession) -> list[Offer]:
     ]
 
 
-async def delivery_options(session: AsyncSession, order_id: int) -> list[DeliveryOption]:
+async def delivery_options(session: AsyncSession, order_id: int, quotes: Quotes | None = None) -> list[DeliveryOption]:
     """The delivery options of an order, from the location it is allocated to (its first open
-    fulfillment order), or without a known origin while it is not allocated yet."""
+    fulfillment order), or without a known origin while it is not allocated yet; ``quotes``:
+    live prices the caller asked the carriers for."""
     order: Order = await order_by_id(session, order_id)
     address = await session.get(Address, order.shipping_address_id)
     assert address is not None
@@ -341,4 +364,6 @@ async def delivery_options(session: AsyncSession, order_id: int) -> list[Deliver
     if (wanted or DeliveryKind.STANDARD) == DeliveryKind.SAME_DAY and not order.promised_at:
         promised_by = ship_from.replace(hour=23, minute=59, second=59)
     trip = Trip(origin, address, distance, pickup_here)
-    return choose(await _offers(session), parcel_of(wanted_units), trip, order.currency, ship_from, promised_by, wanted)
+    return choose(
+        await _offers(session), parcel_of(wanted_units), trip, order.currency, ship_from, promised_by, wanted, quotes
+    )

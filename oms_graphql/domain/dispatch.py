@@ -73,6 +73,7 @@ async def create_shipment(
     carrier_code: str | None = None,
     service_code: str | None = None,
     packages: Sequence[packing.Package] | None = None,
+    quotes: delivery.Quotes | None = None,
     actor: str | None = None,
 ) -> Shipment:
     """A PENDING shipment of what the fulfillment order still has to ship, with its delivery option.
@@ -101,7 +102,7 @@ async def create_shipment(
     order = await order_by_id(session, fulfillment_order.order_id)
     if order.status not in (OrderStatus.ALLOCATED, OrderStatus.PARTIALLY_SHIPPED):
         raise InvalidTransition(f"Order {order.number} is {order.status}; only allocated orders ship.", ("id",))
-    options = await delivery.delivery_options(session, order.id)
+    options = await delivery.delivery_options(session, order.id, quotes)
     if carrier_code is not None:
         mine = [o for o in options if o.carrier_code == carrier_code and service_code in (None, o.service_code)]
         if not mine:
@@ -123,7 +124,7 @@ async def create_shipment(
         option, reason = option_found, option_found.reason
     service = await _service(session, option.carrier_code, option.service_code)
     units = packing.units_of(
-        [(product, count) for _line, product, count in await _unshipped(session, fulfillment_order.id)]
+        [(product, count) for _line, product, count in await unshipped_lines(session, fulfillment_order.id)]
     )
     if packages is not None:
         packing.check_packages(packages, units, service)
@@ -150,7 +151,9 @@ async def _service(session: AsyncSession, carrier_code: str, service_code: str) 
     return next((item for item in services_of(carrier) if item.code == service_code), None) if carrier else None
 
 
-async def _unshipped(session: AsyncSession, fulfillment_order_id: int | None) -> list[tuple[OrderLine, Product, int]]:
+async def unshipped_lines(
+    session: AsyncSession, fulfillment_order_id: int | None
+) -> list[tuple[OrderLine, Product, int]]:
     """What the fulfillment order still has reserved and not shipped, line by line."""
     rows = (
         await session.execute(
@@ -175,7 +178,7 @@ class WaybillCall:
     request: ShipmentRequest
 
 
-def _address(place: Location | Address, name: str | None = None) -> NormalizedAddress:
+def plain_address(place: Location | Address, name: str | None = None) -> NormalizedAddress:
     return NormalizedAddress(
         country=place.country,
         line1=place.line1,
@@ -202,7 +205,7 @@ async def waybill_call(session: AsyncSession, shipment_id: int) -> WaybillCall |
     location = await session.get(Location, shipment.location_id)
     address = await session.get(Address, order.shipping_address_id) if order else None
     assert order is not None and location is not None and address is not None
-    lines = await _unshipped(session, shipment.fulfillment_order_id)
+    lines = await unshipped_lines(session, shipment.fulfillment_order_id)
     if shipment.packages:
         packages = [packing.Package.from_json(entry) for entry in shipment.packages]
     else:  # made before shipments kept their packages: everything in one parcel
@@ -213,8 +216,8 @@ async def waybill_call(session: AsyncSession, shipment_id: int) -> WaybillCall |
         ShipmentRequest(
             reference=f"{order.number}-{shipment.id}",
             service_code=shipment.service or "",
-            sender=_address(location),
-            recipient=_address(address),
+            sender=plain_address(location),
+            recipient=plain_address(address),
             parcels=tuple(
                 Parcel(
                     weight_grams=package.weight_grams,
@@ -308,8 +311,13 @@ async def hold_undeliverable(session: AsyncSession, fulfillment_order_id: int, p
     )
 
 
-async def plan_automatic(session: AsyncSession, fulfillment_order_id: int) -> int | None:
+async def plan_automatic(
+    session: AsyncSession, fulfillment_order_id: int, quotes: delivery.Quotes | None = None
+) -> int | None:
     """The PENDING shipment to dispatch for a newly allocated fulfillment order, or None.
+
+    ``quotes``: the carriers' live prices for it (asked before this transaction), preferred
+    over the rate table when choosing the option.
 
     None without any active carrier (the merchant ships by hand), or when it was held,
     moved or shipped by hand meanwhile. When no carrier service can carry it, it is held
@@ -318,7 +326,7 @@ async def plan_automatic(session: AsyncSession, fulfillment_order_id: int) -> in
     if await session.scalar(select(Carrier.id).where(Carrier.active.is_(True)).limit(1)) is None:
         return None
     try:
-        shipment = await create_shipment(session, fulfillment_order_id, actor="dispatch")
+        shipment = await create_shipment(session, fulfillment_order_id, quotes=quotes, actor="dispatch")
     except DomainError as error:
         if error.code == "NO_DELIVERY_OPTION":
             await hold_undeliverable(session, fulfillment_order_id, error.message)

@@ -12,7 +12,7 @@ import dramatiq
 import structlog
 
 from oms_graphql.db.models import Carrier
-from oms_graphql.domain import dispatch, shipment_cancel, tracking
+from oms_graphql.domain import dispatch, live_quotes, shipment_cancel, tracking
 from oms_graphql.domain.carriers import carrier_config
 from oms_graphql.domain.errors import DomainError
 from oms_graphql.jobs.channels import as_retry
@@ -75,7 +75,12 @@ def dispatch_shipment(shipment_id: int) -> None:
 def dispatch_fulfillment_order(fulfillment_order_id: int) -> None:
     """Automatic dispatch of a newly allocated fulfillment order (its location's autoDispatch)."""
 
-    shipment_id = in_transaction(partial(dispatch.plan_automatic, fulfillment_order_id=fulfillment_order_id))
+    # The carriers' live prices first, outside any transaction; the rate table for those without.
+    calls = in_transaction(partial(live_quotes.quote_calls, fulfillment_order_id=fulfillment_order_id))
+    quotes = live_quotes.ask_carriers(calls)
+    shipment_id = in_transaction(
+        partial(dispatch.plan_automatic, fulfillment_order_id=fulfillment_order_id, quotes=quotes)
+    )
     if shipment_id is not None:
         dispatch_shipment(shipment_id)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -15,11 +15,12 @@ from strawberry.types import Info
 
 from oms_graphql.db import models
 from oms_graphql.db.models import utcnow
-from oms_graphql.domain import carriers, delivery, dispatch, shipment_cancel, tracking
+from oms_graphql.domain import carriers, delivery, dispatch, live_quotes, shipment_cancel, tracking
 from oms_graphql.domain import order_tracking as customer_view
 from oms_graphql.domain.access import Role
 from oms_graphql.domain.errors import DomainError, InvalidTransition, NotFound
 from oms_graphql.events.pubsub import hub
+from oms_graphql.plugins.carrier_contract import RateQuote
 from oms_graphql.plugins.contract import RetryableError
 from oms_graphql.plugins.host import carrier_kinds
 from oms_graphql.resolvers.common import context, db_id, run_mutation
@@ -46,6 +47,17 @@ from oms_graphql.schema.payloads import user_errors
 from oms_graphql.schema.permissions import ADMIN, OPERATE, PUBLIC, SIGNED_IN, STAFF
 from oms_graphql.schema.types import Shipment
 
+# How long deliveryOptions(live: true) waits for each carrier's quote.
+LIVE_QUOTE_SECONDS = 5.0
+
+
+async def _quote_within(call: live_quotes.QuoteCall) -> dict[tuple[str, str], RateQuote]:
+    # Outside any transaction, in a worker thread (plugins are sync); a slow carrier is left behind.
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(live_quotes.ask_carrier, call), LIVE_QUOTE_SECONDS)
+    except TimeoutError:
+        return {}
+
 
 @strawberry.type
 class DeliveryQuery:
@@ -60,9 +72,26 @@ class DeliveryQuery:
         "choice is the cheapest eligible option that meets the promise, of the kind the customer asked for.",
         permission_classes=STAFF,
     )
-    async def delivery_options(self, info: Info, order_id: strawberry.ID) -> list[DeliveryOption]:
+    async def delivery_options(
+        self,
+        info: Info,
+        order_id: strawberry.ID,
+        live: Annotated[
+            bool,
+            strawberry.argument(
+                description=f"true: ask the carriers that quote for their prices first (each within "
+                f"{LIVE_QUOTE_SECONDS:g} s; one that does not answer in time keeps the rate table's estimate)."
+            ),
+        ] = False,
+    ) -> list[DeliveryOption]:
+        order = db_id(order_id, "Order", ("orderId",))
+        quotes: delivery.Quotes = {}
+        if live:
+            async with context(info).database.session() as session:
+                calls = await live_quotes.order_quote_calls(session, order)
+            quotes = live_quotes.merge(await asyncio.gather(*(_quote_within(call) for call in calls)))
         async with context(info).database.session() as session:
-            options = await delivery.delivery_options(session, db_id(order_id, "Order", ("orderId",)))
+            options = await delivery.delivery_options(session, order, quotes)
         return [DeliveryOption.from_domain(option) for option in options]
 
     @strawberry.field(

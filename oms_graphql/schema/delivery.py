@@ -104,7 +104,10 @@ class DeliveryOption:
     carrier_code: str = strawberry.field(description="The carrier account.")
     service_code: str = strawberry.field(description="The carrier's service.")
     kind: DeliveryOptionKind = strawberry.field(description="What kind of delivery it is.")
-    price: Money | None = strawberry.field(description="Estimated price (the rate table), if one can be given.")
+    price: Money | None = strawberry.field(
+        description="The carrier's live quote when asked for (quoted: true), else the rate table's estimate."
+    )
+    quoted: bool = strawberry.field(description="true: the price is the carrier's quote; false: an estimate.")
     estimated_delivery_at: datetime | None = strawberry.field(description="When it would arrive, about.")
     eligible: bool = strawberry.field(description="false: a constraint rules it out (handling, weight, size, area).")
     meets_promise: bool = strawberry.field(description="It arrives by the order's promised date.")
@@ -119,6 +122,7 @@ class DeliveryOption:
             kind=DeliveryOptionKind(option.kind.value),
             price=money(option.price, option.currency) if option.price is not None and option.currency else None,
             estimated_delivery_at=option.estimated_delivery_at,
+            quoted=option.quoted,
             eligible=option.eligible,
             meets_promise=option.meets_promise,
             chosen=option.chosen,
