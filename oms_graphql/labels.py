@@ -34,6 +34,14 @@ def label_route(database: Database, settings: Settings | None = None) -> Route:
             order = await session.get(Order, shipment.order_id) if shipment is not None else None
             stored = await session.get(ShipmentLabel, shipment.id) if shipment is not None else None
         allowed = order is not None and (caller.role != Role.CUSTOMER or order.customer_id == caller.customer_id)
+        if allowed and shipment is not None and shipment.status == "CANCELLED":
+            return JSONResponse(
+                {
+                    "error": "This shipment was cancelled: its label is void and must not be used. "
+                    "Print the label of the shipment that replaces it."
+                },
+                status_code=410,
+            )
         if not allowed or stored is None:
             return JSONResponse({"error": "No label for this shipment (yet)."}, status_code=404)
         return Response(

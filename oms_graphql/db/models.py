@@ -389,6 +389,8 @@ class FulfillmentOrder(Base):
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
     location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
     status: Mapped[str] = mapped_column(String(16), default="OPEN")
+    # Migration 0010: when people were told it missed its order's ship-by date (once).
+    late_alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -297,6 +297,8 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
             paid_at=new.paid_at,
             placed_at=new.placed_at,
             note=_clip(new.note, 2000),
+            promised_at=new.deliver_by,
+            promised_ship_by=new.ship_by,
             holds=holds,
             actor=_actor(channel),
         ),
@@ -306,6 +308,7 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
     order.channel_updated_at = new.updated_at or new.placed_at
     if paid and order.paid_at is None:
         order.paid_at = new.paid_at or new.placed_at
+        order_rules.promise_ship_by(order)
     await session.flush()
     order_lines = await _order_lines(session, order)
     if any(line.refunded_quantity for line in order_lines):

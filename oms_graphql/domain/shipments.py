@@ -37,6 +37,7 @@ from oms_graphql.plugins.contract import ShipmentLine as ConfirmedLine
 from oms_graphql.plugins.host import carrier_kinds, plugin_manager
 
 CONFIRM_JOB = "confirm_shipment"
+RETRACT_JOB = "retract_shipment_confirmation"
 
 
 def request_channel_confirmation(session: AsyncSession, shipment: Shipment) -> None:
@@ -146,11 +147,17 @@ async def marketplace_carrier_code(
 
 
 async def confirmation_for(
-    session: AsyncSession, shipment_id: int
+    session: AsyncSession, shipment_id: int, *, include_cancelled: bool = False
 ) -> tuple[ChannelConfig, ShipmentConfirmation] | None:
-    """What to tell the channel about this shipment; None when there is nothing to tell."""
+    """What to tell the channel about this shipment; None when there is nothing to tell (told
+    already, not dispatched, or cancelled before the channel heard of it).
+
+    ``include_cancelled``: what the channel was told of a shipment cancelled since (to retract it).
+    """
     shipment = await session.get(Shipment, shipment_id)
-    if shipment is None or shipment.channel_confirmed_at is not None or shipment.dispatched_at is None:
+    if shipment is None or shipment.dispatched_at is None:
+        return None
+    if not include_cancelled and (shipment.channel_confirmed_at is not None or shipment.status == "CANCELLED"):
         return None
     order = await session.get(Order, shipment.order_id)
     assert order is not None
@@ -201,6 +208,9 @@ async def record_confirmation(
     if accepted:
         shipment.channel_confirmed_at = utcnow()
         shipment.channel_confirm_error = None
+        if shipment.status == "CANCELLED":
+            # Cancelled at the carrier while the channel was being told: take it back there too.
+            request_job(session, RETRACT_JOB, shipment_id=shipment.id)
     else:
         shipment.channel_confirm_error = (error or "refused")[:4000]
     return shipment.channel_confirm_attempts

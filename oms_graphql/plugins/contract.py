@@ -220,6 +220,11 @@ class NormalizedOrder:
     # True when the channel ships the order from its own stock (Amazon AFN): the OMS
     # records it for sales figures but never reserves or ships our stock for it.
     fulfilled_by_channel: bool = False
+    # The channel's own promises, when it makes them (Amazon ``LatestShipDate`` /
+    # ``LatestDeliveryDate``): the order must be dispatched / delivered by then. Left None,
+    # the OMS derives the ship-by date from the delivery kind at payment.
+    ship_by: datetime | None = None
+    deliver_by: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,17 @@ def oms_channel_confirm_shipment(channel: ChannelConfig, shipment: ShipmentConfi
     """
 
 
+@hookspec(firstresult=True)
+def oms_channel_retract_shipment(channel: ChannelConfig, shipment: ShipmentConfirmation) -> bool | None:
+    """Tell the channel that a shipment it was told about (``oms_channel_confirm_shipment``,
+    with the same ``shipment``) never left: it was cancelled at the carrier before collection.
+
+    Runs in a job. Return True once the channel took it back, False when it refuses, or
+    ``None`` if not yours or the marketplace offers no way to undo a shipment (the OMS then
+    alerts the merchant to fix it in the seller console). Raise ``RetryableError`` to retry.
+    """
+
+
 # --- carrier plugins --------------------------------------------------------
 #
 # Every carrier hook but ``oms_carrier_kinds`` and ``oms_carrier_check_settings``

@@ -38,7 +38,7 @@ from oms_graphql.schema.permissions import (
 FIELD_RULES: FieldRules = {
     "Order": {
         EVERYONE: "id number status externalId currency deliveryOption note placedAt paidAt cancelledAt "
-        "promisedDeliverBy subtotal shippingFee discount tax total channel customer shippingAddress lines "
+        "promisedDeliverBy promisedShipBy subtotal shippingFee discount tax total channel customer shippingAddress lines "
         "allocations shipments events holds fulfillmentOrders returns refundTotal",
     },
     "OrderLine": {
@@ -65,9 +65,10 @@ FIELD_RULES: FieldRules = {
     },
     "OrderEvent": {EVERYONE: "kind fromStatus toStatus createdAt", MERCHANT: "message", STAFF_IDENTITY: "actor"},
     "Shipment": {
-        EVERYONE: "id status carrier service trackingNumber createdAt dispatchedAt deliveredAt late events",
-        MERCHANT: "labelUrl deliveryChoice",
+        EVERYONE: "id status carrier service trackingNumber createdAt dispatchedAt deliveredAt late events packages",
+        MERCHANT: "labelUrl deliveryChoice channelConfirmedAt",
     },
+    "Package": {EVERYONE: "weightGrams lengthMm widthMm heightMm trackingNumber"},
     "ShipmentEvent": {EVERYONE: "code description location occurredAt"},
     "Channel": {
         EVERYONE: "id code name kind",

@@ -198,6 +198,11 @@ class OrderCreateInput:
     promised_deliver_by: datetime | None = strawberry.field(
         default=None, description="Delivery promised to the customer by then (default: the delivery option's SLA)."
     )
+    promised_ship_by: datetime | None = strawberry.field(
+        default=None,
+        description="Dispatched by then, or the order is late (default, set at payment: the end of the payment's "
+        "UTC day for SAME_DAY, 24 hours after payment otherwise).",
+    )
 
     def to_domain(self, actor: str) -> NewOrder:
         from decimal import Decimal as D
@@ -225,6 +230,7 @@ class OrderCreateInput:
             placed_at=self.placed_at,
             note=self.note,
             promised_at=self.promised_deliver_by,
+            promised_ship_by=self.promised_ship_by,
             actor=actor,
         )
 

@@ -16,7 +16,9 @@ from oms_graphql.domain import orders as order_rules
 from oms_graphql.domain.inventory import MovementReason as DomainMovementReason
 from oms_graphql.domain.inventory import movement_quantity
 from oms_graphql.domain.money import round_money
+from oms_graphql.domain.tracking import is_late
 from oms_graphql.schema.ids import to_global_id
+from oms_graphql.schema.packages import Package
 from oms_graphql.schema.reconciliation import ChannelReconcileSummary
 from oms_graphql.schema.scalars import JSON, Decimal
 
@@ -229,9 +231,11 @@ class StockMovement(Node):
     row: strawberry.Private[models.StockMovement]
     sku: str = strawberry.field(description="The SKU that moved.")
     reason: str = strawberry.field(
-        description="RECEIPT RESERVE RELEASE SHIP RETURN EXCHANGE ADJUST COUNT TRANSFER_OUT TRANSFER_IN WRITE_OFF. "
-        "TRANSFER_OUT is booked at both ends of a transfer (on hand leaves the source, in transit appears at the "
-        "destination); a WRITE_OFF of units lost on a closed transfer moves in transit only."
+        description="RECEIPT RESERVE RELEASE SHIP SHIP_CANCELLED RETURN EXCHANGE ADJUST COUNT TRANSFER_OUT TRANSFER_IN "
+        "WRITE_OFF. SHIP_CANCELLED puts back on hand what a shipment cancelled at its carrier had shipped (its "
+        "reservation comes back in a RESERVE row beside it). TRANSFER_OUT is booked at both ends of a transfer "
+        "(on hand leaves the source, in transit appears at the destination); a WRITE_OFF of units lost on a "
+        "closed transfer moves in transit only."
     )
     quantity: int = strawberry.field(
         description="Signed change of on hand; for RESERVE/RELEASE, of reserved. Never a change of in transit: "
@@ -454,12 +458,23 @@ class Shipment(Node):
     def label_url(self) -> str | None:
         return self.row.label_url
 
-    @strawberry.field(description="Not delivered by its order's promised date (or delivered after it).")
+    @strawberry.field(
+        description="Dispatched after its order's promisedShipBy (or not dispatched yet and past it), or not "
+        "delivered by its promisedDeliverBy (or delivered after it). Never for a cancelled shipment."
+    )
     async def late(self, info: Info) -> bool:
         order = await info.context.loaders.order.load(self.row.order_id)
-        if order is None or order.promised_at is None or self.row.status == "CANCELLED":
+        if order is None or self.row.status == "CANCELLED":
             return False
-        return (self.row.delivered_at or utcnow()) > order.promised_at
+        return is_late(self.row, order, utcnow())
+
+    @strawberry.field(description="When its sales channel accepted the news that it shipped (null: not yet, or none).")
+    def channel_confirmed_at(self) -> datetime | None:
+        return self.row.channel_confirmed_at
+
+    @strawberry.field(description="Its parcels, as packed (given to shipmentCreate, or computed from the products).")
+    def packages(self) -> list[Package]:
+        return [Package.from_json(entry) for entry in self.row.packages or []]
 
     @strawberry.field(description="Which delivery option was chosen for it, and why.")
     def delivery_choice(self) -> str | None:
@@ -517,6 +532,13 @@ class Order(Node):
     @strawberry.field(description="Delivery promised to the customer by then, if a date was given.")
     def promised_deliver_by(self) -> datetime | None:
         return self.row.promised_at
+
+    @strawberry.field(
+        description="Dispatch promised by then: as given, or set at payment from the delivery option (the end of "
+        "the payment's UTC day for SAME_DAY, 24 hours after payment otherwise); null while unpaid."
+    )
+    def promised_ship_by(self) -> datetime | None:
+        return self.row.promised_ship_by
 
     @strawberry.field
     def subtotal(self) -> Money:

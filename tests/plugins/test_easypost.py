@@ -473,3 +473,28 @@ def test_marketplaces_hear_the_carrier_that_carries_the_parcel(service, channel_
 
     assert name(carrier=carrier, service_code=service, channel_kind=channel_kind) == named
     assert name(carrier=other, service_code=service, channel_kind=channel_kind) is None
+
+
+# --- cancel: refund the label ------------------------------------------------------
+
+
+def test_cancelling_a_waybill_refunds_its_unscanned_label(carrier, fake):
+    waybill = plugin.oms_carrier_create_waybill(carrier=carrier, request=shipment(reference="OMS-CANCEL-1"))
+
+    assert plugin.oms_carrier_cancel(carrier=carrier, waybill=waybill) is True
+    assert fake.refunds == [waybill.carrier_reference]
+    assert fake.shipments[waybill.carrier_reference]["refund_status"] == "submitted"
+
+
+@pytest.mark.parametrize("answer", ["rejected", "not_applicable"])
+def test_a_refused_refund_is_a_permanent_error_with_easyposts_status(carrier, fake, answer):
+    waybill = plugin.oms_carrier_create_waybill(carrier=carrier, request=shipment(reference=f"OMS-CANCEL-{answer}"))
+    fake.refund_answer = answer
+
+    with pytest.raises(PermanentError, match=answer):
+        plugin.oms_carrier_cancel(carrier=carrier, waybill=waybill)
+
+
+def test_a_waybill_without_shipment_id_cannot_be_refunded(carrier):
+    with pytest.raises(PermanentError, match="no shipment id"):
+        plugin.oms_carrier_cancel(carrier=carrier, waybill=Waybill(tracking_number="9400"))

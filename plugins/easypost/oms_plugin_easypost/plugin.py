@@ -84,6 +84,9 @@ TRACKER_UPDATED = "tracker.updated"
 # shipment_create_response.json rates, with their delivery_days. Weight and size
 # limits are the carriers', not in the samples, so none are claimed here. Accounts
 # with other carriers list their services in the ``services`` setting.
+# An EasyPost Shipment object carries one ``parcel`` (README samples shipment_create_*):
+# a heavier consignment would be one shipment per parcel, which this plugin does not do yet.
+ONE_PARCEL = 1
 DEFAULT_SERVICES = (
     CarrierService(
         code=service_code("USPS", "GroundAdvantage"),
@@ -92,6 +95,7 @@ DEFAULT_SERVICES = (
         transit_days=3,
         areas=("US",),
         currency="USD",
+        max_parcels=ONE_PARCEL,
     ),
     CarrierService(
         code=service_code("USPS", "Priority"),
@@ -100,6 +104,7 @@ DEFAULT_SERVICES = (
         transit_days=2,
         areas=("US",),
         currency="USD",
+        max_parcels=ONE_PARCEL,
     ),
     CarrierService(
         code=service_code("USPS", "Express"),
@@ -108,6 +113,7 @@ DEFAULT_SERVICES = (
         transit_days=2,
         areas=("US",),
         currency="USD",
+        max_parcels=ONE_PARCEL,
     ),
 )
 EXPRESS_WORDS = ("express", "overnight", "nextday", "2day", "priorityovernight")
@@ -322,6 +328,33 @@ def download_label(client: EasyPostClient, shipment: dict[str, Any], file_format
     return Label(content=content, media_type=LABEL_FORMATS[file_format])
 
 
+# Shipment.refund_status after POST /shipments/{id}/refund (not in the carrier samples; from
+# docs.easypost.com/docs/shipments/shipping-refund): "submitted" is the usual first answer and
+# the refund then goes through at the carrier; "rejected" and "not_applicable" mean no refund.
+REFUND_ACCEPTED = {"submitted", "refunded"}
+
+
+@hookimpl
+def oms_carrier_cancel(carrier: CarrierConfig, waybill: Waybill) -> bool | None:
+    """Cancelling an EasyPost label is refunding its postage (a USPS label must not have been scanned)."""
+    if carrier.kind != KIND:
+        return None
+    if not waybill.carrier_reference:
+        raise PermanentError(
+            f"EasyPost waybill {waybill.tracking_number} has no shipment id (shp_…): "
+            "refund it in the EasyPost dashboard"
+        )
+    with client_for(carrier) as client:
+        shipment = client.refund(waybill.carrier_reference)
+    status = str(shipment.get("refund_status") or "")
+    if status not in REFUND_ACCEPTED:
+        raise PermanentError(
+            f"EasyPost did not refund the label of {waybill.tracking_number} (refund_status {status or 'none'}): "
+            "the carrier may have scanned it already, or refunds do not apply to it"
+        )
+    return True
+
+
 @hookimpl
 def oms_carrier_track(
     carrier: CarrierConfig, tracking_number: str, company_code: str | None
@@ -392,6 +425,7 @@ def configured_services(carrier: CarrierConfig) -> tuple[CarrierService, ...]:
                 code=str(code),
                 name=f"{carrier_name} {service}",
                 kind=DeliveryKind.EXPRESS if express else DeliveryKind.STANDARD,
+                max_parcels=ONE_PARCEL,
             )
         )
     return tuple(services)

@@ -1,7 +1,7 @@
 """API tokens' expiry and last use; the audit log of mutations
 
 Revision ID: 0012
-Revises: 0006
+Revises: 0010
 Create Date: 2026-12-01 12:40:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import oms_graphql.db.types
 
 revision: str = "0012"
-down_revision: str | None = "0006"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
