@@ -25,6 +25,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from oms_graphql.config import Settings, get_settings
 from oms_graphql.db.engine import Database
 from oms_graphql.db.migrate import check_up_to_date
+from oms_graphql.http_limits import BodyLimit, load_json_limited
 from oms_graphql.events.pubsub import Publisher, forward_from_redis
 from oms_graphql.events.relay import Relay
 from oms_graphql.jobs import current_broker, send_job, setup
@@ -66,9 +67,14 @@ class GraphQLView(GraphQL[Context, None]):
     """Strawberry's ASGI view plus the GraphQL-over-HTTP media type and status codes,
     and the refusal of websockets that present a bad token."""
 
-    def __init__(self, database: Database, **kwargs: Any) -> None:
+    def __init__(self, database: Database, max_json_depth: int = 64, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.database = database
+        self.max_json_depth = max_json_depth
+
+    def decode_json(self, data: str | bytes) -> object:
+        # A body nested thousands deep would raise RecursionError (a 500); refuse it as bad input.
+        return load_json_limited(data, self.max_json_depth, lambda message: HTTPException(400, message))
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:  # type: ignore[override]
         return Context(database=self.database, request=request, response=response)
@@ -152,8 +158,14 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
     settings = settings or get_settings()
     database = Database(settings.database_url)
     setup(settings.broker_url)
-    schema = build_schema(extra_extensions=(OperationMetrics,))
-    view = GraphQLView(database, schema=schema, graphql_ide="graphiql", allow_queries_via_get=True)
+    schema = build_schema(extra_extensions=(OperationMetrics,), settings=settings)
+    view = GraphQLView(
+        database,
+        max_json_depth=settings.max_json_depth,
+        schema=schema,
+        graphql_ide="graphiql",
+        allow_queries_via_get=True,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -187,7 +199,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
 
     return Starlette(
         routes=[
-            Route("/graphql", view, methods=["GET", "POST"]),
+            Route("/graphql", BodyLimit(view, settings.max_body_bytes), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", view),
             Route("/healthz", healthz),
             Route("/readyz", make_readyz(database)),
