@@ -105,7 +105,8 @@ class GraphQLView(GraphQL[Context, None]):
         if is_request_error and request.state.graphql_media_type == GRAPHQL_RESPONSE:
             # A request error (parse, validation, auth before execution): no "data" and a 4xx.
             data.pop("data", None)
-            request.state.sub_response.status_code = 400
+            # ...unless an extension chose the status already (429 from the cost bucket).
+            request.state.sub_response.status_code = request.state.sub_response.status_code or 400
         return data
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:  # type: ignore[override]
