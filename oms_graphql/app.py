@@ -9,11 +9,10 @@ from typing import Any
 
 import structlog
 from cross_web import HTTPException
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -25,12 +24,12 @@ from strawberry.types.unset import UNSET, UnsetType
 from oms_graphql.config import Settings, get_settings
 from oms_graphql.db.engine import Database
 from oms_graphql.db.migrate import check_up_to_date
-from oms_graphql.http_limits import BodyLimit, load_json_limited
 from oms_graphql.events.pubsub import Publisher, forward_from_redis
 from oms_graphql.events.relay import Relay
+from oms_graphql.http_limits import BodyLimit, load_json_limited
 from oms_graphql.jobs import current_broker, send_job, setup
 from oms_graphql.labels import label_route
-from oms_graphql.metrics import OperationMetrics
+from oms_graphql.metrics import OperationMetrics, metrics_endpoint
 from oms_graphql.resolvers import build_schema
 from oms_graphql.schema.context import Context, caller_for_token
 from oms_graphql.webhooks import routes as webhook_routes
@@ -150,10 +149,6 @@ def make_readyz(database: Database):
     return readyz
 
 
-async def metrics(_: Request) -> Response:
-    return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
-
-
 def create_app(settings: Settings | None = None, *, run_background: bool = True) -> Starlette:
     """The ASGI app. ``run_background``: relay outbox rows (and, embedded, run workers) here."""
     settings = settings or get_settings()
@@ -204,7 +199,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
             WebSocketRoute("/graphql", view),
             Route("/healthz", healthz),
             Route("/readyz", make_readyz(database)),
-            Route("/metrics", metrics),
+            Route("/metrics", metrics_endpoint(settings)),
             *webhook_routes(database),
             label_route(database),
         ],

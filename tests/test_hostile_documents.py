@@ -49,8 +49,10 @@ def test_a_fragment_fan_out_is_refused_at_once_and_health_answers_meanwhile(admi
 
 def test_depth_counts_through_fragments_in_linear_time(admin):
     # Twelve levels of customer { orders { ... } } through a chain of fragments: too deep.
-    chain = [f"fragment D{n} on Customer {{ orders(first: 1) {{ edges {{ node {{ customer {{ ...D{n + 1} }} }} }} }} }}"
-             for n in range(5)]
+    chain = [
+        f"fragment D{n} on Customer {{ orders(first: 1) {{ edges {{ node {{ customer {{ ...D{n + 1} }} }} }} }} }}"
+        for n in range(5)
+    ]
     document = "{ customers(first: 1) { edges { node { ...D0 } } } }\n" + "\n".join(chain)
     document += "\nfragment D5 on Customer { name }"
     started = time.perf_counter()
@@ -113,8 +115,7 @@ def test_a_content_length_claiming_too_much_is_refused_at_once(server):
     host, port = server.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as connection:
         connection.sendall(
-            b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 500000000\r\n\r\n{"
+            b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500000000\r\n\r\n{"
         )
         answer = connection.recv(4096)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
@@ -131,7 +132,9 @@ def test_only_small_documents_are_kept_in_the_caches(admin):
     small = "query SmallCached { __typename }"
     admin(small)
     assert DOCUMENT_CACHE.holds(small)
-    assert not any(DOCUMENT_CACHE.holds(f"# {n} " + "y" * 900_000 + f"\nquery Big{n} {{ __typename }}") for n in range(5))
+    assert not any(
+        DOCUMENT_CACHE.holds(f"# {n} " + "y" * 900_000 + f"\nquery Big{n} {{ __typename }}") for n in range(5)
+    )
 
 
 def test_an_operation_over_its_time_budget_is_cut_off_with_a_code(settings, database_url):

@@ -66,10 +66,44 @@ def test_health_readiness_and_metrics(server, admin):
     assert httpx.get(f"{server}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{server}/readyz")
     assert ready.status_code == 200 and ready.json() == {"status": "ready"}
-    admin("query ProductsForMetrics { products(first: 1) { totalCount } }")
+    admin("query ProductsForMetrics { products(first: 1) { totalCount } me { role } }")
     metrics = httpx.get(f"{server}/metrics").text
-    assert 'oms_graphql_requests_total{operation="ProductsForMetrics",outcome="ok",type="query"}' in metrics
+    assert 'oms_graphql_requests_total{outcome="ok",root_field="products",type="query"}' in metrics
+    assert 'oms_graphql_requests_total{outcome="ok",root_field="me",type="query"}' in metrics
+    assert "ProductsForMetrics" not in metrics
     assert "oms_graphql_request_seconds_bucket" in metrics
+
+
+def test_client_chosen_operation_names_do_not_grow_the_metrics(server, admin):
+    admin("query Warm { products(first: 1) { totalCount } }")
+    before = httpx.get(f"{server}/metrics").text
+    for n in range(300):
+        admin(f"query Probe{n}x{'y' * 40} {{ products(first: 1) {{ totalCount }} }}")
+    after = httpx.get(f"{server}/metrics").text
+    assert "Probe" not in after
+    # The counters grow in value, not in series: the same lines, give or take digits.
+    assert len(after.splitlines()) == len(before.splitlines())
+    assert len(after) < len(before) + 2000
+
+
+def test_an_invalid_document_is_counted_without_its_text(server, admin):
+    admin.raw("query Bad { noSuchFieldHere }")
+    metrics = httpx.get(f"{server}/metrics").text
+    assert "noSuchFieldHere" not in metrics and 'root_field="(invalid)"' in metrics
+
+
+def test_metrics_can_require_a_token_and_a_network(settings):
+    from tests.support import serve_variant
+
+    with serve_variant(settings, metrics_token="scrape-secret") as url:
+        assert httpx.get(f"{url}/metrics").status_code == 401
+        assert httpx.get(f"{url}/metrics", headers={"authorization": "Bearer wrong"}).status_code == 401
+        scraped = httpx.get(f"{url}/metrics", headers={"authorization": "Bearer scrape-secret"})
+        assert scraped.status_code == 200 and "oms_graphql_requests_total" in scraped.text
+    with serve_variant(settings, metrics_allow=("10.0.0.0/8",)) as url:
+        assert httpx.get(f"{url}/metrics").status_code == 403
+    with serve_variant(settings, metrics_allow=("127.0.0.0/8", "::1/128")) as url:
+        assert httpx.get(f"{url}/metrics").status_code == 200
 
 
 def test_unexpected_errors_do_not_leak_internals(admin):

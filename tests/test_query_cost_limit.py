@@ -54,10 +54,10 @@ def test_no_page_size_counts_as_the_default_page(viewer):
 
 
 def test_mutations_are_costed_too(admin, uid):
-    body = admin.raw(
-        'mutation($s: String!) { productCreate(input: {sku: $s, name: "Cost"}) { product { sku } userErrors { field } } }',
-        {"s": f"COST-{uid}"},
+    create = (
+        'mutation($s: String!) { productCreate(input: {sku: $s, name: "C"}) { product { sku } userErrors { field } } }'
     )
+    body = admin.raw(create, {"s": f"COST-{uid}"})
     assert "errors" not in body and body["extensions"]["cost"]["requested"] == 5
 
 

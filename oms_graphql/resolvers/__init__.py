@@ -93,7 +93,7 @@ def build_schema(
 ) -> strawberry.Schema:
     settings = settings or get_settings()
     # One rule class per depth limit: the validation cache is keyed by the rule classes.
-    depth_rules = [depth_limit_rule(settings.max_query_depth)]
+    depth_rules: list[Any] = [depth_limit_rule(settings.max_query_depth)]
     extensions: list = [
         # Front-ends send the same few documents over and over: parse and validate each
         # small one once (document_limits: large ones are never kept).

@@ -162,7 +162,7 @@ class CachedDocuments(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
         cached = self._digest()
-        options = dict(context.parse_options)
+        options: dict[str, Any] = dict(context.parse_options)
         kind = ("parse", tuple(sorted(options.items())))
         if cached is not None and context.query is not None:
             document = DOCUMENT_CACHE.get(cached[0], kind)

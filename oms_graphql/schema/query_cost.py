@@ -19,6 +19,7 @@ import math
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
+from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import (
     FieldNode,
     FragmentSpreadNode,
@@ -35,7 +36,6 @@ from graphql import (
     get_named_type,
     get_operation_ast,
 )
-from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.language import DocumentNode, OperationType
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from strawberry.extensions import SchemaExtension
