@@ -200,7 +200,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
             Route("/healthz", healthz),
             Route("/readyz", make_readyz(database)),
             Route("/metrics", metrics_endpoint(settings)),
-            *webhook_routes(database),
+            *webhook_routes(database, settings),
             label_route(database),
         ],
         lifespan=lifespan,
