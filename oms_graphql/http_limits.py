@@ -21,8 +21,8 @@ BODY_TOO_LARGE = "BODY_TOO_LARGE"
 
 
 class BodyTooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"The request body is over the limit of {limit} bytes.")
+    def __init__(self, limit: int, what: str = "body") -> None:
+        super().__init__(f"The request {what} is over the limit of {limit} bytes.")
         self.limit = limit
 
 
@@ -85,6 +85,10 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if len(scope.get("query_string", b"")) > self.max_bytes:
+            # A GET carries its document in the URL: held to the same limit as a body.
+            await self.too_large(BodyTooLarge(self.max_bytes, "query string"))(scope, receive, send)
             return
         try:
             declared = _declared_length(scope)
