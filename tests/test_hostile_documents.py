@@ -63,6 +63,24 @@ def test_depth_counts_through_fragments_in_linear_time(admin):
     assert error["extensions"]["code"] == "MAX_DEPTH_EXCEEDED" and "depth" in error["message"], error
 
 
+def test_one_field_repeated_a_thousand_times_is_refused_at_once(admin):
+    # Merging same-named fields compares every pair: 1,100 of them are 600,000 pairs.
+    started = time.perf_counter()
+    body = admin.raw("{ " + "me { role } me { name } " * 550 + "}")
+    assert time.perf_counter() - started < 0.5
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "REPEATED_FIELDS_EXCEEDED", error
+    assert "'me'" in error["message"] and "1100" in error["message"]
+    # The same through two fragments spread side by side.
+    fragments = "{ ...A ...B }\nfragment A on Query { " + "x: me { role } " * 300 + "}\n"
+    fragments += "fragment B on Query { " + "x: me { name } " * 300 + "}"
+    body = admin.raw(fragments)
+    assert body["errors"][0]["extensions"]["code"] == "REPEATED_FIELDS_EXCEEDED"
+    # A field a few fragments share (every component asks for the id) is fine.
+    shared = "{ me { ...N ...R name } }\nfragment N on Me { name }\nfragment R on Me { name role }"
+    assert admin(shared) == {"me": {"name": "test admin", "role": "ADMIN"}}
+
+
 def test_a_deeply_nested_selection_is_a_clear_error(admin):
     document = "{ me " + "{ name " * 3000 + "}" * 3001
     response = admin.post(document)

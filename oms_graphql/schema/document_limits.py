@@ -1,5 +1,8 @@
 """Limits on GraphQL documents that hold in time linear in the document.
 
+(Field merging, GraphQL's one quadratic validation rule, is kept bounded by
+``repeated_field_problem``, checked first.)
+
 A fragment spread twice at each of 20 levels is 2**20 fields when expanded, in a
 document of 250 tokens; any check that walks fragments where they are spread
 takes seconds on it and blocks the event loop (and ``/healthz``) meanwhile. So
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -100,6 +103,64 @@ class _DepthLimit(ValidationRule):
 
 _DEPTH_RULES: dict[int, type[ValidationRule]] = {}
 
+REPEATED_FIELDS_EXCEEDED = "REPEATED_FIELDS_EXCEEDED"
+# GraphQL's "fields can be merged" check compares every pair of fields with one response
+# name in a selection set (fragments included): quadratic, 1,100 of them take seconds. A
+# front-end repeats a field once per fragment that asks for it: a handful, not hundreds.
+MAX_SAME_NAME = 50
+
+
+def repeated_field_problem(document: DocumentNode, limit: int = MAX_SAME_NAME) -> GraphQLError | None:
+    """An error when one selection set (with the fragments it spreads, each once, as
+    execution merges them) selects one response name more than ``limit`` times."""
+    fragments = fragments_of(document)
+    memo: dict[str, Counter[str]] = {}
+
+    def names(selections: SelectionSetNode, in_progress: frozenset[str]) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        spread: set[str] = set()
+        for selection in selections.selections:
+            if isinstance(selection, FieldNode):
+                counts[(selection.alias or selection.name).value] += 1
+            elif isinstance(selection, InlineFragmentNode):
+                counts.update(names(selection.selection_set, in_progress))
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = fragments.get(name)
+                if name in spread or name in in_progress or fragment is None:
+                    continue
+                spread.add(name)
+                if name not in memo:
+                    memo[name] = names(fragment.selection_set, in_progress | {name})
+                counts.update(memo[name])
+        return counts
+
+    pending: list[SelectionSetNode] = [
+        definition.selection_set
+        for definition in document.definitions
+        if isinstance(definition, (OperationDefinitionNode, FragmentDefinitionNode))
+    ]
+    while pending:
+        selections = pending.pop()
+        counts = names(selections, frozenset())
+        if counts:
+            name, times = counts.most_common(1)[0]
+            if times > limit:
+                return GraphQLError(
+                    f"'{name}' is selected {times} times in one selection set; the limit is {limit}. "
+                    "Select each field once (aliases give repeated fields their own names).",
+                    selections,
+                    extensions={"code": REPEATED_FIELDS_EXCEEDED},
+                )
+        stack = list(selections.selections)
+        while stack:  # the field selection sets below, inline fragments flattened into this one
+            selection = stack.pop()
+            if isinstance(selection, FieldNode) and selection.selection_set is not None:
+                pending.append(selection.selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                stack.extend(selection.selection_set.selections)
+    return None
+
 
 class DocumentCache:
     """An LRU of parsed documents and their validation errors, keyed by the SHA-256 of the
@@ -177,17 +238,24 @@ class CachedDocuments(SchemaExtension):
         yield
 
     def on_validate(self) -> Iterator[None]:
-        from strawberry.schema.schema import validate_document
-
         context = self.execution_context
         cached = self._digest()
-        if cached is None or context.graphql_document is None:
+        if context.graphql_document is None:
             yield
             return
         kind = ("validate", tuple(context.validation_rules))
-        errors = DOCUMENT_CACHE.get(cached[0], kind)
+        errors = DOCUMENT_CACHE.get(cached[0], kind) if cached is not None else None
         if errors is None:
-            errors = validate_document(context.schema._schema, context.graphql_document, context.validation_rules)
-            DOCUMENT_CACHE.put(cached[0], kind, errors, cached[1])
+            errors = self.validate(context.schema._schema, context.graphql_document, tuple(context.validation_rules))
+            if cached is not None:
+                DOCUMENT_CACHE.put(cached[0], kind, errors, cached[1])
         context.pre_execution_errors = errors
         yield
+
+    @staticmethod
+    def validate(schema: Any, document: DocumentNode, rules: tuple) -> list[GraphQLError]:
+        """GraphQL's validation, after a linear check that keeps its quadratic field merging bounded."""
+        from strawberry.schema.schema import validate_document
+
+        problem = repeated_field_problem(document)
+        return [problem] if problem is not None else validate_document(schema, document, rules)
