@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,7 +27,7 @@ from oms_graphql.db.engine import Database
 from oms_graphql.db.migrate import check_up_to_date
 from oms_graphql.events.pubsub import Publisher, forward_from_redis
 from oms_graphql.events.relay import Relay
-from oms_graphql.http_limits import BodyLimit, load_json_limited
+from oms_graphql.http_limits import BodyLimit, JSONTooDeep, load_json_limited
 from oms_graphql.jobs import current_broker, send_job, setup
 from oms_graphql.labels import label_route
 from oms_graphql.metrics import OperationMetrics, metrics_endpoint
@@ -72,8 +73,18 @@ class GraphQLView(GraphQL[Context, None]):
         self.max_json_depth = max_json_depth
 
     def decode_json(self, data: str | bytes) -> object:
-        # A body nested thousands deep would raise RecursionError (a 500); refuse it as bad input.
-        return load_json_limited(data, self.max_json_depth, lambda message: HTTPException(400, message))
+        # A body nested thousands deep would raise RecursionError (a 500, or a websocket
+        # dropped without a close frame); it is bad JSON instead, which a websocket closes
+        # with 4400.
+        return load_json_limited(data, self.max_json_depth)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            return self.decode_json(data)
+        except JSONTooDeep as error:
+            raise HTTPException(400, error.message) from error
+        except json.JSONDecodeError as error:
+            raise HTTPException(400, "Unable to parse request body as JSON") from error
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:  # type: ignore[override]
         return Context(database=self.database, request=request, response=response)

@@ -128,17 +128,27 @@ def nesting_exceeds(value: object, limit: int) -> bool:
     return False
 
 
-def load_json_limited(data: str | bytes, limit: int, too_deep: Callable[[str], Exception]) -> object:
-    """``json.loads`` that refuses nesting deeper than ``limit`` with ``too_deep(message)``
+class JSONTooDeep(json.JSONDecodeError):
+    """JSON nested deeper than the limit: bad input (a websocket treats it as a non-JSON message)."""
+
+    def __init__(self, limit: int) -> None:
+        self.message = f"The JSON body is nested deeper than {limit} levels; send flatter variables."
+        super().__init__(self.message, "", 0)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def load_json_limited(data: str | bytes, limit: int) -> object:
+    """``json.loads`` that refuses nesting deeper than ``limit`` with ``JSONTooDeep``
     (Python's parser would otherwise raise RecursionError at about a thousand levels)."""
-    message = f"The JSON body is nested deeper than {limit} levels; send flatter variables."
     try:
         value = json.loads(data)
     except RecursionError as error:
-        raise too_deep(message) from error
+        raise JSONTooDeep(limit) from error
     if nesting_exceeds(value, limit):
-        raise too_deep(message)
+        raise JSONTooDeep(limit)
     return value
 
 
-__all__ = ["BodyLimit", "BodyTooLarge", "load_json_limited", "read_body"]
+__all__ = ["BodyLimit", "BodyTooLarge", "JSONTooDeep", "load_json_limited", "read_body"]

@@ -185,3 +185,28 @@ def test_an_operation_over_its_time_budget_is_cut_off_with_a_code(settings, data
         body = client.raw("{ products(first: 100) { totalCount edges { node { sku } } } }")
     assert body["errors"][0]["extensions"]["code"] == "TIMEOUT", body
     assert "seconds" in body["errors"][0]["message"]
+
+
+def test_a_websocket_message_nested_too_deep_closes_that_socket_only(server):
+    import asyncio
+    import json
+
+    import websockets
+
+    async def attempt() -> tuple[int, str]:
+        url = server.replace("http://", "ws://") + "/graphql"
+        async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            deep = '{"id": "1", "type": "subscribe", "payload": {"query": "subscription { alerts { message } }", '
+            await ws.send(deep + '"variables": {"x": ' + "[" * 5000 + "]" * 5000 + "}}}")
+            try:
+                await asyncio.wait_for(ws.recv(), timeout=10)
+            except websockets.ConnectionClosed as closed:
+                assert closed.rcvd is not None
+                return closed.rcvd.code, closed.rcvd.reason
+            raise AssertionError("the socket stayed open")
+
+    code, _reason = asyncio.run(attempt())
+    assert code == 4400
+    assert httpx.get(f"{server}/healthz").status_code == 200
