@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
 from cross_web import HTTPException
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -28,9 +28,10 @@ from oms_graphql.db.migrate import check_up_to_date
 from oms_graphql.domain.identities import AuthenticationFailed
 from oms_graphql.events.pubsub import Publisher, forward_from_redis
 from oms_graphql.events.relay import Relay
+from oms_graphql.http_limits import BodyLimit, JSONTooDeep, load_json_limited
 from oms_graphql.jobs import current_broker, send_job, setup
 from oms_graphql.labels import label_route
-from oms_graphql.metrics import OperationMetrics
+from oms_graphql.metrics import OperationMetrics, metrics_endpoint
 from oms_graphql.resolvers import build_schema
 from oms_graphql.schema.context import Context
 from oms_graphql.webhooks import routes as webhook_routes
@@ -75,10 +76,27 @@ class GraphQLView(GraphQL[Context, None]):
     """Strawberry's ASGI view plus the GraphQL-over-HTTP media type and status codes,
     and the refusal of websockets that present a bad token."""
 
-    def __init__(self, database: Database, settings: Settings | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, database: Database, settings: Settings | None = None, max_json_depth: int = 64, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.database = database
         self.settings = settings
+        self.max_json_depth = max_json_depth
+
+    def decode_json(self, data: str | bytes) -> object:
+        # A body nested thousands deep would raise RecursionError (a 500, or a websocket
+        # dropped without a close frame); it is bad JSON instead, which a websocket closes
+        # with 4400.
+        return load_json_limited(data, self.max_json_depth)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            return self.decode_json(data)
+        except JSONTooDeep as error:
+            raise HTTPException(400, error.message) from error
+        except json.JSONDecodeError as error:
+            raise HTTPException(400, "Unable to parse request body as JSON") from error
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:  # type: ignore[override]
         return Context(database=self.database, request=request, response=response, settings=self.settings)
@@ -111,7 +129,8 @@ class GraphQLView(GraphQL[Context, None]):
         if is_request_error and request.state.graphql_media_type == GRAPHQL_RESPONSE:
             # A request error (parse, validation, auth before execution): no "data" and a 4xx.
             data.pop("data", None)
-            request.state.sub_response.status_code = 400
+            # ...unless an extension chose the status already (429 from the cost bucket).
+            request.state.sub_response.status_code = request.state.sub_response.status_code or 400
         return data
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:  # type: ignore[override]
@@ -164,19 +183,18 @@ def make_readyz(database: Database):
     return readyz
 
 
-async def metrics(_: Request) -> Response:
-    return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
-
-
 def create_app(settings: Settings | None = None, *, run_background: bool = True) -> Starlette:
     """The ASGI app. ``run_background``: relay outbox rows (and, embedded, run workers) here."""
     settings = settings or get_settings()
     database = Database(settings.database_url)
     setup(settings.broker_url)
-    schema = build_schema(hide_introspection=settings.hide_introspection, extra_extensions=(OperationMetrics,))
+    schema = build_schema(
+        hide_introspection=settings.hide_introspection, extra_extensions=(OperationMetrics,), settings=settings
+    )
     view = GraphQLView(
         database,
         settings,
+        max_json_depth=settings.max_json_depth,
         schema=schema,
         graphql_ide="graphiql" if settings.graphiql else None,
         allow_queries_via_get=True,
@@ -214,12 +232,12 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
 
     return Starlette(
         routes=[
-            Route("/graphql", view, methods=["GET", "POST"]),
+            Route("/graphql", BodyLimit(view, settings.max_body_bytes), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", view),
             Route("/healthz", healthz),
             Route("/readyz", make_readyz(database)),
-            Route("/metrics", metrics),
-            *webhook_routes(database),
+            Route("/metrics", metrics_endpoint(settings)),
+            *webhook_routes(database, settings),
             label_route(database, settings),
         ],
         lifespan=lifespan,

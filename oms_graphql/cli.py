@@ -125,7 +125,9 @@ def serve(
         load_demo_data(settings)
     console.print(f"GraphiQL: http://{host}:{port}/graphql")
     tune_garbage_collector()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
+    # A websocket message (a subscription's document) is held to the same size as an HTTP body.
+    config = uvicorn.Config(create_app(settings), log_level="warning", ws_max_size=settings.max_body_bytes)
+    server = uvicorn.Server(config)
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[listening])
 

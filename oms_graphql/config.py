@@ -12,6 +12,26 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
+DEFAULT_COST_LIMITS = {
+    "ADMIN": 20000,
+    "OPERATOR": 20000,
+    "INTEGRATION": 20000,
+    "VIEWER": 10000,
+    "CUSTOMER": 2000,
+    "ANONYMOUS": 500,
+}
+
+
+def _role_numbers(text: str | None, defaults: dict[str, int]) -> dict[str, int]:
+    """``ADMIN=20000,CUSTOMER=2000``: the given roles' numbers over the defaults."""
+    numbers = dict(defaults)
+    for part in (text or "").split(","):
+        role, _, value = part.partition("=")
+        if role.strip() and value.strip():
+            numbers[role.strip().upper()] = int(value)
+    return numbers
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite+aiosqlite:///./oms.db"
@@ -61,6 +81,28 @@ class Settings:
     channel_reconcile_hours: float = 24.0
     # Tracking: how often an open shipment's carrier is polled (0: only pushes).
     tracking_poll_seconds: float = 1800.0
+    # Hostile documents (README "Limits"): the largest request body read, the deepest JSON
+    # nesting accepted, the largest document kept in the parse/validation caches, and the
+    # time one operation may run.
+    max_body_bytes: int = 1024 * 1024
+    max_json_depth: int = 64
+    cache_document_max_bytes: int = 16 * 1024
+    request_timeout_seconds: float = 30.0
+    # Query cost: the most one operation may cost, per role ("ANONYMOUS" for no token);
+    # each caller's bucket holds ``cost_bucket_factor`` maximal operations and refills by
+    # ``cost_restore_factor`` of one per second.
+    cost_limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_COST_LIMITS))
+    cost_bucket_factor: float = 10.0
+    cost_restore_factor: float = 1.0
+    # Webhooks: the largest body, how old a signed timestamp may be, and how many refused
+    # deliveries (and how much of each) are kept per channel or carrier an hour.
+    webhook_max_body_bytes: int = 1024 * 1024
+    webhook_tolerance_seconds: float = 86400.0
+    webhook_rejected_per_hour: int = 100
+    webhook_rejected_body_bytes: int = 16 * 1024
+    # /metrics: a bearer token it requires, and/or the client networks it answers.
+    metrics_token: str | None = None
+    metrics_allow: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -120,6 +162,21 @@ def load_settings() -> Settings:
         channel_reconcile_seconds=float(_env("OMS_CHANNEL_RECONCILE_SECONDS", "3600") or 0),
         channel_reconcile_hours=float(_env("OMS_CHANNEL_RECONCILE_HOURS", "24") or 24),
         tracking_poll_seconds=float(_env("OMS_TRACKING_POLL_SECONDS", "1800") or 0),
+        max_body_bytes=int(_env("OMS_MAX_BODY_BYTES") or Settings.max_body_bytes),
+        max_json_depth=int(_env("OMS_MAX_JSON_DEPTH") or Settings.max_json_depth),
+        cache_document_max_bytes=int(_env("OMS_CACHE_DOCUMENT_MAX_BYTES") or Settings.cache_document_max_bytes),
+        request_timeout_seconds=float(_env("OMS_REQUEST_TIMEOUT_SECONDS") or Settings.request_timeout_seconds),
+        cost_limits=_role_numbers(_env("OMS_COST_LIMITS"), DEFAULT_COST_LIMITS),
+        cost_bucket_factor=float(_env("OMS_COST_BUCKET_FACTOR") or Settings.cost_bucket_factor),
+        cost_restore_factor=float(_env("OMS_COST_RESTORE_FACTOR") or Settings.cost_restore_factor),
+        webhook_max_body_bytes=int(_env("OMS_WEBHOOK_MAX_BODY_BYTES") or Settings.webhook_max_body_bytes),
+        webhook_tolerance_seconds=float(_env("OMS_WEBHOOK_TOLERANCE_SECONDS") or Settings.webhook_tolerance_seconds),
+        webhook_rejected_per_hour=int(_env("OMS_WEBHOOK_REJECTED_PER_HOUR") or Settings.webhook_rejected_per_hour),
+        webhook_rejected_body_bytes=int(
+            _env("OMS_WEBHOOK_REJECTED_BODY_BYTES") or Settings.webhook_rejected_body_bytes
+        ),
+        metrics_token=_env("OMS_METRICS_TOKEN"),
+        metrics_allow=tuple(part.strip() for part in (_env("OMS_METRICS_ALLOW") or "").split(",") if part.strip()),
     )
 
 

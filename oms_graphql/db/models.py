@@ -228,6 +228,7 @@ class InboundMessage(Base):
     __table_args__ = (
         Index("ix_inbound_messages_source_status", "source", "status"),
         Index("ix_inbound_messages_source_external", "source", "external_id"),
+        Index("ux_inbound_messages_event", "source", "kind", "event_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -254,6 +255,9 @@ class InboundMessage(Base):
     # asked the channel for it (pulled orders only).
     channel_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Migration 0009: the sender's id of a pushed delivery (Square event_id, EasyPost Event.id),
+    # unique per source and kind, so a replayed webhook is refused.
+    event_id: Mapped[str | None] = mapped_column(String(200))
 
 
 class Customer(Base):

@@ -238,10 +238,18 @@ class WebhookRequest:
 
 @dataclass(frozen=True)
 class WebhookVerdict:
-    """Whether a pushed request is authentic; ``reason`` says why not."""
+    """Whether a pushed request is authentic; ``reason`` says why not.
+
+    For an accepted one, say what the sender signed that guards against replays, where
+    it has it: ``event_id``, the sender's unique id of this delivery (a second request
+    with the same id is refused), and ``signed_at``, a timestamp covered by the
+    signature (a request older than ``OMS_WEBHOOK_TOLERANCE_SECONDS`` is refused).
+    """
 
     accepted: bool
     reason: str | None = None
+    event_id: str | None = None
+    signed_at: datetime | None = None
 
 
 # --- going back to the channel ---------------------------------------------

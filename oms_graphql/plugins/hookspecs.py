@@ -150,7 +150,9 @@ def oms_channel_verify_webhook(channel: ChannelConfig, request: WebhookRequest) 
     Called inside the web request: no network I/O. Verify the signature with
     the channel's secret (constant-time compare). Return a verdict, or ``None``
     if ``channel.kind`` is not yours. A rejected request gets HTTP 401 and is
-    stored as REJECTED with your reason.
+    stored as REJECTED with your reason (a limited number an hour, truncated).
+    An accepted verdict should carry the signed ``event_id`` and ``signed_at`` the
+    channel sends, if any: the OMS then refuses replays (409) and stale requests (401).
     """
 
 
@@ -315,6 +317,8 @@ def oms_carrier_verify_webhook(carrier: CarrierConfig, request: WebhookRequest) 
     (EasyPost ``X-Hmac-Signature``, Kuaidi100 ``sign``) or, for a carrier that does
     not sign (SF), the ``token`` in the URL against the ``webhookToken`` setting,
     in constant time. A refused request is answered 401 and kept as REJECTED.
+    As for channels, an accepted verdict should carry the signed ``event_id`` and
+    ``signed_at`` where the carrier sends them (EasyPost: the Event's ``id``).
     """
 
 

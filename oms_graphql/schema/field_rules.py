@@ -38,8 +38,8 @@ from oms_graphql.schema.permissions import (
 FIELD_RULES: FieldRules = {
     "Order": {
         EVERYONE: "id number status externalId currency deliveryOption note placedAt paidAt cancelledAt "
-        "promisedDeliverBy promisedShipBy subtotal shippingFee discount tax total channel customer shippingAddress lines "
-        "allocations shipments events holds fulfillmentOrders returns refundTotal",
+        "promisedDeliverBy promisedShipBy subtotal shippingFee discount tax total channel customer shippingAddress "
+        "lines allocations shipments events holds fulfillmentOrders returns refundTotal",
     },
     "OrderLine": {
         EVERYONE: "lineNo sku channelSkuId title quantity refundedQuantity returnedQuantity unitPrice discount total"

@@ -145,7 +145,12 @@ class PosState:
         return square_signature(url or self.notification_url, body, key or self.signature_key)
 
     def signed_webhook(
-        self, order_id: str, event_type: str = "order.created", url: str | None = None, key: str | None = None
+        self,
+        order_id: str,
+        event_type: str = "order.created",
+        url: str | None = None,
+        key: str | None = None,
+        created_at: datetime | None = None,
     ) -> SignedWebhook:
         """An ``order.created`` / ``order.updated`` notification for an order, correctly signed."""
         order = self.orders[order_id]
@@ -154,7 +159,7 @@ class PosState:
             "merchant_id": self.merchant_id,
             "type": event_type,
             "event_id": str(uuid.uuid4()),
-            "created_at": square_time(datetime.now(UTC)),
+            "created_at": square_time(created_at or datetime.now(UTC)),
             "data": {
                 "type": summary_name,
                 "id": order_id,

@@ -388,7 +388,13 @@ def oms_carrier_verify_webhook(carrier: CarrierConfig, request: WebhookRequest) 
         return WebhookVerdict(False, "no X-Hmac-Signature header: the webhook has no secret at EasyPost")
     if not signature_matches(request.body, header, secret):
         return WebhookVerdict(False, "X-Hmac-Signature does not match the body and the webhookSecret")
-    return WebhookVerdict(True)
+    # De-duplicate on the signed Event.id (carrier-samples README, "Webhooks"): a replay is refused.
+    try:
+        event = json.loads(request.body)
+    except ValueError:
+        event = None
+    event_id = event.get("id") if isinstance(event, dict) else None
+    return WebhookVerdict(True, event_id=str(event_id)[:200] if event_id else None)
 
 
 @hookimpl

@@ -6,6 +6,7 @@ Rules cited below are from /work/shared/channel-samples/README.md section 4.
 from __future__ import annotations
 
 import hmac
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from oms_graphql.plugins.contract import (
     ChannelKind,
     NormalizedOrder,
     OrderPage,
+    PayloadError,
     PermanentError,
     RawOrderPayload,
     RetryableError,
@@ -113,7 +115,25 @@ def oms_channel_verify_webhook(channel: ChannelConfig, request: WebhookRequest) 
             accepted=False,
             reason="signature does not match: check signatureKey and notificationUrl of the channel",
         )
-    return WebhookVerdict(accepted=True)
+    # The signed body carries the event's id and time (README 4: "Use event_id to
+    # de-duplicate"); the OMS refuses a second delivery of one id, and stale ones.
+    event_id, signed_at = _event_id_and_time(request.body)
+    return WebhookVerdict(accepted=True, event_id=event_id, signed_at=signed_at)
+
+
+def _event_id_and_time(body: bytes) -> tuple[str | None, datetime | None]:
+    try:
+        event = json.loads(body)
+    except ValueError:
+        return None, None
+    if not isinstance(event, dict):
+        return None, None
+    event_id = event.get("event_id")
+    try:
+        signed_at = mapping.parse_time(event.get("created_at"), "created_at") if event.get("created_at") else None
+    except PayloadError:
+        signed_at = None
+    return (str(event_id)[:200] if event_id else None), signed_at
 
 
 def notified_order_id(body: dict[str, Any]) -> str | None:

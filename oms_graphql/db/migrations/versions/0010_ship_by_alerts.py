@@ -1,7 +1,7 @@
 """when people were told a fulfillment order missed its ship-by date
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 Create Date: 2026-12-01 13:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import oms_graphql.db.types
 
 revision: str = "0010"
-down_revision: str | None = "0006"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
