@@ -27,6 +27,7 @@ from oms_graphql.config import get_settings
 from oms_graphql.domain.errors import DomainError
 from oms_graphql.resolvers import (
     channels,
+    customers,
     delivery,
     fulfillment,
     inventory,
@@ -46,6 +47,7 @@ QUERY_PARTS: tuple[type, ...] = (
     channels.ChannelQuery,
     delivery.DeliveryQuery,
     returns.ReturnsQuery,
+    customers.CustomersQuery,
 )
 MUTATION_PARTS: tuple[type, ...] = (
     mutations.Mutation,
@@ -54,6 +56,7 @@ MUTATION_PARTS: tuple[type, ...] = (
     delivery.DeliveryMutation,
     fulfillment.FulfillmentMutation,
     returns.ReturnsMutation,
+    customers.CustomersMutation,
 )
 SUBSCRIPTION_PARTS: tuple[type, ...] = (
     subscriptions.Subscription,

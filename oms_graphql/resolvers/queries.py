@@ -11,6 +11,7 @@ from strawberry.types import Info
 
 from oms_graphql.db import models
 from oms_graphql.domain.access import Role
+from oms_graphql.domain.customer_profiles import customer_search
 from oms_graphql.plugins.host import installed_plugins
 from oms_graphql.resolvers.common import context, db_id
 from oms_graphql.resolvers.inventory import transfer_node
@@ -19,7 +20,6 @@ from oms_graphql.schema.delivery import Carrier
 from oms_graphql.schema.fulfillment import FulfillmentOrder
 from oms_graphql.schema.ids import from_global_id, to_global_id
 from oms_graphql.schema.inputs import (
-    CustomerFilter,
     LocationFilter,
     OrderFilter,
     OrderSort,
@@ -263,9 +263,8 @@ class Query:
                 query = query.where(O.placed_at < filter.placed_before)
             if filter.search:
                 text = filter.search.strip()
-                matching_customers = select(models.Customer.id).where(
-                    or_(models.Customer.name.ilike(_like(text)), models.Customer.phone.ilike(_like(text)))
-                )
+                # Name, e-mail or phone written any way (the customer search's rule).
+                matching_customers = select(models.Customer.id).where(customer_search(text))
                 query = query.where(
                     or_(
                         O.number.ilike(_like(text)),
@@ -310,42 +309,6 @@ class Query:
             .where(models.Channel.code == channel_code, models.Order.external_id == external_id),
         )
         return await _visible_order(info, row)  # type: ignore[arg-type]
-
-    @strawberry.field(description="Customer profiles.", permission_classes=STAFF)
-    async def customers(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: CustomerFilter | None = None,
-    ) -> Connection[Customer]:
-        C = models.Customer
-        query = select(C).order_by(C.id.desc())
-        if filter and filter.search:
-            pattern = _like(filter.search)
-            query = query.where(or_(C.name.ilike(pattern), C.phone.ilike(pattern), C.email.ilike(pattern)))
-        return await paginate(
-            context(info).database,
-            query,
-            Customer.from_row,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-        )
-
-    @strawberry.field(description="One customer; a customer may read only themself.", permission_classes=SIGNED_IN)
-    async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
-        key = db_id(id, "Customer") if (from_global_id(id) or ("",))[0] == "Customer" else None
-        if key is None:
-            return None
-        caller = await context(info).caller()
-        if caller.role == Role.CUSTOMER and key != caller.customer_id:
-            return None
-        row = await context(info).loaders.customer.load(key)
-        return Customer.from_row(row) if row else None
 
     @strawberry.field(description="Configured sales channels.", permission_classes=STAFF)
     async def channels(self, info: Info) -> list[Channel]:
