@@ -95,7 +95,7 @@ async def preferences(session: AsyncSession, customer_ids: Sequence[int]) -> dic
     )
     skus: dict[int, Counter[str]] = defaultdict(Counter)
     categories: dict[int, Counter[str]] = defaultdict(Counter)
-    for customer_id, sku, category, kept in sku_rows.tuples():
+    for customer_id, sku, category, kept in sku_rows.all():
         if customer_id is not None and sku and kept and kept > 0:
             skus[customer_id][sku] += int(kept)
             if category:
@@ -107,7 +107,7 @@ async def preferences(session: AsyncSession, customer_ids: Sequence[int]) -> dic
         .where(Order.customer_id.in_(ids), live)
         .group_by(Order.customer_id, Channel.code)
     )
-    for customer_id, code, count in channel_rows.tuples():
+    for customer_id, code, count in channel_rows.all():
         if customer_id is not None:
             channels[customer_id][code] = count
     options: dict[int, Counter[str]] = defaultdict(Counter)
@@ -116,7 +116,7 @@ async def preferences(session: AsyncSession, customer_ids: Sequence[int]) -> dic
         .where(Order.customer_id.in_(ids), live, Order.delivery_option.is_not(None))
         .group_by(Order.customer_id, Order.delivery_option)
     )
-    for customer_id, option, count in option_rows.tuples():
+    for customer_id, option, count in option_rows.all():
         if customer_id is not None and option:
             options[customer_id][option] = count
     return {
