@@ -12,7 +12,7 @@ import pytest
 from tests.channel_support import create_channel, ensure_product, sync_until, taobao_settings
 from tests.fakes import taobao
 from tests.fakes.server import serve
-from tests.support import GraphQLClient, add_product, create_token, place_order
+from tests.support import GraphQLClient, add_product, create_token, place_order, run_async
 from tests.test_query_cost import counting_queries
 from tests.test_returns import RECEIVE, REFUND, approved, ledger_differences, shipped_order
 
@@ -220,6 +220,7 @@ def test_merge_moves_orders_and_identities_and_the_figures_add_up_net_of_refunds
     assert prefs["preferredChannel"] == "manual" and prefs["preferredDeliveryOption"] == "EXPRESS"
     # The duplicate's old id finds the person; the list shows the person once.
     assert profile(admin, duplicate)["id"] == person
+    assert admin("query($id: ID!) { node(id: $id) { id } }", {"id": duplicate})["node"]["id"] == person
     listed = admin(SEARCH, {"s": f"{uid}"})["customers"]
     assert [edge["node"]["id"] for edge in listed["edges"]] == [person]
     # The duplicate's phone now brings new orders to the person.
@@ -460,3 +461,64 @@ def test_a_page_of_customers_with_figures_costs_a_constant_number_of_queries(adm
         assert len(edges) == size and all(edge["node"]["orderCount"] == 1 for edge in edges)
         costs[size] = len(statements)
     assert costs[30] == costs[5], costs
+
+
+# --- migration 0014 ------------------------------------------------------------------------
+
+
+def test_migration_0014_rewrites_stored_phones_and_e_mails_in_the_matching_forms(scratch_database_url):
+    from sqlalchemy import text
+
+    from oms_graphql.db.engine import Database
+    from oms_graphql.db.migrate import upgrade
+
+    upgrade(scratch_database_url, "0013")
+    now = "2026-11-30 10:00:00"
+
+    async def arrange() -> None:
+        database = Database(scratch_database_url)
+        try:
+            async with database.session() as session, session.begin():
+                for statement in (
+                    "INSERT INTO customers (id, name, phone, email, created_at) VALUES "
+                    "(1, 'Wang', '13800138000', 'Wang.Fang+shop@Example.com', :now), "
+                    "(2, 'Wang again', '+8613800138000', NULL, :now), (3, 'Masked', '*******5678', NULL, :now)",
+                    "INSERT INTO customer_identities (customer_id, kind, value) VALUES "
+                    "(1, 'phone', '13800138000'), (1, 'email', 'wang.fang+shop@example.com'), "
+                    "(2, 'phone', '+8613800138000'), (2, 'email', 'w.a.n.g@googlemail.com'), "
+                    "(3, 'phone', '*******5678'), (3, 'buyer:taobao', 'AAxyz')",
+                    "INSERT INTO addresses (id, customer_id, country, line1) VALUES (1, 1, 'CN', '1 Road')",
+                    "INSERT INTO orders (number, channel_id, status, customer_id, shipping_address_id, currency, "
+                    "subtotal, discount, shipping_fee, tax, total, placed_at, created_at, updated_at) "
+                    "SELECT 'M-1', id, 'PENDING', 1, 1, 'CNY', 1, 0, 0, 0, 1, :now, :now, :now FROM channels "
+                    "WHERE code = 'manual'",
+                ):
+                    await session.execute(text(statement), {"now": now} if ":now" in statement else {})
+        finally:
+            await database.dispose()
+
+    async def identities() -> tuple[list, list]:
+        database = Database(scratch_database_url)
+        try:
+            async with database.session() as session:
+                found = await session.execute(
+                    text("SELECT customer_id, kind, value FROM customer_identities ORDER BY customer_id, kind")
+                )
+                phones = await session.execute(text("SELECT id, phone FROM customers ORDER BY id"))
+                return [tuple(row) for row in found], [tuple(row) for row in phones]
+        finally:
+            await database.dispose()
+
+    run_async(arrange())
+    upgrade(scratch_database_url)
+    found, phones = run_async(identities())
+    # Customer 1's national number is read in China (its order's country): it is the number
+    # customer 2 holds in that form already, so it stays customer 2's and the profiles stay
+    # two (whether they are one person is for customerMerge). A masked number is dropped.
+    assert found == [
+        (1, "email", "wang.fang@example.com"),
+        (2, "email", "wang@gmail.com"),
+        (2, "phone", "+8613800138000"),
+        (3, "buyer:taobao", "AAxyz"),
+    ]
+    assert phones == [(1, "+8613800138000"), (2, "+8613800138000"), (3, None)]

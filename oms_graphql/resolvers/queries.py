@@ -7,11 +7,13 @@ from typing import Any
 
 import strawberry
 from sqlalchemy import Select, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from oms_graphql.db import models
 from oms_graphql.domain.access import Role
-from oms_graphql.domain.customer_profiles import customer_search
+from oms_graphql.domain.customer_profiles import customer_by_id, customer_search
+from oms_graphql.domain.errors import NotFound
 from oms_graphql.plugins.host import installed_plugins
 from oms_graphql.resolvers.common import context, db_id
 from oms_graphql.resolvers.inventory import transfer_node
@@ -49,7 +51,6 @@ _NODE_TYPES: dict[str, tuple[Any, Callable[[Any], Node]]] = {
     "Product": (models.Product, Product.from_row),
     "Location": (models.Location, Location.from_row),
     "Channel": (models.Channel, Channel.from_row),
-    "Customer": (models.Customer, Customer.from_row),
     "Shipment": (models.Shipment, Shipment.from_row),
     "InboundMessage": (models.InboundMessage, InboundMessage.from_row),
     "Carrier": (models.Carrier, Carrier.from_row),
@@ -66,6 +67,13 @@ async def _visible_order(info: Info, row: models.Order | None) -> Order | None:
     if caller.role == Role.CUSTOMER and row.customer_id != caller.customer_id:
         return None
     return Order.from_row(row)
+
+
+async def _customer_node(session: AsyncSession, key: int) -> Customer | None:
+    try:
+        return Customer.from_row(await customer_by_id(session, key))
+    except NotFound:
+        return None
 
 
 async def _one(info: Info, query: Select) -> object | None:
@@ -95,6 +103,8 @@ class Query:
             if type_name == "Transfer":
                 transfer = await session.get(models.Transfer, key)
                 return await transfer_node(session, transfer) if transfer else None
+            if type_name == "Customer":  # a merged duplicate's id finds the profile it went into
+                return await _customer_node(session, key)
             if type_name not in _NODE_TYPES:
                 return None
             model, to_node = _NODE_TYPES[type_name]

@@ -2,9 +2,9 @@
 
 Stored phone identities become E.164 (a national number read in the country of the
 customer's latest order address) and e-mail identities lose case, ``+tag`` and Gmail dots,
-so that an old profile is found by a new order written the new way. Two identities that
-now say the same thing keep the older one (the profiles stay apart: merging is an
-operator's decision, with customerMerge).
+so that an old profile is found by a new order written the new way. An identity that
+becomes one already stored in that form is dropped (the profiles stay apart: merging is
+an operator's decision, with customerMerge); so is a masked phone.
 
 Revision ID: 0014
 Revises: 0013
