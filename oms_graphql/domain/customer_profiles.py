@@ -148,6 +148,10 @@ async def merge_customers(session: AsyncSession, customer_id: int, duplicate_id:
     The duplicate's row stays, empty, with ``merged_into_id`` set, so its old id still finds
     the person. The caller's transaction makes it all or nothing.
     """
+    # Both rows locked in id order: two merges of the same pair at once wait for each other
+    # instead of deadlocking or each folding one into the other.
+    for key in sorted({customer_id, duplicate_id}):
+        await session.execute(select(Customer.id).where(Customer.id == key).with_for_update())
     customer = await customer_by_id(session, customer_id, ("id",))
     duplicate = await customer_by_id(session, duplicate_id, ("duplicateId",))
     if customer.id == duplicate.id:

@@ -112,6 +112,13 @@ async def _find_or_create(
         owners = {(kind, value): customer_id for kind, value, customer_id in rows}
     known_id = next((owners[key] for key in keys if key in owners), None)
     customer = await session.get(Customer, known_id) if known_id is not None else None
+    # An identity read just as its profile was merged away still finds the person.
+    for _ in range(5):
+        if customer is None or customer.merged_into_id is None:
+            break
+        customer = await session.get(Customer, customer.merged_into_id)
+    if customer is not None and customer.erased_at is not None:
+        customer = None  # an erased person is never matched again
     if customer is None:
         customer = Customer(
             name=details.name,
