@@ -473,7 +473,7 @@ def test_migration_0014_rewrites_stored_phones_and_e_mails_in_the_matching_forms
     from oms_graphql.db.migrate import upgrade
 
     upgrade(scratch_database_url, "0013")
-    now = "2026-11-30 10:00:00"
+    now = datetime(2026, 11, 30, 10, tzinfo=UTC)
 
     async def arrange() -> None:
         database = Database(scratch_database_url)
