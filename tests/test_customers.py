@@ -154,6 +154,40 @@ def test_e_mails_match_without_case_plus_tags_or_gmail_dots(admin, uid):
     assert profile(admin, customer_of(admin, masked))["identities"] == []
 
 
+@pytest.mark.parametrize(
+    ("written", "country", "stored"),
+    [
+        ("138 0013 8000", "CN", "+8613800138000"),
+        ("+86 138-0013-8000", "US", "+8613800138000"),
+        ("0086 13800138000", "CN", "+8613800138000"),
+        ("(415) 555-0134", "US", "+14155550134"),
+        ("1-415-555-0134", "US", "+14155550134"),
+        ("138****5678", "CN", None),
+        ("n/a", "CN", None),
+        ("12345", None, "12345"),
+    ],
+)
+def test_phones_are_written_in_e164_as_read_in_the_orders_country(written, country, stored):
+    from oms_graphql.domain.customers import normalise_phone
+
+    assert normalise_phone(written, country) == stored
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        ("Wang.Fang@Example.com", "wang.fang@example.com"),
+        ("wang.fang+shop@example.com", "wang.fang@example.com"),
+        ("W.a.n.g+x@GoogleMail.com", "wang@gmail.com"),
+        ("+only@example.com", "+only@example.com"),
+    ],
+)
+def test_e_mails_are_compared_as_the_mailbox_they_reach(written, stored):
+    from oms_graphql.domain.customers import normalise_email
+
+    assert normalise_email(written) == stored
+
+
 # --- the profile -------------------------------------------------------------------------
 
 
@@ -249,6 +283,16 @@ def test_merge_refuses_itself_unknown_and_erased_profiles_and_writes_nothing(adm
     erased = admin.mutate("customerMerge", MERGE, {"id": person, "dup": gone})
     assert [(e["field"], e["code"]) for e in erased["userErrors"]] == [(["input", "duplicateId"], "CUSTOMER_ERASED")]
     assert profile(admin, person)["orderCount"] == 1
+
+    nobody = to_global_id("Customer", 10**12)
+    for name, mutation, variables in (
+        ("customerUpdate", UPDATE, {"input": {"id": nobody, "name": "X"}}),
+        ("customerExport", EXPORT, {"id": nobody}),
+        ("customerErase", ERASE, {"id": nobody}),
+        ("customerUpdate", UPDATE, {"input": {"id": "not-an-id", "name": "X"}}),
+    ):
+        errors = admin.mutate(name, mutation, variables)["userErrors"]
+        assert [(e["field"], e["code"]) for e in errors] == [(["input", "id"], "NOT_FOUND")], name
 
 
 def test_search_finds_a_customer_by_name_phone_written_any_way_or_e_mail(admin, viewer, uid):
@@ -461,6 +505,7 @@ def test_a_page_of_customers_with_figures_costs_a_constant_number_of_queries(adm
         assert len(edges) == size and all(edge["node"]["orderCount"] == 1 for edge in edges)
         costs[size] = len(statements)
     assert costs[30] == costs[5], costs
+    print("queries for a page of customers with every figure:", costs)
 
 
 # --- migration 0014 ------------------------------------------------------------------------
