@@ -142,6 +142,24 @@ FAMILIES: dict[str, tuple[set[Role | None], set[str], str]] = {
         },
         'mutation { channelSyncOrders(input: {channelCode: "no-such-channel"}) { userErrors { code } } }',
     ),
+    "customers: change": (
+        {A, OP},
+        {"Mutation.customerMerge"},
+        f'mutation {{ customerMerge(input: {{id: "{to_global_id("Customer", 987654321)}", '
+        f'duplicateId: "{to_global_id("Customer", 987654322)}"}}) {{ userErrors {{ code }} }} }}',
+    ),
+    "customers: own profile": (
+        {A, OP, C},
+        {"Mutation.customerUpdate"},
+        f'mutation {{ customerUpdate(input: {{id: "{to_global_id("Customer", 987654321)}", name: "x"}}) '
+        "{ userErrors { code } } }",
+    ),
+    "customers: privacy": (
+        {A},
+        {"Mutation.customerExport", "Mutation.customerErase"},
+        f'mutation {{ customerExport(input: {{id: "{to_global_id("Customer", 987654321)}"}}) '
+        "{ userErrors { code } } }",
+    ),
     "returns: read": ({A, OP, V, C}, {"Query.returns"}, "{ returns(first: 1) { totalCount } }"),
     # A viewer changes nothing, not even a return on a customer's behalf.
     "returns: request": (

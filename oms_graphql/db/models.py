@@ -268,6 +268,13 @@ class Customer(Base):
     phone: Mapped[str | None] = mapped_column(String(40), index=True)
     email: Mapped[str | None] = mapped_column(String(254), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Migration 0014: the merchant's tags and note; a duplicate merged into another profile
+    # keeps its row (so its old id still finds the person) with merged_into_id set; an erased
+    # profile keeps its orders but no personal data, and erased_at says when.
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    note: Mapped[str | None] = mapped_column(String(2000))
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class CustomerIdentity(Base):

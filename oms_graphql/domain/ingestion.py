@@ -282,7 +282,9 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
             external_id=new.external_id,
             customer=CustomerDetails(
                 name=_clip(buyer.name, 200),
-                phone=_clip(buyer.phone, 40),
+                # Taobao and JD give the buyer's mobile only as the receiver's: most orders ship to
+                # the buyer, so it stands for the buyer's when the buyer sent none (see README).
+                phone=_clip(buyer.phone or address.phone, 40),
                 email=_clip(buyer.email, 254),
                 channel_code=channel.code,
                 channel_buyer_id=_clip(buyer.channel_buyer_id, 254),

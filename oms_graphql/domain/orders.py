@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -283,7 +283,11 @@ async def create_order(session: AsyncSession, new: NewOrder) -> tuple[Order, boo
     problems.raise_if_any()
 
     now = utcnow()
-    customer = await find_or_create_customer(session, new.customer) if new.customer else None
+    # A national phone number is read in the country the order ships to.
+    buyer = (
+        replace(new.customer, country=new.customer.country or new.shipping_address.country) if new.customer else None
+    )
+    customer = await find_or_create_customer(session, buyer) if buyer else None
     address = Address(
         customer_id=customer.id if customer else None,
         **{key: getattr(new.shipping_address, key) for key in AddressDetails.__dataclass_fields__},

@@ -24,6 +24,7 @@ from oms_graphql.domain.identities import AuthenticationFailed
 from oms_graphql.resolvers import (
     audit,
     channels,
+    customers,
     delivery,
     fulfillment,
     identities,
@@ -51,6 +52,7 @@ QUERY_PARTS: tuple[type, ...] = (
     returns.ReturnsQuery,
     identities.IdentityQuery,
     audit.AuditQuery,
+    customers.CustomersQuery,
 )
 MUTATION_PARTS: tuple[type, ...] = (
     mutations.Mutation,
@@ -60,6 +62,7 @@ MUTATION_PARTS: tuple[type, ...] = (
     fulfillment.FulfillmentMutation,
     returns.ReturnsMutation,
     identities.IdentityMutation,
+    customers.CustomersMutation,
 )
 SUBSCRIPTION_PARTS: tuple[type, ...] = (
     subscriptions.Subscription,

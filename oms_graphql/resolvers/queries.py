@@ -7,10 +7,13 @@ from typing import Any
 
 import strawberry
 from sqlalchemy import Select, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from oms_graphql.db import models
 from oms_graphql.domain.access import Role
+from oms_graphql.domain.customer_profiles import customer_by_id, customer_search
+from oms_graphql.domain.errors import NotFound
 from oms_graphql.plugins.host import installed_plugins
 from oms_graphql.resolvers.common import context, db_id
 from oms_graphql.resolvers.inventory import transfer_node
@@ -20,7 +23,6 @@ from oms_graphql.schema.fulfillment import FulfillmentOrder
 from oms_graphql.schema.identities import ApiToken, AuditEntry
 from oms_graphql.schema.ids import from_global_id, to_global_id
 from oms_graphql.schema.inputs import (
-    CustomerFilter,
     LocationFilter,
     OrderFilter,
     OrderSort,
@@ -28,7 +30,7 @@ from oms_graphql.schema.inputs import (
     StockLevelFilter,
     StockMovementFilter,
 )
-from oms_graphql.schema.permissions import CUSTOMER_OR_STAFF, SIGNED_IN, STAFF, SYNC_READ
+from oms_graphql.schema.permissions import SIGNED_IN, STAFF, SYNC_READ
 from oms_graphql.schema.relay import Connection, paginate
 from oms_graphql.schema.returns import Return
 from oms_graphql.schema.types import (
@@ -50,7 +52,6 @@ _NODE_TYPES: dict[str, tuple[Any, Callable[[Any], Node]]] = {
     "Product": (models.Product, Product.from_row),
     "Location": (models.Location, Location.from_row),
     "Channel": (models.Channel, Channel.from_row),
-    "Customer": (models.Customer, Customer.from_row),
     "Shipment": (models.Shipment, Shipment.from_row),
     "InboundMessage": (models.InboundMessage, InboundMessage.from_row),
     "Carrier": (models.Carrier, Carrier.from_row),
@@ -70,6 +71,13 @@ async def _visible_order(info: Info, row: models.Order | None) -> Order | None:
     if caller.role == Role.CUSTOMER and row.customer_id != caller.customer_id:
         return None
     return Order.from_row(row)
+
+
+async def _customer_node(session: AsyncSession, key: int) -> Customer | None:
+    try:
+        return Customer.from_row(await customer_by_id(session, key))
+    except NotFound:
+        return None
 
 
 async def _one(info: Info, query: Select) -> object | None:
@@ -101,6 +109,8 @@ class Query:
             if type_name == "Transfer":
                 transfer = await session.get(models.Transfer, key)
                 return await transfer_node(session, transfer) if transfer else None
+            if type_name == "Customer":  # a merged duplicate's id finds the profile it went into
+                return await _customer_node(session, key)
             if type_name not in _NODE_TYPES:
                 return None
             model, to_node = _NODE_TYPES[type_name]
@@ -269,9 +279,8 @@ class Query:
                 query = query.where(O.placed_at < filter.placed_before)
             if filter.search:
                 text = filter.search.strip()
-                matching_customers = select(models.Customer.id).where(
-                    or_(models.Customer.name.ilike(_like(text)), models.Customer.phone.ilike(_like(text)))
-                )
+                # Name, e-mail or phone written any way (the customer search's rule).
+                matching_customers = select(models.Customer.id).where(customer_search(text))
                 query = query.where(
                     or_(
                         O.number.ilike(_like(text)),
@@ -316,44 +325,6 @@ class Query:
             .where(models.Channel.code == channel_code, models.Order.external_id == external_id),
         )
         return await _visible_order(info, row)  # type: ignore[arg-type]
-
-    @strawberry.field(description="Customer profiles.", permission_classes=STAFF)
-    async def customers(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: CustomerFilter | None = None,
-    ) -> Connection[Customer]:
-        C = models.Customer
-        query = select(C).order_by(C.id.desc())
-        if filter and filter.search:
-            pattern = _like(filter.search)
-            query = query.where(or_(C.name.ilike(pattern), C.phone.ilike(pattern), C.email.ilike(pattern)))
-        return await paginate(
-            context(info).database,
-            query,
-            Customer.from_row,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-        )
-
-    @strawberry.field(
-        description="One customer; a customer may read only themself.", permission_classes=CUSTOMER_OR_STAFF
-    )
-    async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
-        key = db_id(id, "Customer") if (from_global_id(id) or ("",))[0] == "Customer" else None
-        if key is None:
-            return None
-        caller = await context(info).caller()
-        if caller.role == Role.CUSTOMER and key != caller.customer_id:
-            return None
-        row = await context(info).loaders.customer.load(key)
-        return Customer.from_row(row) if row else None
 
     @strawberry.field(description="Configured sales channels.", permission_classes=SYNC_READ)
     async def channels(self, info: Info) -> list[Channel]:

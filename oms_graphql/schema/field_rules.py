@@ -25,8 +25,10 @@ from oms_graphql.schema.permissions import (
     EVERYONE,
     HOLD_REASON,
     MERCHANT,
+    MERCHANT_LABELS,
     PERSONAL_COORDINATE,
     PERSONAL_EMAIL,
+    PERSONAL_IDENTITY,
     PERSONAL_NAME,
     PERSONAL_PHONE,
     PERSONAL_STREET,
@@ -80,11 +82,16 @@ FIELD_RULES: FieldRules = {
         MERCHANT: "priority canShip autoDispatch active",
     },
     "Customer": {
-        EVERYONE: "id createdAt",
+        EVERYONE: "id createdAt erasedAt orders orderCount lifetimeValue firstOrderAt lastOrderAt preferences "
+        "identities",
+        MERCHANT: "note",
+        MERCHANT_LABELS: "tags",
         PERSONAL_NAME: "name",
         PERSONAL_PHONE: "phone",
         PERSONAL_EMAIL: "email",
     },
+    "CustomerIdentity": {EVERYONE: "kind channelCode", PERSONAL_IDENTITY: "value", PERSONAL_NAME: "buyerId"},
+    "CustomerPreferences": {EVERYONE: "topSkus topCategories preferredChannel preferredDeliveryOption"},
     "Address": {
         EVERYONE: "country region city district postalCode",
         PERSONAL_NAME: "name",

@@ -180,6 +180,28 @@ STAFF_IDENTITY = FieldRule(
     mask=lambda value, source: masking.public_actor(value),
 )
 
+
+def _mask_identity(value: Any, source: Any) -> Any:
+    kind = str(getattr(getattr(source, "kind", None), "value", getattr(source, "kind", "")))
+    if kind == "PHONE":
+        return masking.mask_phone(value)
+    if kind == "EMAIL":
+        return masking.mask_email(value)
+    return masking.mask_name(value)
+
+
+PERSONAL_IDENTITY = FieldRule(
+    "personal data: VIEWER and INTEGRATION read it masked (as a phone, e-mail or name).",
+    masked=PERSONAL_DATA_MASKED_FOR,
+    mask=_mask_identity,
+)
+
+MERCHANT_LABELS = FieldRule(
+    "the merchant's own labels: customers read an empty list.",
+    masked=OUTSIDERS,
+    mask=lambda value, source: [],
+)
+
 HOLD_REASON = FieldRule(
     "customers read the merchant's own checks (RISK, PRICE_ANOMALY, UNMAPPED_SKU, MANUAL) as UNDER_REVIEW.",
     masked=OUTSIDERS,

@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal as PyDecimal
 from typing import TYPE_CHECKING, Annotated, Any
 
+import sqlalchemy as sa
 import strawberry
 from strawberry.types import Info
 
@@ -20,9 +21,11 @@ from oms_graphql.domain.tracking import is_late
 from oms_graphql.schema.ids import to_global_id
 from oms_graphql.schema.packages import Package
 from oms_graphql.schema.reconciliation import ChannelReconcileSummary
+from oms_graphql.schema.relay import Connection, paginate
 from oms_graphql.schema.scalars import JSON, Decimal
 
 if TYPE_CHECKING:
+    from oms_graphql.schema.customers import CustomerIdentity, CustomerPreferences
     from oms_graphql.schema.fulfillment import FulfillmentOrder
     from oms_graphql.schema.returns import Return
 
@@ -337,9 +340,61 @@ class Channel(Node):
 class Customer(Node):
     row: strawberry.Private[models.Customer]
     name: str | None
-    phone: str | None
+    phone: str | None = strawberry.field(description="In E.164, e.g. +8613800138000.")
     email: str | None
     created_at: datetime
+    tags: list[str] = strawberry.field(description="The merchant's tags.")
+    note: str | None = strawberry.field(description="The merchant's note.")
+    erased_at: datetime | None = strawberry.field(
+        description="When the personal data was erased (customerErase); the orders stay."
+    )
+
+    @strawberry.field(description="Orders placed by this customer, cancelled ones included.")
+    async def order_count(self, info: Info) -> int:
+        return int((await info.context.loaders.customer_summary.load(self.row.id)).order_count)
+
+    @strawberry.field(
+        description="Per currency: the totals of the orders not cancelled, less what was refunded on them."
+    )
+    async def lifetime_value(self, info: Info) -> list[Money]:
+        summary = await info.context.loaders.customer_summary.load(self.row.id)
+        return [money(amount, currency) for currency, amount in sorted(summary.lifetime_value.items())]
+
+    @strawberry.field(description="When the first order was placed.")
+    async def first_order_at(self, info: Info) -> datetime | None:
+        return (await info.context.loaders.customer_summary.load(self.row.id)).first_order_at  # type: ignore[no-any-return]
+
+    @strawberry.field(description="When the latest order was placed.")
+    async def last_order_at(self, info: Info) -> datetime | None:
+        return (await info.context.loaders.customer_summary.load(self.row.id)).last_order_at  # type: ignore[no-any-return]
+
+    @strawberry.field(description="The phones, e-mails and channel buyer ids this person is recognised by.")
+    async def identities(
+        self, info: Info
+    ) -> list[Annotated[CustomerIdentity, strawberry.lazy("oms_graphql.schema.customers")]]:
+        from oms_graphql.schema.customers import CustomerIdentity
+
+        return [
+            CustomerIdentity.from_row(row)
+            for row in await info.context.loaders.identities_by_customer.load(self.row.id)
+        ]
+
+    @strawberry.field(description="Top SKUs and categories, preferred channel and delivery option.")
+    async def preferences(
+        self, info: Info
+    ) -> Annotated[CustomerPreferences, strawberry.lazy("oms_graphql.schema.customers")]:
+        from oms_graphql.schema.customers import CustomerPreferences
+
+        return CustomerPreferences.from_domain(await info.context.loaders.customer_preferences.load(self.row.id))
+
+    @strawberry.field(description="The customer's orders, newest first.")
+    async def orders(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Order]:
+        query = (
+            sa.select(models.Order)
+            .where(models.Order.customer_id == self.row.id)
+            .order_by(models.Order.placed_at.desc(), models.Order.id.desc())
+        )
+        return await paginate(info.context.database, query, Order.from_row, first=first, after=after)
 
     @classmethod
     def from_row(cls, row: models.Customer) -> Customer:
@@ -350,6 +405,9 @@ class Customer(Node):
             phone=row.phone,
             email=row.email,
             created_at=row.created_at,
+            tags=list(row.tags or []),
+            note=row.note,
+            erased_at=row.erased_at,
         )
 
 
