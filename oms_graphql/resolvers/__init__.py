@@ -6,6 +6,7 @@ Each capability contributes its own root classes (``Query``, ``Mutation``,
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -26,7 +27,8 @@ from strawberry.tools import merge_types
 from oms_graphql.config import get_settings
 from oms_graphql.domain.errors import DomainError
 from oms_graphql.resolvers import channels, delivery, fulfillment, inventory, mutations, queries, subscriptions
-from oms_graphql.schema.scalars import DECIMAL_SCALAR, Decimal
+from oms_graphql.schema.input_checks import VariablesCheck
+from oms_graphql.schema.scalars import DATETIME_SCALAR, DECIMAL_SCALAR, Decimal
 from oms_graphql.schema.types import Channel, Customer, Location, Order, Product
 
 log = structlog.get_logger(__name__)
@@ -93,6 +95,7 @@ def build_schema(hide_introspection: bool | None = None, extra_extensions: tuple
         # Front-ends send the same few documents over and over: parse and validate each once.
         lambda: ParserCache(maxsize=1000),
         lambda: ValidationCache(maxsize=1000),
+        VariablesCheck,  # after the cache, which would overwrite what it finds
         DepthLimit,
         lambda: MaxTokensLimiter(max_token_count=5000),
         lambda: MaskErrors(should_mask_error=_is_internal, error_message="Internal error; it has been logged."),
@@ -106,7 +109,7 @@ def build_schema(hide_introspection: bool | None = None, extra_extensions: tuple
         subscription=Subscription,
         types=[Product, Location, Channel, Customer, Order],
         extensions=extensions,
-        config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR}),
+        config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR, datetime: DATETIME_SCALAR}),
     )
 
 
