@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import Location, Product
+from oms_graphql.domain import limits
 from oms_graphql.domain.errors import Duplicate, NotFound, Problems
 from oms_graphql.domain.money import is_currency
 from oms_graphql.domain.orders import AddressDetails, check_address
@@ -43,6 +44,9 @@ def _check_product(details: ProductDetails, creating: bool) -> None:
     problems.text(("category",), details.category, 100)
     if details.price_amount is not None:
         problems.not_negative(("price", "amount"), details.price_amount)
+        limits.check_amount(
+            problems, ("price", "amount"), details.price_amount, details.price_currency, unit_price=True
+        )
         if not is_currency(details.price_currency):
             problems.add(("price", "currency"), "currency must be an ISO 4217 code such as CNY.")
     for name in ("weightGrams", "lengthMm", "widthMm", "heightMm"):
@@ -53,6 +57,8 @@ def _check_product(details: ProductDetails, creating: bool) -> None:
             "heightMm": "height_mm",
         }[name]
         problems.positive((name,), getattr(details, attribute))
+        most = limits.MAX_WEIGHT_GRAMS if name == "weightGrams" else limits.MAX_LENGTH_MM
+        limits.check_units(problems, (name,), getattr(details, attribute), most)
     problems.raise_if_any()
 
 
