@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from oms_graphql import redaction
 from oms_graphql.db.models import AlertRecord, Channel, ChannelListing, Product, utcnow
 from oms_graphql.domain import limits
 from oms_graphql.domain.errors import Duplicate, NotFound, Problems
@@ -253,7 +254,7 @@ async def mark_all_listings_for_push(session: AsyncSession, channel: Channel) ->
 
 async def raise_alert(session: AsyncSession, kind: str, message: str, sku: str | None = None) -> AlertRecord:
     """An alert for people (SYNC_FAILED, SHIPMENT_CONFIRMATION_FAILED, …): stored, published, notified."""
-    alert = AlertRecord(kind=kind, sku=sku, message=message[:1000], created_at=utcnow())
+    alert = AlertRecord(kind=kind, sku=sku, message=redaction.redact(message)[:1000], created_at=utcnow())
     session.add(alert)
     await session.flush()
     record_event(session, "alert", alert_payload(alert))

@@ -19,8 +19,12 @@ from typing import Any, Protocol
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from oms_graphql import redaction
 from oms_graphql.config import get_settings
+from oms_graphql.db.models import Carrier, Channel
 from oms_graphql.domain.errors import Problems
 from oms_graphql.plugins.contract import SettingField
 
@@ -51,6 +55,7 @@ def _fernet(secret_key: str) -> Fernet:
 def encrypt_secrets(values: dict[str, Any]) -> str | None:
     if not values:
         return None
+    redaction.remember(values.values())
     return _fernet(get_settings().secret_key).encrypt(json.dumps(values).encode()).decode()
 
 
@@ -58,13 +63,16 @@ def decrypt_secrets(token: str | None) -> dict[str, Any]:
     if not token:
         return {}
     try:
-        return dict(json.loads(_fernet(get_settings().secret_key).decrypt(token.encode())))
+        values = dict(json.loads(_fernet(get_settings().secret_key).decrypt(token.encode())))
     except InvalidToken:
         # OMS_SECRET_KEY changed since the secrets were stored: say so, never show them.
         raise SecretsUnreadable(
             "The credentials cannot be decrypted: OMS_SECRET_KEY changed since they were stored. "
             "Set them again with channelUpdate (or carrierUpdate)."
         ) from None
+    # Whoever reads a secret may print an error that holds it: mask it everywhere from now on.
+    redaction.remember(values.values())
+    return values
 
 
 class SecretsUnreadable(RuntimeError):
@@ -111,6 +119,8 @@ def check_settings(
         problems.add(("settings",), "settings must be a JSON object of the plugin's keys.")
         problems.raise_if_any()
     known = {spec.key: spec for spec in kind.settings}
+    # A secret given here is masked in every answer and log line from now on, even if it is refused.
+    redaction.remember(settings.get(spec.key) for spec in kind.settings if spec.secret)
     checked: dict[str, Any] = {}
     for key in settings:
         if key not in known:
@@ -151,3 +161,16 @@ def secret_keys_set(secrets_encrypted: str | None) -> list[str]:
         return sorted(decrypt_secrets(secrets_encrypted))
     except SecretsUnreadable:
         return []
+
+
+async def remember_configured_secrets(session: AsyncSession) -> int:
+    """Have this process mask every channel's and carrier's secrets from the start; how many accounts."""
+    accounts = 0
+    for model in (Channel, Carrier):
+        for stored in (await session.scalars(select(model.secrets_encrypted))).all():
+            try:
+                decrypt_secrets(stored)  # remembers what it reads
+                accounts += 1 if stored else 0
+            except SecretsUnreadable:
+                continue
+    return accounts

@@ -27,6 +27,7 @@ from strawberry.tools import merge_types
 from oms_graphql.config import get_settings
 from oms_graphql.domain.errors import DomainError
 from oms_graphql.resolvers import channels, delivery, fulfillment, inventory, mutations, queries, subscriptions
+from oms_graphql.schema.error_redaction import RedactSecrets
 from oms_graphql.schema.input_checks import VariablesCheck
 from oms_graphql.schema.scalars import DATETIME_SCALAR, DECIMAL_SCALAR, Decimal
 from oms_graphql.schema.types import Channel, Customer, Location, Order, Product
@@ -99,6 +100,7 @@ def build_schema(hide_introspection: bool | None = None, extra_extensions: tuple
         DepthLimit,
         lambda: MaxTokensLimiter(max_token_count=5000),
         lambda: MaskErrors(should_mask_error=_is_internal, error_message="Internal error; it has been logged."),
+        RedactSecrets,
         *extra_extensions,
     ]
     if settings.hide_introspection if hide_introspection is None else hide_introspection:
