@@ -107,6 +107,8 @@ def test_a_lone_surrogate_in_any_string_is_refused_before_anything_is_written(ad
 
     status, body = post_ascii(admin, COUNT_BY_SEARCH, {"s": "\udfff"})
     assert_refused(status, body, "surrogate")
+    status, body = post_ascii(admin, PRODUCT_CREATE, {"input": {"sku": sku, "name": "mug\x00"}})
+    assert_refused(status, body, "NUL", "$input.name")
     status, body = post_ascii(
         admin,
         "mutation($i: ChannelCreateInput!) { channelCreate(input: $i) { userErrors { code } } }",

@@ -1,7 +1,8 @@
 """Checks on a request's variables before anything runs, for every field at once.
 
 JSON lets a client send what no column can hold: a lone UTF-16 surrogate
-(``"\\ud800"``, which PostgreSQL text and UTF-8 cannot encode), ``NaN`` and
+(``"\\ud800"``, which PostgreSQL text and UTF-8 cannot encode), the NUL
+character (``"\\u0000"``, which PostgreSQL text cannot hold), ``NaN`` and
 ``Infinity`` (Python's JSON reader accepts them; no JSON answer can carry them
 back), and integers beyond what a double keeps exactly. Such a variable is
 refused as a GraphQL error (``extensions.code`` ``BAD_USER_INPUT``) naming where
@@ -61,6 +62,9 @@ def variable_problem(variables: Any) -> str | None:
                 f"{what} at {where} holds a lone UTF-16 surrogate, which is not valid Unicode. "
                 "Send characters beyond U+FFFF as a surrogate pair, or as UTF-8."
             )
+        if isinstance(value, str) and "\x00" in value:
+            what = "The key" if is_key else "The text"
+            return f"{what} at {where} holds the NUL character (U+0000), which no text can be stored with. Remove it."
         if isinstance(value, float) and not math.isfinite(value):
             return f"The number at {where} is NaN or infinite. Send a finite number."
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER:
