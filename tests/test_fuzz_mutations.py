@@ -159,7 +159,9 @@ class Fuzzer:
                 st.sampled_from(["Order", "Product", "Location", "Shipment", "FulfillmentOrder", "Transfer", "X"]),
                 st.one_of(st.integers(-5, 10**25), st.sampled_from(["", "abc", "1.5", "١٢"])),
             )
-            return st.one_of(st.sampled_from(self.pool["id"]), made_up, st.sampled_from(HOSTILE_TEXT))
+            # Ids of what the fuzz made so far (the pool grows as mutations succeed), made-up and hostile ones.
+            known = st.integers(0, 10**6).map(lambda index: self.pool["id"][index % len(self.pool["id"])])
+            return st.one_of(known, known, made_up, st.sampled_from(HOSTILE_TEXT))
         if type_name == "Int":
             return st.one_of(st.sampled_from(INTS), st.integers(-(2**31), 2**31 - 1))
         if type_name == "Float":
@@ -325,6 +327,8 @@ def test_no_mutation_input_gives_a_500_or_stores_what_cannot_be_read_back(fuzz_s
         payload = (body.get("data") or {}).get(name) or {}
         outcome = "refused by GraphQL" if body.get("errors") else "userErrors" if payload.get("userErrors") else "done"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if outcome == "done" and len(fuzzer.pool["id"]) < 500:
+            fuzzer.pool["id"].extend(ids_in(payload))
 
     one_call()
     print(f"\nfuzz: {sum(calls.values())} calls over {len(calls)} of {len(operations)} mutations: {outcomes}")
@@ -356,6 +360,19 @@ def test_no_mutation_input_gives_a_500_or_stores_what_cannot_be_read_back(fuzz_s
         timeout=120,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def ids_in(value: Any) -> list[str]:
+    """Every global id in an answer."""
+    found, stack = [], [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            found += [inner for key, inner in item.items() if key == "id" and isinstance(inner, str)]
+            stack += [inner for key, inner in item.items() if key != "id"]
+        elif isinstance(item, list):
+            stack += item
+    return found
 
 
 def type_text(ref: dict[str, Any]) -> str:
