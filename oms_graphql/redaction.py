@@ -57,6 +57,8 @@ _QUOTED = re.compile(
 )
 # session=v  access_token=v  (a query string, a form, key=value logs)
 _ASSIGNED = re.compile(r"""(?<![\w.\-])(?P<name>[\w.\-]{1,64})=(?P<value>[^&\s'",;)}\]]{1,2000})""")
+# scheme://user:password@host (a database or broker URL)
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.\-]{0,30}://[^\s:/@]{0,200}:)[^\s@/]{1,200}@")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{6,}")
 
 
@@ -129,6 +131,7 @@ def redact(text: str) -> str:
             text = text.replace(secret, MASK)
     text = _QUOTED.sub(_mask_quoted, text)
     text = _ASSIGNED.sub(_mask_assigned, text)
+    text = _URL_PASSWORD.sub(lambda match: f"{match['head']}{MASK}@", text)
     return _BEARER.sub(lambda match: f"{match[1]} {MASK}", text)
 
 

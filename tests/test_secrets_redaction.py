@@ -171,6 +171,7 @@ configure_logging(get_settings())  # what every `oms` command does first
 encrypt_secrets({"accessToken": "EAAAl-known-pos-token"})  # stored now: masked from here on
 logging.getLogger("oms_graphql.test").warning("pos said: bad token EAAAl-known-pos-token for shop")
 logging.getLogger("httpx").warning("HTTP Request: GET https://x/api?access_token=abcdef123&page=2")
+logging.getLogger("dramatiq").error("broker lost: redis://:hunter2-broker@redis:6379/0")
 logging.getLogger("httpx").info("HTTP Request: GET https://x/api?unmasked=1 (below WARNING: not shown)")
 structlog.get_logger("test").warning(
     "call failed", url="https://x/rest?session=6100zz&sign=ABC", settings={"appSecret": "plain-text-secret"}
@@ -189,7 +190,14 @@ def test_log_lines_are_masked_by_key_and_by_value():
     run = subprocess.run([sys.executable, "-c", LOGGING_SCRIPT], env=env, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     printed = run.stdout + run.stderr
-    for secret in ("EAAAl-known-pos-token", "abcdef123", "6100zz", "plain-text-secret", "6100traceback"):
+    for secret in (
+        "EAAAl-known-pos-token",
+        "abcdef123",
+        "6100zz",
+        "plain-text-secret",
+        "6100traceback",
+        "hunter2-broker",
+    ):
         assert secret not in printed
     assert "page=2" in printed and "session=***" in printed and "'appSecret': '***'" in printed
     assert "unmasked=1" not in printed
