@@ -33,7 +33,7 @@ from tests.support import GraphQLClient, add_location, add_product, create_token
 from tests.test_secrets_redaction import oms_serve_logging_to
 
 SECONDS = float(os.environ.get("OMS_FUZZ_SECONDS", "45"))
-EXAMPLES = int(os.environ.get("OMS_FUZZ_EXAMPLES", "10000"))
+EXAMPLES = int(os.environ.get("OMS_FUZZ_EXAMPLES", "8000"))
 UID = uuid.uuid4().hex[:6].upper()
 # Where a generated URL points: a closed local port, so a fuzzed channel or carrier fails at once.
 DEAD_URL = "http://127.0.0.1:9/api"
@@ -318,10 +318,10 @@ def test_no_mutation_input_gives_a_500_or_stores_what_cannot_be_read_back(fuzz_s
     )
     @given(st.data())
     def one_call(data: st.DataObject) -> None:
-        if time.monotonic() > stop_at:
-            return
         name, query, arguments = data.draw(st.sampled_from(operations), label="mutation")
         variables = data.draw(arguments, label="variables")
+        if time.monotonic() > stop_at:
+            return  # out of time: still draw (hypothesis wants every run to draw alike), send nothing
         calls[name] = calls.get(name, 0) + 1
         body = assert_answered(*post(admin, query, variables), f"{name} with {json.dumps(variables)[:1500]}")
         payload = (body.get("data") or {}).get(name) or {}
