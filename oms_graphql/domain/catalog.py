@@ -37,10 +37,11 @@ class ProductDetails:
 
 def _check_product(details: ProductDetails, creating: bool) -> None:
     problems = Problems()
-    problems.text(("sku",), details.sku, 64, required=creating)
+    # On update a field left out is None; one sent blank is refused like a blank one on create.
+    problems.text(("sku",), details.sku, 64, required=creating or details.sku is not None)
     if details.sku and any(ch.isspace() for ch in details.sku):
         problems.add(("sku",), "sku must not contain spaces.")
-    problems.text(("name",), details.name, 200, required=creating)
+    problems.text(("name",), details.name, 200, required=creating or details.name is not None)
     problems.text(("category",), details.category, 100)
     if details.price_amount is not None:
         problems.not_negative(("price", "amount"), details.price_amount)
@@ -106,8 +107,8 @@ class LocationDetails:
 
 def _check_location(details: LocationDetails, creating: bool) -> None:
     problems = Problems()
-    problems.text(("code",), details.code, 64, required=creating)
-    problems.text(("name",), details.name, 200, required=creating)
+    problems.text(("code",), details.code, 64, required=creating or details.code is not None)
+    problems.text(("name",), details.name, 200, required=creating or details.name is not None)
     if details.kind is not None and details.kind not in LOCATION_KINDS:
         problems.add(("kind",), "kind must be WAREHOUSE, STORE or SUPPLIER.")
     if details.address is not None:
