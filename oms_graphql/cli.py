@@ -33,7 +33,7 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
-from oms_graphql.config import get_settings
+from oms_graphql.config import Settings, get_settings
 from oms_graphql.domain.errors import DomainError
 from oms_graphql.logs import configure_logging, show_migration_steps
 from oms_graphql.redaction import redact
@@ -50,6 +50,8 @@ app.add_typer(token_app, name="token")
 channel_app = typer.Typer(help="Sales channel tools.", no_args_is_help=True)
 app.add_typer(stock_app, name="stock")
 app.add_typer(channel_app, name="channel")
+secrets_app = typer.Typer(help="Channel and carrier credentials at rest.", no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
 console = Console(stderr=True)
 
 EXIT_DIFFERENCES = 1
@@ -108,6 +110,13 @@ def serve(
     from oms_graphql.app import create_app
 
     settings = get_settings()
+    if settings.production:
+        refuse_unsafe_production_settings(settings)
+    if settings.jwt_configured and not (settings.jwt_issuer and settings.jwt_audience):
+        cannot_run(
+            "OMS_JWT_KEY or OMS_JWT_JWKS_FILE is set without OMS_JWT_ISSUER and OMS_JWT_AUDIENCE: set both, "
+            "so that tokens your identity provider made for other applications are refused."
+        )
     require_database()
     # The port is taken before anything is loaded: `make demo` beside a running
     # `make run` must stop with nothing done, not load demo data and then fail.
@@ -118,9 +127,22 @@ def serve(
         load_demo_data(settings)
     console.print(f"GraphiQL: http://{host}:{port}/graphql")
     tune_garbage_collector()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
+    # A websocket message (a subscription's document) is held to the same size as an HTTP body.
+    config = uvicorn.Config(create_app(settings), log_level="warning", ws_max_size=settings.max_body_bytes)
+    server = uvicorn.Server(config)
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[listening])
+
+
+def refuse_unsafe_production_settings(settings: Settings) -> None:
+    """OMS_PRODUCTION=1: stop before serving anything a laptop default would leave open."""
+    if settings.anonymous_role:
+        cannot_run(
+            f"OMS_PRODUCTION=1 with OMS_ANONYMOUS_ROLE={settings.anonymous_role}: callers without a token would act "
+            "as that role. Unset OMS_ANONYMOUS_ROLE and give each client a token."
+        )
+    if settings.secret_key == Settings.secret_key:
+        cannot_run("OMS_PRODUCTION=1 needs OMS_SECRET_KEY: the development default encrypts nothing worth keeping.")
 
 
 def bind_port(host: str, port: int, *, demo: bool = False) -> socket.socket:
@@ -258,22 +280,71 @@ def reset(
     )
 
 
+def parse_expiry(value: str | None) -> datetime | None:
+    """``--expires``: an ISO time (UTC unless it says otherwise), or how long from now: ``90d``, ``12h``."""
+    if value is None:
+        return None
+    if match := _AGO.match(value.strip()):
+        return datetime.now(UTC) + timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"--expires {value!r} is neither an ISO time (2027-01-01T00:00) nor a span (90d, 12h)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _token_id(value: str) -> int | None:
+    """A token's number as `oms token list` shows it, or its ApiToken global id."""
+    from oms_graphql.schema.ids import from_global_id
+
+    if value.isdigit():
+        return int(value)
+    decoded = from_global_id(value)
+    return decoded[1] if decoded and decoded[0] == "ApiToken" else None
+
+
+def _customer_id(value: str) -> int | None:
+    from oms_graphql.schema.ids import from_global_id
+
+    if value.isdigit():
+        return int(value)
+    decoded = from_global_id(value)
+    return decoded[1] if decoded and decoded[0] == "Customer" else None
+
+
 @token_app.command("create")
 def token_create(
-    role: Annotated[str, typer.Option(help="ADMIN, OPERATOR, VIEWER or CUSTOMER.")],
+    role: Annotated[str, typer.Option(help="ADMIN, OPERATOR, VIEWER, INTEGRATION or CUSTOMER.")],
     name: Annotated[str, typer.Option(help="Who or what uses the token.")],
+    customer: Annotated[
+        str | None, typer.Option(help="A CUSTOMER token's customer: its id (number or global id).")
+    ] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="When it stops working: an ISO time, or a span from now (90d, 12h).")
+    ] = None,
 ) -> None:
-    """Create an API token and print it (the last word of the output)."""
+    """Create an API token and print it (the last word of the output). Only its hash is stored."""
     from oms_graphql.db.engine import Database
     from oms_graphql.domain.access import create_api_token
 
+    customer_id = None
+    if customer is not None and (customer_id := _customer_id(customer)) is None:
+        cannot_run(f"--customer {customer!r} is not a customer id (a number, or a Customer's global id).")
+    try:
+        expires_at = parse_expiry(expires)
+    except ValueError as error:
+        cannot_run(str(error))
     require_database()
 
     async def store() -> str:
         database = Database(get_settings().database_url)
         try:
             async with database.session() as session, session.begin():
-                _, plaintext = await create_api_token(session, role=role, name=name)
+                _, plaintext = await create_api_token(
+                    session, role=role, name=name, customer_id=customer_id, expires_at=expires_at
+                )
                 return plaintext
         finally:
             await database.dispose()
@@ -281,8 +352,124 @@ def token_create(
     try:
         token = asyncio.run(store())
     except DomainError as error:
-        cannot_run(error.message)
-    print(f"Created {role.upper()} token for {name}: {token}")
+        options = {"customerId": "--customer", "expiresAt": "--expires", "role": "--role", "name": "--name"}
+        cannot_run(
+            " ".join(
+                f"{options.get(problem.field[-1], problem.field[-1]) if problem.field else 'token'}: {problem.message}"
+                for problem in error.problems
+            )
+        )
+    until = f", valid until {expires_at.isoformat(timespec='seconds')}" if expires_at else ""
+    print(f"Created {role.upper()} token for {name}{until} (shown this once): {token}")
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List API tokens (never the tokens themselves): role, customer, expiry, last use, revocation."""
+    from oms_graphql.db.engine import Database
+    from oms_graphql.domain.access import list_api_tokens
+
+    require_database()
+
+    async def load() -> list:
+        database = Database(get_settings().database_url)
+        try:
+            async with database.session() as session:
+                return list((await session.scalars(list_api_tokens())).all())
+        finally:
+            await database.dispose()
+
+    def when(moment: datetime | None) -> str:
+        return moment.isoformat(timespec="seconds") if moment else "-"
+
+    now = datetime.now(UTC)
+    table = Table("id", "name", "role", "customer", "created", "expires", "last used", "state")
+    for token in asyncio.run(load()):
+        state = (
+            "revoked" if token.revoked_at else "expired" if token.expires_at and token.expires_at <= now else "active"
+        )
+        table.add_row(
+            str(token.id),
+            token.name,
+            token.role,
+            str(token.customer_id or "-"),
+            when(token.created_at),
+            when(token.expires_at),
+            when(token.last_used_at),
+            state,
+        )
+    Console(width=200).print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id, as `oms token list` shows it.")],
+) -> None:
+    """Revoke an API token: every request presenting it is refused (within 30 seconds on running servers)."""
+    from oms_graphql.db.engine import Database
+    from oms_graphql.domain.access import revoke_api_token
+
+    key = _token_id(token_id)
+    if key is None:
+        cannot_run(f"{token_id!r} is not a token id; `oms token list` shows them.")
+    require_database()
+
+    async def revoke() -> str:
+        database = Database(get_settings().database_url)
+        try:
+            async with database.session() as session, session.begin():
+                return (await revoke_api_token(session, key)).name
+        finally:
+            await database.dispose()
+
+    try:
+        name = asyncio.run(revoke())
+    except DomainError as error:
+        cannot_run(f"{error.message} `oms token list` shows the tokens.")
+    print(f"Revoked token {key} ({name}).")
+
+
+@secrets_app.command("rotate")
+def secrets_rotate() -> None:
+    """Re-encrypt every channel's and carrier's secrets with OMS_SECRET_KEY (old keys in OMS_PREVIOUS_SECRET_KEYS)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from oms_graphql.db.engine import Database
+    from oms_graphql.domain.secret_rotation import RotationReport, count_accounts_with_secrets, rotate_secrets
+
+    settings = get_settings()
+    if settings.secret_key == Settings.secret_key:
+        cannot_run(
+            "OMS_SECRET_KEY is the development default: set the new key in OMS_SECRET_KEY and the old one in "
+            "OMS_PREVIOUS_SECRET_KEYS, then run `oms secrets rotate` again. Nothing was changed."
+        )
+    require_database()
+
+    async def rotate() -> tuple[int, RotationReport]:
+        database = Database(settings.database_url)
+        try:
+            total = await count_accounts_with_secrets(database)
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[account]}"),
+                console=console,
+            ) as bar:
+                task = bar.add_task("Re-encrypting secrets", total=total, account="")
+                report = await rotate_secrets(database, lambda label: bar.update(task, advance=1, account=label))
+            return total, report
+        finally:
+            await database.dispose()
+
+    total, report = asyncio.run(rotate())
+    print(f"Re-encrypted the secrets of {report.reencrypted} of {total} channels and carriers.")
+    if unreadable := report.unreadable:
+        cannot_run(
+            f"No configured key decrypts the secrets of {', '.join(unreadable)}: they were left as they were. Add "
+            "the key they were stored with to OMS_PREVIOUS_SECRET_KEYS and run again, or set them anew with "
+            "channelUpdate / carrierUpdate."
+        )
 
 
 @stock_app.command("verify")

@@ -12,6 +12,26 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
+DEFAULT_COST_LIMITS = {
+    "ADMIN": 20000,
+    "OPERATOR": 20000,
+    "INTEGRATION": 20000,
+    "VIEWER": 10000,
+    "CUSTOMER": 2000,
+    "ANONYMOUS": 500,
+}
+
+
+def _role_numbers(text: str | None, defaults: dict[str, int]) -> dict[str, int]:
+    """``ADMIN=20000,CUSTOMER=2000``: the given roles' numbers over the defaults."""
+    numbers = dict(defaults)
+    for part in (text or "").split(","):
+        role, _, value = part.partition("=")
+        if role.strip() and value.strip():
+            numbers[role.strip().upper()] = int(value)
+    return numbers
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite+aiosqlite:///./oms.db"
@@ -20,6 +40,9 @@ class Settings:
     broker_namespace: str = "dramatiq"
     redis_url: str | None = None
     secret_key: str = "dev-insecure-secret-change-me"
+    # Keys that encrypted channel and carrier secrets before OMS_SECRET_KEY: still read,
+    # never written with; `oms secrets rotate` re-encrypts everything with OMS_SECRET_KEY.
+    previous_secret_keys: tuple[str, ...] = ()
     # Role given to callers that send no token. Empty in production; `make run`
     # sets it to ADMIN so GraphiQL on a laptop works without a token.
     anonymous_role: str | None = None
@@ -27,6 +50,22 @@ class Settings:
     log_json: bool = False
     max_query_depth: int = 12
     hide_introspection: bool = False
+    graphiql: bool = True
+    # OMS_PRODUCTION=1: introspection and GraphiQL off, and `oms serve` refuses an
+    # anonymous role or the development secret key.
+    production: bool = False
+    # JWTs from a front-end's identity provider (see domain/identities.py and the README).
+    jwt_key: str | None = None  # an HS256 shared secret, or a PEM public key (RS256/ES256), or @path to one
+    jwt_jwks_file: str | None = None  # a JWKS file: the key is picked by the token's "kid"
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_role_claim: str = "oms_role"
+    jwt_default_role: str | None = "CUSTOMER"
+    jwt_allowed_roles: tuple[str, ...] = ("OPERATOR", "VIEWER", "CUSTOMER")
+    jwt_customer_claim: str = "oms_customer_id"
+    jwt_identity_kind: str | None = None  # e.g. "email": map a claim through customer identities of this kind
+    jwt_identity_claim: str = "sub"
+    jwt_leeway_seconds: float = 30.0
     embedded_workers: int = 2
     # Channels: how often the scheduler looks for due polls, how long a SKU's stock
     # must be quiet before it is pushed, and when a stored message counts as stuck.
@@ -42,7 +81,33 @@ class Settings:
     channel_reconcile_hours: float = 24.0
     # Tracking: how often an open shipment's carrier is polled (0: only pushes).
     tracking_poll_seconds: float = 1800.0
+    # Hostile documents (README "Limits"): the largest request body read, the deepest JSON
+    # nesting accepted, the largest document kept in the parse/validation caches, and the
+    # time one operation may run.
+    max_body_bytes: int = 1024 * 1024
+    max_json_depth: int = 64
+    cache_document_max_bytes: int = 16 * 1024
+    request_timeout_seconds: float = 30.0
+    # Query cost: the most one operation may cost, per role ("ANONYMOUS" for no token);
+    # each caller's bucket holds ``cost_bucket_factor`` maximal operations and refills by
+    # ``cost_restore_factor`` of one per second.
+    cost_limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_COST_LIMITS))
+    cost_bucket_factor: float = 10.0
+    cost_restore_factor: float = 1.0
+    # Webhooks: the largest body, how old a signed timestamp may be, and how many refused
+    # deliveries (and how much of each) are kept per channel or carrier an hour.
+    webhook_max_body_bytes: int = 1024 * 1024
+    webhook_tolerance_seconds: float = 86400.0
+    webhook_rejected_per_hour: int = 100
+    webhook_rejected_body_bytes: int = 16 * 1024
+    # /metrics: a bearer token it requires, and/or the client networks it answers.
+    metrics_token: str | None = None
+    metrics_allow: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def jwt_configured(self) -> bool:
+        return bool(self.jwt_key or self.jwt_jwks_file)
 
     @property
     def is_sqlite(self) -> bool:
@@ -58,17 +123,36 @@ class Settings:
         return None
 
 
+def _words(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
 def load_settings() -> Settings:
+    production = _env("OMS_PRODUCTION", "0") == "1"
     return Settings(
         database_url=_env("OMS_DATABASE_URL", Settings.database_url) or Settings.database_url,
         broker_url=_env("OMS_BROKER_URL", "memory") or "memory",
         broker_namespace=_env("OMS_BROKER_NAMESPACE", "dramatiq") or "dramatiq",
         redis_url=_env("OMS_REDIS_URL"),
         secret_key=_env("OMS_SECRET_KEY", Settings.secret_key) or Settings.secret_key,
+        previous_secret_keys=_words(_env("OMS_PREVIOUS_SECRET_KEYS")),
         anonymous_role=(_env("OMS_ANONYMOUS_ROLE") or None),
         log_level=_env("OMS_LOG_LEVEL", "INFO") or "INFO",
         log_json=_env("OMS_LOG_JSON", "0") == "1",
-        hide_introspection=_env("OMS_HIDE_INTROSPECTION", "0") == "1",
+        hide_introspection=_env("OMS_HIDE_INTROSPECTION", "1" if production else "0") == "1",
+        graphiql=_env("OMS_GRAPHIQL", "0" if production else "1") == "1",
+        production=production,
+        jwt_key=_env("OMS_JWT_KEY"),
+        jwt_jwks_file=_env("OMS_JWT_JWKS_FILE"),
+        jwt_issuer=_env("OMS_JWT_ISSUER"),
+        jwt_audience=_env("OMS_JWT_AUDIENCE"),
+        jwt_role_claim=_env("OMS_JWT_ROLE_CLAIM", "oms_role") or "oms_role",
+        jwt_default_role=_env("OMS_JWT_DEFAULT_ROLE", "CUSTOMER"),
+        jwt_allowed_roles=_words(_env("OMS_JWT_ALLOWED_ROLES", "OPERATOR,VIEWER,CUSTOMER")),
+        jwt_customer_claim=_env("OMS_JWT_CUSTOMER_CLAIM", "oms_customer_id") or "oms_customer_id",
+        jwt_identity_kind=_env("OMS_JWT_IDENTITY_KIND"),
+        jwt_identity_claim=_env("OMS_JWT_IDENTITY_CLAIM", "sub") or "sub",
+        jwt_leeway_seconds=float(_env("OMS_JWT_LEEWAY_SECONDS", "30") or 30),
         embedded_workers=int(_env("OMS_EMBEDDED_WORKERS", "2") or 2),
         channel_tick_seconds=float(_env("OMS_CHANNEL_TICK_SECONDS", "5") or 5),
         channel_scheduler=_env("OMS_CHANNEL_SCHEDULER", "1") != "0",
@@ -78,6 +162,21 @@ def load_settings() -> Settings:
         channel_reconcile_seconds=float(_env("OMS_CHANNEL_RECONCILE_SECONDS", "3600") or 0),
         channel_reconcile_hours=float(_env("OMS_CHANNEL_RECONCILE_HOURS", "24") or 24),
         tracking_poll_seconds=float(_env("OMS_TRACKING_POLL_SECONDS", "1800") or 0),
+        max_body_bytes=int(_env("OMS_MAX_BODY_BYTES") or Settings.max_body_bytes),
+        max_json_depth=int(_env("OMS_MAX_JSON_DEPTH") or Settings.max_json_depth),
+        cache_document_max_bytes=int(_env("OMS_CACHE_DOCUMENT_MAX_BYTES") or Settings.cache_document_max_bytes),
+        request_timeout_seconds=float(_env("OMS_REQUEST_TIMEOUT_SECONDS") or Settings.request_timeout_seconds),
+        cost_limits=_role_numbers(_env("OMS_COST_LIMITS"), DEFAULT_COST_LIMITS),
+        cost_bucket_factor=float(_env("OMS_COST_BUCKET_FACTOR") or Settings.cost_bucket_factor),
+        cost_restore_factor=float(_env("OMS_COST_RESTORE_FACTOR") or Settings.cost_restore_factor),
+        webhook_max_body_bytes=int(_env("OMS_WEBHOOK_MAX_BODY_BYTES") or Settings.webhook_max_body_bytes),
+        webhook_tolerance_seconds=float(_env("OMS_WEBHOOK_TOLERANCE_SECONDS") or Settings.webhook_tolerance_seconds),
+        webhook_rejected_per_hour=int(_env("OMS_WEBHOOK_REJECTED_PER_HOUR") or Settings.webhook_rejected_per_hour),
+        webhook_rejected_body_bytes=int(
+            _env("OMS_WEBHOOK_REJECTED_BODY_BYTES") or Settings.webhook_rejected_body_bytes
+        ),
+        metrics_token=_env("OMS_METRICS_TOKEN"),
+        metrics_allow=tuple(part.strip() for part in (_env("OMS_METRICS_ALLOW") or "").split(",") if part.strip()),
     )
 
 

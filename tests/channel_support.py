@@ -292,7 +292,6 @@ class FakeChannel:
     kind = ""
     carrier = "SF"
     sells_from_store = False
-    confirms_by_call = True
 
     def __init__(self, url: str, state: Any) -> None:
         self.url, self.state = url, state
@@ -465,6 +464,7 @@ class AmazonFake(FakeChannel):
         return [
             {
                 "carrier": call.body["packageDetail"]["carrierCode"],
+                "name": call.body["packageDetail"].get("carrierName"),
                 "tracking": call.body["packageDetail"]["trackingNumber"],
                 "items": call.body["packageDetail"]["orderItems"],
             }
@@ -479,7 +479,6 @@ POS_LOCATION_ID = "L8FAKE2Q3R4S5"
 class PosFake(FakeChannel):
     kind = "pos"
     sells_from_store = True
-    confirms_by_call = False  # a store sale is handed over at the counter: nothing to tell the POS
 
     def __init__(self, url: str, state: Any) -> None:
         super().__init__(url, state)
@@ -540,11 +539,13 @@ class PosFake(FakeChannel):
         ]
 
     def confirmed(self, external_id: str) -> list[dict[str, Any]]:
-        # Only order reads and stock counts exist at the POS: any other call would be a confirmation.
+        # The sample sale is a shipment: its fulfilment is marked COMPLETED with carrier and tracking.
         return [
-            {"path": path}
-            for _, path, _ in list(self.state.requests)
-            if not path.startswith(("/v2/orders", "/v2/inventory"))
+            {"carrier": details["carrier"], "tracking": details["tracking_number"], "state": change["state"]}
+            for call in list(self.state.order_updates)
+            if call.path == f"/v2/orders/{external_id}"
+            for change in call.body["order"].get("fulfillments") or []
+            if (details := change.get("shipment_details"))
         ]
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import httpx
@@ -189,3 +190,16 @@ def place_order(client: GraphQLClient, lines: list[tuple[str, int, str]], **extr
 
 def wait_for_status(client: GraphQLClient, order_id: str, *statuses: str) -> dict[str, Any]:
     return eventually(lambda: (o := client(ORDER_STATUS, {"id": order_id})["order"]) and o["status"] in statuses and o)
+
+
+@contextmanager
+def serve_variant(settings: Any, **changes: Any) -> Iterator[str]:
+    """A second app on the session's database with some settings changed (a small cost
+    bucket, a short time budget...); no background work of its own. Yields its base URL."""
+    from dataclasses import replace
+
+    from oms_graphql.app import create_app
+    from tests.fakes.server import serve
+
+    with serve(create_app(replace(settings, **changes), run_background=False), lifespan="on") as base_url:
+        yield base_url

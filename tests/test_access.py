@@ -35,9 +35,14 @@ def test_no_token_means_no_access(anonymous):
     assert anonymous.raw("{ me { role } }")["errors"]
 
 
-def test_a_bad_token_is_treated_as_no_token(server):
+def test_a_bad_token_is_an_authentication_error_not_a_permission_error(server, viewer, uid):
     client = GraphQLClient(server, "oms_not-a-real-token")
-    assert "Not allowed" in client.raw("{ products(first: 1) { totalCount } }")["errors"][0]["message"]
+    body = client.raw("{ products(first: 1) { totalCount } }")
+    assert body.get("data") is None
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "not a valid API token" in body["errors"][0]["message"]
+    refused = viewer.raw(f'mutation {{ productCreate(input: {{sku: "B-{uid}", name: "x"}}) {{ product {{ sku }} }} }}')
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
 def test_a_viewer_reads_but_cannot_change_anything(viewer, uid):

@@ -17,7 +17,6 @@ from decimal import Decimal
 import pytest
 
 from tests.channel_support import (
-    ORDER_RELEASE,
     FakeChannel,
     channel_confirmations,
     dispatch_order,
@@ -80,9 +79,10 @@ ARRIVALS = {
     "taobao": ("ALLOCATED", [(0, 2, "129", 0), (1, 1, "19.90", 1)], ("231.75", "0"), "CNY", "林晓雯", "杭州市", "CN"),
     "jd": ("ALLOCATED", [(0, 2, "199", 0), (1, 1, "59.90", 0)], ("402.90", "0"), "CNY", "陈思远", "深圳市", "CN"),
     "amazon": ("ALLOCATED", [(0, 1, "14.99", 0)], ("14.99", "0"), "USD", "José Ñúñez-O’Brien", "Austin", "US"),
-    # A store sale is handed over at once; the gift wrap is money only, no SKU; 1.28 sales tax.
+    # A web sale of the store, to be shipped (an open SHIPMENT fulfilment): allocated like any
+    # order; the gift wrap is money only, no SKU; 1.28 sales tax.
     "pos": (
-        "SHIPPED",
+        "ALLOCATED",
         [(0, 2, "6.50", 0), (None, 1, "3.00", 0)],
         ("21.67", "1.28"),
         "USD",
@@ -120,15 +120,11 @@ def test_an_order_placed_at_the_channel_arrives_with_lines_totals_and_address(ad
     assert all(line["unitPrice"]["currency"] == currency for line in order["lines"])
     address = order["shippingAddress"]
     assert (address["name"], address["city"], address["country"]) == (name, city, country)
-    # Stock: the units not refunded are reserved (or, at a store, handed over).
+    # Stock: the units not refunded are reserved.
     taken = {skus[index]: quantity - refunded for index, quantity, _, refunded in lines if index is not None}
     assert {a["sku"]: a["quantity"] for a in order["allocations"]} == {s: q for s, q in taken.items() if q}
     for sku, quantity in taken.items():
-        figures = level(admin, sku, stock_at)
-        if fake.sells_from_store:
-            assert figures == {"onHand": 10 - quantity, "reserved": 0, "available": 10 - quantity}
-        else:
-            assert figures == {"onHand": 10, "reserved": quantity, "available": 10 - quantity}
+        assert level(admin, sku, stock_at) == {"onHand": 10, "reserved": quantity, "available": 10 - quantity}
     assert order_count(admin, code) == 1 and messages(admin, code, "FAILED") == []
 
 
@@ -139,7 +135,7 @@ CHANGES = {
     "taobao": (False, [("pay", None, "ALLOCATED"), ("cancel", None, "CANCELLED")]),
     "jd": (True, [("hold", None, "ON_HOLD"), ("cancel", None, "CANCELLED")]),
     "amazon": (False, [("pay", None, "ALLOCATED"), ("cancel", None, "CANCELLED")]),
-    "pos-webhook": (False, [("pay", "webhook", "SHIPPED")]),
+    "pos-webhook": (False, [("pay", "webhook", "ALLOCATED")]),
     "pos-search": (False, [("cancel", "search", "CANCELLED")]),
 }
 
@@ -170,8 +166,8 @@ def test_later_changes_at_the_channel_update_the_one_order(admin, server, uid, f
 
     if status == "CANCELLED":  # whatever was reserved went back
         assert [level(admin, sku, stock_at) for sku in skus] == [{"onHand": 10, "reserved": 0, "available": 10}] * 2
-    elif status == "SHIPPED":  # paid at the store: handed over there, once
-        assert level(admin, skus[0], stock_at) == {"onHand": 8, "reserved": 0, "available": 8}
+    else:  # paid: reserved once, however many times the change reached us
+        assert level(admin, skus[0], stock_at) == {"onHand": 10, "reserved": 2, "available": 8}
     assert messages(admin, code, "FAILED") == []
 
 
@@ -210,7 +206,7 @@ def last_push(fake: FakeChannel, channel_sku_id: str, expected: int, timeout: fl
 
 def test_a_dispatched_shipment_is_confirmed_to_the_channel(admin, server, uid, fake, stock_at, warehouse, database_url):
     if fake.sells_from_store:
-        # The store has one unit of the two sold: the sale waits, and after a look it ships from the warehouse.
+        # The store has one unit of the two sold: the web sale ships from the warehouse, which has them all.
         skus = products(admin, uid, 2, stock_at, 1)
         for sku in skus:
             receive(admin, sku, warehouse, 10)
@@ -219,14 +215,9 @@ def test_a_dispatched_shipment_is_confirmed_to_the_channel(admin, server, uid, f
     code = f"e2e-ship-{fake.kind}-{uid}".lower()
     fake.create(admin, code, store=stock_at)
     external_id = fake.place(admin, code, skus)
+    order = fake.deliver(admin, server, code, external_id, "ALLOCATED")
     if fake.sells_from_store:
-        held = fake.deliver(admin, server, code, external_id, "ON_HOLD")
-        assert [hold["reason"] for hold in held["holds"]] == ["OUT_OF_STOCK"]
-        released = admin.mutate("orderRelease", ORDER_RELEASE, {"input": {"id": held["id"]}})
-        assert released["userErrors"] == [], released
-        order = wait_order(admin, code, external_id, "ALLOCATED")
-    else:
-        order = fake.deliver(admin, server, code, external_id, "ALLOCATED")
+        assert {a["location"]["code"] for a in order["allocations"]} == {warehouse}
     tracking = f"TRK{uid}"
 
     assert dispatch_order(database_url, order["number"], fake.carrier, tracking) >= 1
@@ -242,8 +233,5 @@ def test_a_dispatched_shipment_is_confirmed_to_the_channel(admin, server, uid, f
     assert all(row["error"] is None and row["attempts"] == 1 for row in recorded), recorded
     shipped = wait_order(admin, code, external_id, "SHIPPED")
     assert {s["trackingNumber"] for s in shipped["shipments"]} == {tracking}
-    if fake.confirms_by_call:
-        sent = eventually(lambda: fake.confirmed(external_id))
-        assert {(s["carrier"], s["tracking"]) for s in sent} == {(fake.carrier, tracking)}
-    else:
-        assert fake.confirmed(external_id) == []  # accepted without telling the POS anything
+    sent = eventually(lambda: fake.confirmed(external_id))
+    assert {(s["carrier"], s["tracking"]) for s in sent} == {(fake.carrier, tracking)}

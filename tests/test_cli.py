@@ -95,7 +95,8 @@ def test_migrate_then_serve_then_query_with_a_created_token(fresh_sqlite):
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
-        assert body == {"data": {"me": {"name": "dashboard", "role": "VIEWER"}}}
+        assert body is not None and "errors" not in body, body
+        assert body["data"] == {"me": {"name": "dashboard", "role": "VIEWER"}}
     finally:
         server.terminate()
         server.wait(timeout=15)

@@ -182,7 +182,8 @@ def test_every_service_is_listed_with_why_and_the_cheapest_on_time_one_is_chosen
 def test_cold_chain_weight_and_the_customers_choice_rule_options_out(admin, uid):
     codes = carriers_for(admin, uid)
     cold = allocated(admin, uid, product(admin, f"OPT-C-{uid}", 500, ["COLD_CHAIN"]), 1)
-    heavy = allocated(admin, uid, product(admin, f"OPT-H-{uid}", 16_000), 2)  # 32 kg
+    # Limits are per parcel: 32 kg in one unit fits no parcel of the fleet's 30 kg (two of 16 kg would go in two).
+    heavy = allocated(admin, uid, product(admin, f"OPT-H-{uid}", 32_000), 1)
     express = allocated(admin, uid, product(admin, f"OPT-E-{uid}", 500), 1, deliveryOption="EXPRESS")
 
     cold_options = options_of(admin, cold, codes)
@@ -193,7 +194,7 @@ def test_cold_chain_weight_and_the_customers_choice_rule_options_out(admin, uid)
     assert "cannot carry COLD_CHAIN" in cold_options[("sf", "express")]["reason"]
     assert cold_options[("fleet", "SAME_DAY")]["eligible"]  # the own vans are refrigerated
     assert not heavy_options[("fleet", "SAME_DAY")]["eligible"]
-    assert "over its 30 kg limit" in heavy_options[("fleet", "SAME_DAY")]["reason"]
+    assert "one unit weighs 32 kg, over its 30 kg parcel limit" in heavy_options[("fleet", "SAME_DAY")]["reason"]
     assert express_options[("chosen", "")]["kind"] == "EXPRESS"
     assert "asked for EXPRESS" in express_options[("fleet", "SAME_DAY")]["reason"]
 

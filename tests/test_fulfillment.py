@@ -123,7 +123,7 @@ def test_two_moves_racing_for_the_last_units_never_oversell(admin, uid):
     a, b, sku = f"FO-RA-{uid}", f"FO-RB-{uid}", f"FO-R-{uid}"
     add_product(admin, sku)
     add_location(admin, a, priority=0)
-    add_location(admin, b, priority=1)
+    add_location(admin, b, priority=300)  # far enough behind that both orders take A's six units
     receive(admin, sku, a, 6)
     receive(admin, sku, b, 4)
     ids = []

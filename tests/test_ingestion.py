@@ -336,6 +336,9 @@ def test_a_pos_sale_pushed_by_webhook_takes_stock_from_the_store_at_once(admin, 
     ensure_product(admin, sku)
     receive(admin, sku, store, 10)
     order_id = state.add_sample_order()
+    # Handed over in the store: pickup instead of the sample's shipment (see the next scenario).
+    [fulfillment] = state.orders[order_id]["fulfillments"]
+    fulfillment.update(type="PICKUP", pickup_details=fulfillment.pop("shipment_details"))
     code = f"pos-{uid}".lower()
     create_channel(admin, code, "pos", pos_settings(url, state, store))
     variation = state.orders[order_id]["line_items"][0]["catalog_object_id"]
@@ -353,10 +356,85 @@ def test_a_pos_sale_pushed_by_webhook_takes_stock_from_the_store_at_once(admin, 
     assert sold["currency"] == "USD" and sold["customer"]["name"] == "Zoë Ramírez"
     assert level(admin, sku, store) == {"onHand": 8, "reserved": 0, "available": 8}
 
-    # The same webhook delivered again: still one order, stock taken once.
-    assert httpx.post(f"{server}/webhooks/channels/{code}", content=hook.body, headers=hook.headers).status_code == 200
-    eventually(lambda: len(messages(admin, code, "PROCESSED")) >= 2)
+    # The same signed webhook again (a replay of its event_id): refused, nothing stored, stock taken once.
+    replay = httpx.post(f"{server}/webhooks/channels/{code}", content=hook.body, headers=hook.headers)
+    assert replay.status_code == 409 and "received already" in replay.json()["reason"]
+    assert len([m for m in messages(admin, code) if m["kind"] == "WEBHOOK"]) == 1
     assert order_count(admin, code) == 1 and level(admin, sku, store)["onHand"] == 8
+
+
+def test_a_pos_sale_to_be_shipped_waits_for_its_listing_is_allocated_and_shipped_when_the_store_sends_it(
+    admin, server, uid, pos_fake
+):
+    url, state = pos_fake
+    store, sku = f"STORE-SHIP-{uid}", f"LATTE-SHIP-{uid}"
+    add_location(admin, store, kind="STORE")
+    ensure_product(admin, sku)
+    receive(admin, sku, store, 10)
+    order_id = state.add_sample_order()  # an open SHIPMENT fulfilment: to be sent to New York
+    code = f"pos-ship-{uid}".lower()
+    create_channel(admin, code, "pos", pos_settings(url, state, store))
+    variation = state.orders[order_id]["line_items"][0]["catalog_object_id"]
+    hook = state.signed_webhook(order_id)
+    assert httpx.post(f"{server}/webhooks/channels/{code}", content=hook.body, headers=hook.headers).status_code == 200
+    assert wait_order(admin, code, order_id, "ON_HOLD")["holds"][0]["reason"] == "UNMAPPED_SKU"
+
+    admin.mutate(
+        "channelListingSet", LISTING_SET, {"input": {"channelCode": code, "channelSkuId": variation, "sku": sku}}
+    )
+
+    order = wait_order(admin, code, order_id, "ALLOCATED")
+    assert order["shippingAddress"]["city"] == "New York" and order["shipments"] == []
+    assert level(admin, sku, store) == {"onHand": 10, "reserved": 2, "available": 8}  # reserved, not handed over
+
+    # The store sends it itself and completes the fulfilment at the POS: shipped, the reservation used.
+    [fulfillment] = state.orders[order_id]["fulfillments"]
+    state.update_order(order_id, fulfillments=[{**fulfillment, "state": "COMPLETED"}])
+    hook = state.signed_webhook(order_id, "order.updated")
+    assert httpx.post(f"{server}/webhooks/channels/{code}", content=hook.body, headers=hook.headers).status_code == 200
+    assert wait_order(admin, code, order_id, "SHIPPED")["id"] == order["id"]
+    assert level(admin, sku, store) == {"onHand": 8, "reserved": 0, "available": 8}
+
+
+def test_a_signed_webhook_older_than_the_tolerance_is_refused(admin, server, uid, pos_fake):
+    url, state = pos_fake
+    store = f"STORE-{uid}"
+    add_location(admin, store, kind="STORE")
+    order_id = state.add_sample_order()
+    code = f"pos-old-{uid}".lower()
+    create_channel(admin, code, "pos", pos_settings(url, state, store))
+    stale = state.signed_webhook(order_id, created_at=datetime.now(UTC) - timedelta(days=2))
+
+    response = httpx.post(f"{server}/webhooks/channels/{code}", content=stale.body, headers=stale.headers)
+
+    assert response.status_code == 401 and "old" in response.json()["reason"]
+    [rejected] = messages(admin, code, "REJECTED")
+    assert "tolerance" in rejected["error"]
+    assert order_of(admin, code, order_id) is None
+
+
+def test_refused_webhooks_kept_are_capped_per_channel_and_hour(admin, settings, uid, pos_fake):
+    from tests.support import serve_variant
+
+    url, state = pos_fake
+    store = f"STORE-{uid}"
+    add_location(admin, store, kind="STORE")
+    order_id = state.add_sample_order()
+    code = f"pos-flood-{uid}".lower()
+    create_channel(admin, code, "pos", pos_settings(url, state, store))
+    forged = state.signed_webhook(order_id, key="not-the-key")
+    padded = forged.body[:-1] + b',"padding":"' + b"p" * 5000 + b'"}'
+
+    with serve_variant(settings, webhook_rejected_per_hour=3, webhook_rejected_body_bytes=1000) as app:
+        answers = [
+            httpx.post(f"{app}/webhooks/channels/{code}", content=padded, headers=forged.headers).status_code
+            for _ in range(5)
+        ]
+
+    assert answers == [401] * 5
+    kept = messages(admin, code, "REJECTED")
+    assert len(kept) == 3
+    assert all(len(m["body"]) == 1000 and "truncated" in m["error"] for m in kept)
 
 
 def test_a_webhook_with_a_bad_signature_is_refused_and_kept(admin, server, uid, pos_fake):

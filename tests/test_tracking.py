@@ -177,6 +177,33 @@ def test_an_sf_route_push_delivers_the_order_and_a_forged_one_is_kept_rejected(a
     assert {"PROCESSED", "REJECTED", "FAILED"} <= stored  # every push kept, the forged one refused
 
 
+def test_a_replayed_easypost_event_is_refused_and_unknown_carriers_store_nothing(admin, server, uid):
+    from tests.fakes.easypost import EasyPostState
+
+    state = EasyPostState()
+    code = f"ep-{uid}".lower()
+    settings = {"apiUrl": "http://127.0.0.1:9/v2", **state.settings()}
+    created = admin.mutate(
+        "carrierCreate",
+        CARRIER_CREATE,
+        {"input": {"code": code, "name": "EP", "kind": "easypost", "settings": settings}},
+    )
+    assert created["userErrors"] == []
+    tracker = state.new_tracker(f"EZ{uid}", "USPS")
+    url = f"{server}/webhooks/carriers/{code}"
+
+    first = state.send_event(tracker["id"], url)
+    sent = state.events_sent[-1]
+    headers = {"content-type": "application/json", "x-hmac-signature": sent["signature"]}
+    replay = httpx.post(url, content=sent["body"], headers=headers)
+    unknown = httpx.post(f"{server}/webhooks/carriers/nope-{uid}", content=b'{"x": 1}')
+
+    assert first.status_code == 200
+    assert replay.status_code == 409 and "received already" in replay.json()["reason"]
+    assert len(messages(admin, code)) == 1
+    assert unknown.status_code == 404 and messages(admin, f"nope-{uid}") == []
+
+
 # --- what a customer sees, without a token --------------------------------------
 
 ORDER_TRACKING = """query($number: String!, $contact: String!) { orderTracking(number: $number, contact: $contact) {

@@ -250,6 +250,7 @@ class InboundMessage(Base):
     __table_args__ = (
         Index("ix_inbound_messages_source_status", "source", "status"),
         Index("ix_inbound_messages_source_external", "source", "external_id"),
+        Index("ux_inbound_messages_event", "source", "kind", "event_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -276,6 +277,9 @@ class InboundMessage(Base):
     # asked the channel for it (pulled orders only).
     channel_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Migration 0009: the sender's id of a pushed delivery (Square event_id, EasyPost Event.id),
+    # unique per source and kind, so a replayed webhook is refused.
+    event_id: Mapped[str | None] = mapped_column(String(200))
 
 
 class Customer(Base):
@@ -286,6 +290,13 @@ class Customer(Base):
     phone: Mapped[str | None] = mapped_column(String(40), index=True)
     email: Mapped[str | None] = mapped_column(String(254), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Migration 0014: the merchant's tags and note; a duplicate merged into another profile
+    # keeps its row (so its old id still finds the person) with merged_into_id set; an erased
+    # profile keeps its orders but no personal data, and erased_at says when.
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    note: Mapped[str | None] = mapped_column(String(2000))
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class CustomerIdentity(Base):
@@ -351,6 +362,8 @@ class Order(Base):
     promised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Migration 0006: dispatched by then, or the order is late.
     promised_ship_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Migration 0013: the sum of its refunds.
+    refunded_total: Mapped[Decimal] = mapped_column(Amount, default=Decimal("0"), server_default="0")
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     channel_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -381,6 +394,8 @@ class OrderLine(Base):
     unit_price: Mapped[Decimal] = mapped_column(Amount)
     discount: Mapped[Decimal] = mapped_column(Amount, default=Decimal("0"))
     refunded_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    # Migration 0013: units received back on returns (RESELLABLE or DAMAGED).
+    returned_quantity: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     order: Mapped[Order] = relationship(back_populates="lines", lazy="raise")
 
@@ -411,6 +426,8 @@ class FulfillmentOrder(Base):
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
     location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
     status: Mapped[str] = mapped_column(String(16), default="OPEN")
+    # Migration 0010: when people were told it missed its order's ship-by date (once).
+    late_alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -544,6 +561,28 @@ class ApiToken(Base):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Migration 0012: when the token stops working, and when it was last seen (kept to
+    # within a minute, so a busy token does not write a row on every request).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """One mutation call (migration 0012): who, what, with which input (secrets redacted), and how it ended.
+
+    Written in the transaction of the change it records; a refused or failed call gets a row of its own.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(200), index=True)
+    role: Mapped[str | None] = mapped_column(String(16))
+    operation: Mapped[str] = mapped_column(String(100), index=True)
+    input: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result: Mapped[str] = mapped_column(String(16))  # OK, USER_ERROR, ERROR
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class AlertRecord(Base):
@@ -557,6 +596,65 @@ class AlertRecord(Base):
     suggested_quantity: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Return(Base):
+    """Units of one order coming back (migration 0013); a marketplace after-sale is one too."""
+
+    __tablename__ = "returns"
+    __table_args__ = (UniqueConstraint("order_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    number: Mapped[str] = mapped_column(String(40), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # a ReturnStatus
+    note: Mapped[str | None] = mapped_column(String(2000))
+    reject_reason: Mapped[str | None] = mapped_column(String(1000))
+    external_id: Mapped[str | None] = mapped_column(String(100))  # the channel's refund / after-sale id
+    replacement_order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    refund_total: Mapped[Decimal] = mapped_column(Amount, default=Decimal("0"))
+    requested_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ReturnLine(Base):
+    __tablename__ = "return_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint(
+            "resellable_quantity >= 0 AND damaged_quantity >= 0 AND missing_quantity >= 0 AND "
+            "resellable_quantity + damaged_quantity + missing_quantity <= quantity",
+            name="received_within",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    return_id: Mapped[int] = mapped_column(ForeignKey("returns.id"), index=True)
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(32))  # a ReturnReason
+    # What came back, by condition (set once, by returnReceive).
+    resellable_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    damaged_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    missing_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    restock_location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"))
+
+
+class Refund(Base):
+    """Money given back on an order (migration 0013), by hand or as a marketplace reports it."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    return_id: Mapped[int | None] = mapped_column(ForeignKey("returns.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Amount)
+    currency: Mapped[str] = mapped_column(String(3))
+    actor: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Transfer(Base):

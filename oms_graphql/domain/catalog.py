@@ -33,6 +33,7 @@ class ProductDetails:
     width_mm: int | None = None
     height_mm: int | None = None
     handling: list[str] | None = None
+    drop_ship: bool | None = None
 
 
 def _check_product(details: ProductDetails, creating: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import phonenumbers
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,17 +19,50 @@ class CustomerDetails:
     email: str | None = None
     channel_code: str | None = None
     channel_buyer_id: str | None = None
+    # ISO 3166-1 alpha-2 of the order's address: a national phone number is read in that country.
+    country: str | None = None
 
 
-def normalise_phone(phone: str | None) -> str | None:
-    if not phone:
+def normalise_phone(phone: str | None, country: str | None = None) -> str | None:
+    """The phone in E.164 (+8613800138000), a national number read in ``country``.
+
+    None for no number, or a masked one (marketplaces send ``138****5678``): a masked
+    number is nobody's identity. A number that is not a possible one where it is read
+    keeps its digits (with its ``+``), so that it still matches itself written another way.
+    """
+    if not phone or "*" in phone:
         return None
     kept = "".join(ch for ch in phone if ch.isdigit() or ch == "+")
-    return kept or None
+    if not any(ch.isdigit() for ch in kept):
+        return None
+    region = country.upper() if country and len(country) == 2 else None
+    try:
+        parsed = phonenumbers.parse(phone, region)
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is not None and phonenumbers.is_possible_number(parsed):
+        return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+    return "+" + kept.lstrip("+") if kept.startswith("+") else kept
+
+
+# Gmail ignores dots in the local part and treats googlemail.com as gmail.com
+# (https://support.google.com/mail/answer/7436150): one mailbox, one identity.
+_GMAIL_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
 
 
 def normalise_email(email: str | None) -> str | None:
-    return email.strip().lower() if email and email.strip() else None
+    """The mailbox an address reaches: lower case, without ``+tag``, Gmail without dots."""
+    if not email or not email.strip():
+        return None
+    text = email.strip().lower()
+    local, at, domain = text.rpartition("@")
+    if not at or not local or not domain:
+        return text
+    local = local.split("+", 1)[0] or local
+    if domain in _GMAIL_DOMAINS:
+        domain = _GMAIL_DOMAINS[domain]
+        local = local.replace(".", "") or local
+    return f"{local}@{domain}"
 
 
 def _identities(details: CustomerDetails) -> list[tuple[str, str]]:
@@ -37,7 +71,7 @@ def _identities(details: CustomerDetails) -> list[tuple[str, str]]:
         keys.append((f"buyer:{details.channel_code}", details.channel_buyer_id))
     if email := normalise_email(details.email):
         keys.append(("email", email))
-    if phone := normalise_phone(details.phone):
+    if phone := normalise_phone(details.phone, details.country):
         keys.append(("phone", phone))
     return keys
 
@@ -78,21 +112,38 @@ async def _find_or_create(
         owners = {(kind, value): customer_id for kind, value, customer_id in rows}
     known_id = next((owners[key] for key in keys if key in owners), None)
     customer = await session.get(Customer, known_id) if known_id is not None else None
+    # An identity read just as its profile was merged away still finds the person.
+    for _ in range(5):
+        if customer is None or customer.merged_into_id is None:
+            break
+        customer = await session.get(Customer, customer.merged_into_id)
+    if customer is not None and customer.erased_at is not None:
+        customer = None  # an erased person is never matched again
     if customer is None:
         customer = Customer(
             name=details.name,
-            phone=normalise_phone(details.phone),
-            email=normalise_email(details.email),
+            phone=normalise_phone(details.phone, details.country),
+            email=_clean_email(details.email),
         )
         session.add(customer)
         await session.flush()
     else:
         customer.name = customer.name or details.name
-        customer.phone = customer.phone or normalise_phone(details.phone)
-        customer.email = customer.email or normalise_email(details.email)
+        customer.phone = customer.phone or normalise_phone(details.phone, details.country)
+        customer.email = customer.email or _clean_email(details.email)
     for kind, value in keys:
         # An identity another profile owns stays theirs (merging is an operator's decision).
         if (kind, value) not in owners:
             session.add(CustomerIdentity(customer_id=customer.id, kind=kind, value=value))
     await session.flush()
     return customer
+
+
+def _clean_email(email: str | None) -> str | None:
+    """The e-mail as the customer wrote it (lower case): ``a+shop@x.com`` is a real address to write to."""
+    return email.strip().lower() if email and email.strip() else None
+
+
+def identity_keys(details: CustomerDetails) -> list[tuple[str, str]]:
+    """The (kind, value) identities these details stand for, most trusted first."""
+    return _identities(details)

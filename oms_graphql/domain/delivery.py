@@ -9,14 +9,17 @@ order's promise. The default choice is the cheapest eligible option that
 meets the promise, of the kind the customer asked for (EXPRESS, SAME_DAY,
 PICKUP); every option says why it was or was not chosen.
 
-No carrier is called here (this answers a query): prices come from the
-built-in rate table below, labelled as estimates. Live quotes belong to the
-dispatch job.
+No carrier is called here: prices come from the built-in rate table below,
+labelled as estimates, unless the caller brings live quotes it asked the carriers
+for outside any transaction (:mod:`live_quotes`: the dispatch job, and
+``deliveryOptions(live: true)``); a quoted price (and its arrival) then wins over
+the rate table, and the reason says which it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -33,10 +36,13 @@ from oms_graphql.db.models import (
     OrderLine,
     Product,
 )
-from oms_graphql.domain import geo
+from oms_graphql.domain import geo, packing
 from oms_graphql.domain.carriers import services_of
 from oms_graphql.domain.orders import order_by_id
-from oms_graphql.plugins.carrier_contract import CarrierService, DeliveryKind
+from oms_graphql.plugins.carrier_contract import CarrierService, DeliveryKind, RateQuote
+
+# Live quotes by (carrier code, service code).
+Quotes = Mapping[tuple[str, str], RateQuote]
 
 # Days from payment to delivery that an order promises when it names no date, by the
 # kind of delivery it asked for (STANDARD when it asked for none).
@@ -45,7 +51,9 @@ PROMISE_DAYS = {DeliveryKind.SAME_DAY: 0, DeliveryKind.EXPRESS: 2, DeliveryKind.
 TRANSIT_DAYS = {DeliveryKind.SAME_DAY: 0, DeliveryKind.EXPRESS: 1, DeliveryKind.STANDARD: 3, DeliveryKind.PICKUP: 0}
 FAR_KM = 1000.0
 # The rate table used when no live quote is at hand: (first kilogram, each further
-# kilogram started), per currency and kind; 25% more past FAR_KM.
+# kilogram started), per currency and kind, times the distance band's factor for
+# parcels that travel (STANDARD, EXPRESS): the zones express companies price by
+# (same city, region, country, remote).
 RATE_TABLE: dict[str, dict[DeliveryKind, tuple[Decimal, Decimal]]] = {
     "CNY": {
         DeliveryKind.STANDARD: (Decimal("10"), Decimal("2")),
@@ -60,16 +68,24 @@ RATE_TABLE: dict[str, dict[DeliveryKind, tuple[Decimal, Decimal]]] = {
         DeliveryKind.PICKUP: (Decimal("0"), Decimal("0")),
     },
 }
+DISTANCE_BANDS: tuple[tuple[float, Decimal], ...] = (
+    (100.0, Decimal("0.8")),
+    (FAR_KM, Decimal("1")),
+    (2500.0, Decimal("1.25")),
+    (math.inf, Decimal("1.6")),
+)
 DEFAULT_FLEET_KM = 30
 
 
 @dataclass(frozen=True)
 class Parcel:
-    """What the order's remaining units weigh and need, all packed together."""
+    """What the order's remaining units weigh and need, all together (``units``: each of them,
+    for packing them into as many parcels as a service's per-parcel limits need)."""
 
     weight_grams: int
     longest_mm: int
     handling: frozenset[str]
+    units: tuple[packing.Unit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,8 @@ class DeliveryOption:
     meets_promise: bool
     chosen: bool
     reason: str
+    parcels: int = 1  # how many parcels it would take (its per-parcel limits)
+    quoted: bool = False  # the price is the carrier's live quote, not the rate table's estimate
 
 
 def parcel_of(lines: Sequence[tuple[Product, int]]) -> Parcel:
@@ -112,7 +130,33 @@ def parcel_of(lines: Sequence[tuple[Product, int]]) -> Parcel:
         (max(product.length_mm or 0, product.width_mm or 0, product.height_mm or 0) for product, _ in lines), default=0
     )
     handling = frozenset(item for product, _ in lines for item in (product.handling or []))
-    return Parcel(weight, longest, handling)
+    return Parcel(weight, longest, handling, tuple(packing.units_of(lines)))
+
+
+def packages_for(parcel: Parcel, service: CarrierService) -> list[packing.Package]:
+    """The parcels ``service`` would take these units in (one when nothing is known of them)."""
+    if not parcel.units:
+        return [packing.Package(max(parcel.weight_grams, packing.MIN_PARCEL_GRAMS), parcel.longest_mm or None)]
+    return packing.pack(parcel.units, service.max_weight_grams)
+
+
+def estimate_parcels_price(
+    kind: DeliveryKind,
+    packages: Sequence[packing.Package],
+    handling: frozenset[str],
+    currency: str,
+    distance_km: float | None,
+) -> Decimal | None:
+    """The rate table's price of sending every one of ``packages``."""
+    total = Decimal("0")
+    for package in packages:
+        price = estimate_price(
+            kind, Parcel(package.weight_grams, package.length_mm or 0, handling), currency, distance_km
+        )
+        if price is None:
+            return None
+        total += price
+    return total
 
 
 def estimate_price(kind: DeliveryKind, parcel: Parcel, currency: str, distance_km: float | None) -> Decimal | None:
@@ -122,8 +166,8 @@ def estimate_price(kind: DeliveryKind, parcel: Parcel, currency: str, distance_k
     first, further = rates
     extra_kg = max(0, -(-parcel.weight_grams // 1000) - 1)  # each kilogram started after the first
     price = first + further * extra_kg
-    if distance_km is not None and distance_km > FAR_KM:
-        price *= Decimal("1.25")
+    if distance_km is not None and kind in (DeliveryKind.STANDARD, DeliveryKind.EXPRESS):
+        price *= next(factor for limit, factor in DISTANCE_BANDS if distance_km <= limit)
     return price.quantize(Decimal("0.01"))
 
 
@@ -132,10 +176,21 @@ def _ineligible_because(offer: Offer, parcel: Parcel, trip: Trip) -> str | None:
     missing = sorted(parcel.handling - {item.value for item in service.handling})
     if missing:
         return f"cannot carry {', '.join(missing)} items"
-    if service.max_weight_grams is not None and parcel.weight_grams > service.max_weight_grams:
-        return f"{parcel.weight_grams / 1000:g} kg is over its {service.max_weight_grams / 1000:g} kg limit"
-    if service.max_length_mm is not None and parcel.longest_mm > service.max_length_mm:
-        return f"the longest side, {parcel.longest_mm} mm, is over its {service.max_length_mm} mm limit"
+    if parcel.units:
+        # Limits are per parcel: only a unit that fits no parcel rules the service out.
+        if (too_big := packing.too_big_for(parcel.units, service)) is not None:
+            return too_big
+        parcels = len(packages_for(parcel, service))
+        if service.max_parcels is not None and parcels > service.max_parcels:
+            return (
+                f"{parcel.weight_grams / 1000:g} kg needs {parcels} parcels under its "
+                f"{(service.max_weight_grams or 0) / 1000:g} kg limit; it takes {service.max_parcels} per shipment"
+            )
+    else:
+        if service.max_weight_grams is not None and parcel.weight_grams > service.max_weight_grams:
+            return f"{parcel.weight_grams / 1000:g} kg is over its {service.max_weight_grams / 1000:g} kg limit"
+        if service.max_length_mm is not None and parcel.longest_mm > service.max_length_mm:
+            return f"the longest side, {parcel.longest_mm} mm, is over its {service.max_length_mm} mm limit"
     country = trip.destination.country
     if service.areas and not any(area == country or _in_region(area, trip.destination) for area in service.areas):
         return f"does not deliver to {country}" + (f" {trip.destination.region}" if trip.destination.region else "")
@@ -167,8 +222,13 @@ def choose(
     ship_from: datetime,
     promised_by: datetime,
     wanted: DeliveryKind | None,
+    quotes: Quotes | None = None,
 ) -> list[DeliveryOption]:
-    """Every offer with its price, arrival, eligibility and reason; the default choice marked."""
+    """Every offer with its price, arrival, eligibility and reason; the default choice marked.
+
+    ``quotes``: live prices by (carrier, service), preferred over the rate table when in the
+    order's currency.
+    """
     options = []
     for offer in offers:
         service = offer.service
@@ -178,7 +238,16 @@ def choose(
             days += 1 if service.kind == DeliveryKind.EXPRESS else 2
         handling_days = 0 if service.kind in (DeliveryKind.SAME_DAY, DeliveryKind.PICKUP) else 1
         arrival = ship_from + timedelta(days=handling_days + days)
-        price = estimate_price(service.kind, parcel, currency, trip.distance_km)
+        packages = packages_for(parcel, service)
+        if len(packages) > 1:
+            price = estimate_parcels_price(service.kind, packages, parcel.handling, currency, trip.distance_km)
+        else:
+            price = estimate_price(service.kind, parcel, currency, trip.distance_km)
+        quote = (quotes or {}).get((offer.carrier_code, service.code))
+        quoted = quote is not None and quote.price is not None and (quote.currency or currency) == currency
+        if quote is not None and quoted:
+            price = quote.price
+            arrival = quote.estimated_delivery_at or arrival
         options.append(
             DeliveryOption(
                 carrier_code=offer.carrier_code,
@@ -191,6 +260,8 @@ def choose(
                 meets_promise=arrival <= promised_by,
                 chosen=False,
                 reason=problem or "",
+                parcels=len(packages),
+                quoted=quoted,
             )
         )
     kinds = {wanted} if wanted and wanted != DeliveryKind.STANDARD else set(DeliveryKind) - {DeliveryKind.PICKUP}
@@ -207,7 +278,14 @@ def choose(
 def _explained(
     option: DeliveryOption, chosen: bool, any_on_time: bool, wanted: DeliveryKind | None, trip: Trip
 ) -> DeliveryOption:
-    price = f"est. {option.price} {option.currency} (rate table)" if option.price is not None else "no price"
+    if option.price is None:
+        price = "no price"
+    elif option.quoted:
+        price = f"quoted {option.price} {option.currency} by {option.carrier_code}"
+    else:
+        price = f"est. {option.price} {option.currency} (rate table)"
+    if option.parcels > 1:
+        price += f" for {option.parcels} parcels"
     where = f", {trip.distance_km:,.0f} km" if trip.distance_km is not None else ""
     arrival = option.estimated_delivery_at.date().isoformat() if option.estimated_delivery_at else "unknown"
     facts = f"{price}{where}, arrives about {arrival}"
@@ -232,12 +310,6 @@ def _explained(
 # --- for an order in the database -------------------------------------------
 
 
-def _point(place: Location | Address) -> geo.Point | None:
-    if place.latitude is not None and place.longitude is not None:
-        return geo.Point(place.latitude, place.longitude)
-    return geo.locate(place.country, place.region, place.city, place.district, place.postal_code)
-
-
 async def _offers(session: AsyncSession) -> list[Offer]:
     carriers = (await session.scalars(select(Carrier).where(Carrier.active.is_(True)).order_by(Carrier.code))).all()
     return [
@@ -252,9 +324,10 @@ async def _offers(session: AsyncSession) -> list[Offer]:
     ]
 
 
-async def delivery_options(session: AsyncSession, order_id: int) -> list[DeliveryOption]:
+async def delivery_options(session: AsyncSession, order_id: int, quotes: Quotes | None = None) -> list[DeliveryOption]:
     """The delivery options of an order, from the location it is allocated to (its first open
-    fulfillment order), or without a known origin while it is not allocated yet."""
+    fulfillment order), or without a known origin while it is not allocated yet; ``quotes``:
+    live prices the caller asked the carriers for."""
     order: Order = await order_by_id(session, order_id)
     address = await session.get(Address, order.shipping_address_id)
     assert address is not None
@@ -276,7 +349,7 @@ async def delivery_options(session: AsyncSession, order_id: int) -> list[Deliver
         .order_by(FulfillmentOrder.id)
     )
     origin = await session.get(Location, origin_id) if origin_id is not None else None
-    start, end = (_point(origin) if origin else None), _point(address)
+    start, end = (geo.point_of(origin) if origin else None), geo.point_of(address)
     distance = geo.distance_km(start, end) if start and end else None
     pickup_here = (
         await session.scalar(
@@ -294,4 +367,6 @@ async def delivery_options(session: AsyncSession, order_id: int) -> list[Deliver
     if (wanted or DeliveryKind.STANDARD) == DeliveryKind.SAME_DAY and not order.promised_at:
         promised_by = ship_from.replace(hour=23, minute=59, second=59)
     trip = Trip(origin, address, distance, pickup_here)
-    return choose(await _offers(session), parcel_of(wanted_units), trip, order.currency, ship_from, promised_by, wanted)
+    return choose(
+        await _offers(session), parcel_of(wanted_units), trip, order.currency, ship_from, promised_by, wanted, quotes
+    )

@@ -23,6 +23,7 @@ shipmentCreate and shipmentDispatch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -43,14 +44,22 @@ from oms_graphql.db.models import (
     ShipmentLabel,
     utcnow,
 )
-from oms_graphql.domain import delivery, fulfillment, tracking
-from oms_graphql.domain.carriers import carrier_config
+from oms_graphql.domain import delivery, fulfillment, packing, tracking
+from oms_graphql.domain.carriers import carrier_config, services_of
 from oms_graphql.domain.channels import raise_alert
 from oms_graphql.domain.errors import DomainError, InvalidTransition, NotFound
 from oms_graphql.domain.orders import HoldReason, OrderStatus, order_by_id
 from oms_graphql.domain.shipments import dispatch
 from oms_graphql.events.outbox import request_job
-from oms_graphql.plugins.carrier_contract import CarrierConfig, Label, Parcel, ParcelItem, ShipmentRequest, Waybill
+from oms_graphql.plugins.carrier_contract import (
+    CarrierConfig,
+    CarrierService,
+    Label,
+    Parcel,
+    ParcelItem,
+    ShipmentRequest,
+    Waybill,
+)
 from oms_graphql.plugins.contract import NormalizedAddress
 
 DISPATCH_JOB = "dispatch_shipment"
@@ -64,9 +73,15 @@ async def create_shipment(
     *,
     carrier_code: str | None = None,
     service_code: str | None = None,
+    packages: Sequence[packing.Package] | None = None,
+    quotes: delivery.Quotes | None = None,
     actor: str | None = None,
 ) -> Shipment:
-    """A PENDING shipment of what the fulfillment order still has to ship, with its delivery option."""
+    """A PENDING shipment of what the fulfillment order still has to ship, with its delivery option.
+
+    ``packages``: the parcels as a person packed them (checked against the lines and the
+    service's per-parcel limits); by default computed from the products (:mod:`packing`).
+    """
     fulfillment_order = await fulfillment.fulfillment_order_by_id(session, fulfillment_order_id, lock=True)
     pending = await session.scalar(
         select(Shipment).where(Shipment.fulfillment_order_id == fulfillment_order.id, Shipment.status == PENDING)
@@ -88,7 +103,7 @@ async def create_shipment(
     order = await order_by_id(session, fulfillment_order.order_id)
     if order.status not in (OrderStatus.ALLOCATED, OrderStatus.PARTIALLY_SHIPPED):
         raise InvalidTransition(f"Order {order.number} is {order.status}; only allocated orders ship.", ("id",))
-    options = await delivery.delivery_options(session, order.id)
+    options = await delivery.delivery_options(session, order.id, quotes)
     if carrier_code is not None:
         mine = [o for o in options if o.carrier_code == carrier_code and service_code in (None, o.service_code)]
         if not mine:
@@ -108,6 +123,15 @@ async def create_shipment(
             )
             raise DomainError(f"No carrier service can carry this shipment: {why}", ("id",), "NO_DELIVERY_OPTION")
         option, reason = option_found, option_found.reason
+    service = await _service(session, option.carrier_code, option.service_code)
+    units = packing.units_of(
+        [(product, count) for _line, product, count in await unshipped_lines(session, fulfillment_order.id)]
+    )
+    if packages is not None:
+        packing.check_packages(packages, units, service)
+        packed = list(packages)
+    else:
+        packed = packing.pack(units, service.max_weight_grams if service else None)
     shipment = Shipment(
         order_id=order.id,
         fulfillment_order_id=fulfillment_order.id,
@@ -116,10 +140,32 @@ async def create_shipment(
         carrier=option.carrier_code,
         service=option.service_code,
         option_reason=reason[:1000],
+        packages=[package.as_json() for package in packed],
     )
     session.add(shipment)
     await session.flush()
     return shipment
+
+
+async def _service(session: AsyncSession, carrier_code: str, service_code: str) -> CarrierService | None:
+    carrier = await session.scalar(select(Carrier).where(Carrier.code == carrier_code))
+    return next((item for item in services_of(carrier) if item.code == service_code), None) if carrier else None
+
+
+async def unshipped_lines(
+    session: AsyncSession, fulfillment_order_id: int | None
+) -> list[tuple[OrderLine, Product, int]]:
+    """What the fulfillment order still has reserved and not shipped, line by line."""
+    rows = (
+        await session.execute(
+            select(Allocation, OrderLine, Product)
+            .join(OrderLine, OrderLine.id == Allocation.order_line_id)
+            .join(Product, Product.id == Allocation.product_id)
+            .where(Allocation.fulfillment_order_id == fulfillment_order_id, Allocation.status == "RESERVED")
+            .order_by(OrderLine.line_no)
+        )
+    ).all()
+    return [(line, product, allocation.quantity - allocation.shipped_quantity) for allocation, line, product in rows]
 
 
 def request_dispatch(session: AsyncSession, shipment: Shipment) -> None:
@@ -133,7 +179,7 @@ class WaybillCall:
     request: ShipmentRequest
 
 
-def _address(place: Location | Address, name: str | None = None) -> NormalizedAddress:
+def plain_address(place: Location | Address, name: str | None = None) -> NormalizedAddress:
     return NormalizedAddress(
         country=place.country,
         line1=place.line1,
@@ -160,25 +206,28 @@ async def waybill_call(session: AsyncSession, shipment_id: int) -> WaybillCall |
     location = await session.get(Location, shipment.location_id)
     address = await session.get(Address, order.shipping_address_id) if order else None
     assert order is not None and location is not None and address is not None
-    rows = (
-        await session.execute(
-            select(Allocation, OrderLine, Product)
-            .join(OrderLine, OrderLine.id == Allocation.order_line_id)
-            .join(Product, Product.id == Allocation.product_id)
-            .where(Allocation.fulfillment_order_id == shipment.fulfillment_order_id, Allocation.status == "RESERVED")
-            .order_by(OrderLine.line_no)
-        )
-    ).all()
-    lines = [(line, product, allocation.quantity - allocation.shipped_quantity) for allocation, line, product in rows]
-    parcel = delivery.parcel_of([(product, count) for _line, product, count in lines])
+    lines = await unshipped_lines(session, shipment.fulfillment_order_id)
+    if shipment.packages:
+        packages = [packing.Package.from_json(entry) for entry in shipment.packages]
+    else:  # made before shipments kept their packages: everything in one parcel
+        whole = delivery.parcel_of([(product, count) for _line, product, count in lines])
+        packages = [packing.Package(max(whole.weight_grams, packing.MIN_PARCEL_GRAMS), whole.longest_mm or None)]
     return WaybillCall(
         carrier_config(carrier),
         ShipmentRequest(
             reference=f"{order.number}-{shipment.id}",
             service_code=shipment.service or "",
-            sender=_address(location),
-            recipient=_address(address),
-            parcels=(Parcel(weight_grams=max(parcel.weight_grams, 1), length_mm=parcel.longest_mm or None),),
+            sender=plain_address(location),
+            recipient=plain_address(address),
+            parcels=tuple(
+                Parcel(
+                    weight_grams=package.weight_grams,
+                    length_mm=package.length_mm,
+                    width_mm=package.width_mm,
+                    height_mm=package.height_mm,
+                )
+                for package in packages
+            ),
             items=tuple(
                 ParcelItem(sku=product.sku, name=line.title or product.name, quantity=count, unit_value=line.unit_price)
                 for line, product, count in lines
@@ -197,6 +246,12 @@ async def complete_dispatch(
     if shipment is None or shipment.status != PENDING or shipment.fulfillment_order_id is None:
         return None
     shipment.carrier_reference = waybill.carrier_reference
+    if waybill.parcel_tracking_numbers and shipment.packages:
+        # Each parcel's own number (SF child waybills), kept beside its weight and size.
+        shipment.packages = [
+            {**entry, "trackingNumber": number}
+            for entry, number in zip(shipment.packages, waybill.parcel_tracking_numbers, strict=False)
+        ] + shipment.packages[len(waybill.parcel_tracking_numbers) :]
     if label is not None:
         session.add(ShipmentLabel(shipment_id=shipment.id, media_type=label.media_type, content=label.content))
         shipment.label_url = f"/shipments/{shipment.id}/label"
@@ -258,8 +313,13 @@ async def hold_undeliverable(session: AsyncSession, fulfillment_order_id: int, p
     )
 
 
-async def plan_automatic(session: AsyncSession, fulfillment_order_id: int) -> int | None:
+async def plan_automatic(
+    session: AsyncSession, fulfillment_order_id: int, quotes: delivery.Quotes | None = None
+) -> int | None:
     """The PENDING shipment to dispatch for a newly allocated fulfillment order, or None.
+
+    ``quotes``: the carriers' live prices for it (asked before this transaction), preferred
+    over the rate table when choosing the option.
 
     None without any active carrier (the merchant ships by hand), or when it was held,
     moved or shipped by hand meanwhile. When no carrier service can carry it, it is held
@@ -268,7 +328,7 @@ async def plan_automatic(session: AsyncSession, fulfillment_order_id: int) -> in
     if await session.scalar(select(Carrier.id).where(Carrier.active.is_(True)).limit(1)) is None:
         return None
     try:
-        shipment = await create_shipment(session, fulfillment_order_id, actor="dispatch")
+        shipment = await create_shipment(session, fulfillment_order_id, quotes=quotes, actor="dispatch")
     except DomainError as error:
         if error.code == "NO_DELIVERY_OPTION":
             await hold_undeliverable(session, fulfillment_order_id, error.message)

@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Protocol
 
 # Mean Earth radius (IUGG): the sphere that best fits the ellipsoid overall.
 EARTH_RADIUS_KM = 6371.0088
@@ -193,6 +194,25 @@ def distance_km(a: Point, b: Point) -> float:
     dlon = math.radians(b.lon - a.lon)
     h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+class Placeable(Protocol):
+    """An address or a location: its coordinates if known, and its names."""
+
+    latitude: float | None
+    longitude: float | None
+    country: str
+    region: str | None
+    city: str | None
+    district: str | None
+    postal_code: str | None
+
+
+def point_of(place: Placeable) -> Point | None:
+    """Its own coordinates when it has them, else where ``locate`` puts it."""
+    if place.latitude is not None and place.longitude is not None:
+        return Point(place.latitude, place.longitude)
+    return locate(place.country, place.region, place.city, place.district, place.postal_code)
 
 
 def locate(

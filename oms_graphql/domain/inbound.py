@@ -74,8 +74,10 @@ async def store_message(
     error: str | None = None,
     channel_updated_at: datetime | None = None,
     fetched_at: datetime | None = None,
+    event_id: str | None = None,
 ) -> InboundMessage:
     message = InboundMessage(
+        event_id=event_id,
         channel_updated_at=channel_updated_at,
         fetched_at=fetched_at,
         source=source,

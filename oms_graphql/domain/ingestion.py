@@ -41,7 +41,7 @@ from oms_graphql.db.models import (
     Product,
     utcnow,
 )
-from oms_graphql.domain import limits
+from oms_graphql.domain import limits, returns
 from oms_graphql.domain import orders as order_rules
 from oms_graphql.domain.customers import CustomerDetails
 from oms_graphql.domain.errors import DomainError
@@ -64,6 +64,7 @@ from oms_graphql.domain.orders import (
 from oms_graphql.plugins.contract import (
     ChannelOrderStatus,
     NormalizedAddress,
+    NormalizedLine,
     NormalizedOrder,
 )
 
@@ -266,6 +267,8 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
             holds.append((HoldReason.UNMAPPED_SKU, _unmapped_note(unmapped)))
         if new.status == ChannelOrderStatus.ON_HOLD:
             holds.append((HoldReason.CHANNEL_HOLD, _clip(new.hold_reason or new.raw_status, 1000)))
+        if refunding := _refunding(new):
+            holds.append((HoldReason.REFUND_IN_PROGRESS, _refund_note(refunding)))
         if paid and address is NO_ADDRESS and store is None:
             holds.append((HoldReason.ADDRESS_INCOMPLETE, "The channel sent no shipping address."))
     buyer = new.buyer
@@ -279,7 +282,9 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
             external_id=new.external_id,
             customer=CustomerDetails(
                 name=_clip(buyer.name, 200),
-                phone=_clip(buyer.phone, 40),
+                # Taobao and JD give the buyer's mobile only as the receiver's: most orders ship to
+                # the buyer, so it stands for the buyer's when the buyer sent none (see README).
+                phone=_clip(buyer.phone or address.phone, 40),
                 email=_clip(buyer.email, 254),
                 channel_code=channel.code,
                 channel_buyer_id=_clip(buyer.channel_buyer_id, 254),
@@ -294,6 +299,8 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
             paid_at=new.paid_at,
             placed_at=new.placed_at,
             note=_clip(new.note, 2000),
+            promised_at=new.deliver_by,
+            promised_ship_by=new.ship_by,
             holds=holds,
             actor=_actor(channel),
         ),
@@ -303,6 +310,7 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
     order.channel_updated_at = new.updated_at or new.placed_at
     if paid and order.paid_at is None:
         order.paid_at = new.paid_at or new.placed_at
+        order_rules.promise_ship_by(order)
     await session.flush()
     order_lines = await _order_lines(session, order)
     if any(line.refunded_quantity for line in order_lines):
@@ -313,6 +321,7 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
         await _fulfilled_by_channel(session, channel, order, new)
     elif store_sale:
         assert store is not None
+        _note(session, order, STORE_SALE, f"A sale in the store: it takes its stock from {store.code}", _actor(channel))
         if order.status == OrderStatus.ON_HOLD:  # e.g. an unmapped SKU: sold once the hold is gone
             await _remember_completion(session, order, channel, store, new)
         else:
@@ -320,6 +329,7 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
             await sell_at_store(session, channel, order, store, new)
     elif new.status in (ChannelOrderStatus.SHIPPED, ChannelOrderStatus.COMPLETED):
         await _shipped_elsewhere(session, channel, order, new)
+        await _apply_after_sales(session, order, new, _actor(channel))
     return order, True
 
 
@@ -395,11 +405,14 @@ async def _update(session: AsyncSession, channel: Channel, order: Order, new: No
         order.channel_updated_at = new.updated_at
     if await _apply_refunds(session, order, new, actor):
         changes.append("refunded")
+    changes.extend(await _apply_after_sales(session, order, new, actor))
     if new.shipping_address and await _apply_address(session, order, new.shipping_address, actor):
         changes.append("address changed")
     status = OrderStatus(order.status)
     store = await _store_location(session, new)
     not_sold_yet = _is_store_sale(store, new) and _not_sold_yet(order)
+    if not_sold_yet and store is not None and not await is_store_sale(session, order):
+        _note(session, order, STORE_SALE, f"A sale in the store: it takes its stock from {store.code}", actor)
     if new.status == ChannelOrderStatus.CANCELLED:
         if status == OrderStatus.CANCELLED:
             pass
@@ -454,14 +467,55 @@ async def _update(session: AsyncSession, channel: Channel, order: Order, new: No
     return ", ".join(changes) or "unchanged"
 
 
+def _refunding(new: NormalizedOrder) -> list[NormalizedLine]:
+    return [line for line in new.lines if line.refund and line.refund.status in returns.IN_PROGRESS]
+
+
+def _refund_note(lines: list[NormalizedLine]) -> str:
+    ids = ", ".join(f"{line.refund.refund_id} (line {line.channel_line_id})" for line in lines if line.refund)
+    return f"The buyer asked for a refund at the channel: {ids}. Settle it there before shipping."[:1000]
+
+
+async def _apply_after_sales(session: AsyncSession, order: Order, new: NormalizedOrder, actor: str) -> list[str]:
+    """The channel's after-sale requests: on shipped lines a Return (domain/returns); on unshipped
+    ones a REFUND_IN_PROGRESS hold while any is open, released when none is."""
+    if not any(line.refund for line in new.lines) or order.status == OrderStatus.CANCELLED:
+        return []
+    by_channel_id = {line.channel_line_id: line for line in await _order_lines(session, order) if line.channel_line_id}
+    shipped = await returns.shipped_by_line(session, order)
+    changes: list[str] = []
+    waiting: list[NormalizedLine] = []
+    for incoming in new.lines:
+        line = by_channel_id.get(incoming.channel_line_id)
+        if line is None or incoming.refund is None:
+            continue
+        if shipped.get(line.id, 0):
+            if change := await returns.channel_after_sale(session, order, line, incoming.refund, actor):
+                changes.append(change)
+        elif incoming.refund.status in returns.IN_PROGRESS:
+            waiting.append(incoming)
+    held = {hold.reason for hold in await open_holds(session, order.id)}
+    if waiting and HoldReason.REFUND_IN_PROGRESS not in held:
+        if order.status == OrderStatus.ON_HOLD or order_rules.can_transition(order.status, OrderStatus.ON_HOLD):
+            await place_hold(session, order, HoldReason.REFUND_IN_PROGRESS, note=_refund_note(waiting), actor=actor)
+            changes.append("held: refund in progress")
+    elif not waiting and HoldReason.REFUND_IN_PROGRESS in held:
+        await release_holds(session, order, reason=HoldReason.REFUND_IN_PROGRESS, actor=actor)
+        changes.append("refund settled: hold released")
+    return changes
+
+
 async def _apply_refunds(session: AsyncSession, order: Order, new: NormalizedOrder, actor: str) -> bool:
+    """Units refunded before they shipped: they need no stock, and the totals shrink. (Refunds of
+    shipped units are returns: :func:`_apply_after_sales`.)"""
     lines = await _order_lines(session, order)
     by_channel_id = {line.channel_line_id: line for line in lines if line.channel_line_id}
+    shipped = await returns.shipped_by_line(session, order)
     changed = False
     for incoming in new.lines:
         line = by_channel_id.get(incoming.channel_line_id)
         refunded = min(incoming.refunded_quantity, line.quantity) if line else 0
-        if line is None or refunded <= line.refunded_quantity:
+        if line is None or refunded <= line.refunded_quantity or shipped.get(line.id, 0):
             continue
         units = refunded - line.refunded_quantity
         line.refunded_quantity = refunded
@@ -609,6 +663,18 @@ async def _fulfilled_by_channel(session: AsyncSession, channel: Channel, order: 
         await order_rules.release_reservations(session, order, actor)
     _jump(session, order, target, f"Fulfilled by the channel from its own stock ({new.raw_status})", actor)
     return True
+
+
+# The order event that marks a sale in the store (handed over there, not shipped): when a hold
+# on it goes (an unmapped SKU mapped), it takes the store's stock instead of being allocated.
+STORE_SALE = "STORE_SALE"
+
+
+async def is_store_sale(session: AsyncSession, order: Order) -> bool:
+    found = await session.scalar(
+        select(OrderEvent.id).where(OrderEvent.order_id == order.id, OrderEvent.kind == STORE_SALE).limit(1)
+    )
+    return found is not None
 
 
 # The order event that keeps a POS's COMPLETED while the sale waits ON_HOLD (an unmapped SKU,
@@ -770,7 +836,8 @@ async def map_unmapped_lines(
         await release_holds(session, order, reason=HoldReason.UNMAPPED_SKU, actor=actor)
         released.append(order.id)
         store_code = (channel.settings or {}).get("locationCode")
-        if store_code and order.status == OrderStatus.CONFIRMED:
+        # Only a sale in the store takes its stock there; a POS order to be shipped is allocated.
+        if store_code and order.status == OrderStatus.CONFIRMED and await is_store_sale(session, order):
             store = await session.scalar(select(Location).where(Location.code == store_code))
             if store is not None:
                 await sell_at_store(session, channel, order, store)

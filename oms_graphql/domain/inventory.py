@@ -45,6 +45,9 @@ class MovementReason(enum.StrEnum):
     RESERVE = "RESERVE"
     RELEASE = "RELEASE"
     SHIP = "SHIP"
+    # A dispatched shipment cancelled at the carrier before collection: its units are on
+    # hand again and reserved for the order again (the reverse of SHIP, with its RESERVE row).
+    SHIP_CANCELLED = "SHIP_CANCELLED"
     RETURN = "RETURN"
     EXCHANGE = "EXCHANGE"
     ADJUST = "ADJUST"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import enum
 import secrets
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -143,6 +143,7 @@ class NewOrder:
     placed_at: datetime | None = None
     note: str | None = None
     promised_at: datetime | None = None  # delivery promised by then
+    promised_ship_by: datetime | None = None  # dispatched by then (default: default_ship_by at payment)
     holds: list[tuple[HoldReason, str | None]] = field(default_factory=list)
     actor: str | None = None
 
@@ -200,6 +201,9 @@ def check_new_order(new: NewOrder) -> Problems:
         limits.check_amount(problems, ("lines", index, "discount"), line.discount, new.currency, unit_price=True)
         if line.sku is not None:
             problems.text(("lines", index, "sku"), line.sku, 64, required=True)
+        problems.not_negative(("lines", index, "discount"), line.discount)
+        if line.discount > line.quantity * line.unit_price:
+            problems.add(("lines", index, "discount"), "A line's discount cannot exceed its value.", "TOO_LARGE")
     for name, value in (("shippingFee", new.shipping_fee), ("discount", new.discount), ("tax", new.tax)):
         problems.not_negative((name,), value)
         limits.check_amount(problems, (name,), value, new.currency)
@@ -214,6 +218,25 @@ def check_new_order(new: NewOrder) -> Problems:
         problems.text(("customer", "phone"), new.customer.phone, 40)
         problems.text(("customer", "email"), new.customer.email, 254)
     check_address(problems, ("shippingAddress",), new.shipping_address)
+    for name, moment in (
+        ("placedAt", new.placed_at),
+        ("promisedDeliverBy", new.promised_at),
+        ("promisedShipBy", new.promised_ship_by),
+    ):
+        if moment is not None and moment.tzinfo is None:
+            problems.add((name,), f"{name} has no time zone: give it in UTC (…Z) or with an offset.", "INVALID")
+    if (
+        new.promised_ship_by
+        and new.promised_at
+        and new.promised_ship_by.tzinfo
+        and new.promised_at.tzinfo
+        and new.promised_ship_by > new.promised_at
+    ):
+        problems.add(
+            ("promisedShipBy",),
+            "promisedShipBy is after promisedDeliverBy: the order must leave before its delivery is due.",
+            "INVALID",
+        )
     if new.delivery_option == "PICKUP" and not new.pickup_location_code:
         problems.add(("pickupLocationCode",), "A PICKUP order needs pickupLocationCode.", "REQUIRED")
     return problems
@@ -269,7 +292,11 @@ async def create_order(session: AsyncSession, new: NewOrder) -> tuple[Order, boo
     problems.raise_if_any()
 
     now = utcnow()
-    customer = await find_or_create_customer(session, new.customer) if new.customer else None
+    # A national phone number is read in the country the order ships to.
+    buyer = (
+        replace(new.customer, country=new.customer.country or new.shipping_address.country) if new.customer else None
+    )
+    customer = await find_or_create_customer(session, buyer) if buyer else None
     address = Address(
         customer_id=customer.id if customer else None,
         **{key: getattr(new.shipping_address, key) for key in AddressDetails.__dataclass_fields__},
@@ -297,7 +324,10 @@ async def create_order(session: AsyncSession, new: NewOrder) -> tuple[Order, boo
         placed_at=new.placed_at or now,
         paid_at=paid_at,
         promised_at=new.promised_at,
+        promised_ship_by=new.promised_ship_by,
     )
+    if paid_at is not None:
+        promise_ship_by(order)
     if new.external_id is None:
         session.add(order)
         await session.flush()
@@ -358,6 +388,18 @@ def _record_status(
             actor=actor,
         )
     )
+    _publish(session, order, "STATUS_CHANGED", previous, current, message, channel_code)
+
+
+def _publish(
+    session: AsyncSession,
+    order: Order,
+    kind: str,
+    previous: str | None,
+    current: str,
+    message: str | None,
+    channel_code: str | None = None,
+) -> None:
     record_event(
         session,
         "order",
@@ -367,12 +409,20 @@ def _record_status(
             "channelId": order.channel_id,
             "channelCode": channel_code,
             "customerId": order.customer_id,
+            "kind": kind,
             "fromStatus": previous,
             "status": current,
             "message": message,
             "at": utcnow().isoformat(),
         },
     )
+
+
+def note_event(session: AsyncSession, order: Order, kind: str, message: str, actor: str | None) -> None:
+    """Something happened to the order without changing its status (a return, a refund): in its
+    history (``Order.events``) and on ``orderEvents`` with this ``kind``."""
+    session.add(OrderEvent(order_id=order.id, kind=kind, message=message[:1000], actor=actor))
+    _publish(session, order, kind, order.status, order.status, message)
 
 
 def set_status(
@@ -387,6 +437,27 @@ def set_status(
         return
     if not can_transition(order.status, target):
         raise InvalidTransition(f"Order {order.number} is {order.status}; it cannot become {target}.", ("id",))
+    previous = order.status
+    order.status = target
+    _record_status(session, order, previous, target, message, actor)
+
+
+# A shipment cancelled at the carrier before collection takes the order back a step.
+SHIPMENT_UNDONE = {
+    S.SHIPPED: frozenset({S.PARTIALLY_SHIPPED, S.ALLOCATED}),
+    S.PARTIALLY_SHIPPED: frozenset({S.ALLOCATED}),
+}
+
+
+def step_back_for_cancelled_shipment(
+    session: AsyncSession, order: Order, target: OrderStatus, message: str, actor: str | None
+) -> None:
+    """SHIPPED → PARTIALLY_SHIPPED / ALLOCATED, or PARTIALLY_SHIPPED → ALLOCATED: a dispatched
+    shipment never left (cancelled at its carrier). Only that path may move an order back."""
+    if order.status == target:
+        return
+    if target not in SHIPMENT_UNDONE.get(OrderStatus(order.status), frozenset()):
+        raise InvalidTransition(f"Order {order.number} is {order.status}; it cannot go back to {target}.", ("id",))
     previous = order.status
     order.status = target
     _record_status(session, order, previous, target, message, actor)
@@ -411,13 +482,32 @@ async def confirm_payment(
         return order  # already paid: confirming again changes nothing
     if order.status == S.ON_HOLD:
         order.paid_at = paid_at or utcnow()
+        promise_ship_by(order)
         if order.resume_status == S.PENDING:
             order.resume_status = S.CONFIRMED
         return order
     set_status(session, order, S.CONFIRMED, "Payment confirmed", actor)
     order.paid_at = paid_at or utcnow()
+    promise_ship_by(order)
     request_job(session, "allocate_order", order_id=order.id)
     return order
+
+
+def default_ship_by(delivery_option: str | None, paid_at: datetime) -> datetime:
+    """When an order paid at ``paid_at`` must be dispatched if nobody gave a date (its SLA).
+
+    A SAME_DAY order leaves on the day it was paid (by 23:59:59 UTC of that day); every
+    other kind (STANDARD, EXPRESS, PICKUP, or none asked for) within 24 hours of payment.
+    """
+    if delivery_option == "SAME_DAY":
+        return paid_at.replace(hour=23, minute=59, second=59, microsecond=0)
+    return paid_at + timedelta(days=1)
+
+
+def promise_ship_by(order: Order) -> None:
+    """Give a paid order its default ship-by date (:func:`default_ship_by`) unless it has one."""
+    if order.promised_ship_by is None and order.paid_at is not None:
+        order.promised_ship_by = default_ship_by(order.delivery_option, order.paid_at)
 
 
 async def open_holds(session: AsyncSession, order_id: int) -> list[Hold]:

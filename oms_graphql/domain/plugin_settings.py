@@ -5,7 +5,8 @@ s. The OMS checks required keys and value types, then asks the plugin; every
 problem comes back as a field problem naming the settings key. Secret fields
 (credentials) are kept apart, encrypted with a key derived from
 ``OMS_SECRET_KEY`` (Fernet: AES-128-CBC + HMAC-SHA256), and never returned by a
-query or written to a log.
+query or written to a log. Keys in ``OMS_PREVIOUS_SECRET_KEYS`` still decrypt (MultiFernet),
+so a key is rotated without downtime: see ``domain/secret_rotation.py`` and ``oms secrets rotate``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Protocol
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select
@@ -42,7 +43,7 @@ class PluginKind(Protocol):
 PluginCheck = Callable[..., list[tuple[str, str]] | None]
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=16)
 def _fernet(secret_key: str) -> Fernet:
     # HKDF turns any OMS_SECRET_KEY (a passphrase or random bytes) into a 32-byte Fernet key;
     # the info string keeps this key apart from anything else derived from the same secret.
@@ -52,27 +53,47 @@ def _fernet(secret_key: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(derived))
 
 
+def secret_keyring(current: str, previous: tuple[str, ...] = ()) -> MultiFernet:
+    """Encrypts with ``current``; decrypts with it or any of ``previous`` (keys being rotated out)."""
+    return MultiFernet([_fernet(current), *(_fernet(key) for key in previous if key != current)])
+
+
+def _keyring() -> MultiFernet:
+    settings = get_settings()
+    return secret_keyring(settings.secret_key, settings.previous_secret_keys)
+
+
 def encrypt_secrets(values: dict[str, Any]) -> str | None:
     if not values:
         return None
     redaction.remember(values.values())
-    return _fernet(get_settings().secret_key).encrypt(json.dumps(values).encode()).decode()
+    return _keyring().encrypt(json.dumps(values).encode()).decode()
 
 
 def decrypt_secrets(token: str | None) -> dict[str, Any]:
     if not token:
         return {}
     try:
-        values = dict(json.loads(_fernet(get_settings().secret_key).decrypt(token.encode())))
+        values = dict(json.loads(_keyring().decrypt(token.encode())))
     except InvalidToken:
         # OMS_SECRET_KEY changed since the secrets were stored: say so, never show them.
         raise SecretsUnreadable(
-            "The credentials cannot be decrypted: OMS_SECRET_KEY changed since they were stored. "
-            "Set them again with channelUpdate (or carrierUpdate)."
+            "The credentials cannot be decrypted: they were stored under another OMS_SECRET_KEY. Put that key "
+            "in OMS_PREVIOUS_SECRET_KEYS, or set the credentials again with channelUpdate (or carrierUpdate)."
         ) from None
     # Whoever reads a secret may print an error that holds it: mask it everywhere from now on.
     redaction.remember(values.values())
     return values
+
+
+def reencrypt_secrets(token: str) -> str:
+    """``token`` encrypted again with the current OMS_SECRET_KEY (it may have been made with a previous key)."""
+    try:
+        return _keyring().rotate(token.encode()).decode()
+    except InvalidToken:
+        raise SecretsUnreadable(
+            "stored under a key that is neither OMS_SECRET_KEY nor one of OMS_PREVIOUS_SECRET_KEYS"
+        ) from None
 
 
 class SecretsUnreadable(RuntimeError):

@@ -26,6 +26,7 @@ from oms_graphql.db.models import (
     ShipmentLine,
     utcnow,
 )
+from oms_graphql.domain.carriers import carrier_config
 from oms_graphql.domain.channels import channel_config, raise_alert
 from oms_graphql.domain.errors import DomainError, NotFound, Problems
 from oms_graphql.domain.inventory import MovementReason, Reference, move_stock
@@ -33,9 +34,10 @@ from oms_graphql.domain.orders import OrderStatus, order_by_id, set_status
 from oms_graphql.events.outbox import request_job
 from oms_graphql.plugins.contract import ChannelConfig, ShipmentConfirmation
 from oms_graphql.plugins.contract import ShipmentLine as ConfirmedLine
-from oms_graphql.plugins.host import carrier_kinds
+from oms_graphql.plugins.host import carrier_kinds, plugin_manager
 
 CONFIRM_JOB = "confirm_shipment"
+RETRACT_JOB = "retract_shipment_confirmation"
 
 
 def request_channel_confirmation(session: AsyncSession, shipment: Shipment) -> None:
@@ -124,24 +126,38 @@ async def dispatch(
     return shipment
 
 
-async def marketplace_carrier_code(session: AsyncSession, carrier: str | None, channel_kind: str) -> str:
-    """The carrier as the marketplace names it (Taobao ``SF``, Amazon ``SF Express``…): the carrier
-    plugin's name for that channel kind when ``carrier`` is one of our carrier accounts, else as given."""
+async def marketplace_carrier_code(
+    session: AsyncSession, carrier: str | None, channel_kind: str, service: str | None = None
+) -> str:
+    """The carrier as the marketplace names it (Taobao ``SF``, JD ``467``, Amazon ``USPS``…) when
+    ``carrier`` is one of our carrier accounts: the plugin's name for the service's transporting
+    carrier, else its kind's; as given otherwise (a carrier typed in by hand)."""
     if not carrier:
         return ""
     account = await session.scalar(select(Carrier).where(Carrier.code == carrier))
     if account is None:
         return carrier
+    named = plugin_manager().hook.oms_carrier_marketplace_code(
+        carrier=carrier_config(account), service_code=service or "", channel_kind=channel_kind
+    )
+    if named:
+        return str(named)
     kind = carrier_kinds().get(account.kind)
     return (kind.marketplace_codes.get(channel_kind) if kind else None) or carrier
 
 
 async def confirmation_for(
-    session: AsyncSession, shipment_id: int
+    session: AsyncSession, shipment_id: int, *, include_cancelled: bool = False
 ) -> tuple[ChannelConfig, ShipmentConfirmation] | None:
-    """What to tell the channel about this shipment; None when there is nothing to tell."""
+    """What to tell the channel about this shipment; None when there is nothing to tell (told
+    already, not dispatched, or cancelled before the channel heard of it).
+
+    ``include_cancelled``: what the channel was told of a shipment cancelled since (to retract it).
+    """
     shipment = await session.get(Shipment, shipment_id)
-    if shipment is None or shipment.channel_confirmed_at is not None or shipment.dispatched_at is None:
+    if shipment is None or shipment.dispatched_at is None:
+        return None
+    if not include_cancelled and (shipment.channel_confirmed_at is not None or shipment.status == "CANCELLED"):
         return None
     order = await session.get(Order, shipment.order_id)
     assert order is not None
@@ -163,9 +179,10 @@ async def confirmation_for(
         for line in all_lines
         if line.product_id is not None
     )
+    carrier_code = await marketplace_carrier_code(session, shipment.carrier, channel.kind, shipment.service)
     return channel_config(channel), ShipmentConfirmation(
         external_order_id=order.external_id,
-        carrier_code=await marketplace_carrier_code(session, shipment.carrier, channel.kind),
+        carrier_code=carrier_code,
         tracking_number=shipment.tracking_number or "",
         shipped_at=shipment.dispatched_at,
         lines=[
@@ -174,7 +191,8 @@ async def confirmation_for(
             if line.channel_line_id
         ],
         partial=partial,
-        carrier_name=shipment.carrier,
+        # Our carrier account's code means nothing to the marketplace: name the carrier as it does.
+        carrier_name=carrier_code or shipment.carrier,
         service=shipment.service,
     )
 
@@ -190,6 +208,9 @@ async def record_confirmation(
     if accepted:
         shipment.channel_confirmed_at = utcnow()
         shipment.channel_confirm_error = None
+        if shipment.status == "CANCELLED":
+            # Cancelled at the carrier while the channel was being told: take it back there too.
+            request_job(session, RETRACT_JOB, shipment_id=shipment.id)
     else:
         shipment.channel_confirm_error = (error or "refused")[:4000]
     return shipment.channel_confirm_attempts

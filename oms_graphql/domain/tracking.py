@@ -17,7 +17,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_graphql.db.models import Address, Carrier, InboundMessage, Order, Shipment, ShipmentEvent, utcnow
+from oms_graphql.db.models import (
+    Address,
+    Carrier,
+    FulfillmentOrder,
+    InboundMessage,
+    Location,
+    Order,
+    Shipment,
+    ShipmentEvent,
+    utcnow,
+)
 from oms_graphql.domain.carriers import carrier_config, carrier_kind
 from oms_graphql.domain.channels import raise_alert
 from oms_graphql.domain.errors import InvalidTransition
@@ -276,8 +286,20 @@ async def poll_call(session: AsyncSession, shipment_id: int) -> PollCall | None:
     return PollCall(carrier_config(carrier), shipment.tracking_number, address.phone if address else None)
 
 
+def is_late(shipment: Shipment, order: Order, now: datetime) -> bool:
+    """Dispatched after the order's ship-by date (or still not dispatched past it), or not
+    delivered by its promised delivery (or delivered after it)."""
+    if shipment.status == "CANCELLED":
+        return False
+    ship_by, deliver_by = order.promised_ship_by, order.promised_at
+    if ship_by is not None and (shipment.dispatched_at or now) > ship_by:
+        return True
+    return deliver_by is not None and (shipment.delivered_at or now) > deliver_by
+
+
 async def alert_late_shipments(session: AsyncSession, limit: int = 200) -> int:
-    """Tell people once about each open shipment past its order's promised delivery (DELAYED_ORDER)."""
+    """Tell people once about each open shipment past its order's promised delivery, and once
+    about each fulfillment order not dispatched by its order's ship-by date (DELAYED_ORDER)."""
     now = utcnow()
     rows = (
         await session.execute(
@@ -300,5 +322,36 @@ async def alert_late_shipments(session: AsyncSession, limit: int = 200) -> int:
             DELAYED_ORDER,
             f"Order {order.number} was promised by {(order.promised_at or now).isoformat()} and shipment "
             f"{shipment.tracking_number} ({shipment.carrier}) is still {shipment.status}.",
+        )
+    return len(rows) + await _alert_unshipped_past_ship_by(session, now, limit)
+
+
+async def _alert_unshipped_past_ship_by(session: AsyncSession, now: datetime, limit: int) -> int:
+    # An OPEN, held or in-progress fulfillment order has not left yet (a PENDING shipment
+    # does not count as dispatched); CLOSED and CANCELLED ones are done.
+    rows = (
+        await session.execute(
+            select(FulfillmentOrder, Order, Location.code)
+            .join(Order, Order.id == FulfillmentOrder.order_id)
+            .join(Location, Location.id == FulfillmentOrder.location_id)
+            .where(
+                FulfillmentOrder.status.in_(("OPEN", "ON_HOLD", "IN_PROGRESS")),
+                FulfillmentOrder.late_alerted_at.is_(None),
+                Order.promised_ship_by.is_not(None),
+                Order.promised_ship_by < now,
+                Order.status.in_(("ALLOCATED", "PARTIALLY_SHIPPED", "ON_HOLD")),
+            )
+            .limit(limit)
+            .with_for_update(of=FulfillmentOrder, skip_locked=True)
+        )
+    ).all()
+    for fulfillment_order, order, location_code in rows:
+        fulfillment_order.late_alerted_at = now
+        await raise_alert(
+            session,
+            DELAYED_ORDER,
+            f"Order {order.number} was to be dispatched by {(order.promised_ship_by or now).isoformat()} and its "
+            f"fulfillment order at {location_code} is still {fulfillment_order.status}: dispatch it "
+            "(shipmentCreate, shipmentDispatch) or tell the customer.",
         )
     return len(rows)

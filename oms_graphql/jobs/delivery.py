@@ -12,8 +12,9 @@ import dramatiq
 import structlog
 
 from oms_graphql.db.models import Carrier
-from oms_graphql.domain import dispatch, tracking
+from oms_graphql.domain import dispatch, live_quotes, shipment_cancel, tracking
 from oms_graphql.domain.carriers import carrier_config
+from oms_graphql.domain.errors import DomainError
 from oms_graphql.jobs.channels import as_retry
 from oms_graphql.jobs.runtime import in_transaction
 from oms_graphql.plugins.carrier_contract import TrackingPush
@@ -74,7 +75,12 @@ def dispatch_shipment(shipment_id: int) -> None:
 def dispatch_fulfillment_order(fulfillment_order_id: int) -> None:
     """Automatic dispatch of a newly allocated fulfillment order (its location's autoDispatch)."""
 
-    shipment_id = in_transaction(partial(dispatch.plan_automatic, fulfillment_order_id=fulfillment_order_id))
+    # The carriers' live prices first, outside any transaction; the rate table for those without.
+    calls = in_transaction(partial(live_quotes.quote_calls, fulfillment_order_id=fulfillment_order_id))
+    quotes = live_quotes.ask_carriers(calls)
+    shipment_id = in_transaction(
+        partial(dispatch.plan_automatic, fulfillment_order_id=fulfillment_order_id, quotes=quotes)
+    )
     if shipment_id is not None:
         dispatch_shipment(shipment_id)
 
@@ -96,3 +102,52 @@ def poll_shipment_tracking(shipment_id: int) -> None:
         return
     if events:
         in_transaction(partial(tracking.apply_tracking, carrier_code=call.carrier.code, events=events))
+
+
+# --- cancelling at the carrier ----------------------------------------------
+
+
+@dramatiq.actor(queue_name="delivery", max_retries=20, max_backoff=30 * 60 * 1000)
+def cancel_shipment(shipment_id: int, redispatch: bool = False, by: str | None = None) -> None:
+    """Cancel a dispatched shipment at its carrier and book it CANCELLED (stock back to reserved).
+
+    Queued when shipmentCancel could not reach the carrier. Idempotent: a shipment already
+    cancelled is left alone, and the booking happens once (:func:`shipment_cancel.complete_cancel`).
+    """
+    try:
+        call = in_transaction(partial(shipment_cancel.cancel_call_by_id, shipment_id=shipment_id))
+    except DomainError as error:  # collected meanwhile: too late
+        in_transaction(partial(shipment_cancel.record_refusal, shipment_id=shipment_id, problem=error.message))
+        return
+    if call is None:
+        return
+    try:
+        shipment_cancel.ask_carrier(call)
+    except RetryableError as error:
+        log.warning("cancel will be retried", shipment_id=shipment_id, carrier=call.carrier.code, error=str(error))
+        raise as_retry(error) from error
+    except DomainError as error:
+        in_transaction(partial(shipment_cancel.record_refusal, shipment_id=shipment_id, problem=error.message))
+        return
+    in_transaction(partial(shipment_cancel.complete_cancel, shipment_id=shipment_id, redispatch=redispatch, actor=by))
+
+
+@dramatiq.actor(queue_name="delivery", max_retries=10)
+def retract_shipment_confirmation(shipment_id: int) -> None:
+    """Tell the channel a shipment it heard of was cancelled; alert people when it cannot be told."""
+    found = in_transaction(partial(shipment_cancel.retraction_for, shipment_id=shipment_id))
+    if found is None:
+        return
+    config, confirmation = found
+    try:
+        retracted = plugin_manager().hook.oms_channel_retract_shipment(channel=config, shipment=confirmation)
+    except RetryableError as error:
+        raise as_retry(error) from error
+    except PermanentError as error:
+        why = f"refused to take it back ({error})"
+    else:
+        if retracted:
+            log.info("shipment retracted at the channel", channel=config.code, order=confirmation.external_order_id)
+            return
+        why = "refused to take it back" if retracted is False else "its marketplace offers no way to undo a shipment"
+    in_transaction(partial(shipment_cancel.channel_cannot_retract, shipment_id=shipment_id, why=why))

@@ -89,6 +89,9 @@ class CarrierService:
     handling: tuple[Handling, ...] = ()
     max_weight_grams: int | None = None
     max_length_mm: int | None = None  # the longest side of one parcel
+    # ``max_weight_grams`` and ``max_length_mm`` are per parcel: a shipment heavier than one
+    # parcel goes in several, up to ``max_parcels`` (None: any number) in one shipment.
+    max_parcels: int | None = None
     transit_days: int | None = None
     areas: tuple[str, ...] = ()
     currency: str | None = None  # what its quotes are in
@@ -152,6 +155,9 @@ class Waybill:
     label: Label | None = None
     price: Decimal | None = None
     currency: str | None = None
+    # One number per parcel of the request, in its order, when the carrier numbers each
+    # parcel (SF: the master waybill, then the child waybills 子单); empty otherwise.
+    parcel_tracking_numbers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,32 @@ class NormalizedBuyer:
     channel_buyer_id: str | None = None
 
 
+class RefundStatus(enum.StrEnum):
+    """Where a buyer's after-sale request on one line stands at the channel."""
+
+    REQUESTED = "REQUESTED"  # asked, waiting for the seller (Taobao WAIT_SELLER_AGREE)
+    AGREED = "AGREED"  # the seller agreed; goods to come back (WAIT_BUYER_RETURN_GOODS)
+    RETURNING = "RETURNING"  # the buyer sent the goods back (WAIT_SELLER_CONFIRM_GOODS)
+    REFUSED = "REFUSED"  # the seller refused (SELLER_REFUSE_BUYER)
+    CLOSED = "CLOSED"  # withdrawn or closed without money back
+    SUCCESS = "SUCCESS"  # the channel paid the buyer back
+
+
+@dataclass(frozen=True)
+class LineRefund:
+    """A buyer's refund / return request on one line, as the channel reports it (售后).
+
+    ``refund_id`` is the channel's id of the request (Taobao ``refund_id``); ``quantity``
+    the units it covers (None: the whole line). The OMS turns it into a hold
+    (REFUND_IN_PROGRESS) while nothing is shipped, an intercept alert when the units are
+    on their way, and a Return (with its refund once the channel pays) once shipped.
+    """
+
+    refund_id: str
+    status: RefundStatus
+    quantity: int | None = None
+
+
 @dataclass(frozen=True)
 class NormalizedLine:
     """One order line.
@@ -168,6 +194,7 @@ class NormalizedLine:
     title: str | None = None
     discount: Decimal = Decimal("0")
     refunded_quantity: int = 0
+    refund: LineRefund | None = None  # an after-sale request on this line, if any
 
 
 @dataclass(frozen=True)
@@ -193,6 +220,11 @@ class NormalizedOrder:
     # True when the channel ships the order from its own stock (Amazon AFN): the OMS
     # records it for sales figures but never reserves or ships our stock for it.
     fulfilled_by_channel: bool = False
+    # The channel's own promises, when it makes them (Amazon ``LatestShipDate`` /
+    # ``LatestDeliveryDate``): the order must be dispatched / delivered by then. Left None,
+    # the OMS derives the ship-by date from the delivery kind at payment.
+    ship_by: datetime | None = None
+    deliver_by: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -206,10 +238,18 @@ class WebhookRequest:
 
 @dataclass(frozen=True)
 class WebhookVerdict:
-    """Whether a pushed request is authentic; ``reason`` says why not."""
+    """Whether a pushed request is authentic; ``reason`` says why not.
+
+    For an accepted one, say what the sender signed that guards against replays, where
+    it has it: ``event_id``, the sender's unique id of this delivery (a second request
+    with the same id is refused), and ``signed_at``, a timestamp covered by the
+    signature (a request older than ``OMS_WEBHOOK_TOLERANCE_SECONDS`` is refused).
+    """
 
     accepted: bool
     reason: str | None = None
+    event_id: str | None = None
+    signed_at: datetime | None = None
 
 
 # --- going back to the channel ---------------------------------------------

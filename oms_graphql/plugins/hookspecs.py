@@ -150,7 +150,9 @@ def oms_channel_verify_webhook(channel: ChannelConfig, request: WebhookRequest) 
     Called inside the web request: no network I/O. Verify the signature with
     the channel's secret (constant-time compare). Return a verdict, or ``None``
     if ``channel.kind`` is not yours. A rejected request gets HTTP 401 and is
-    stored as REJECTED with your reason.
+    stored as REJECTED with your reason (a limited number an hour, truncated).
+    An accepted verdict should carry the signed ``event_id`` and ``signed_at`` the
+    channel sends, if any: the OMS then refuses replays (409) and stale requests (401).
     """
 
 
@@ -195,6 +197,17 @@ def oms_channel_confirm_shipment(channel: ChannelConfig, shipment: ShipmentConfi
     """
 
 
+@hookspec(firstresult=True)
+def oms_channel_retract_shipment(channel: ChannelConfig, shipment: ShipmentConfirmation) -> bool | None:
+    """Tell the channel that a shipment it was told about (``oms_channel_confirm_shipment``,
+    with the same ``shipment``) never left: it was cancelled at the carrier before collection.
+
+    Runs in a job. Return True once the channel took it back, False when it refuses, or
+    ``None`` if not yours or the marketplace offers no way to undo a shipment (the OMS then
+    alerts the merchant to fix it in the seller console). Raise ``RetryableError`` to retry.
+    """
+
+
 # --- carrier plugins --------------------------------------------------------
 #
 # Every carrier hook but ``oms_carrier_kinds`` and ``oms_carrier_check_settings``
@@ -226,6 +239,19 @@ def oms_carrier_services(carrier: CarrierConfig) -> list[CarrierService] | None:
 
     Pure: no I/O (describe from the settings). The OMS checks every shipment
     against these limits before it asks for a quote or a waybill.
+    """
+
+
+@hookspec(firstresult=True)
+def oms_carrier_marketplace_code(carrier: CarrierConfig, service_code: str, channel_kind: str) -> str | None:
+    """The carrier that carries a parcel of ``service_code``, as the marketplace ``channel_kind`` names it.
+
+    Called when a shipment is confirmed to a sales channel (Taobao ``company_code``, JD
+    ``logiCoprId``, Amazon ``carrierCode``). Pure: no I/O. For a carrier that is one
+    company, ``CarrierKind.marketplace_codes`` says it once and this hook is not needed; a
+    broker that sells other carriers' services (EasyPost: USPS, UPS…) answers here per
+    service. Return ``None`` when you have no name for that marketplace (the kind's
+    ``marketplace_codes`` are tried next).
     """
 
 
@@ -291,6 +317,8 @@ def oms_carrier_verify_webhook(carrier: CarrierConfig, request: WebhookRequest) 
     (EasyPost ``X-Hmac-Signature``, Kuaidi100 ``sign``) or, for a carrier that does
     not sign (SF), the ``token`` in the URL against the ``webhookToken`` setting,
     in constant time. A refused request is answered 401 and kept as REJECTED.
+    As for channels, an accepted verdict should carry the signed ``event_id`` and
+    ``signed_at`` where the carrier sends them (EasyPost: the Event's ``id``).
     """
 
 
@@ -322,9 +350,12 @@ def oms_notify(alert: Alert) -> None:
 def oms_allocation_rank(request: AllocationRequest, candidates: list[CandidateLocation]) -> list[str] | None:
     """Order the candidate locations for an order, best first.
 
-    Pure: no I/O. Return the location codes in the order to try, or ``None``
-    to leave the decision to the next strategy (the built-in one ranks by
-    priority, then by how much of the order each location can fill).
+    Pure: no I/O. Return the location codes in the order to try: each line is
+    then taken from the first of them with stock, spilling over to the next.
+    Return ``None`` to leave the decision to the built-in engine
+    (:mod:`oms_graphql.domain.allocation_plan`: fewest locations, then the lowest
+    score of estimated shipping cost, distance, priority and stock balance).
+    ``candidates`` hold only locations with free stock of at least one line.
     """
 
 

@@ -37,7 +37,7 @@ from oms_graphql.schema.channel_types import (
     listing_from_row,
 )
 from oms_graphql.schema.context import Caller
-from oms_graphql.schema.permissions import ADMIN, OPERATE, STAFF
+from oms_graphql.schema.permissions import ADMIN, SYNC, SYNC_READ
 from oms_graphql.schema.relay import Connection, paginate
 from oms_graphql.schema.types import Channel, Order
 
@@ -45,13 +45,14 @@ from oms_graphql.schema.types import Channel, Order
 @strawberry.type
 class ChannelQuery:
     @strawberry.field(
-        description="The channel kinds installed plugins provide, with their settings keys.", permission_classes=STAFF
+        description="The channel kinds installed plugins provide, with their settings keys.",
+        permission_classes=SYNC_READ,
     )
     def channel_kinds(self) -> list[ChannelKind]:
         return [ChannelKind.from_spec(kind) for kind in sorted(channel_kinds().values(), key=lambda k: k.kind)]
 
     @strawberry.field(
-        description="A channel's SKU mappings and the stock last pushed to each.", permission_classes=STAFF
+        description="A channel's SKU mappings and the stock last pushed to each.", permission_classes=SYNC_READ
     )
     async def channel_listings(
         self,
@@ -77,7 +78,7 @@ class ChannelQuery:
         )
 
     @strawberry.field(
-        description="Raw payloads received from channels, newest first, with parse errors.", permission_classes=OPERATE
+        description="Raw payloads received from channels, newest first, with parse errors.", permission_classes=SYNC
     )
     async def inbound_messages(
         self,
@@ -129,7 +130,7 @@ class ChannelMutation:
         return await run_mutation(info, ChannelUpdatePayload, work)
 
     @strawberry.mutation(
-        description="Map a channel SKU id to our SKU; orders held for it are released.", permission_classes=OPERATE
+        description="Map a channel SKU id to our SKU; orders held for it are released.", permission_classes=SYNC
     )
     async def channel_listing_set(self, info: Info, input: ChannelListingSetInput) -> ChannelListingSetPayload:
         async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
@@ -145,7 +146,7 @@ class ChannelMutation:
 
     @strawberry.mutation(
         description="Pull the channel's changed orders now (queued; the scheduler also polls).",
-        permission_classes=OPERATE,
+        permission_classes=SYNC,
     )
     async def channel_sync_orders(self, info: Info, input: ChannelSyncOrdersInput) -> ChannelSyncOrdersPayload:
         async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
@@ -158,7 +159,7 @@ class ChannelMutation:
     @strawberry.mutation(
         description="List the channel's orders changed since `since` again (default: the last 24 hours) and store "
         "every one not stored yet (补单; queued, also run periodically). The counts land in Channel.lastReconcile.",
-        permission_classes=OPERATE,
+        permission_classes=SYNC,
     )
     async def channel_reconcile(self, info: Info, input: ChannelReconcileInput) -> ChannelReconcilePayload:
         async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
@@ -169,7 +170,7 @@ class ChannelMutation:
         return await run_mutation(info, ChannelReconcilePayload, work)
 
     @strawberry.mutation(
-        description="Push every listing's sellable quantity to the channel now (queued).", permission_classes=OPERATE
+        description="Push every listing's sellable quantity to the channel now (queued).", permission_classes=SYNC
     )
     async def channel_push_stock(self, info: Info, input: ChannelPushStockInput) -> ChannelPushStockPayload:
         async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
@@ -180,7 +181,7 @@ class ChannelMutation:
         return await run_mutation(info, ChannelPushStockPayload, work)
 
     @strawberry.mutation(
-        description="Ingest a stored inbound message again (FAILED, REJECTED or PROCESSED).", permission_classes=OPERATE
+        description="Ingest a stored inbound message again (FAILED, REJECTED or PROCESSED).", permission_classes=SYNC
     )
     async def inbound_message_replay(self, info: Info, input: InboundMessageReplayInput) -> InboundMessageReplayPayload:
         async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -14,11 +15,13 @@ from strawberry.types import Info
 
 from oms_graphql.db import models
 from oms_graphql.db.models import utcnow
-from oms_graphql.domain import carriers, delivery, dispatch, tracking
+from oms_graphql.domain import carriers, delivery, dispatch, live_quotes, shipment_cancel, tracking
 from oms_graphql.domain import order_tracking as customer_view
 from oms_graphql.domain.access import Role
-from oms_graphql.domain.errors import InvalidTransition, NotFound
+from oms_graphql.domain.errors import DomainError, InvalidTransition, NotFound
 from oms_graphql.events.pubsub import hub
+from oms_graphql.plugins.carrier_contract import RateQuote
+from oms_graphql.plugins.contract import RetryableError
 from oms_graphql.plugins.host import carrier_kinds
 from oms_graphql.resolvers.common import context, db_id, run_mutation
 from oms_graphql.schema.context import Caller
@@ -40,13 +43,25 @@ from oms_graphql.schema.delivery import (
     ShipmentStatusChanged,
 )
 from oms_graphql.schema.ids import to_global_id
-from oms_graphql.schema.permissions import ADMIN, OPERATE, PUBLIC, SIGNED_IN, STAFF
+from oms_graphql.schema.payloads import user_errors
+from oms_graphql.schema.permissions import ADMIN, OPERATE, PUBLIC, SIGNED_IN, STAFF, SYNC_READ
 from oms_graphql.schema.types import Shipment
+
+# How long deliveryOptions(live: true) waits for each carrier's quote.
+LIVE_QUOTE_SECONDS = 5.0
+
+
+async def _quote_within(call: live_quotes.QuoteCall) -> dict[tuple[str, str], RateQuote]:
+    # Outside any transaction, in a worker thread (plugins are sync); a slow carrier is left behind.
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(live_quotes.ask_carrier, call), LIVE_QUOTE_SECONDS)
+    except TimeoutError:
+        return {}
 
 
 @strawberry.type
 class DeliveryQuery:
-    @strawberry.field(description="Configured carrier accounts.", permission_classes=STAFF)
+    @strawberry.field(description="Configured carrier accounts.", permission_classes=SYNC_READ)
     async def carriers(self, info: Info) -> list[Carrier]:
         async with context(info).database.session() as session:
             rows = (await session.scalars(select(models.Carrier).order_by(models.Carrier.code))).all()
@@ -57,9 +72,26 @@ class DeliveryQuery:
         "choice is the cheapest eligible option that meets the promise, of the kind the customer asked for.",
         permission_classes=STAFF,
     )
-    async def delivery_options(self, info: Info, order_id: strawberry.ID) -> list[DeliveryOption]:
+    async def delivery_options(
+        self,
+        info: Info,
+        order_id: strawberry.ID,
+        live: Annotated[
+            bool,
+            strawberry.argument(
+                description=f"true: ask the carriers that quote for their prices first (each within "
+                f"{LIVE_QUOTE_SECONDS:g} s; one that does not answer in time keeps the rate table's estimate)."
+            ),
+        ] = False,
+    ) -> list[DeliveryOption]:
+        order = db_id(order_id, "Order", ("orderId",))
+        quotes: delivery.Quotes = {}
+        if live:
+            async with context(info).database.session() as session:
+                calls = await live_quotes.order_quote_calls(session, order)
+            quotes = live_quotes.merge(await asyncio.gather(*(_quote_within(call) for call in calls)))
         async with context(info).database.session() as session:
-            options = await delivery.delivery_options(session, db_id(order_id, "Order", ("orderId",)))
+            options = await delivery.delivery_options(session, order, quotes)
         return [DeliveryOption.from_domain(option) for option in options]
 
     @strawberry.field(
@@ -77,7 +109,8 @@ class DeliveryQuery:
         return OrderTracking.from_domain(view) if view else None
 
     @strawberry.field(
-        description="The carrier kinds installed plugins provide, with their settings keys.", permission_classes=STAFF
+        description="The carrier kinds installed plugins provide, with their settings keys.",
+        permission_classes=SYNC_READ,
     )
     def carrier_kinds(self) -> list[CarrierKind]:
         return [CarrierKind.from_spec(kind) for kind in sorted(carrier_kinds().values(), key=lambda k: k.kind)]
@@ -117,6 +150,7 @@ class DeliveryMutation:
                 db_id(input.fulfillment_order_id, "FulfillmentOrder", ("fulfillmentOrderId",)),
                 carrier_code=input.carrier_code,
                 service_code=input.service_code,
+                packages=[package.to_domain() for package in input.packages] if input.packages is not None else None,
                 actor=caller.label,
             )
             return {"shipment": Shipment.from_row(shipment)}
@@ -152,13 +186,55 @@ class DeliveryMutation:
 
         return await run_mutation(info, ShipmentPayload, work)
 
-    @strawberry.mutation(description="Cancel a PENDING shipment.", permission_classes=OPERATE)
+    @strawberry.mutation(
+        description="Cancel a shipment: a PENDING one at once; a LABEL_CREATED or DISPATCHED one its carrier has "
+        "not collected yet (no IN_TRANSIT or later event) at the carrier first, then here: stock back to reserved, "
+        "the fulfillment order OPEN again, the order a step back, the channel told. A collected one is a return "
+        "(INVALID_TRANSITION); a carrier's refusal is a userError (CARRIER_REFUSED) and changes nothing; a carrier "
+        "out of reach queues the cancellation (CARRIER_UNAVAILABLE) and the shipment shows CANCELLED once it went "
+        "through.",
+        permission_classes=OPERATE,
+    )
     async def shipment_cancel(self, info: Info, input: ShipmentCancelInput) -> ShipmentPayload:
-        async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
-            shipment = await dispatch.cancel_pending(session, await _shipment(session, input.id))
-            return {"shipment": Shipment.from_row(shipment)}
-
-        return await run_mutation(info, ShipmentPayload, work)
+        ctx = context(info)
+        caller = await ctx.caller()
+        redispatch = bool(input.redispatch)
+        try:
+            async with ctx.database.session() as session, session.begin():
+                shipment = await _shipment(session, input.id)
+                if shipment.status == dispatch.PENDING:
+                    return ShipmentPayload(shipment=Shipment.from_row(await dispatch.cancel_pending(session, shipment)))
+                call = await shipment_cancel.cancel_call(session, shipment)
+                if call is None:
+                    raise InvalidTransition("This shipment is CANCELLED already; nothing changed.", ("id",))
+            # The carrier is asked outside any transaction (in a worker thread: its plugin is sync).
+            try:
+                await asyncio.to_thread(shipment_cancel.ask_carrier, call)
+            except RetryableError as error:
+                async with ctx.database.session() as session, session.begin():
+                    shipment = await _shipment(session, input.id)
+                    shipment_cancel.request_cancel(session, shipment, redispatch=redispatch, actor=caller.label)
+                raise DomainError(
+                    f"{call.carrier.code} could not be reached ({error}); the cancellation is queued and retried, "
+                    "and the shipment shows CANCELLED once the carrier confirmed it.",
+                    ("id",),
+                    "CARRIER_UNAVAILABLE",
+                ) from error
+            async with ctx.database.session() as session, session.begin():
+                await shipment_cancel.complete_cancel(
+                    session, call.shipment_id, redispatch=redispatch, actor=caller.label
+                )
+                shipment = await _shipment(session, input.id)
+                result, status = Shipment.from_row(shipment), shipment.status
+            if status != "CANCELLED":  # the carrier reported it collected meanwhile (committed: its alert)
+                raise InvalidTransition(
+                    f"{call.carrier.code} cancelled the waybill, but it reported the shipment {status} meanwhile, so "
+                    "it was not booked back here: check with the carrier where the parcel is (an alert says so too).",
+                    ("id",),
+                )
+            return ShipmentPayload(shipment=result)
+        except DomainError as error:
+            return ShipmentPayload(user_errors=user_errors(error))
 
 
 async def _shipment(session: AsyncSession, global_id: str) -> models.Shipment:

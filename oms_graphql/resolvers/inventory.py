@@ -38,7 +38,7 @@ from oms_graphql.schema.inventory_types import (
     TransferSuggestion,
     TransferSuggestPayload,
 )
-from oms_graphql.schema.permissions import OPERATE, STAFF
+from oms_graphql.schema.permissions import OPERATE, STAFF, SYNC_READ
 from oms_graphql.schema.relay import Connection, paginate
 from oms_graphql.schema.types import StockLevel
 
@@ -57,7 +57,7 @@ class InventoryQuery:
     @strawberry.field(
         description="What may be sold of a SKU now, in total and per location; for a channel, after its share "
         "and buffer. Null for an unknown SKU.",
-        permission_classes=STAFF,
+        permission_classes=SYNC_READ,
     )
     async def available_to_promise(
         self, info: Info, sku: str, channel_code: str | None = None
@@ -249,7 +249,7 @@ async def _level(session: AsyncSession, sku: str, location_code: str) -> StockLe
 class InventorySubscription:
     @strawberry.subscription(
         description="Every stock movement, with the level's figures after it; filter by SKU and/or location.",
-        permission_classes=STAFF,
+        permission_classes=SYNC_READ,
     )
     async def stock_events(
         self, info: Info, sku: str | None = None, location_code: str | None = None

@@ -29,6 +29,12 @@ class OrderStatusChanged:
     message: str | None
     at: datetime
     row_id: strawberry.Private[int]
+    kind: str = strawberry.field(
+        default="STATUS_CHANGED",
+        description="STATUS_CHANGED, or what happened without a status change: RETURN_REQUESTED, "
+        "RETURN_APPROVED, RETURN_REJECTED, RETURN_RECEIVED, REFUNDED, RETURN_CLOSED (then status is the "
+        "order's unchanged status).",
+    )
 
     @strawberry.field(description="The order as it is now.")
     async def order(self, info: Info) -> Order | None:
@@ -78,4 +84,5 @@ class Subscription:
                 message=event.get("message"),
                 at=datetime.fromisoformat(event["at"]),
                 row_id=event["orderId"],
+                kind=event.get("kind", "STATUS_CHANGED"),
             )

@@ -33,7 +33,7 @@ class InboundMessage(Node):
     kind: str = strawberry.field(description="ORDER (one order as pulled or fetched) or WEBHOOK (a pushed request).")
     external_id: str | None = strawberry.field(description="The channel's order id, when known.")
     status: InboundMessageStatus = strawberry.field(description="RECEIVED, PROCESSED, FAILED or REJECTED.")
-    body: str = strawberry.field(description="The payload exactly as received (JSON text).")
+    body: str | None = strawberry.field(description="The payload exactly as received (JSON text).")
     headers: JSON | None = strawberry.field(description="HTTP headers of a webhook (no authorization headers).")
     error: str | None = strawberry.field(description="Why it failed or was rejected.")
     outcome: str | None = strawberry.field(description="What ingesting it did, e.g. 'created' or 'paid, refunded'.")

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
-from oms_graphql.config import get_settings
+from oms_graphql.config import Settings, get_settings
 from oms_graphql.db.engine import Database
-from oms_graphql.db.models import ApiToken
-from oms_graphql.domain.access import Role, hash_token
+from oms_graphql.domain.access import Role
+from oms_graphql.domain.identities import authenticate
 from oms_graphql.schema.loaders import Loaders
 
 
@@ -28,29 +25,18 @@ class Caller:
 
 
 ANONYMOUS = Caller(role=None, name="anonymous")
-_TOKEN_CACHE: dict[str, tuple[float, Caller]] = {}
-_TOKEN_CACHE_SECONDS = 30.0
 
 
-async def caller_for_token(database: Database, token: str | None) -> Caller | None:
-    """The caller a token stands for; None when a token is sent but is unknown or revoked.
-
-    No token at all is the anonymous caller (or ``OMS_ANONYMOUS_ROLE``'s).
-    """
+async def caller_for_token(database: Database, token: str | None, settings: Settings | None = None) -> Caller:
+    """The caller a token stands for. No token at all is the anonymous caller (or
+    ``OMS_ANONYMOUS_ROLE``'s); a token that is sent but does not hold (unknown, revoked,
+    expired, a JWT that fails verification) raises ``AuthenticationFailed``."""
+    settings = settings or get_settings()
     if not token:
-        anonymous_role = get_settings().anonymous_role
+        anonymous_role = settings.anonymous_role
         return Caller(role=Role(anonymous_role.upper()), name="anonymous") if anonymous_role else ANONYMOUS
-    digest = hash_token(token)
-    cached = _TOKEN_CACHE.get(digest)
-    if cached and cached[0] > time.monotonic():
-        return cached[1]
-    async with database.session() as session:
-        row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None)))
-    if row is None:
-        return None  # not cached: a stream of made-up tokens must not fill the cache
-    caller = Caller(role=Role(row.role), name=row.name, customer_id=row.customer_id)
-    _TOKEN_CACHE[digest] = (time.monotonic() + _TOKEN_CACHE_SECONDS, caller)
-    return caller
+    identity = await authenticate(database, token, settings)
+    return Caller(role=identity.role, name=identity.name, customer_id=identity.customer_id)
 
 
 def bearer(value: object) -> str | None:
@@ -105,7 +91,10 @@ class Context:
     request: Any = None
     response: Any = None
     connection_params: dict[str, Any] | None = None
+    settings: Settings | None = None
     loaders: Loaders = field(init=False)
+    # The mutation being run, for the audit log (see resolvers/audit.py); mutations run one at a time.
+    audit: Any = None
     _caller: Caller | None = None
 
     def __post_init__(self) -> None:
@@ -115,9 +104,19 @@ class Context:
         """The token this request or websocket presented (see ``presented_token``)."""
         return presented_token(self.request, self.connection_params)
 
+    def caller_if_known(self) -> Caller | None:
+        """The caller once ``caller()`` has found it (a root field's permission does), else None:
+        field permissions read it without awaiting, so plain fields stay synchronous."""
+        return self._caller
+
+    @property
+    def known_caller(self) -> Caller | None:
+        """The caller, if already established for this request (None before, or when its token failed)."""
+        return self._caller
+
     async def caller(self) -> Caller:
-        """Who is calling. Over HTTP an unknown or revoked token counts as no token; a
-        websocket presenting one is closed before it gets here (``GraphQLView.on_ws_connect``)."""
+        """Who is calling; raises ``AuthenticationFailed`` for a token that does not hold
+        (the request is then answered UNAUTHENTICATED before anything runs)."""
         if self._caller is None:
-            self._caller = await caller_for_token(self.database, self.token()) or ANONYMOUS
+            self._caller = await caller_for_token(self.database, self.token(), self.settings)
         return self._caller

@@ -16,6 +16,7 @@ from oms_graphql.plugins.carrier_contract import CarrierKind as CarrierKindSpec
 from oms_graphql.plugins.carrier_contract import CarrierService as CarrierServiceSpec
 from oms_graphql.schema.channel_types import ChannelSettingField
 from oms_graphql.schema.ids import to_global_id
+from oms_graphql.schema.packages import PackageInput
 from oms_graphql.schema.scalars import JSON
 from oms_graphql.schema.types import DeliveryOptionKind, Handling, Money, Node, Shipment, UserError, money
 
@@ -103,7 +104,10 @@ class DeliveryOption:
     carrier_code: str = strawberry.field(description="The carrier account.")
     service_code: str = strawberry.field(description="The carrier's service.")
     kind: DeliveryOptionKind = strawberry.field(description="What kind of delivery it is.")
-    price: Money | None = strawberry.field(description="Estimated price (the rate table), if one can be given.")
+    price: Money | None = strawberry.field(
+        description="The carrier's live quote when asked for (quoted: true), else the rate table's estimate."
+    )
+    quoted: bool = strawberry.field(description="true: the price is the carrier's quote; false: an estimate.")
     estimated_delivery_at: datetime | None = strawberry.field(description="When it would arrive, about.")
     eligible: bool = strawberry.field(description="false: a constraint rules it out (handling, weight, size, area).")
     meets_promise: bool = strawberry.field(description="It arrives by the order's promised date.")
@@ -118,6 +122,7 @@ class DeliveryOption:
             kind=DeliveryOptionKind(option.kind.value),
             price=money(option.price, option.currency) if option.price is not None and option.currency else None,
             estimated_delivery_at=option.estimated_delivery_at,
+            quoted=option.quoted,
             eligible=option.eligible,
             meets_promise=option.meets_promise,
             chosen=option.chosen,
@@ -206,6 +211,11 @@ class ShipmentCreateInput:
     fulfillment_order_id: strawberry.ID = strawberry.field(description="The fulfillment order.")
     carrier_code: str | None = strawberry.field(default=None, description="Default: the chosen delivery option.")
     service_code: str | None = strawberry.field(default=None, description="Default: the carrier's eligible one.")
+    packages: list[PackageInput] | None = strawberry.field(
+        default=None,
+        description="The parcels as packed. Default: computed from the products' weights and sizes, as few as the "
+        "service's per-parcel limits allow (first-fit decreasing by weight).",
+    )
 
 
 @strawberry.input(description="Get a PENDING shipment's waybill and label from its carrier (queued).")
@@ -219,9 +229,14 @@ class ShipmentMarkDeliveredInput:
     delivered_at: datetime | None = strawberry.field(default=None, description="When (default: now).")
 
 
-@strawberry.input(description="Cancel a PENDING shipment (its carrier was not asked yet).")
+@strawberry.input(description="Cancel a shipment the carrier has not collected yet.")
 class ShipmentCancelInput:
     id: strawberry.ID = strawberry.field(description="The shipment.")
+    redispatch: bool | None = strawberry.field(
+        default=False,
+        description="true: once cancelled, dispatch its fulfillment order again by itself (where its location "
+        "dispatches automatically); false: it waits OPEN for shipmentCreate.",
+    )
 
 
 @strawberry.input(description="Which shipment changes to receive.")

@@ -63,6 +63,11 @@ class ProductCreateInput:
     width_mm: int | None = None
     height_mm: int | None = None
     handling: list[Handling] | None = None  # type: ignore[valid-type]
+    drop_ship: bool | None = strawberry.field(
+        default=None,
+        description="Sold from a supplier's stock: only SUPPLIER locations ship it, straight to the customer "
+        "(default false; a SKU that is not drop-ship never ships from a SUPPLIER).",
+    )
 
     def to_domain(self) -> ProductDetails:
         return ProductDetails(
@@ -76,6 +81,7 @@ class ProductCreateInput:
             width_mm=self.width_mm,
             height_mm=self.height_mm,
             handling=[str(h.value if hasattr(h, "value") else h) for h in self.handling] if self.handling else None,
+            drop_ship=self.drop_ship,
         )
 
 
@@ -156,6 +162,15 @@ class OrderLineInput:
     sku: str
     quantity: int
     unit_price: Decimal  # type: ignore[valid-type]
+    discount: Decimal | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="Discount on the whole line (default 0)."
+    )
+
+    def to_domain(self) -> LineDetails:
+        from decimal import Decimal as D
+
+        discount = self.discount if self.discount is not None else D("0")
+        return LineDetails(sku=self.sku, quantity=self.quantity, unit_price=self.unit_price, discount=discount)
 
 
 @strawberry.input(description="A manual order: phone, e-mail or in store.")
@@ -169,7 +184,12 @@ class OrderCreateInput:
     )
     customer: CustomerInput | None = None
     shipping_fee: Decimal | None = None  # type: ignore[valid-type]
-    discount: Decimal | None = None  # type: ignore[valid-type]
+    discount: Decimal | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="Discount on the whole order, beside the lines' own."
+    )
+    tax: Decimal | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="Tax charged on top of the lines (default 0)."
+    )
     delivery_option: DeliveryOptionKind | None = None  # type: ignore[valid-type]
     pickup_location_code: str | None = None
     paid: bool | None = strawberry.field(default=None, description="true: the order is created CONFIRMED.")
@@ -177,6 +197,11 @@ class OrderCreateInput:
     note: str | None = None
     promised_deliver_by: datetime | None = strawberry.field(
         default=None, description="Delivery promised to the customer by then (default: the delivery option's SLA)."
+    )
+    promised_ship_by: datetime | None = strawberry.field(
+        default=None,
+        description="Dispatched by then, or the order is late (default, set at payment: the end of the payment's "
+        "UTC day for SAME_DAY, 24 hours after payment otherwise).",
     )
 
     def to_domain(self, actor: str) -> NewOrder:
@@ -187,9 +212,7 @@ class OrderCreateInput:
             channel_code=channel_code,
             currency=self.currency,
             shipping_address=self.shipping_address.to_domain(),
-            lines=[
-                LineDetails(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price) for line in self.lines
-            ],
+            lines=[line.to_domain() for line in self.lines],
             external_id=self.external_id,
             customer=CustomerDetails(
                 name=self.customer.name,
@@ -200,12 +223,14 @@ class OrderCreateInput:
             else None,
             shipping_fee=self.shipping_fee if self.shipping_fee is not None else D("0"),
             discount=self.discount if self.discount is not None else D("0"),
+            tax=self.tax if self.tax is not None else D("0"),
             delivery_option=_value(self.delivery_option),
             pickup_location_code=self.pickup_location_code,
             paid=bool(self.paid),
             placed_at=self.placed_at,
             note=self.note,
             promised_at=self.promised_deliver_by,
+            promised_ship_by=self.promised_ship_by,
             actor=actor,
         )
 

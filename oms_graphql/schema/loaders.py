@@ -11,6 +11,7 @@ from strawberry.dataloader import DataLoader
 
 from oms_graphql.db import models
 from oms_graphql.db.engine import Database
+from oms_graphql.domain import customer_history
 
 
 class Loaders:
@@ -31,6 +32,13 @@ class Loaders:
             models.FulfillmentOrder, models.FulfillmentOrder.order_id, models.FulfillmentOrder.id
         )
         self.shipment_lines = self._many(models.ShipmentLine, models.ShipmentLine.shipment_id, models.ShipmentLine.id)
+        self.returns_by_order = self._many(models.Return, models.Return.order_id, models.Return.id)
+        self.return_lines = self._many(models.ReturnLine, models.ReturnLine.return_id, models.ReturnLine.id)
+        self.identities_by_customer = self._many(
+            models.CustomerIdentity, models.CustomerIdentity.customer_id, models.CustomerIdentity.id
+        )
+        self.customer_summary = self._computed(customer_history.summaries)
+        self.customer_preferences = self._computed(customer_history.preferences)
         self.shipment_events = self._many(
             models.ShipmentEvent, models.ShipmentEvent.shipment_id, models.ShipmentEvent.occurred_at
         )
@@ -41,6 +49,16 @@ class Loaders:
                 rows = (await session.scalars(select(model).where(model.id.in_(set(ids))))).all()
             found = {row.id: row for row in rows}
             return [found.get(key) for key in ids]
+
+        return DataLoader(load_fn=load)
+
+    def _computed(self, compute: Any) -> DataLoader[int, Any]:
+        """A figure the domain computes for a whole page of ids at once."""
+
+        async def load(keys: Sequence[int]) -> list[Any]:
+            async with self.database.session() as session:
+                found = await compute(session, list(dict.fromkeys(keys)))
+            return [found[key] for key in keys]
 
         return DataLoader(load_fn=load)
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal as PyDecimal
 from typing import TYPE_CHECKING, Annotated, Any
 
+import sqlalchemy as sa
 import strawberry
 from strawberry.types import Info
 
@@ -16,12 +17,17 @@ from oms_graphql.domain import orders as order_rules
 from oms_graphql.domain.inventory import MovementReason as DomainMovementReason
 from oms_graphql.domain.inventory import movement_quantity
 from oms_graphql.domain.money import round_money
+from oms_graphql.domain.tracking import is_late
 from oms_graphql.schema.ids import to_global_id
+from oms_graphql.schema.packages import Package
 from oms_graphql.schema.reconciliation import ChannelReconcileSummary
+from oms_graphql.schema.relay import Connection, paginate
 from oms_graphql.schema.scalars import JSON, Decimal
 
 if TYPE_CHECKING:
+    from oms_graphql.schema.customers import CustomerIdentity, CustomerPreferences
     from oms_graphql.schema.fulfillment import FulfillmentOrder
+    from oms_graphql.schema.returns import Return
 
 OrderStatus = strawberry.enum(order_rules.OrderStatus, name="OrderStatus", description="Where an order is in its life.")
 HoldReason = strawberry.enum(order_rules.HoldReason, name="HoldReason", description="Why an order is held.")
@@ -88,10 +94,13 @@ class Address:
     postal_code: str | None
     latitude: float | None
     longitude: float | None
+    # An order's address is a person's (masked for some roles); a location's is the merchant's.
+    personal: strawberry.Private[bool]
 
     @classmethod
     def from_row(cls, row: Any) -> Address:
         return cls(
+            personal=isinstance(row, models.Address),
             name=getattr(row, "name", None) if isinstance(row, models.Address) else None,
             phone=row.phone,
             email=getattr(row, "email", None) if isinstance(row, models.Address) else None,
@@ -118,6 +127,7 @@ class Product(Node):
     width_mm: int | None
     height_mm: int | None
     handling: list[Handling]  # type: ignore[valid-type]
+    drop_ship: bool = strawberry.field(description="Shipped by a SUPPLIER location straight to the customer.")
 
     @strawberry.field(description="List price.")
     def price(self) -> Money | None:
@@ -138,6 +148,7 @@ class Product(Node):
             width_mm=row.width_mm,
             height_mm=row.height_mm,
             handling=[Handling(value) for value in row.handling or []],
+            drop_ship=row.drop_ship,
         )
 
 
@@ -147,11 +158,12 @@ class Location(Node):
     code: str
     name: str
     kind: LocationKind  # type: ignore[valid-type]
-    priority: int = strawberry.field(description="Lower is preferred when allocating.")
-    can_ship: bool
+    # Nullable: a customer reaching a location through its order is refused these (schema/field_rules.py).
+    priority: int | None = strawberry.field(description="Lower is preferred when allocating.")
+    can_ship: bool | None
     can_pickup: bool
-    auto_dispatch: bool = strawberry.field(description="Its allocated orders are dispatched by themselves.")
-    active: bool
+    auto_dispatch: bool | None = strawberry.field(description="Its allocated orders are dispatched by themselves.")
+    active: bool | None
 
     @strawberry.field
     def address(self) -> Address:
@@ -222,9 +234,11 @@ class StockMovement(Node):
     row: strawberry.Private[models.StockMovement]
     sku: str = strawberry.field(description="The SKU that moved.")
     reason: str = strawberry.field(
-        description="RECEIPT RESERVE RELEASE SHIP RETURN EXCHANGE ADJUST COUNT TRANSFER_OUT TRANSFER_IN WRITE_OFF. "
-        "TRANSFER_OUT is booked at both ends of a transfer (on hand leaves the source, in transit appears at the "
-        "destination); a WRITE_OFF of units lost on a closed transfer moves in transit only."
+        description="RECEIPT RESERVE RELEASE SHIP SHIP_CANCELLED RETURN EXCHANGE ADJUST COUNT TRANSFER_OUT TRANSFER_IN "
+        "WRITE_OFF. SHIP_CANCELLED puts back on hand what a shipment cancelled at its carrier had shipped (its "
+        "reservation comes back in a RESERVE row beside it). TRANSFER_OUT is booked at both ends of a transfer "
+        "(on hand leaves the source, in transit appears at the destination); a WRITE_OFF of units lost on a "
+        "closed transfer moves in transit only."
     )
     quantity: int = strawberry.field(
         description="Signed change of on hand; for RESERVE/RELEASE, of reserved. Never a change of in transit: "
@@ -269,19 +283,20 @@ class Channel(Node):
     code: str
     name: str
     kind: str
-    stock_share_percent: int
-    stock_buffer: int
-    poll_interval_seconds: int
+    # Nullable: a customer reaching its order's channel is refused these (schema/field_rules.py).
+    stock_share_percent: int | None
+    stock_buffer: int | None
+    poll_interval_seconds: int | None
     sync_from: datetime | None
     sync_cursor: datetime | None = strawberry.field(description="Orders changed before this time are imported.")
-    active: bool
+    active: bool | None
 
     @strawberry.field(description="The plugin-defined settings, without the secret ones (never returned).")
-    def settings(self) -> JSON:
+    def settings(self) -> JSON | None:
         return JSON(dict(self.row.settings or {}))
 
     @strawberry.field(description="Which secret settings (credentials) have a value; their values are write-only.")
-    def secret_settings_set(self) -> list[str]:
+    def secret_settings_set(self) -> list[str] | None:
         from oms_graphql.domain.plugin_settings import secret_keys_set
 
         return secret_keys_set(self.row.secrets_encrypted)
@@ -325,9 +340,61 @@ class Channel(Node):
 class Customer(Node):
     row: strawberry.Private[models.Customer]
     name: str | None
-    phone: str | None
+    phone: str | None = strawberry.field(description="In E.164, e.g. +8613800138000.")
     email: str | None
     created_at: datetime
+    tags: list[str] = strawberry.field(description="The merchant's tags.")
+    note: str | None = strawberry.field(description="The merchant's note.")
+    erased_at: datetime | None = strawberry.field(
+        description="When the personal data was erased (customerErase); the orders stay."
+    )
+
+    @strawberry.field(description="Orders placed by this customer, cancelled ones included.")
+    async def order_count(self, info: Info) -> int:
+        return int((await info.context.loaders.customer_summary.load(self.row.id)).order_count)
+
+    @strawberry.field(
+        description="Per currency: the totals of the orders not cancelled, less what was refunded on them."
+    )
+    async def lifetime_value(self, info: Info) -> list[Money]:
+        summary = await info.context.loaders.customer_summary.load(self.row.id)
+        return [money(amount, currency) for currency, amount in sorted(summary.lifetime_value.items())]
+
+    @strawberry.field(description="When the first order was placed.")
+    async def first_order_at(self, info: Info) -> datetime | None:
+        return (await info.context.loaders.customer_summary.load(self.row.id)).first_order_at  # type: ignore[no-any-return]
+
+    @strawberry.field(description="When the latest order was placed.")
+    async def last_order_at(self, info: Info) -> datetime | None:
+        return (await info.context.loaders.customer_summary.load(self.row.id)).last_order_at  # type: ignore[no-any-return]
+
+    @strawberry.field(description="The phones, e-mails and channel buyer ids this person is recognised by.")
+    async def identities(
+        self, info: Info
+    ) -> list[Annotated[CustomerIdentity, strawberry.lazy("oms_graphql.schema.customers")]]:
+        from oms_graphql.schema.customers import CustomerIdentity
+
+        return [
+            CustomerIdentity.from_row(row)
+            for row in await info.context.loaders.identities_by_customer.load(self.row.id)
+        ]
+
+    @strawberry.field(description="Top SKUs and categories, preferred channel and delivery option.")
+    async def preferences(
+        self, info: Info
+    ) -> Annotated[CustomerPreferences, strawberry.lazy("oms_graphql.schema.customers")]:
+        from oms_graphql.schema.customers import CustomerPreferences
+
+        return CustomerPreferences.from_domain(await info.context.loaders.customer_preferences.load(self.row.id))
+
+    @strawberry.field(description="The customer's orders, newest first.")
+    async def orders(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Order]:
+        query = (
+            sa.select(models.Order)
+            .where(models.Order.customer_id == self.row.id)
+            .order_by(models.Order.placed_at.desc(), models.Order.id.desc())
+        )
+        return await paginate(info.context.database, query, Order.from_row, first=first, after=after)
 
     @classmethod
     def from_row(cls, row: models.Customer) -> Customer:
@@ -338,6 +405,9 @@ class Customer(Node):
             phone=row.phone,
             email=row.email,
             created_at=row.created_at,
+            tags=list(row.tags or []),
+            note=row.note,
+            erased_at=row.erased_at,
         )
 
 
@@ -351,6 +421,7 @@ class OrderLine:
     title: str | None
     quantity: int
     refunded_quantity: int
+    returned_quantity: int = strawberry.field(description="Units received back on returns (RESELLABLE or DAMAGED).")
 
     @strawberry.field
     def unit_price(self) -> Money:
@@ -375,6 +446,7 @@ class OrderLine:
             title=row.title,
             quantity=row.quantity,
             refunded_quantity=row.refunded_quantity,
+            returned_quantity=row.returned_quantity,
         )
 
 
@@ -385,7 +457,15 @@ class Allocation:
     quantity: int
     shipped_quantity: int
     status: str = strawberry.field(description="RESERVED, SHIPPED or RELEASED.")
-    reason: str | None = strawberry.field(description="Why this location was chosen.")
+    reason: str | None = strawberry.field(
+        description="Why this location was chosen, against the next best plan "
+        "(WH-SH: ships all 3 lines, 212 km, est. ¥14.00; WH-BJ: 1,080 km, est. ¥18.00)."
+    )
+    score: float | None = strawberry.field(
+        description="This location's part of the winning plan's score, in the order's currency (estimated "
+        "shipping cost plus weights for distance, priority and stock balance; lower is better). The plan's "
+        "score is the sum over its locations. Null for allocations made by hand or before the engine."
+    )
 
     @strawberry.field
     async def location(self, info: Info) -> Location:
@@ -436,12 +516,23 @@ class Shipment(Node):
     def label_url(self) -> str | None:
         return self.row.label_url
 
-    @strawberry.field(description="Not delivered by its order's promised date (or delivered after it).")
+    @strawberry.field(
+        description="Dispatched after its order's promisedShipBy (or not dispatched yet and past it), or not "
+        "delivered by its promisedDeliverBy (or delivered after it). Never for a cancelled shipment."
+    )
     async def late(self, info: Info) -> bool:
         order = await info.context.loaders.order.load(self.row.order_id)
-        if order is None or order.promised_at is None or self.row.status == "CANCELLED":
+        if order is None or self.row.status == "CANCELLED":
             return False
-        return (self.row.delivered_at or utcnow()) > order.promised_at
+        return is_late(self.row, order, utcnow())
+
+    @strawberry.field(description="When its sales channel accepted the news that it shipped (null: not yet, or none).")
+    def channel_confirmed_at(self) -> datetime | None:
+        return self.row.channel_confirmed_at
+
+    @strawberry.field(description="Its parcels, as packed (given to shipmentCreate, or computed from the products).")
+    def packages(self) -> list[Package]:
+        return [Package.from_json(entry) for entry in self.row.packages or []]
 
     @strawberry.field(description="Which delivery option was chosen for it, and why.")
     def delivery_choice(self) -> str | None:
@@ -500,6 +591,13 @@ class Order(Node):
     def promised_deliver_by(self) -> datetime | None:
         return self.row.promised_at
 
+    @strawberry.field(
+        description="Dispatch promised by then: as given, or set at payment from the delivery option (the end of "
+        "the payment's UTC day for SAME_DAY, 24 hours after payment otherwise); null while unpaid."
+    )
+    def promised_ship_by(self) -> datetime | None:
+        return self.row.promised_ship_by
+
     @strawberry.field
     def subtotal(self) -> Money:
         return self._money(self.row.subtotal)
@@ -551,6 +649,7 @@ class Order(Node):
                 shipped_quantity=row.shipped_quantity,
                 status=row.status,
                 reason=row.reason,
+                score=row.score,
             )
             for row in rows
         ]
@@ -590,6 +689,16 @@ class Order(Node):
 
         rows = await info.context.loaders.fulfillment_orders_by_order.load(self.row.id)
         return [FulfillmentOrder.from_row(row) for row in rows]
+
+    @strawberry.field(description="Its returns, oldest first (a fully returned order ends COMPLETED).")
+    async def returns(self, info: Info) -> list[Annotated[Return, strawberry.lazy("oms_graphql.schema.returns")]]:
+        from oms_graphql.schema.returns import Return
+
+        return [Return.from_row(row) for row in await info.context.loaders.returns_by_order.load(self.row.id)]
+
+    @strawberry.field(description="The sum of its refunds (returns and others).")
+    def refund_total(self) -> Money:
+        return money(self.row.refunded_total, self.row.currency)
 
     @classmethod
     def from_row(cls, row: models.Order) -> Order:

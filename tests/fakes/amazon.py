@@ -335,6 +335,8 @@ def make_app(state: AmazonState) -> Starlette:
             for key in ("packageReferenceId", "carrierCode", "trackingNumber", "shipDate", "orderItems"):
                 assert detail[key], key
             assert detail["packageReferenceId"].isdigit() and int(detail["packageReferenceId"]) > 0
+            # ordersV0.json: carrierName is "Required when `carrierCode` is \"Other\""
+            assert detail["carrierCode"] != "Other" or detail.get("carrierName"), "carrierName"
             parse_time(detail["shipDate"])
             shipped = {line["orderItemId"]: int(line["quantity"]) for line in detail["orderItems"]}
         except (ValueError, KeyError, TypeError, AssertionError, AttributeError) as exc:

@@ -122,6 +122,8 @@ class EasyPostState:
         self.final_status: dict[str, str] = dict(load_sample("test_tracking_codes.json")["codes"])
         self.calls: list[dict[str, Any]] = []
         self.purchases: list[str] = []  # shipment ids, once per buy that went through
+        self.refunds: list[str] = []  # shipment ids, once per refund request
+        self.refund_answer: str | None = None  # force a refund_status ("rejected", "not_applicable")
         self.faults: list[Fault] = []
         self.gateway = FlakyGateway()
         self.events_sent: list[dict[str, Any]] = []
@@ -227,6 +229,22 @@ class EasyPostState:
             updated_at=iso(self.now),
         )
         self.purchases.append(shipment["id"])
+        return shipment
+
+    def refund(self, id_or_reference: str) -> dict[str, Any]:
+        """POST /shipments/{id}/refund (docs.easypost.com shipping-refund; no sample in the README):
+        the shipment with ``refund_status`` "submitted", or "rejected" once its tracker moved
+        past pre_transit (USPS refunds only unscanned labels), or as ``refund_answer`` forces."""
+        shipment = self.find_shipment(id_or_reference)
+        if shipment is None:
+            raise self.not_found(id_or_reference)
+        if not shipment.get("postage_label"):
+            raise api_error(422, "SHIPMENT.POSTAGE.REQUIRED", "The shipment has no postage label to refund.")
+        tracker = self.tracker_for(str(shipment.get("tracking_code")))
+        scanned = tracker is not None and tracker.get("status") not in ("pre_transit", "unknown")
+        status = self.refund_answer or ("rejected" if scanned else "submitted")
+        shipment.update(refund_status=shipment.get("refund_status") or status, updated_at=iso(self.now))
+        self.refunds.append(shipment["id"])
         return shipment
 
     def convert_label(self, id_or_reference: str, file_format: str, base_url: str) -> dict[str, Any]:
@@ -399,6 +417,8 @@ def route(state: EasyPostState, request: Request, path: str, body: dict[str, Any
             return shipment
         case ("POST", ["shipments", id_or_reference, "buy"]):
             return state.buy(id_or_reference, body, base_url)
+        case ("POST", ["shipments", id_or_reference, "refund"]):
+            return state.refund(id_or_reference)
         case ("GET", ["shipments", id_or_reference, "label"]):
             return state.convert_label(id_or_reference, request.query_params.get("file_format", ""), base_url)
         case ("POST", ["trackers"]):

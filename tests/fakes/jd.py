@@ -46,6 +46,19 @@ INVALID_TIMESTAMP = {"code": "8", "zh_desc": "非法的时间戳参数", "en_des
 APP_CALL_LIMITED = {"code": "2", "zh_desc": "限制时间内调用失败次数", "en_desc": "App Call Limited"}
 # Code 43 for a missing system parameter is [UNCONFIRMED].
 MISSING_ARGUMENT = {"code": "43", "zh_desc": "缺少必选参数", "en_desc": "Missing Required Arguments"}
+# The shop's carriers by JD logistics company id. logiCoprId takes only these ids ("只可通过获取商家
+# 物流公司接口获得", the SDK's PopOrderShipmentRequest doc); 2087 is the sample's JDX waybill's
+# logisticsId, the others as third-party JD integrations list them [UNCONFIRMED beyond 2087].
+CARRIERS = {
+    "467": "顺丰速运",
+    "463": "圆通速递",
+    "470": "申通快递",
+    "1327": "韵达快递",
+    "1499": "中通快递",
+    "465": "邮政EMS",
+    "2087": "京东快递",
+    "1274": "厂家自送",
+}
 
 
 def load_sample(name: str) -> dict[str, Any]:
@@ -100,6 +113,7 @@ class JdState:
         self.calls: list[dict[str, Any]] = []  # every request: method, params, business, error
         self.stock_updates: list[dict[str, Any]] = []
         self.shipments: list[dict[str, Any]] = []
+        self.carriers = dict(CARRIERS)  # logiCoprId → name: the carriers the shop may ship with
         self.listing_omits_lines = False  # search rows without itemInfoList (forces order.get)
         self.faults: list[Fault] = []
         self.gateway = FlakyGateway()  # set fail_every / latency for a bad day
@@ -291,6 +305,11 @@ def shipment(state: JdState, query: dict[str, Any], fault: Fault | None) -> dict
         reason = "订单不存在" if order is None else "订单状态不正确，不能出库"
         failed = {"success": False, "chineseErrCode": reason, "englishErrCode": "order state error"}
         return {"sopjosshipment_result": {**failed, "errorCode": "10400001"}}
+    unknown = [part for part in str(query["logiCoprId"]).split("|") if part not in state.carriers]
+    if unknown:
+        # [UNCONFIRMED] wording and code, as above.
+        failed = {"success": False, "chineseErrCode": "物流公司不存在", "englishErrCode": "logistics company error"}
+        return {"sopjosshipment_result": {**failed, "errorCode": "10400002"}}
     state.shipments.append(query)
     order.update(orderState="WAIT_GOODS_RECEIVE_CONFIRM", waybill=query["logiNo"], logisticsId=query["logiCoprId"])
     state.touch(order["orderId"])

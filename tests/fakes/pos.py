@@ -108,6 +108,7 @@ class PosState:
     catalog: set[str] | None = None  # variation ids that exist; None accepts any
     counts: dict[tuple[str, str], str] = field(default_factory=dict)  # (variation, location) -> qty
     stock_updates: list[ReceivedCall] = field(default_factory=list)
+    order_updates: list[ReceivedCall] = field(default_factory=list)  # UpdateOrder calls that changed an order
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
     _cursors: dict[str, tuple[Any, int]] = field(default_factory=dict)
@@ -144,7 +145,12 @@ class PosState:
         return square_signature(url or self.notification_url, body, key or self.signature_key)
 
     def signed_webhook(
-        self, order_id: str, event_type: str = "order.created", url: str | None = None, key: str | None = None
+        self,
+        order_id: str,
+        event_type: str = "order.created",
+        url: str | None = None,
+        key: str | None = None,
+        created_at: datetime | None = None,
     ) -> SignedWebhook:
         """An ``order.created`` / ``order.updated`` notification for an order, correctly signed."""
         order = self.orders[order_id]
@@ -153,7 +159,7 @@ class PosState:
             "merchant_id": self.merchant_id,
             "type": event_type,
             "event_id": str(uuid.uuid4()),
-            "created_at": square_time(datetime.now(UTC)),
+            "created_at": square_time(created_at or datetime.now(UTC)),
             "data": {
                 "type": summary_name,
                 "id": order_id,
@@ -232,6 +238,41 @@ def make_app(state: PosState) -> Starlette:
         if order is None:
             return _error(404, "INVALID_REQUEST_ERROR", "NOT_FOUND", "Order not found.")
         return JSONResponse({"order": copy.deepcopy(order)})
+
+    async def update_order(request: Request) -> Response:
+        """UpdateOrder (``PUT /v2/orders/{id}``): sparse ``order`` with the current ``version``;
+        fulfillments are matched by ``uid`` and only the fields sent change (Square's Orders API)."""
+        refused, _ = await guard(request)
+        if refused:
+            return refused
+        order_id = request.path_params["order_id"]
+        body = await request.json()
+        key, sparse = body.get("idempotency_key"), body.get("order")
+        if not key or not isinstance(sparse, dict):
+            return _error(400, "INVALID_REQUEST_ERROR", "MISSING_REQUIRED_PARAMETER", "order and idempotency_key")
+        with state._lock:
+            order = state.orders.get(order_id)
+            if order is None:
+                return _error(404, "INVALID_REQUEST_ERROR", "NOT_FOUND", "Order not found.")
+            if key in state._idempotency_keys:  # a replayed request changes nothing twice
+                return JSONResponse({"order": copy.deepcopy(order)})
+            if sparse.get("version") != order.get("version"):
+                detail = f"Order version {sparse.get('version')} is not the current version {order.get('version')}."
+                return _error(400, "INVALID_REQUEST_ERROR", "VERSION_MISMATCH", detail, field="order.version")
+            by_uid = {f.get("uid"): f for f in order.get("fulfillments") or []}
+            for i, change in enumerate(sparse.get("fulfillments") or []):
+                target = by_uid.get(change.get("uid"))
+                if target is None:
+                    where = f"order.fulfillments[{i}].uid"
+                    detail = f"{where} names no fulfillment"
+                    return _error(400, "INVALID_REQUEST_ERROR", "NOT_FOUND", detail, field=where)
+                for name, value in change.items():
+                    target[name] = {**target.get(name, {}), **value} if isinstance(value, dict) else value
+            state._idempotency_keys.add(key)
+            state.order_updates.append(ReceivedCall("PUT", request.url.path, {}, body))
+            order["version"] = order.get("version", 0) + 1
+            order["updated_at"] = square_time(datetime.now(UTC))
+            return JSONResponse({"order": copy.deepcopy(order)})
 
     async def search_orders(request: Request) -> Response:
         refused, fault = await guard(request)
@@ -324,6 +365,7 @@ def make_app(state: PosState) -> Starlette:
         routes=[
             Route("/v2/orders/search", search_orders, methods=["POST"]),
             Route("/v2/orders/{order_id}", retrieve_order, methods=["GET"]),
+            Route("/v2/orders/{order_id}", update_order, methods=["PUT"]),
             Route("/v2/inventory/changes/batch-create", batch_change_inventory, methods=["POST"]),
         ]
     )

@@ -153,6 +153,7 @@ class SfState:
         # README: a repeated orderId answers 8016, but the same page also says it returns the
         # first order's waybill; both are seen in the wild. "error" or "first_waybill".
         self.duplicate_answer = "error"
+        self.refuse_cancel: tuple[str, str] | None = None  # (errorCode, errorMsg) for the next cancels
         self.faults: list[Fault] = []
         self.gateway = FlakyGateway()
         self._waybills = itertools.count(int(SAMPLE_WAYBILL[2:]))
@@ -304,6 +305,9 @@ def create_order(state: SfState, msg: dict[str, Any], base_url: str) -> dict[str
     reply = _with_ids(load_sample("create_order_response_decoded.json")["apiResultData"], order_id, waybill)
     name, _, _ = PRODUCTS.get(str(msg.get("expressTypeId", 1)), PRODUCTS["1"])
     reply["msgData"]["routeLabelInfo"][0]["routeLabelData"]["proName"] = name
+    # parcelQty > 1 → mother + child waybills (README "Create waybill": waybillType 2 子单).
+    children = [state.next_waybill() for _ in range(int(msg.get("parcelQty") or 1) - 1)]
+    reply["msgData"]["waybillNoInfoList"] += [{"waybillType": 2, "waybillNo": child} for child in children]
     state.orders[order_id] = {"msgData": msg, "waybillNo": waybill, "cancelled": False, "reply": reply}
     state.routes.setdefault(waybill, [])
     return reply
@@ -321,6 +325,9 @@ def update_order(state: SfState, msg: dict[str, Any], base_url: str) -> dict[str
     if order is None:
         raise BusinessError.of("8018", "未获取到订单信息")
     if str(msg.get("dealType")) == "2":
+        if state.refuse_cancel is not None:
+            # The code SF uses for "already collected" is UNCONFIRMED (README section 5): tests choose it.
+            raise BusinessError.of(*state.refuse_cancel)
         order["cancelled"] = True
     # No sample of this reply: the generic business-result shape, msgData as the plugin ignores it.
     return {"success": True, "errorCode": "S0000", "errorMsg": None, "msgData": {"orderId": msg["orderId"]}}

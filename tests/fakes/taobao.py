@@ -175,7 +175,8 @@ class TaobaoState:
         """Record a buyer refund on one line; ``SUCCESS`` closes the line as the real API does."""
         line = next(line for line in self.lines(tid) if str(line["oid"]) == str(oid))
         line["refund_status"] = refund_status
-        line["refund_id"] = str(198765432100000000 + next(self._ids))
+        # One request keeps its id while its status moves, as on Taobao.
+        line["refund_id"] = line.get("refund_id") or str(198765432100000000 + next(self._ids))
         if refund_status == "SUCCESS":
             line["status"] = "TRADE_CLOSED"
         self.touch(tid, modified)

@@ -449,3 +449,52 @@ def test_the_plugin_registers_against_the_hookspecs():
     manager.check_pending()  # every hookimpl matches a spec by name and arguments
     [entry_point] = [ep for ep in entry_points(group=hookspecs.ENTRY_POINT_GROUP) if ep.name == "easypost"]
     assert entry_point.load() is plugin
+
+
+# --- the carrier as marketplaces name it --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("service", "channel_kind", "named"),
+    [
+        ("USPS:Priority", "amazon", "USPS"),
+        ("UPS:Ground", "amazon", "UPS"),
+        ("DHLExpress:ExpressWorldwideNonDoc", "amazon", "DHL"),
+        ("FedEx:FEDEX_GROUND", "pos", "FedEx"),
+        ("not-a-service-code", "amazon", None),
+        ("", "amazon", None),
+    ],
+)
+def test_marketplaces_hear_the_carrier_that_carries_the_parcel(service, channel_kind, named):
+    carrier = CarrierConfig(code="easypost-us", kind="easypost", settings={})
+    other = CarrierConfig(code="sf-main", kind="sf", settings={})
+
+    name = plugin.oms_carrier_marketplace_code
+
+    assert name(carrier=carrier, service_code=service, channel_kind=channel_kind) == named
+    assert name(carrier=other, service_code=service, channel_kind=channel_kind) is None
+
+
+# --- cancel: refund the label ------------------------------------------------------
+
+
+def test_cancelling_a_waybill_refunds_its_unscanned_label(carrier, fake):
+    waybill = plugin.oms_carrier_create_waybill(carrier=carrier, request=shipment(reference="OMS-CANCEL-1"))
+
+    assert plugin.oms_carrier_cancel(carrier=carrier, waybill=waybill) is True
+    assert fake.refunds == [waybill.carrier_reference]
+    assert fake.shipments[waybill.carrier_reference]["refund_status"] == "submitted"
+
+
+@pytest.mark.parametrize("answer", ["rejected", "not_applicable"])
+def test_a_refused_refund_is_a_permanent_error_with_easyposts_status(carrier, fake, answer):
+    waybill = plugin.oms_carrier_create_waybill(carrier=carrier, request=shipment(reference=f"OMS-CANCEL-{answer}"))
+    fake.refund_answer = answer
+
+    with pytest.raises(PermanentError, match=answer):
+        plugin.oms_carrier_cancel(carrier=carrier, waybill=waybill)
+
+
+def test_a_waybill_without_shipment_id_cannot_be_refunded(carrier):
+    with pytest.raises(PermanentError, match="no shipment id"):
+        plugin.oms_carrier_cancel(carrier=carrier, waybill=Waybill(tracking_number="9400"))

@@ -357,6 +357,19 @@ def test_a_shipment_for_a_cancelled_order_is_refused(channel, fake):
         plugin.oms_channel_confirm_shipment(channel=channel, shipment=shipment(CANCELLED))
 
 
+@pytest.mark.parametrize("carrier", ["sf-main", "SF", ""])
+def test_a_carrier_without_a_jd_logistics_id_is_refused_before_calling_jd(channel, fake, carrier):
+    with pytest.raises(PermanentError, match="logiCoprId"):
+        plugin.oms_channel_confirm_shipment(channel=channel, shipment=shipment(PAID, carrier_code=carrier))
+    assert fake.calls == [] and fake.shipments == []
+
+
+def test_a_logistics_id_outside_the_shops_carrier_list_is_refused_by_jd(channel, fake):
+    with pytest.raises(PermanentError, match="refused the shipment"):
+        plugin.oms_channel_confirm_shipment(channel=channel, shipment=shipment(PAID, carrier_code="999999"))
+    assert fake.shipments == [] and fake.orders[PAID]["orderState"] == "WAIT_SELLER_STOCK_OUT"
+
+
 def test_a_partial_shipment_is_refused_before_calling_jd(channel, fake):
     partial = shipment(PAID, partial=True, lines=[ShipmentLine(channel_line_id="100012345678", quantity=2)])
     with pytest.raises(PermanentError, match="whole order"):

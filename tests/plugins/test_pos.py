@@ -184,11 +184,12 @@ def test_pos_failures_are_retryable_not_crashes(state, base_url, fault, options,
 # --- parsing ---------------------------------------------------------------
 
 
-def test_the_sample_order_parses_to_lines_totals_and_the_store(state):
+def test_the_sample_order_parses_to_lines_totals_and_a_shipment(state):
     order = plugin.oms_channel_parse_order(channel=pos_channel(), body=state.orders[ORDER_ID])
 
     assert (order.external_id, order.raw_status, order.status) == (ORDER_ID, "OPEN", ChannelOrderStatus.PAID)
-    assert order.location_code == "STORE-NYC-01"  # the sale takes stock from this store
+    # An open SHIPMENT fulfilment: nothing was handed over, the order is allocated and shipped.
+    assert order.location_code is None
     assert order.currency == "USD"
     assert order.total == Decimal("21.67")
     assert order.shipping_fee == Decimal("5.99")
@@ -236,6 +237,12 @@ def test_the_sample_order_parses_to_lines_totals_and_the_store(state):
         ("COMPLETED", {}, ChannelOrderStatus.COMPLETED),
         ("CANCELED", {}, ChannelOrderStatus.CANCELLED),
         ("DRAFT", {"tenders": []}, ChannelOrderStatus.UNPAID),
+        # Paid, and its shipment fulfilment completed at the POS (sent by the store itself).
+        (
+            "OPEN",
+            {"fulfillments": [{"uid": "ful-1-fake", "type": "SHIPMENT", "state": "COMPLETED"}]},
+            ChannelOrderStatus.SHIPPED,
+        ),
     ],
 )
 def test_every_pos_state_maps(state, pos_state, changes, status):
@@ -389,11 +396,55 @@ def test_stock_push_rate_limited_is_retryable(state, base_url):
     assert state.stock_updates == []
 
 
-def test_a_store_sale_needs_no_shipment_confirmation(state, base_url):
+@pytest.mark.parametrize(
+    ("changes", "fulfillment_state"),
+    [
+        ({"fulfillments": []}, None),  # rung up at the counter: no fulfilment at all
+        ({"state": "COMPLETED"}, "PROPOSED"),  # the sale is closed: handed over
+        ({"fulfillments": [{"uid": "ful-p", "type": "PICKUP", "state": "PROPOSED"}]}, "PROPOSED"),
+    ],
+    ids=["counter", "completed", "pickup"],
+)
+def test_a_sale_handed_over_at_the_store_takes_the_stores_stock_and_needs_no_confirmation(
+    state, base_url, changes, fulfillment_state
+):
+    state.update_order(ORDER_ID, **changes)
+    order = plugin.oms_channel_parse_order(channel=pos_channel(), body=state.orders[ORDER_ID])
     shipment = ShipmentConfirmation(ORDER_ID, "store", "-", datetime(2025, 3, 14, tzinfo=UTC))
 
+    assert order.location_code == "STORE-NYC-01"  # the sale takes stock from this store
     assert plugin.oms_channel_confirm_shipment(channel=pos_channel(base_url), shipment=shipment) is True
-    assert state.requests == []
+    assert state.order_updates == []  # read, but nothing to tell
+    assert [f.get("state") for f in state.orders[ORDER_ID]["fulfillments"]][:1] == (
+        [fulfillment_state] if fulfillment_state else []
+    )
+
+
+def test_a_shipped_order_marks_its_shipment_fulfilment_completed_with_carrier_and_tracking(state, base_url):
+    shipped_at = datetime(2025, 3, 15, 1, 0, tzinfo=UTC)
+    shipment = ShipmentConfirmation(ORDER_ID, "USPS", "9434600208303109842228", shipped_at)
+    version = state.orders[ORDER_ID]["version"]
+
+    first = plugin.oms_channel_confirm_shipment(channel=pos_channel(base_url), shipment=shipment)
+    again = plugin.oms_channel_confirm_shipment(channel=pos_channel(base_url), shipment=shipment)
+
+    assert first is again is True
+    [update] = state.order_updates  # the second time the fulfilment is completed already: nothing sent
+    assert update.body["order"]["version"] == version
+    [fulfillment] = state.orders[ORDER_ID]["fulfillments"]
+    assert fulfillment["state"] == "COMPLETED"
+    details = fulfillment["shipment_details"]
+    assert (details["carrier"], details["tracking_number"]) == ("USPS", "9434600208303109842228")
+    assert details["shipped_at"] == "2025-03-15T01:00:00.000Z"
+    assert details["recipient"]["display_name"] == "Zoë Ramírez"  # a sparse update keeps the rest
+
+
+def test_a_partial_shipment_is_refused_for_the_whole_order_fulfilment(state, base_url):
+    partial = ShipmentConfirmation(ORDER_ID, "USPS", "EZ1", datetime(2025, 3, 15, tzinfo=UTC), partial=True)
+
+    with pytest.raises(PermanentError, match="whole order"):
+        plugin.oms_channel_confirm_shipment(channel=pos_channel(base_url), shipment=partial)
+    assert state.order_updates == [] and state.orders[ORDER_ID]["fulfillments"][0]["state"] == "PROPOSED"
 
 
 # --- plugin description -----------------------------------------------------

@@ -387,7 +387,7 @@ def test_the_kind_describes_the_binding_settings():
     fields = {field.key: field for field in kind.settings}
     assert {"apiUrl", "partnerId", "checkWord", "monthlyCard", "webhookToken"} <= set(fields)
     assert {key for key, field in fields.items() if field.secret} == {"checkWord", "webhookToken"}
-    assert kind.marketplace_codes == {"taobao": "SF", "amazon": "SF Express"}
+    assert kind.marketplace_codes == {"taobao": "SF", "jd": "467", "amazon": "SF Express"}
 
 
 def test_good_settings_pass_and_bad_ones_are_named(carrier):

@@ -18,6 +18,7 @@ from oms_graphql.plugins.contract import (
     ChannelOrderStatus,
     PayloadError,
     PermanentError,
+    RefundStatus,
     RetryableError,
     ShipmentConfirmation,
     ShipmentLine,
@@ -285,15 +286,28 @@ def test_a_refunded_line_counts_as_refunded(channel, fake):
     assert order.status is ChannelOrderStatus.PAID
 
 
-def test_a_refund_request_holds_the_trade(channel, fake):
+@pytest.mark.parametrize(
+    ("refund_status", "expected"),
+    [
+        ("WAIT_SELLER_AGREE", RefundStatus.REQUESTED),
+        ("WAIT_BUYER_RETURN_GOODS", RefundStatus.AGREED),
+        ("WAIT_SELLER_CONFIRM_GOODS", RefundStatus.RETURNING),
+        ("SELLER_REFUSE_BUYER", RefundStatus.REFUSED),
+        ("CLOSED", RefundStatus.CLOSED),
+        ("SUCCESS", RefundStatus.SUCCESS),
+    ],
+)
+def test_a_refund_request_comes_as_the_lines_after_sale(channel, fake, refund_status, expected):
     tid = fake.add_trade()
-    fake.refund_line(tid, fake.lines(tid)[0]["oid"], refund_status="WAIT_SELLER_AGREE")
+    fake.refund_line(tid, fake.lines(tid)[0]["oid"], refund_status=refund_status)
 
     order = parse(channel, fake.trades[tid])
 
-    assert order.status is ChannelOrderStatus.ON_HOLD
-    assert "refund" in order.hold_reason
-    assert order.lines[0].refunded_quantity == 0
+    refund = order.lines[0].refund
+    assert refund is not None and refund.status is expected and refund.refund_id == fake.lines(tid)[0]["refund_id"]
+    assert order.lines[1].refund.status is RefundStatus.SUCCESS  # the sample's line two, refunded already
+    assert order.status is ChannelOrderStatus.PAID  # the OMS decides what a refund holds
+    assert order.lines[0].refunded_quantity == (2 if expected is RefundStatus.SUCCESS else 0)
 
 
 @pytest.mark.parametrize(

@@ -117,6 +117,12 @@ class EasyPostClient:
         path = f"/shipments/{quote(shipment_id, safe='')}/buy"
         return self.request("POST", path, "buy postage", {"rate": {"id": rate_id}})
 
+    def refund(self, shipment_id: str) -> dict[str, Any]:
+        # Safe to repeat: a second request for a refunded shipment answers its refund_status
+        # (docs.easypost.com/docs/shipments/shipping-refund: "retry ... by submitting the same request").
+        path = f"/shipments/{quote(shipment_id, safe='')}/refund"
+        return with_retries(lambda: self.request("POST", path, "refund postage"))
+
     def convert_label(self, shipment_id: str, file_format: str) -> dict[str, Any]:
         path = f"/shipments/{quote(shipment_id, safe='')}/label"
         return with_retries(lambda: self.request("GET", path, "convert label", params={"file_format": file_format}))

@@ -84,6 +84,9 @@ TRACKER_UPDATED = "tracker.updated"
 # shipment_create_response.json rates, with their delivery_days. Weight and size
 # limits are the carriers', not in the samples, so none are claimed here. Accounts
 # with other carriers list their services in the ``services`` setting.
+# An EasyPost Shipment object carries one ``parcel`` (README samples shipment_create_*):
+# a heavier consignment would be one shipment per parcel, which this plugin does not do yet.
+ONE_PARCEL = 1
 DEFAULT_SERVICES = (
     CarrierService(
         code=service_code("USPS", "GroundAdvantage"),
@@ -92,6 +95,7 @@ DEFAULT_SERVICES = (
         transit_days=3,
         areas=("US",),
         currency="USD",
+        max_parcels=ONE_PARCEL,
     ),
     CarrierService(
         code=service_code("USPS", "Priority"),
@@ -100,6 +104,7 @@ DEFAULT_SERVICES = (
         transit_days=2,
         areas=("US",),
         currency="USD",
+        max_parcels=ONE_PARCEL,
     ),
     CarrierService(
         code=service_code("USPS", "Express"),
@@ -108,6 +113,7 @@ DEFAULT_SERVICES = (
         transit_days=2,
         areas=("US",),
         currency="USD",
+        max_parcels=ONE_PARCEL,
     ),
 )
 EXPRESS_WORDS = ("express", "overnight", "nextday", "2day", "priorityovernight")
@@ -155,12 +161,28 @@ def oms_carrier_kinds() -> list[CarrierKind]:
             ),
             creates_waybills=True,
             receives_webhooks=True,
-            # No marketplace code: the transporting carrier is the bought rate's
-            # (USPS, UPS, FedEx…), named by the service code's CARRIER part, not
-            # one per kind. See the report on the contract.
+            # No code per kind: the transporting carrier is the bought rate's (USPS, UPS,
+            # FedEx…), named by the service code's CARRIER part (oms_carrier_marketplace_code).
             marketplace_codes={},
         )
     ]
+
+
+# EasyPost's carrier names (rates[].carrier) where Amazon's carrierCode differs; the others
+# (USPS, UPS, FedEx, OnTrac…) are the same word. Amazon's list is in Seller Central, not in
+# the samples (confirmShipment_request.json shows "UPS").
+AMAZON_CARRIER_CODES = {"DHLExpress": "DHL", "CanadaPost": "Canada Post", "LaserShip": "Lasership"}
+
+
+@hookimpl
+def oms_carrier_marketplace_code(carrier: CarrierConfig, service_code: str, channel_kind: str) -> str | None:
+    if carrier.kind != KIND or not service_code:
+        return None
+    try:
+        carrier_name, _service = split_service_code(service_code)
+    except PermanentError:
+        return None
+    return AMAZON_CARRIER_CODES.get(carrier_name, carrier_name) if channel_kind == "amazon" else carrier_name
 
 
 @hookimpl
@@ -306,6 +328,33 @@ def download_label(client: EasyPostClient, shipment: dict[str, Any], file_format
     return Label(content=content, media_type=LABEL_FORMATS[file_format])
 
 
+# Shipment.refund_status after POST /shipments/{id}/refund (not in the carrier samples; from
+# docs.easypost.com/docs/shipments/shipping-refund): "submitted" is the usual first answer and
+# the refund then goes through at the carrier; "rejected" and "not_applicable" mean no refund.
+REFUND_ACCEPTED = {"submitted", "refunded"}
+
+
+@hookimpl
+def oms_carrier_cancel(carrier: CarrierConfig, waybill: Waybill) -> bool | None:
+    """Cancelling an EasyPost label is refunding its postage (a USPS label must not have been scanned)."""
+    if carrier.kind != KIND:
+        return None
+    if not waybill.carrier_reference:
+        raise PermanentError(
+            f"EasyPost waybill {waybill.tracking_number} has no shipment id (shp_…): "
+            "refund it in the EasyPost dashboard"
+        )
+    with client_for(carrier) as client:
+        shipment = client.refund(waybill.carrier_reference)
+    status = str(shipment.get("refund_status") or "")
+    if status not in REFUND_ACCEPTED:
+        raise PermanentError(
+            f"EasyPost did not refund the label of {waybill.tracking_number} (refund_status {status or 'none'}): "
+            "the carrier may have scanned it already, or refunds do not apply to it"
+        )
+    return True
+
+
 @hookimpl
 def oms_carrier_track(
     carrier: CarrierConfig, tracking_number: str, company_code: str | None
@@ -339,7 +388,13 @@ def oms_carrier_verify_webhook(carrier: CarrierConfig, request: WebhookRequest) 
         return WebhookVerdict(False, "no X-Hmac-Signature header: the webhook has no secret at EasyPost")
     if not signature_matches(request.body, header, secret):
         return WebhookVerdict(False, "X-Hmac-Signature does not match the body and the webhookSecret")
-    return WebhookVerdict(True)
+    # De-duplicate on the signed Event.id (carrier-samples README, "Webhooks"): a replay is refused.
+    try:
+        event = json.loads(request.body)
+    except ValueError:
+        event = None
+    event_id = event.get("id") if isinstance(event, dict) else None
+    return WebhookVerdict(True, event_id=str(event_id)[:200] if event_id else None)
 
 
 @hookimpl
@@ -376,6 +431,7 @@ def configured_services(carrier: CarrierConfig) -> tuple[CarrierService, ...]:
                 code=str(code),
                 name=f"{carrier_name} {service}",
                 kind=DeliveryKind.EXPRESS if express else DeliveryKind.STANDARD,
+                max_parcels=ONE_PARCEL,
             )
         )
     return tuple(services)

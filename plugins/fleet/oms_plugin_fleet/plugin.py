@@ -83,3 +83,11 @@ def oms_carrier_create_waybill(carrier: CarrierConfig, request: ShipmentRequest)
     if carrier.kind != KIND:
         return None
     return Waybill(tracking_number=f"FL-{request.reference}")
+
+
+@hookimpl
+def oms_carrier_cancel(carrier: CarrierConfig, waybill: Waybill) -> bool | None:
+    if carrier.kind != KIND:
+        return None
+    # Our own vehicles: nothing to tell anyone; the next route plan leaves the stop out.
+    return True

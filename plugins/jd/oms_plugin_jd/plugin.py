@@ -224,6 +224,12 @@ def oms_channel_confirm_shipment(channel: ChannelConfig, shipment: ShipmentConfi
             f"JD order {shipment.external_order_id}: JD takes a shipment for the whole order only; "
             "confirm it once every line has left"
         )
+    if not all(part.isdigit() for part in shipment.carrier_code.split("|")):
+        # logiCoprId takes only JD's logistics company ids (467 SF, 2087 JD's own…), never a name.
+        raise PermanentError(
+            f"JD order {shipment.external_order_id}: carrier {shipment.carrier_code!r} has no JD logistics "
+            "company id (logiCoprId); ship it with a carrier whose plugin names one for JD"
+        )
     params = {
         "orderId": shipment.external_order_id,
         "logiCoprId": shipment.carrier_code,  # JD's carrier id

@@ -59,3 +59,11 @@ def oms_carrier_create_waybill(carrier: CarrierConfig, request: ShipmentRequest)
         return None
     # The shipment's own reference is stable across retries, so the pickup number is too.
     return Waybill(tracking_number=f"PU-{request.reference}", price=Decimal("0"), currency=request.currency)
+
+
+@hookimpl
+def oms_carrier_cancel(carrier: CarrierConfig, waybill: Waybill) -> bool | None:
+    if carrier.kind != KIND:
+        return None
+    # No outside party holds a pickup number: the parcel simply stays in the store.
+    return True

@@ -142,6 +142,39 @@ def parse_address(recipient: dict[str, Any] | None) -> NormalizedAddress | None:
     )
 
 
+# A fulfilment in these states has not happened yet (README 4, "Enums").
+OPEN_FULFILLMENT_STATES = ("PROPOSED", "RESERVED", "PREPARED")
+
+
+def fulfillment_to_ship(order: dict[str, Any]) -> dict[str, Any] | None:
+    """The open SHIPMENT fulfilment of an order not closed yet: goods still to be sent to the buyer.
+
+    Such an order (the sample: a web sale with a shipping charge and a recipient address) is
+    no counter sale: nothing was handed over, so it is allocated, shipped and tracked like
+    any marketplace order, and the POS is told when it leaves (``shipment_details``).
+    """
+    if order.get("state") not in ("OPEN", "DRAFT"):
+        return None
+    for fulfillment in order.get("fulfillments") or []:
+        if (
+            isinstance(fulfillment, dict)
+            and fulfillment.get("type") == "SHIPMENT"
+            and fulfillment.get("state") in OPEN_FULFILLMENT_STATES
+        ):
+            return fulfillment
+    return None
+
+
+def _shipped(order: dict[str, Any]) -> bool:
+    """Every shipment fulfilment of the order is COMPLETED (sent; by the OMS or by the store)."""
+    shipments = [
+        f
+        for f in order.get("fulfillments") or []
+        if isinstance(f, dict) and f.get("type") == "SHIPMENT" and f.get("state") not in ("CANCELED", "FAILED")
+    ]
+    return bool(shipments) and all(f.get("state") == "COMPLETED" for f in shipments)
+
+
 def parse_buyer(order: dict[str, Any], recipient: dict[str, Any] | None) -> NormalizedBuyer | None:
     customer_id = _text(order.get("customer_id"))
     if not (customer_id or recipient):
@@ -166,6 +199,8 @@ def status_of(order: dict[str, Any], currency: str) -> ChannelOrderStatus:
     if state == "OPEN":
         due = order.get("net_amount_due_money")
         paid = bool(order.get("tenders")) and (due is None or money(due, "net_amount_due_money", currency)[0] == 0)
+        if paid and _shipped(order):
+            return ChannelOrderStatus.SHIPPED
         return ChannelOrderStatus.PAID if paid else ChannelOrderStatus.UNPAID
     raise PayloadError(f"state {state!r} is not one of OPEN, COMPLETED, CANCELED, DRAFT")
 
@@ -205,6 +240,7 @@ def parse_order(body: Any, location_code: str | None) -> NormalizedOrder:
         buyer=parse_buyer(body, recipient),
         shipping_address=parse_address(recipient),
         note="\n".join(part for part in (note, *line_notes) if part) or None,
-        # A store sale takes stock from the store this POS channel sells from.
-        location_code=location_code,
+        # A store sale takes stock from the store this POS channel sells from; an order to be
+        # shipped takes it wherever allocation finds it.
+        location_code=None if fulfillment_to_ship(body) else location_code,
     )

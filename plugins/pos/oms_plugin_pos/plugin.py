@@ -6,6 +6,7 @@ Rules cited below are from /work/shared/channel-samples/README.md section 4.
 from __future__ import annotations
 
 import hmac
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from oms_graphql.plugins.contract import (
     ChannelKind,
     NormalizedOrder,
     OrderPage,
+    PayloadError,
     PermanentError,
     RawOrderPayload,
     RetryableError,
@@ -113,7 +115,25 @@ def oms_channel_verify_webhook(channel: ChannelConfig, request: WebhookRequest) 
             accepted=False,
             reason="signature does not match: check signatureKey and notificationUrl of the channel",
         )
-    return WebhookVerdict(accepted=True)
+    # The signed body carries the event's id and time (README 4: "Use event_id to
+    # de-duplicate"); the OMS refuses a second delivery of one id, and stale ones.
+    event_id, signed_at = _event_id_and_time(request.body)
+    return WebhookVerdict(accepted=True, event_id=event_id, signed_at=signed_at)
+
+
+def _event_id_and_time(body: bytes) -> tuple[str | None, datetime | None]:
+    try:
+        event = json.loads(body)
+    except ValueError:
+        return None, None
+    if not isinstance(event, dict):
+        return None, None
+    event_id = event.get("event_id")
+    try:
+        signed_at = mapping.parse_time(event.get("created_at"), "created_at") if event.get("created_at") else None
+    except PayloadError:
+        signed_at = None
+    return (str(event_id)[:200] if event_id else None), signed_at
 
 
 def notified_order_id(body: dict[str, Any]) -> str | None:
@@ -251,6 +271,51 @@ def _push_batch(client: PosClient, location_id: str, batch: list[StockPush]) -> 
 
 @hookimpl
 def oms_channel_confirm_shipment(channel: ChannelConfig, shipment: ShipmentConfirmation) -> bool | None:
-    # A store sale is handed over at the counter, and the samples README documents no
-    # fulfillment update call for the POS: there is nothing to tell it.
-    return True if _ours(channel) else None
+    """Mark the order's SHIPMENT fulfilment COMPLETED with the carrier and tracking number.
+
+    Square's UpdateOrder (``PUT /v2/orders/{id}``, a sparse order with the current
+    ``version``; the samples README documents no write call, this is Square's Orders API).
+    A counter sale has no open shipment fulfilment: it was handed over, nothing to tell.
+    """
+    if not _ours(channel):
+        return None
+    order_path = f"/v2/orders/{quote(shipment.external_order_id, safe='')}"
+    with PosClient(channel.settings) as client:
+        order = client.call("GET", order_path, operation="RetrieveOrder").get("order")
+        if not isinstance(order, dict):
+            raise RetryableError(f"The POS answered RetrieveOrder {shipment.external_order_id} without an order")
+        fulfillment = mapping.fulfillment_to_ship(order)
+        if fulfillment is None:
+            return True  # handed over at the counter, or marked shipped already
+        if shipment.partial:
+            # One shipment fulfilment covers the whole order: completing it says everything left.
+            raise PermanentError(
+                f"POS order {shipment.external_order_id}: its shipment fulfilment covers the whole order; "
+                "it is marked shipped once every line has left"
+            )
+        body = {
+            # The same key on every retry of this confirmation: a replay changes nothing twice.
+            "idempotency_key": f"oms-shipped-{shipment.external_order_id}-{shipment.tracking_number}"[:192],
+            "order": {
+                "location_id": order.get("location_id"),
+                "version": order.get("version"),
+                "fulfillments": [
+                    {
+                        "uid": fulfillment.get("uid"),
+                        "state": "COMPLETED",
+                        "shipment_details": {
+                            "carrier": shipment.carrier_code,
+                            "tracking_number": shipment.tracking_number,
+                            "shipped_at": _rfc3339(shipment.shipped_at),
+                        },
+                    }
+                ],
+            },
+        }
+        try:
+            client.call("PUT", order_path, json=body, operation="UpdateOrder")
+        except RejectedRequest as exc:
+            if "VERSION_MISMATCH" in str(exc):  # changed at the POS meanwhile: read it again and retry
+                raise RetryableError(str(exc)) from exc
+            raise
+    return True

@@ -218,7 +218,18 @@ def waybill_from_order(msg_data: dict[str, Any], reference: str) -> Waybill:
     number = str(first.get("waybillNo") or "")
     if not number:
         raise PayloadError(f"SF order {reference}: 'waybillNoInfoList' entry has no 'waybillNo'")
-    return Waybill(tracking_number=number, carrier_reference=str(msg_data.get("orderId") or reference))
+    # parcelQty > 1: one child waybill per further parcel (README "Create waybill"); the
+    # master numbers the first parcel.
+    children = [
+        str(entry.get("waybillNo"))
+        for entry in numbers
+        if isinstance(entry, dict) and str(entry.get("waybillType")) == "2" and entry.get("waybillNo")
+    ]
+    return Waybill(
+        tracking_number=number,
+        carrier_reference=str(msg_data.get("orderId") or reference),
+        parcel_tracking_numbers=(number, *children) if children else (),
+    )
 
 
 # --- quote --------------------------------------------------------------------

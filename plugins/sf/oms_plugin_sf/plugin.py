@@ -73,6 +73,7 @@ SERVICE_PRODUCTS = {"express": "1", "standard": "2"}
 SERVICE_NAMES = {"express": "顺丰标快 SF Standard Express", "standard": "顺丰特惠 SF Economy Express"}
 SERVICE_KINDS = {"express": DeliveryKind.EXPRESS, "standard": DeliveryKind.STANDARD}
 AREAS = ("CN",)  # mainland China; Hong Kong has its own gateway (sfapi-hk)
+MAX_PARCELS = 307  # SF 8067/8117: more than 307 parcels in one order
 
 
 @hookimpl
@@ -128,8 +129,10 @@ def oms_carrier_kinds() -> list[CarrierKind]:
             ),
             creates_waybills=True,
             receives_webhooks=True,
-            # JD's logiCoprId for SF is not in the samples: map it per channel.
-            marketplace_codes={"taobao": "SF", "amazon": "SF Express"},
+            # JD names carriers by logistics company id (logiCoprId): 467 is 顺丰速运. The
+            # samples have no carrier list (only 2087, JD's own, on a shipped order); 467 is
+            # the id JD integrations publish for SF beside 2087 for 京东快递.
+            marketplace_codes={"taobao": "SF", "jd": "467", "amazon": "SF Express"},
         )
     ]
 
@@ -183,6 +186,7 @@ def oms_carrier_services(carrier: CarrierConfig) -> list[CarrierService] | None:
             name=SERVICE_NAMES[code],
             kind=SERVICE_KINDS[code],
             max_weight_grams=int(max_weight) if max_weight else None,
+            max_parcels=MAX_PARCELS,
             areas=AREAS,
             currency=CURRENCY,
         )

@@ -13,11 +13,13 @@ from zoneinfo import ZoneInfo
 
 from oms_graphql.plugins.contract import (
     ChannelOrderStatus,
+    LineRefund,
     NormalizedAddress,
     NormalizedBuyer,
     NormalizedLine,
     NormalizedOrder,
     PayloadError,
+    RefundStatus,
 )
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -40,8 +42,15 @@ TRADE_STATUSES: dict[str, ChannelOrderStatus] = {
     "TRADE_CLOSED_BY_TAOBAO": ChannelOrderStatus.CANCELLED,
 }
 
-# order.refund_status values meaning "the buyer asked for money back and it is not settled".
-REFUND_IN_PROGRESS = {"WAIT_SELLER_AGREE", "WAIT_BUYER_RETURN_GOODS", "WAIT_SELLER_CONFIRM_GOODS"}
+# order.refund_status (README: confirmed values) as the OMS's after-sale states; NO_REFUND is none.
+REFUND_STATUSES = {
+    "WAIT_SELLER_AGREE": RefundStatus.REQUESTED,
+    "WAIT_BUYER_RETURN_GOODS": RefundStatus.AGREED,
+    "WAIT_SELLER_CONFIRM_GOODS": RefundStatus.RETURNING,
+    "SELLER_REFUSE_BUYER": RefundStatus.REFUSED,
+    "CLOSED": RefundStatus.CLOSED,
+    "SUCCESS": RefundStatus.SUCCESS,
+}
 # On an order line, TRADE_CLOSED means that line was refunded (README status table).
 LINE_REFUNDED_STATUS = "TRADE_CLOSED"
 
@@ -59,15 +68,8 @@ def parse_trade(trade: Any) -> NormalizedOrder:
     hold_reason = None
     if raw_status == "PAID_FORBID_CONSIGN":
         hold_reason = "Taobao forbids shipping this paid trade yet (group-buy in progress or controlled)"
-    elif status is ChannelOrderStatus.PAID:
-        refunding = [
-            str(line.get("oid_str") or line.get("oid"))
-            for line in order_lines(trade)
-            if line.get("refund_status") in REFUND_IN_PROGRESS
-        ]
-        if refunding:
-            status = ChannelOrderStatus.ON_HOLD
-            hold_reason = f"buyer asked for a refund on line {', '.join(refunding)}: settle it before shipping"
+    # A refund asked for on a line comes as the line's ``refund``: the OMS holds the order
+    # (REFUND_IN_PROGRESS) while nothing has shipped, and makes it a Return once shipped.
     return NormalizedOrder(
         external_id=external_id,
         status=status,
@@ -134,7 +136,16 @@ def parse_line(external_id: str, index: int, line: dict[str, Any]) -> Normalized
         title=_text(line, "title"),
         discount=discount,
         refunded_quantity=quantity if refunded else 0,
+        refund=_refund(line),
     )
+
+
+def _refund(line: dict[str, Any]) -> LineRefund | None:
+    status = REFUND_STATUSES.get(str(line.get("refund_status") or ""))
+    refund_id = line.get("refund_id")
+    if status is None or refund_id in (None, ""):
+        return None
+    return LineRefund(refund_id=str(refund_id), status=status)
 
 
 def parse_buyer(trade: dict[str, Any]) -> NormalizedBuyer | None:

@@ -6,7 +6,7 @@ price that cannot be read back (e.g. '1E+999', which made every `products { pric
 fail): such prices are cleared, since no reader could use them.
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0014 (written against 0006; chained after the migrations merged before it)
 Create Date: 2026-12-01 13:00:00.000000
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0006"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

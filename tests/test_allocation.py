@@ -1,0 +1,203 @@
+"""The allocation engine through GraphQL: one location when one can ship everything, else
+the fewest; among those the cheapest and nearest; stock balance; drop-ship suppliers;
+store pickup; and a reason a person can read."""
+
+from __future__ import annotations
+
+import re
+
+from oms_graphql.domain import allocation_plan, geo
+from oms_graphql.domain.allocation_plan import Destination, Site, Want
+from oms_graphql.plugins.carrier_contract import DeliveryKind
+from tests.support import add_location, add_product, place_order, receive, wait_for_status
+
+ALLOCATIONS = """query($id: ID!) { order(id: $id) { status
+  allocations { sku quantity score reason location { code } }
+  fulfillmentOrders { location { code } lines { sku quantity } } } }"""
+PRODUCT_CREATE = """mutation($input: ProductCreateInput!) {
+  productCreate(input: $input) { product { sku dropShip } userErrors { field message code } } }"""
+
+CITIES = {
+    "SH": {"country": "CN", "region": "上海", "city": "上海", "line1": "1 Warehouse Rd"},
+    "BJ": {"country": "CN", "region": "北京", "city": "北京", "line1": "1 Warehouse Rd"},
+    "GZ": {"country": "CN", "region": "广东", "city": "广州", "line1": "1 Warehouse Rd"},
+    "CD": {"country": "CN", "region": "四川", "city": "成都", "line1": "1 Warehouse Rd"},
+}
+HANGZHOU = {"country": "CN", "region": "浙江省", "city": "杭州市", "line1": "9 West Lake Rd", "name": "Li Lei"}
+
+
+def warehouse(admin, code: str, city: str, priority: int = 50, **extra) -> str:
+    add_location(admin, code, priority=priority, address=CITIES[city], autoDispatch=False, **extra)
+    return code
+
+
+def allocated(admin, order_id: str) -> dict:
+    wait_for_status(admin, order_id, "ALLOCATED", "BACKORDERED")
+    return admin(ALLOCATIONS, {"id": order_id})["order"]
+
+
+def test_one_location_that_ships_everything_beats_a_nearer_one_that_ships_part(admin, uid):
+    a, b = f"AL-A-{uid}", f"AL-B-{uid}"
+    near, far = warehouse(admin, f"AL-SH-{uid}", "SH"), warehouse(admin, f"AL-BJ-{uid}", "BJ")
+    for sku in (a, b):
+        add_product(admin, sku)
+        receive(admin, sku, far, 5)
+    receive(admin, a, near, 5)
+
+    order = place_order(admin, [(a, 1, "10.00"), (b, 1, "10.00")], paid=True, shippingAddress=HANGZHOU)
+
+    result = allocated(admin, order["id"])
+    assert result["status"] == "ALLOCATED"
+    assert [fo["location"]["code"] for fo in result["fulfillmentOrders"]] == [far]
+    reason = result["allocations"][0]["reason"]
+    assert reason.startswith(f"{far}: ships all 2 lines, ") and "km, est. ¥" in reason
+
+
+def test_among_locations_that_ship_everything_the_nearest_and_cheapest_wins_and_says_why(admin, uid):
+    sku = f"AL-N-{uid}"
+    add_product(admin, sku)
+    shanghai, beijing = warehouse(admin, f"AL-SH-{uid}", "SH"), warehouse(admin, f"AL-BJ-{uid}", "BJ")
+    receive(admin, sku, shanghai, 5)
+    receive(admin, sku, beijing, 5)
+
+    # The buyer's address has names only: the packaged gazetteer places 杭州.
+    order = place_order(admin, [(sku, 2, "10.00")], paid=True, shippingAddress=HANGZHOU)
+
+    [allocation] = allocated(admin, order["id"])["allocations"]
+    assert allocation["location"]["code"] == shanghai
+    reason = allocation["reason"]
+    match = re.fullmatch(
+        rf"{shanghai}: ships all 1 line, (\d+) km, est\. ¥([\d.]+); {beijing}: ([\d,]+) km, est\. ¥([\d.]+)", reason
+    )
+    assert match, reason
+    near_km, near_price, far_km, far_price = match.groups()
+    assert 100 < int(near_km) < 250 and 1000 < int(far_km.replace(",", "")) < 1300
+    assert float(near_price) < float(far_price)
+    assert allocation["score"] is not None and allocation["score"] > 0
+
+
+def test_no_location_has_everything_so_the_fewest_locations_ship_it(admin, uid):
+    a, b, c = (f"AL-S{n}-{uid}" for n in "ABC")
+    for sku in (a, b, c):
+        add_product(admin, sku)
+    # First by priority: single-SKU warehouses, which the first version took line by line (3 parcels).
+    only_a, only_b = (
+        warehouse(admin, f"AL-1-{uid}", "SH", priority=1),
+        warehouse(admin, f"AL-2-{uid}", "SH", priority=1),
+    )
+    only_c = warehouse(admin, f"AL-3-{uid}", "SH", priority=1)
+    both = warehouse(admin, f"AL-AB-{uid}", "BJ", priority=90)
+    receive(admin, a, only_a, 5)
+    receive(admin, b, only_b, 5)
+    receive(admin, c, only_c, 5)
+    receive(admin, a, both, 5)
+    receive(admin, b, both, 5)
+
+    order = place_order(admin, [(a, 1, "10.00"), (b, 1, "10.00"), (c, 1, "10.00")], paid=True)
+
+    result = allocated(admin, order["id"])
+    assert sorted(fo["location"]["code"] for fo in result["fulfillmentOrders"]) == sorted([both, only_c])
+    by_sku = {row["sku"]: row for row in result["allocations"]}
+    assert by_sku[c]["reason"].startswith(f"{only_c}: 1 of 3 lines, ") and "split 2 ways" in by_sku[c]["reason"]
+    assert by_sku[a]["reason"].startswith(f"{both}: 2 of 3 lines, ")
+
+
+def test_a_location_is_not_taken_below_its_reorder_point_when_another_can_serve(admin, uid):
+    sku = f"AL-R-{uid}"
+    add_product(admin, sku)
+    low, plenty = (
+        warehouse(admin, f"AL-LOW-{uid}", "SH", priority=10),
+        warehouse(admin, f"AL-OK-{uid}", "SH", priority=20),
+    )
+    receive(admin, sku, low, 12)
+    receive(admin, sku, plenty, 12)
+    policy = admin.mutate(
+        "reorderPolicySet",
+        "mutation($input: ReorderPolicySetInput!) { reorderPolicySet(input: $input) { userErrors { message } } }",
+        {"input": {"sku": sku, "locationCode": low, "reorderPoint": 10}},
+    )
+    assert policy["userErrors"] == []
+
+    order = place_order(admin, [(sku, 3, "10.00")], paid=True)
+
+    [allocation] = allocated(admin, order["id"])["allocations"]
+    assert allocation["location"]["code"] == plenty
+
+
+def test_drop_ship_skus_ship_from_suppliers_only_and_other_skus_never_do(admin, uid):
+    drop, own = f"AL-DS-{uid}", f"AL-OWN-{uid}"
+    created = admin.mutate(
+        "productCreate",
+        PRODUCT_CREATE,
+        {"input": {"sku": drop, "name": "Drop-shipped", "dropShip": True}},
+    )
+    assert created["product"] == {"sku": drop, "dropShip": True}
+    add_product(admin, own)
+    supplier = warehouse(admin, f"AL-SUP-{uid}", "GZ", kind="SUPPLIER")
+    shelf = warehouse(admin, f"AL-WH-{uid}", "SH")
+    receive(admin, drop, supplier, 10)
+    receive(admin, drop, shelf, 10)  # stock of a drop-ship SKU on our own shelf is not sold
+    receive(admin, own, supplier, 10)
+    receive(admin, own, shelf, 10)
+
+    order = place_order(admin, [(drop, 1, "10.00"), (own, 1, "10.00")], paid=True)
+
+    result = allocated(admin, order["id"])
+    assert {row["sku"]: row["location"]["code"] for row in result["allocations"]} == {drop: supplier, own: shelf}
+
+    only_at_supplier = f"AL-SO-{uid}"
+    add_product(admin, only_at_supplier)
+    receive(admin, only_at_supplier, supplier, 10)
+    waiting = place_order(admin, [(only_at_supplier, 1, "10.00")], paid=True)
+    assert allocated(admin, waiting["id"])["status"] == "BACKORDERED"
+
+
+def test_a_pickup_order_is_served_by_its_pickup_store(admin, uid):
+    sku = f"AL-P-{uid}"
+    add_product(admin, sku)
+    store = warehouse(admin, f"AL-ST-{uid}", "BJ", kind="STORE", canPickup=True, priority=90)
+    nearer = warehouse(admin, f"AL-WH-{uid}", "SH", priority=1)
+    receive(admin, sku, store, 3)
+    receive(admin, sku, nearer, 3)
+
+    order = place_order(admin, [(sku, 1, "10.00")], paid=True, deliveryOption="PICKUP", pickupLocationCode=store)
+
+    [allocation] = allocated(admin, order["id"])["allocations"]
+    assert allocation["location"]["code"] == store
+    assert allocation["reason"].startswith(f"{store}: ships all 1 line, 0 km, est. ¥0.00")
+
+
+# --- the planner alone (pure) ---------------------------------------------------
+
+
+def _site(n: int, code: str, city: str, stock: dict[int, int], kind: str = "WAREHOUSE") -> Site:
+    return Site(n, code, kind, 100, geo.locate("CN", None, city), stock)
+
+
+def test_the_planner_needs_no_more_locations_than_the_fewest_and_never_more_units_than_free():
+    wants = [
+        Want(1, 1, "A", 3, 500, 100, frozenset(), False),
+        Want(2, 2, "B", 2, 500, 100, frozenset(), False),
+    ]
+    sites = [
+        _site(1, "SH", "上海", {1: 3}),
+        _site(2, "HZ", "杭州", {1: 1, 2: 1}),
+        _site(3, "BJ", "北京", {1: 3, 2: 2}),
+        _site(4, "GZ", "广州", {2: 2}),
+    ]
+    to = Destination(geo.locate("CN", "浙江", "杭州"), DeliveryKind.STANDARD, "CNY")
+    [best, *_] = allocation_plan.plans(wants, sites, to)
+    assert best.codes == ("BJ",)
+    # Without Beijing no single site has all of it: two sites, and only what they hold.
+    two = allocation_plan.plans(wants, sites[:2] + sites[3:], to)
+    assert [sorted(plan.codes) for plan in two] == [["GZ", "SH"]]
+    for plan in two:
+        for part in plan.parts:
+            for want, units in part.takes:
+                assert units <= part.site.available[want.product_id]
+        assert sum(units for part in plan.parts for w, units in part.takes if w.sku == "A") == 3
+    assert allocation_plan.plans(wants, sites[:2], to) == []  # B is short
+    # Only three sites together have it all.
+    sites[0].available[1] = 2
+    [three] = allocation_plan.plans(wants, sites[:2] + sites[3:], to)
+    assert sorted(three.codes) == ["GZ", "HZ", "SH"]
