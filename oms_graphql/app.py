@@ -26,6 +26,7 @@ from oms_graphql.config import Settings, get_settings
 from oms_graphql.db.engine import Database
 from oms_graphql.db.migrate import check_up_to_date
 from oms_graphql.domain.identities import AuthenticationFailed
+from oms_graphql.domain.plugin_settings import remember_configured_secrets
 from oms_graphql.events.pubsub import Publisher, forward_from_redis
 from oms_graphql.events.relay import Relay
 from oms_graphql.http_limits import BodyLimit, JSONTooDeep, load_json_limited
@@ -203,6 +204,9 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await check_up_to_date(database.engine)
+        async with database.session() as session:
+            # Errors about an account can be printed before anything here reads its secrets.
+            await remember_configured_secrets(session)
         tasks: list[asyncio.Task[None]] = []
         worker = None
         if settings.pubsub_url:

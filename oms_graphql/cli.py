@@ -29,12 +29,14 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
 from oms_graphql.config import Settings, get_settings
 from oms_graphql.domain.errors import DomainError
 from oms_graphql.logs import configure_logging, show_migration_steps
+from oms_graphql.redaction import redact
 
 app = typer.Typer(
     help="oms-graphql: order management over one GraphQL API.",
@@ -65,7 +67,7 @@ def _main() -> None:
 def cannot_run(message: str) -> NoReturn:
     """Stop with exit code 2 and ``message`` (what went wrong, what to do) as one line."""
     # soft_wrap: rich would otherwise break a long message at the terminal's width.
-    console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
+    console.print(redact(message), style="red", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code=EXIT_CANNOT_RUN)
 
 
@@ -557,7 +559,10 @@ def channel_reconcile(
         try:
             summary = reconcile(found, start, progress)
         except (PluginError, DomainError) as error:
-            console.print(f"[red]Reconciling {code} failed: {error}[/red] Check the channel's settings and try again.")
+            console.print(
+                f"[red]Reconciling {code} failed: {escape(redact(str(error)))}[/red] "
+                "Check the channel's settings and try again."
+            )
             raise typer.Exit(code=1) from None
     print(
         f"Reconciled {code} from {summary['since']} to {summary['until']}: {summary['listed']} listed, "
@@ -601,7 +606,7 @@ def main() -> None:
         app()
     except Exception:
         # Python would exit 1, which `oms stock verify` keeps for "differences found".
-        traceback.print_exc()
+        print(redact(traceback.format_exc()), file=sys.stderr, end="")
         console.print("Unexpected error (the traceback above says where).", style="red", markup=False)
         sys.exit(EXIT_UNEXPECTED)
 

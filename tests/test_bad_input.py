@@ -137,3 +137,21 @@ def test_stock_receipts_must_be_positive_for_known_skus_and_locations(admin, uid
         {"i": {"sku": f"RCV-{uid}", "locationCode": f"RCV-{uid}", "delta": -1, "reason": "broken"}},
     )
     assert adjust["stockAdjust"]["userErrors"] == [{"field": ["input", "delta"], "code": "INSUFFICIENT_STOCK"}]
+
+
+def test_an_update_that_blanks_a_code_sku_or_name_is_refused(admin, uid):
+    # Found by tests/test_fuzz_mutations.py: a second location (or product) renamed to ""
+    # collided with the first on the unique code and answered "Internal error".
+    first, second = add_location(admin, f"BLK-{uid}-1"), add_location(admin, f"BLK-{uid}-2")
+    update = """mutation($i: LocationUpdateInput!) {
+      locationUpdate(input: $i) { location { code } userErrors { field code } } }"""
+    for location in (first, second):
+        for field in ("code", "name"):
+            payload = admin(update, {"i": {"id": location["id"], field: " "}})["locationUpdate"]
+            assert payload == {"location": None, "userErrors": [{"field": ["input", field], "code": "REQUIRED"}]}
+    product = add_product(admin, f"BLK-{uid}")
+    payload = admin(
+        "mutation($i: ProductUpdateInput!) { productUpdate(input: $i) { product { sku } userErrors { field code } } }",
+        {"i": {"id": product["id"], "sku": ""}},
+    )["productUpdate"]
+    assert payload == {"product": None, "userErrors": [{"field": ["input", "sku"], "code": "REQUIRED"}]}

@@ -257,6 +257,8 @@ def test_bad_returns_are_refused_and_write_nothing(admin, uid):
     assert [e["code"] for e in nothing["userErrors"]] == ["NOTHING_TO_REFUND"]
     above = admin.mutate("returnRefund", REFUND, {"input": {"id": requested["id"], "amount": "20.01"}})
     assert [e["code"] for e in above["userErrors"]] == ["TOO_MUCH"]
+    huge = admin.mutate("returnRefund", REFUND, {"input": {"id": requested["id"], "amount": "1e999"}})
+    assert [(e["field"], e["code"]) for e in huge["userErrors"]] == [(["input", "amount"], "TOO_LARGE")]
     goodwill = admin.mutate("returnRefund", REFUND, {"input": {"id": requested["id"], "amount": "5.00"}})
     assert goodwill["userErrors"] == [] and goodwill["return"]["refundTotal"] == {"amount": "5.00"}
 

@@ -44,6 +44,23 @@ NAMING = {
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+# The last line behind domain/limits.py (migration 0007): no row may hold a figure that GraphQL's
+# 32-bit Int cannot answer, or an amount past 10^12. Amounts are compared as REAL because SQLite
+# keeps them as text (db/types.Amount), and CAST of a text such as '1E+999' is infinite there.
+MAX_INT = 2_147_483_647
+STOCK_LEVEL_FIGURES = ("on_hand", "reserved", "in_transit", "safety_stock", "reorder_point", "reorder_quantity")
+STOCK_MOVEMENT_DELTAS = ("on_hand_delta", "reserved_delta", "in_transit_delta")
+ORDER_AMOUNTS = ("subtotal", "discount", "shipping_fee", "tax", "total")
+
+
+def int_within(column: str) -> CheckConstraint:
+    return CheckConstraint(f"{column} BETWEEN -{MAX_INT} AND {MAX_INT}", name=f"{column}_within_int")
+
+
+def amount_within(column: str) -> CheckConstraint:
+    return CheckConstraint(f"CAST({column} AS REAL) BETWEEN -1e12 AND 1e12", name=f"{column}_within_limit")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -54,6 +71,7 @@ class Base(DeclarativeBase):
 
 class Product(Base):
     __tablename__ = "products"
+    __table_args__ = (amount_within("price_amount"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     sku: Mapped[str] = mapped_column(String(64), unique=True)
@@ -107,6 +125,7 @@ class StockLevel(Base):
         CheckConstraint("reserved >= 0", name="reserved_not_negative"),
         CheckConstraint("reserved <= on_hand", name="reserved_within_on_hand"),
         CheckConstraint("in_transit >= 0", name="in_transit_not_negative"),
+        *(int_within(column) for column in STOCK_LEVEL_FIGURES),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -137,7 +156,10 @@ class StockMovement(Base):
     """One append-only ledger row. The deltas of all rows sum to the level."""
 
     __tablename__ = "stock_movements"
-    __table_args__ = (Index("ix_stock_movements_level", "product_id", "location_id"),)
+    __table_args__ = (
+        Index("ix_stock_movements_level", "product_id", "location_id"),
+        *(int_within(column) for column in STOCK_MOVEMENT_DELTAS),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
@@ -314,6 +336,7 @@ class Order(Base):
         UniqueConstraint("channel_id", "external_id"),
         Index("ix_orders_status_placed", "status", "placed_at"),
         Index("ix_orders_placed", "placed_at"),
+        *(amount_within(column) for column in ORDER_AMOUNTS),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -354,6 +377,9 @@ class OrderLine(Base):
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         UniqueConstraint("order_id", "line_no"),
+        int_within("quantity"),
+        amount_within("unit_price"),
+        amount_within("discount"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

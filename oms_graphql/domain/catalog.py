@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import Location, Product
+from oms_graphql.domain import limits
 from oms_graphql.domain.errors import Duplicate, NotFound, Problems
 from oms_graphql.domain.money import is_currency
 from oms_graphql.domain.orders import AddressDetails, check_address
@@ -37,13 +38,17 @@ class ProductDetails:
 
 def _check_product(details: ProductDetails, creating: bool) -> None:
     problems = Problems()
-    problems.text(("sku",), details.sku, 64, required=creating)
+    # On update a field left out is None; one sent blank is refused like a blank one on create.
+    problems.text(("sku",), details.sku, 64, required=creating or details.sku is not None)
     if details.sku and any(ch.isspace() for ch in details.sku):
         problems.add(("sku",), "sku must not contain spaces.")
-    problems.text(("name",), details.name, 200, required=creating)
+    problems.text(("name",), details.name, 200, required=creating or details.name is not None)
     problems.text(("category",), details.category, 100)
     if details.price_amount is not None:
         problems.not_negative(("price", "amount"), details.price_amount)
+        limits.check_amount(
+            problems, ("price", "amount"), details.price_amount, details.price_currency, unit_price=True
+        )
         if not is_currency(details.price_currency):
             problems.add(("price", "currency"), "currency must be an ISO 4217 code such as CNY.")
     for name in ("weightGrams", "lengthMm", "widthMm", "heightMm"):
@@ -54,6 +59,8 @@ def _check_product(details: ProductDetails, creating: bool) -> None:
             "heightMm": "height_mm",
         }[name]
         problems.positive((name,), getattr(details, attribute))
+        most = limits.MAX_WEIGHT_GRAMS if name == "weightGrams" else limits.MAX_LENGTH_MM
+        limits.check_units(problems, (name,), getattr(details, attribute), most)
     problems.raise_if_any()
 
 
@@ -101,8 +108,8 @@ class LocationDetails:
 
 def _check_location(details: LocationDetails, creating: bool) -> None:
     problems = Problems()
-    problems.text(("code",), details.code, 64, required=creating)
-    problems.text(("name",), details.name, 200, required=creating)
+    problems.text(("code",), details.code, 64, required=creating or details.code is not None)
+    problems.text(("name",), details.name, 200, required=creating or details.name is not None)
     if details.kind is not None and details.kind not in LOCATION_KINDS:
         problems.add(("kind",), "kind must be WAREHOUSE, STORE or SUPPLIER.")
     if details.address is not None:

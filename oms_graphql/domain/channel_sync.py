@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from oms_graphql import redaction
 from oms_graphql.db.models import Channel, InboundMessage, Lease, utcnow
 from oms_graphql.domain import inbound
 from oms_graphql.domain.channels import DEFAULT_SYNC_BACK, channel_config
@@ -189,7 +190,7 @@ async def note_channel_error(session: AsyncSession, channel_id: int, error: str)
     """Keep a sync error on the channel, where operators see it (``Channel.lastError``)."""
     channel = await session.get(Channel, channel_id)
     if channel is not None:
-        channel.last_error = error[:4000]
+        channel.last_error = redaction.redact(error)[:4000]
         channel.last_error_at = utcnow()
     return channel
 

@@ -17,7 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from oms_graphql import redaction
 from oms_graphql.db.models import AlertRecord, Channel, ChannelListing, Product, utcnow
+from oms_graphql.domain import limits
 from oms_graphql.domain.errors import Duplicate, NotFound, Problems
 from oms_graphql.domain.inventory import product_by_sku
 from oms_graphql.domain.low_stock import NOTIFY_JOB, alert_payload
@@ -34,6 +36,7 @@ from oms_graphql.plugins.host import channel_kinds, plugin_manager
 DEFAULT_SYNC_BACK = timedelta(hours=72)
 DEFAULT_POLL_SECONDS = 300
 MIN_POLL_SECONDS = 5
+MAX_POLL_SECONDS = 7 * 24 * 3600
 PULL_JOB = "pull_channel_orders"
 PUSH_JOB = "push_channel_stock"
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -87,8 +90,15 @@ def _check_numbers(problems: Problems, spec: ChannelSpec) -> None:
     if spec.stock_share_percent is not None and not 0 <= spec.stock_share_percent <= 100:
         problems.add(("stockSharePercent",), "stockSharePercent must be between 0 and 100.")
     problems.not_negative(("stockBuffer",), spec.stock_buffer)
-    if spec.poll_interval_seconds is not None and spec.poll_interval_seconds < MIN_POLL_SECONDS:
-        problems.add(("pollIntervalSeconds",), f"pollIntervalSeconds must be at least {MIN_POLL_SECONDS}.")
+    limits.check_units(problems, ("stockBuffer",), spec.stock_buffer)
+    if (
+        spec.poll_interval_seconds is not None
+        and not MIN_POLL_SECONDS <= spec.poll_interval_seconds <= MAX_POLL_SECONDS
+    ):
+        problems.add(
+            ("pollIntervalSeconds",),
+            f"pollIntervalSeconds must be between {MIN_POLL_SECONDS} and {MAX_POLL_SECONDS} (a week).",
+        )
     if spec.sync_from is not None and spec.sync_from > utcnow() + timedelta(minutes=5):
         problems.add(("syncFrom",), "syncFrom must not be in the future.")
     problems.text(("name",), spec.name, 200, required=spec.name is not None)
@@ -244,7 +254,7 @@ async def mark_all_listings_for_push(session: AsyncSession, channel: Channel) ->
 
 async def raise_alert(session: AsyncSession, kind: str, message: str, sku: str | None = None) -> AlertRecord:
     """An alert for people (SYNC_FAILED, SHIPMENT_CONFIRMATION_FAILED, …): stored, published, notified."""
-    alert = AlertRecord(kind=kind, sku=sku, message=message[:1000], created_at=utcnow())
+    alert = AlertRecord(kind=kind, sku=sku, message=redaction.redact(message)[:1000], created_at=utcnow())
     session.add(alert)
     await session.flush()
     record_event(session, "alert", alert_payload(alert))

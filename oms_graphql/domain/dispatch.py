@@ -30,6 +30,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from oms_graphql import redaction
 from oms_graphql.db.models import (
     Address,
     Allocation,
@@ -272,6 +273,7 @@ async def park(session: AsyncSession, shipment_id: int, problem: str) -> None:
     shipment = await session.get(Shipment, shipment_id, with_for_update=True)
     if shipment is None or shipment.status != PENDING:
         return
+    problem = redaction.redact(problem)
     shipment.status = "CANCELLED"
     order = await session.get(Order, shipment.order_id)
     if shipment.fulfillment_order_id is not None:

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from oms_graphql import redaction
 from oms_graphql.db.models import (
     Channel,
     InboundMessage,
@@ -243,11 +244,12 @@ def _finish(
     outcome: str | None = None,
 ) -> IngestOutcome:
     message.status = status
+    error = redaction.redact(error) if error else None
     message.error = error[:4000] if error else None
     message.processed_at = utcnow()
     if order_id is not None:
         message.order_id = order_id
-    message.outcome = (outcome or error or "")[:300] or None
+    message.outcome = redaction.redact(outcome or error or "")[:300] or None
     return IngestOutcome(message.id, status, order_id, outcome or error)
 
 

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import Location, OutboxEntry, Product, StockLevel, StockMovement, utcnow
-from oms_graphql.domain import low_stock
+from oms_graphql.domain import limits, low_stock
 from oms_graphql.domain.errors import InsufficientStock, NotFound, Problems
 from oms_graphql.events.outbox import note_outbox_written, record_event, request_job
 
@@ -293,6 +293,7 @@ async def move_stock(
     in_transit: int = 0,
     reference: Reference = Reference(),
     keep_safety_stock: bool = False,
+    field: tuple[str, ...] = ("quantity",),
 ) -> LevelFigures | None:
     """Apply one ledger movement atomically; None when the guard refused it.
 
@@ -302,7 +303,12 @@ async def move_stock(
 
     ``keep_safety_stock``: refuse when the result would leave less than the
     safety stock unreserved (used by reservations).
+
+    A movement that adds units is refused (``limits.TooMuchStock`` naming ``field``)
+    when the SKU would hold more than ``limits.MAX_UNITS_PER_SKU``, so every figure
+    fits a GraphQL Int.
     """
+    await limits.check_room_for(session, product.id, product.sku, on_hand + in_transit, field)
     new_on_hand = StockLevel.on_hand + on_hand
     new_reserved = StockLevel.reserved + reserved
     guards = [
@@ -526,6 +532,7 @@ async def count_stock(
     """
     problems = Problems()
     problems.not_negative(("countedQuantity",), counted_quantity)
+    limits.check_units(problems, ("countedQuantity",), counted_quantity)
     problems.text(("reason",), reason, 300)
     problems.raise_if_any()
     product, location = await product_and_location(session, sku, location_code)
@@ -550,6 +557,7 @@ async def count_stock(
         reason=MovementReason.COUNT,
         on_hand=difference,
         reference=Reference(type="COUNT", text=text[:300], actor=actor),
+        field=("countedQuantity",),
     )
     assert figures is not None  # the row is locked: the figures we checked still hold
     if difference > 0:
@@ -562,6 +570,7 @@ async def receive_stock(
 ) -> LevelFigures:
     problems = Problems()
     problems.positive(("quantity",), quantity)
+    limits.check_units(problems, ("quantity",), quantity)
     problems.text(("reference",), reference.text, 300)
     problems.raise_if_any()
     product, location = await product_and_location(session, sku, location_code)
@@ -585,6 +594,7 @@ async def adjust_stock(
     problems = Problems()
     if delta == 0:
         problems.add(("delta",), "delta must not be zero.", "ZERO")
+    limits.check_units(problems, ("delta",), delta)
     problems.text(("reason",), reason, 300, required=True)
     problems.raise_if_any()
     product, location = await product_and_location(session, sku, location_code)
@@ -595,6 +605,7 @@ async def adjust_stock(
         reason=MovementReason.ADJUST,
         on_hand=delta,
         reference=Reference(type="ADJUSTMENT", text=reason, actor=actor),
+        field=("delta",),
     )
     if figures is None:
         raise InsufficientStock(

@@ -24,6 +24,7 @@ from oms_graphql.db.models import (
     Product,
     utcnow,
 )
+from oms_graphql.domain import limits
 from oms_graphql.domain.customers import CustomerDetails, find_or_create_customer
 from oms_graphql.domain.errors import DomainError, InvalidTransition, NotFound, Problems
 from oms_graphql.domain.inventory import MovementReason, Reference, move_stock
@@ -194,7 +195,10 @@ def check_new_order(new: NewOrder) -> Problems:
         problems.add(("lines",), "An order needs at least one line.", "REQUIRED")
     for index, line in enumerate(new.lines):
         problems.positive(("lines", index, "quantity"), line.quantity)
+        limits.check_units(problems, ("lines", index, "quantity"), line.quantity)
         problems.not_negative(("lines", index, "unitPrice"), line.unit_price)
+        limits.check_amount(problems, ("lines", index, "unitPrice"), line.unit_price, new.currency, unit_price=True)
+        limits.check_amount(problems, ("lines", index, "discount"), line.discount, new.currency, unit_price=True)
         if line.sku is not None:
             problems.text(("lines", index, "sku"), line.sku, 64, required=True)
         problems.not_negative(("lines", index, "discount"), line.discount)
@@ -202,6 +206,11 @@ def check_new_order(new: NewOrder) -> Problems:
             problems.add(("lines", index, "discount"), "A line's discount cannot exceed its value.", "TOO_LARGE")
     for name, value in (("shippingFee", new.shipping_fee), ("discount", new.discount), ("tax", new.tax)):
         problems.not_negative((name,), value)
+        limits.check_amount(problems, (name,), value, new.currency)
+    if not problems.items:
+        totals = compute_totals(new.currency, new.lines, new.discount, new.shipping_fee, new.tax)
+        for name in ("subtotal", "total"):
+            limits.check_total(problems, ("lines",), getattr(totals, name))
     problems.text(("externalId",), new.external_id, 100)
     problems.text(("note",), new.note, 2000)
     if new.customer:

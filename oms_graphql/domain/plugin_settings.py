@@ -20,8 +20,12 @@ from typing import Any, Protocol
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from oms_graphql import redaction
 from oms_graphql.config import get_settings
+from oms_graphql.db.models import Carrier, Channel
 from oms_graphql.domain.errors import Problems
 from oms_graphql.plugins.contract import SettingField
 
@@ -62,6 +66,7 @@ def _keyring() -> MultiFernet:
 def encrypt_secrets(values: dict[str, Any]) -> str | None:
     if not values:
         return None
+    redaction.remember(values.values())
     return _keyring().encrypt(json.dumps(values).encode()).decode()
 
 
@@ -69,13 +74,16 @@ def decrypt_secrets(token: str | None) -> dict[str, Any]:
     if not token:
         return {}
     try:
-        return dict(json.loads(_keyring().decrypt(token.encode())))
+        values = dict(json.loads(_keyring().decrypt(token.encode())))
     except InvalidToken:
         # OMS_SECRET_KEY changed since the secrets were stored: say so, never show them.
         raise SecretsUnreadable(
             "The credentials cannot be decrypted: they were stored under another OMS_SECRET_KEY. Put that key "
             "in OMS_PREVIOUS_SECRET_KEYS, or set the credentials again with channelUpdate (or carrierUpdate)."
         ) from None
+    # Whoever reads a secret may print an error that holds it: mask it everywhere from now on.
+    redaction.remember(values.values())
+    return values
 
 
 def reencrypt_secrets(token: str) -> str:
@@ -132,6 +140,8 @@ def check_settings(
         problems.add(("settings",), "settings must be a JSON object of the plugin's keys.")
         problems.raise_if_any()
     known = {spec.key: spec for spec in kind.settings}
+    # A secret given here is masked in every answer and log line from now on, even if it is refused.
+    redaction.remember(settings.get(spec.key) for spec in kind.settings if spec.secret)
     checked: dict[str, Any] = {}
     for key in settings:
         if key not in known:
@@ -172,3 +182,16 @@ def secret_keys_set(secrets_encrypted: str | None) -> list[str]:
         return sorted(decrypt_secrets(secrets_encrypted))
     except SecretsUnreadable:
         return []
+
+
+async def remember_configured_secrets(session: AsyncSession) -> int:
+    """Have this process mask every channel's and carrier's secrets from the start; how many accounts."""
+    accounts = 0
+    for model in (Channel, Carrier):
+        for stored in (await session.scalars(select(model.secrets_encrypted))).all():
+            try:
+                decrypt_secrets(stored)  # remembers what it reads
+                accounts += 1 if stored else 0
+            except SecretsUnreadable:
+                continue
+    return accounts

@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import StockLevel, utcnow
-from oms_graphql.domain import low_stock
+from oms_graphql.domain import limits, low_stock
 from oms_graphql.domain.errors import Problems
 from oms_graphql.domain.inventory import STOCK_CHANGED_JOB, level_id, product_and_location
 from oms_graphql.events.outbox import request_job
@@ -40,6 +40,8 @@ async def set_reorder_policy(
         ("leadTimeDays", policy.lead_time_days),
     ):
         problems.not_negative((name,), value)
+        if name != "leadTimeDays":
+            limits.check_units(problems, (name,), value)
     if policy.lead_time_days is not None and policy.lead_time_days > 365:
         problems.add(("leadTimeDays",), "leadTimeDays must be at most 365.", "TOO_LARGE")
     problems.raise_if_any()

@@ -49,6 +49,7 @@ from oms_graphql.db.models import (
     ShipmentLine,
     utcnow,
 )
+from oms_graphql.domain import limits
 from oms_graphql.domain.allocation import allocate_order
 from oms_graphql.domain.channels import raise_alert
 from oms_graphql.domain.errors import DomainError, FieldProblem, InvalidInput, InvalidTransition, NotFound, Problems
@@ -463,8 +464,10 @@ async def refund_return(
         )
     order = await order_by_id(session, row.order_id, lock=True)
     refundable = round_money(order.total - order.refunded_total, order.currency)
-    value = round_money(amount, order.currency) if amount is not None else await refund_due(session, row)
     problems = Problems()
+    limits.check_amount(problems, ("amount",), amount, order.currency)
+    problems.raise_if_any()  # before rounding: 1e999 cannot be rounded to the cent
+    value = round_money(amount, order.currency) if amount is not None else await refund_due(session, row)
     if amount is not None and amount != value:
         problems.add(("amount",), f"amount has more decimals than {order.currency} allows.")
     if value <= 0:

@@ -35,6 +35,7 @@ from oms_graphql.events.outbox import request_job
 from oms_graphql.plugins.contract import ChannelConfig, ShipmentConfirmation
 from oms_graphql.plugins.contract import ShipmentLine as ConfirmedLine
 from oms_graphql.plugins.host import carrier_kinds, plugin_manager
+from oms_graphql.redaction import redact
 
 CONFIRM_JOB = "confirm_shipment"
 RETRACT_JOB = "retract_shipment_confirmation"
@@ -212,7 +213,7 @@ async def record_confirmation(
             # Cancelled at the carrier while the channel was being told: take it back there too.
             request_job(session, RETRACT_JOB, shipment_id=shipment.id)
     else:
-        shipment.channel_confirm_error = (error or "refused")[:4000]
+        shipment.channel_confirm_error = redact(error or "refused")[:4000]
     return shipment.channel_confirm_attempts
 
 

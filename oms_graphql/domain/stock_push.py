@@ -28,6 +28,7 @@ from oms_graphql.db.models import Channel, ChannelListing, Location, Product, St
 from oms_graphql.domain.availability import available_for_product, channel_quantity
 from oms_graphql.domain.channels import channel_config
 from oms_graphql.plugins.contract import ChannelConfig, StockPush, StockPushResult
+from oms_graphql.redaction import redact
 
 # A push scheduled this long ago that never ran (a lost job) no longer blocks a new one.
 STALE_SCHEDULE = timedelta(minutes=10)
@@ -150,8 +151,8 @@ async def record_push(
             listing.pushed_quantity, listing.pushed_at, listing.push_error = push.quantity, now, None
             accepted += 1
         else:
-            listing.push_error = (result.message if result else "The plugin gave no answer for this listing") or (
-                "refused by the channel"
+            listing.push_error = redact(
+                (result.message if result else "The plugin gave no answer for this listing") or "refused by the channel"
             )
             refused += 1
         # A change that arrived while we pushed keeps the listing due.

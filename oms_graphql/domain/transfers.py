@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import Location, Product, StockLevel, Transfer, TransferLine, utcnow
+from oms_graphql.domain import limits
 from oms_graphql.domain.errors import InsufficientStock, InvalidTransition, NotFound, Problems
 from oms_graphql.domain.inventory import MovementReason, Reference, location_by_code, move_stock
 from oms_graphql.domain.low_stock import SALES_WINDOW_DAYS, daily_sales
@@ -81,6 +82,7 @@ async def create_transfer(
     seen: set[str] = set()
     for index, line in enumerate(lines):
         problems.positive(("lines", index, "quantity"), line.quantity)
+        limits.check_units(problems, ("lines", index, "quantity"), line.quantity)
         if line.sku in seen:
             problems.add(("lines", index, "sku"), f"{line.sku} appears twice; put it on one line.", "DUPLICATE")
         seen.add(line.sku)

@@ -23,6 +23,7 @@ from oms_graphql.db.engine import Database
 from oms_graphql.db.models import OutboxEntry, utcnow
 from oms_graphql.events.outbox import OUTBOX_WRITTEN
 from oms_graphql.events.pubsub import Publisher
+from oms_graphql.redaction import redact
 
 log = structlog.get_logger(__name__)
 
@@ -91,7 +92,7 @@ class Relay:
                         sent_ids.append(row.id)
                     except Exception as error:  # one bad row must not block the others
                         row.attempts += 1
-                        row.last_error = repr(error)[:500]
+                        row.last_error = redact(repr(error))[:500]
                         log.error(
                             "outbox row not sent",
                             outbox_id=row.id,

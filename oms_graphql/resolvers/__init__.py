@@ -7,6 +7,7 @@ Each capability contributes its own root classes (``Query``, ``Mutation``,
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -36,10 +37,12 @@ from oms_graphql.resolvers import (
 )
 from oms_graphql.resolvers.errors import ErrorCodes, MaskInternalErrors, SubscriptionsOverWebsocket, assign_code
 from oms_graphql.schema.document_limits import CachedDocuments, depth_limit_rule
+from oms_graphql.schema.error_redaction import RedactSecrets
 from oms_graphql.schema.field_rules import FIELD_RULES, MERCHANT_TYPES
+from oms_graphql.schema.input_checks import VariablesCheck
 from oms_graphql.schema.permissions import install_field_rules
 from oms_graphql.schema.query_cost import query_cost_extension
-from oms_graphql.schema.scalars import DECIMAL_SCALAR, Decimal
+from oms_graphql.schema.scalars import DATETIME_SCALAR, DECIMAL_SCALAR, Decimal
 from oms_graphql.schema.types import Channel, Customer, Location, Order, Product
 
 log = structlog.get_logger(__name__)
@@ -134,9 +137,11 @@ def build_schema(
         # Front-ends send the same few documents over and over: parse and validate each
         # small one once (document_limits: large ones are never kept).
         type("AppCachedDocuments", (CachedDocuments,), {"max_bytes": settings.cache_document_max_bytes}),
+        VariablesCheck,  # after the document cache, which sets the validation errors it finds
         lambda: AddValidationRules(depth_rules),
         lambda: MaxTokensLimiter(max_token_count=5000),
         lambda: MaskInternalErrors(should_mask_error=_is_internal, error_message="Internal error; it has been logged."),
+        RedactSecrets,
         query_cost_extension(settings),
         *extra_extensions,
     ]
@@ -148,7 +153,7 @@ def build_schema(
         subscription=Subscription,
         types=[Product, Location, Channel, Customer, Order],
         extensions=extensions,
-        config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR}),
+        config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR, datetime: DATETIME_SCALAR}),
     )
     built.time_budget = settings.request_timeout_seconds or None
     return built

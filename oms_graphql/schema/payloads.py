@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from oms_graphql.domain.errors import DomainError
+from oms_graphql.redaction import redact
 from oms_graphql.schema.types import Location, Order, Product, StockLevel, UserError
 
 
@@ -12,7 +13,7 @@ def user_errors(error: DomainError, prefix: tuple[str, ...] = ("input",)) -> lis
     return [
         UserError(
             field=[*prefix, *problem.field] if problem.field else None,
-            message=problem.message,
+            message=redact(problem.message),
             code=problem.code,
         )
         for problem in error.problems

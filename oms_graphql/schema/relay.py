@@ -52,7 +52,8 @@ def _offset(cursor: str | None, field: str) -> int | None:
         return None
     try:
         kind, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if kind == "offset" and value.isdigit():
+        # ASCII digits, and an offset a database can skip to (a longer one overflows its integer).
+        if kind == "offset" and value.isascii() and value.isdigit() and len(value) <= 12:
             return int(value)
     except ValueError:
         pass

@@ -41,7 +41,7 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 API_PATH = "/router/rest"
 LISTING_METHOD = "taobao.trades.sold.increment.get"
 FULLINFO_METHOD = "taobao.trade.fullinfo.get"
-FAULTS = ("http_500", "throttle", "slow", "malformed_json", "duplicate")
+FAULTS = ("http_500", "throttle", "slow", "malformed_json", "duplicate", "proxy_403")
 # The names tests/fakes/amazon.py uses for the same faults.
 FAULT_ALIASES = {"error": "http_500", "malformed": "malformed_json"}
 
@@ -188,7 +188,9 @@ class TaobaoState:
 
         ``http_500`` (options ``status``, ``retry_after``), ``throttle`` (code 7; option ``ban_seconds``),
         ``slow`` (option ``delay`` seconds, then a normal answer), ``malformed_json``,
-        ``duplicate`` (the first trade of a listing page is delivered twice).
+        ``duplicate`` (the first trade of a listing page is delivered twice), ``proxy_403`` (a web
+        application firewall in front of the gateway blocks the call with a page that quotes the
+        request's URL, query string and all, as such pages do).
         """
         fault = FAULT_ALIASES.get(fault, fault)
         if fault not in FAULTS:
@@ -227,6 +229,9 @@ def make_app(state: TaobaoState) -> Starlette:
             headers = {"Retry-After": str(fault.options["retry_after"])} if "retry_after" in fault.options else {}
             status = fault.options.get("status", 500)
             return PlainTextResponse("Internal Server Error", status_code=status, headers=headers)
+        if fault and fault.kind == "proxy_403":
+            page = f"<html><body><h1>403 Forbidden</h1><p>Request blocked: POST {request.url}</p></body></html>"
+            return Response(page, status_code=403, media_type="text/html")
         if fault and fault.kind == "throttle":
             seconds = fault.options.get("ban_seconds", 1)
             error = load_sample("error_app_call_limited.json")["error_response"]
