@@ -50,6 +50,10 @@ app.add_typer(stock_app, name="stock")
 app.add_typer(channel_app, name="channel")
 secrets_app = typer.Typer(help="Channel and carrier credentials at rest.", no_args_is_help=True)
 app.add_typer(secrets_app, name="secrets")
+report_app = typer.Typer(
+    help="Reports: rebuild the daily aggregates, print a report (or its CSV).", no_args_is_help=True
+)
+app.add_typer(report_app, name="report")
 console = Console(stderr=True)
 
 EXIT_DIFFERENCES = 1
@@ -466,6 +470,41 @@ def secrets_rotate() -> None:
             "the key they were stored with to OMS_PREVIOUS_SECRET_KEYS and run again, or set them anew with "
             "channelUpdate / carrierUpdate."
         )
+
+
+@report_app.command("rebuild")
+def report_rebuild() -> None:
+    """Recompute the daily report tables from every order (after changing OMS_REPORT_TIMEZONE, or to check them)."""
+    from zoneinfo import ZoneInfo
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from oms_graphql.db.engine import Database
+    from oms_graphql.domain.reports.rebuild import count_orders, rebuild_reports
+
+    require_database()
+    settings = get_settings()
+
+    async def rebuild() -> int:
+        database = Database(settings.database_url)
+        try:
+            total = await count_orders(database)
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            ) as bar:
+                task = bar.add_task("Rebuilding report tables", total=total)
+                return await rebuild_reports(
+                    database, ZoneInfo(settings.report_timezone), lambda done: bar.update(task, advance=done)
+                )
+        finally:
+            await database.dispose()
+
+    done = asyncio.run(rebuild())
+    print(f"Rebuilt the report tables from {done} orders (time zone {settings.report_timezone}).")
 
 
 @stock_app.command("verify")

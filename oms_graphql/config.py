@@ -61,6 +61,9 @@ class Settings:
     channel_reconcile_hours: float = 24.0
     # Tracking: how often an open shipment's carrier is polled (0: only pushes).
     tracking_poll_seconds: float = 1800.0
+    # Reports bucket orders by their placed day in this zone (an IANA name); after changing
+    # it, run `oms report rebuild` so the stored daily aggregates follow.
+    report_timezone: str = "Asia/Shanghai"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -120,6 +123,7 @@ def load_settings() -> Settings:
         channel_reconcile_seconds=float(_env("OMS_CHANNEL_RECONCILE_SECONDS", "3600") or 0),
         channel_reconcile_hours=float(_env("OMS_CHANNEL_RECONCILE_HOURS", "24") or 24),
         tracking_poll_seconds=float(_env("OMS_TRACKING_POLL_SECONDS", "1800") or 0),
+        report_timezone=_env("OMS_REPORT_TIMEZONE", "Asia/Shanghai") or "Asia/Shanghai",
     )
 
 
