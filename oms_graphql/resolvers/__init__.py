@@ -34,6 +34,7 @@ from oms_graphql.resolvers import (
     inventory,
     mutations,
     queries,
+    reports,
     returns,
     subscriptions,
 )
@@ -53,6 +54,7 @@ QUERY_PARTS: tuple[type, ...] = (
     returns.ReturnsQuery,
     identities.IdentityQuery,
     audit.AuditQuery,
+    reports.ReportsQuery,
 )
 MUTATION_PARTS: tuple[type, ...] = (
     mutations.Mutation,

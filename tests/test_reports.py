@@ -1,0 +1,205 @@
+"""Reports through GraphQL on a small fixed data set, every figure worked out by hand.
+
+The orders are placed in March 2020, a window no other test places orders in, so the
+report over that window holds exactly these orders (report time zone: Asia/Shanghai,
+UTC+8). The aggregates follow each change through the outbox job, hence ``eventually``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.support import (
+    GraphQLClient,
+    add_location,
+    add_product,
+    eventually,
+    place_order,
+    receive,
+    wait_for_status,
+)
+
+CARRIER = """mutation($input: CarrierCreateInput!) { carrierCreate(input: $input) { userErrors { message } } }"""
+PAY = """mutation($id: ID!, $at: DateTime!) { orderConfirmPayment(input: {id: $id, paidAt: $at}) {
+  userErrors { field message } } }"""
+CANCEL = "mutation($id: ID!) { orderCancel(input: {id: $id}) { userErrors { field message } } }"
+FULFILLMENT = "query($id: ID!) { order(id: $id) { status fulfillmentOrders { id } } }"
+SHIP = """mutation($fo: ID!, $carrier: String!) { shipmentCreate(input: {fulfillmentOrderId: $fo, carrierCode: $carrier,
+  serviceCode: "SAME_DAY"}) { shipment { id } userErrors { field message code } } }"""
+DISPATCH = "mutation($id: ID!) { shipmentDispatch(input: {id: $id}) { userErrors { message } } }"
+DELIVER = """mutation($id: ID!, $at: DateTime!) { shipmentMarkDelivered(input: {id: $id, deliveredAt: $at}) {
+  userErrors { message } } }"""
+RETURN_REQUEST = """mutation($input: ReturnRequestInput!) { returnRequest(input: $input) { return { id }
+  userErrors { message } } }"""
+RETURN_APPROVE = "mutation($id: ID!) { returnApprove(input: {id: $id}) { userErrors { message } } }"
+RETURN_RECEIVE = "mutation($input: ReturnReceiveInput!) { returnReceive(input: $input) { userErrors { message } } }"
+RETURN_REFUND = "mutation($id: ID!) { returnRefund(input: {id: $id}) { userErrors { message } } }"
+
+SALES = """query($from: DateTime!, $to: DateTime!, $interval: ReportInterval!, $groupBy: SalesGroupBy,
+  $filter: ReportFilter) { reports { salesTrend(from: $from, to: $to, interval: $interval, groupBy: $groupBy,
+  filter: $filter) { period key units orders revenue { amount currency } averageOrderValue { amount } } } }"""
+KPIS = """query($from: DateTime!, $to: DateTime!) { reports { fulfillmentKpis(from: $from, to: $to) {
+  key orders completionRate cancellationRate returnRate lateShipmentRate splitShipmentRate
+  hoursToShip { mean p50 p90 } hoursToDeliver { mean p50 p90 } } } }"""
+
+# Shanghai midnights: 2020-03-02 00:00 +08:00 is 2020-03-01 16:00 UTC.
+WINDOW = {"from": "2020-03-01T16:00:00Z", "to": "2020-03-15T16:00:00Z"}
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def ship_and_deliver(admin: GraphQLClient, order_id: str, carrier: str, delivered_at: datetime) -> str:
+    wait_for_status(admin, order_id, "ALLOCATED")
+    [fo] = admin(FULFILLMENT, {"id": order_id})["order"]["fulfillmentOrders"]
+    created = admin.mutate("shipmentCreate", SHIP, {"fo": fo["id"], "carrier": carrier})
+    assert created["userErrors"] == [], created
+    shipment = created["shipment"]["id"]
+    assert admin.mutate("shipmentDispatch", DISPATCH, {"id": shipment})["userErrors"] == []
+    wait_for_status(admin, order_id, "SHIPPED")
+    assert admin.mutate("shipmentMarkDelivered", DELIVER, {"id": shipment, "at": iso(delivered_at)})["userErrors"] == []
+    return shipment
+
+
+@pytest.fixture(scope="module")
+def march(admin: GraphQLClient) -> dict[str, str]:
+    """Four orders in the ISO week of Monday 2020-03-02 (and the next), CNY:
+
+    - O1 placed 03-02 09:00 Shanghai: 2 × A at 10.00 + 1 × B at 25.00, shipping 5.00, total 50.00;
+      paid 10 h before it is dispatched, delivered 30 h after payment.
+    - O2 placed 03-03 20:00 UTC = 03-04 04:00 Shanghai (so it is a 03-04 sale): 1 × A, total 10.00;
+      paid 20 h before dispatch, delivered 40 h after payment, then returned and refunded 10.00
+      (COMPLETED: every shipped unit came back).
+    - O3 placed 03-05: 3 × A, total 30.00, paid, then cancelled before shipping.
+    - O4 placed 03-09: 2 × B, total 50.00, never paid.
+    """
+    tag = datetime.now(UTC).strftime("%H%M%S%f")
+    where = f"RP-WH-{tag}"
+    add_location(admin, where, priority=1000, autoDispatch=False)
+    a, b = f"RP-A-{tag}", f"RP-B-{tag}"
+    add_product(admin, a, "10.00")
+    add_product(admin, b, "25.00")
+    receive(admin, a, where, 20)
+    receive(admin, b, where, 20)
+    carrier = f"fleet-rp-{tag}"
+    assert (
+        admin(CARRIER, {"input": {"code": carrier, "name": "Own fleet", "kind": "fleet", "settings": {}}})[
+            "carrierCreate"
+        ]["userErrors"]
+        == []
+    )
+    now = datetime.now(UTC)
+
+    o1 = place_order(admin, [(a, 2, "10.00"), (b, 1, "25.00")], shippingFee="5.00", placedAt="2020-03-02T01:00:00Z")
+    paid1 = now - timedelta(hours=10)
+    assert admin.mutate("orderConfirmPayment", PAY, {"id": o1["id"], "at": iso(paid1)})["userErrors"] == []
+    ship_and_deliver(admin, o1["id"], carrier, paid1 + timedelta(hours=30))
+
+    o2 = place_order(admin, [(a, 1, "10.00")], placedAt="2020-03-03T20:00:00Z")
+    paid2 = now - timedelta(hours=20)
+    assert admin.mutate("orderConfirmPayment", PAY, {"id": o2["id"], "at": iso(paid2)})["userErrors"] == []
+    ship_and_deliver(admin, o2["id"], carrier, paid2 + timedelta(hours=40))
+    requested = admin.mutate(
+        "returnRequest",
+        RETURN_REQUEST,
+        {"input": {"orderId": o2["id"], "lines": [{"lineNo": 1, "quantity": 1, "reason": "SIZE_FIT"}]}},
+    )
+    assert requested["userErrors"] == [], requested
+    return_id = requested["return"]["id"]
+    assert admin.mutate("returnApprove", RETURN_APPROVE, {"id": return_id})["userErrors"] == []
+    received = admin.mutate(
+        "returnReceive",
+        RETURN_RECEIVE,
+        {"input": {"id": return_id, "lines": [{"lineNo": 1, "quantity": 1, "condition": "RESELLABLE"}]}},
+    )
+    assert received["userErrors"] == [], received
+    assert admin.mutate("returnRefund", RETURN_REFUND, {"id": return_id})["userErrors"] == []
+    wait_for_status(admin, o2["id"], "COMPLETED")
+
+    o3 = place_order(admin, [(a, 3, "10.00")], paid=True, placedAt="2020-03-05T03:00:00Z")
+    wait_for_status(admin, o3["id"], "ALLOCATED")
+    assert admin.mutate("orderCancel", CANCEL, {"id": o3["id"]})["userErrors"] == []
+
+    place_order(admin, [(b, 2, "25.00")], placedAt="2020-03-09T02:00:00Z")
+    return {"a": a, "b": b, "where": where}
+
+
+def sales(admin: GraphQLClient, interval: str, group_by: str | None = None, **filter_: list[str]) -> list[dict]:
+    variables = {**WINDOW, "interval": interval, "groupBy": group_by, "filter": filter_ or None}
+    return admin(SALES, variables)["reports"]["salesTrend"]
+
+
+def row(period: str, key: str | None, units: int, orders: int, revenue: str, aov: str) -> dict:
+    return {
+        "period": period,
+        "key": key,
+        "units": units,
+        "orders": orders,
+        "revenue": {"amount": revenue, "currency": "CNY"},
+        "averageOrderValue": {"amount": aov},
+    }
+
+
+def test_sales_trend_counts_paid_orders_by_shanghai_day_net_of_refunds(admin, march):
+    # Per day: O1 on 03-02 (3 units, 50.00); O2 on 03-04 in Shanghai though 03-03 in UTC,
+    # its one unit returned and its 10.00 refunded: 0 units, 0.00, still one order.
+    # O3 (cancelled) and O4 (unpaid) are not sales.
+    expected_days = [
+        row("2020-03-02", None, 3, 1, "50.00", "50.00"),
+        row("2020-03-04", None, 0, 1, "0.00", "0.00"),
+    ]
+    eventually(lambda: sales(admin, "DAY") == expected_days)
+    # The ISO week of Monday 03-02: 2 orders, 3 units, 50.00; AOV 50.00 ÷ 2 = 25.00.
+    assert sales(admin, "WEEK") == [row("2020-03-02", None, 3, 2, "50.00", "25.00")]
+    assert sales(admin, "MONTH") == [row("2020-03-01", None, 3, 2, "50.00", "25.00")]
+
+
+def test_sales_trend_per_sku_uses_line_values(admin, march):
+    a, b = march["a"], march["b"]
+    # A: O1's line 2 × 10.00 = 20.00 and O2's line, returned: 0 units, 0.00 → 2 orders, 2 units,
+    # 20.00, AOV 10.00. B: O1's line 25.00 → 1 order, 1 unit. Shipping is in no line.
+    expected = [row("2020-03-02", a, 2, 2, "20.00", "10.00"), row("2020-03-02", b, 1, 1, "25.00", "25.00")]
+    eventually(lambda: sales(admin, "WEEK", "SKU", skus=[a, b]) == expected)
+    assert sales(admin, "WEEK", "SKU", skus=[b]) == expected[1:]
+
+
+def test_fulfillment_kpis_follow_the_definitions(admin, march):
+    # All orders 4 (O1–O4), not cancelled 3 (O1, O2, O4).
+    # completion = DELIVERED/COMPLETED (O1, O2) ÷ 3 = 2/3; cancellation = O3 ÷ 4 = 1/4.
+    # return = 1 unit back ÷ 4 units shipped (O1 3, O2 1) = 1/4; no order has a promisedShipBy: 0 late
+    # of 2 shipments; split = 0 of 2 orders with a shipment.
+    # hours to ship ≈ 10 and 20 (paid that long before dispatch): mean 15, p50 15, p90 10 + 0.9 × 10 = 19.
+    # hours to deliver 30 and 40: mean 35, p50 35, p90 30 + 0.9 × 10 = 39.
+    def kpis() -> dict | None:
+        [only] = admin(KPIS, WINDOW)["reports"]["fulfillmentKpis"] or [None]
+        return only if only and only["completionRate"] and only["returnRate"] else None
+
+    got = eventually(lambda: (k := kpis()) and k["cancellationRate"] == 0.25 and k)
+    assert (got["key"], got["orders"]) == (None, 3)
+    assert got["completionRate"] == pytest.approx(2 / 3)
+    assert got["returnRate"] == 0.25
+    assert (got["lateShipmentRate"], got["splitShipmentRate"]) == (0.0, 0.0)
+    ship = got["hoursToShip"]
+    assert ship == {
+        "mean": pytest.approx(15, abs=0.1),
+        "p50": pytest.approx(15, abs=0.1),
+        "p90": pytest.approx(19, abs=0.1),
+    }
+    assert got["hoursToDeliver"] == {"mean": 35.0, "p50": 35.0, "p90": pytest.approx(39)}
+
+
+def test_a_rate_over_nothing_is_null_and_bad_windows_are_refused(admin, march):
+    empty = admin(KPIS, {"from": "2019-01-01T00:00:00Z", "to": "2019-01-02T00:00:00Z"})["reports"]["fulfillmentKpis"]
+    assert empty == []
+    body = admin.raw(KPIS, {"from": "2020-03-05T00:00:00Z", "to": "2020-03-01T00:00:00Z"})
+    [error] = body["errors"]
+    assert "to must be after from" in error["message"] and error["extensions"]["code"]
+
+
+def test_reports_are_for_staff(admin, viewer, anonymous, march):
+    assert viewer(KPIS, WINDOW)["reports"]["fulfillmentKpis"]
+    body = anonymous.raw(KPIS, WINDOW)
+    assert body["errors"][0]["extensions"]["code"] in ("UNAUTHENTICATED", "FORBIDDEN")
