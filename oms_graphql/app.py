@@ -31,6 +31,7 @@ from oms_graphql.events.relay import Relay
 from oms_graphql.jobs import current_broker, send_job, setup
 from oms_graphql.labels import label_route
 from oms_graphql.metrics import OperationMetrics
+from oms_graphql.report_csv import csv_route
 from oms_graphql.resolvers import build_schema
 from oms_graphql.schema.context import Context
 from oms_graphql.webhooks import routes as webhook_routes
@@ -221,6 +222,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
             Route("/metrics", metrics),
             *webhook_routes(database),
             label_route(database, settings),
+            csv_route(database, settings, lambda: schema),
         ],
         lifespan=lifespan,
     )

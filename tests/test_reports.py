@@ -203,3 +203,48 @@ def test_reports_are_for_staff(admin, viewer, anonymous, march):
     assert viewer(KPIS, WINDOW)["reports"]["fulfillmentKpis"]
     body = anonymous.raw(KPIS, WINDOW)
     assert body["errors"][0]["extensions"]["code"] in ("UNAUTHENTICATED", "FORBIDDEN")
+
+
+def test_every_report_as_csv_over_http_with_the_same_permission(admin, anonymous, march):
+    eventually(lambda: len(sales(admin, "DAY")) == 2)
+    params = {**WINDOW, "interval": "WEEK", "groupBy": "SKU", "skus": f"{march['a']},{march['b']}"}
+    response = admin.http.get("/reports/salesTrend.csv", params=params)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    lines = response.text.splitlines()
+    assert lines[0].split(",")[:6] == ["period", "key", "units", "orders", "revenue.amount", "revenue.currency"]
+    assert lines[1].startswith(f"2020-03-02,{march['a']},2,2,20.00,CNY,10.00")
+    assert lines[2].startswith(f"2020-03-02,{march['b']},1,1,25.00,CNY,25.00")
+    kpis = admin.http.get("/reports/fulfillmentKpis.csv", params=WINDOW)
+    header, values = kpis.text.splitlines()
+    assert dict(zip(header.split(","), values.split(","), strict=True))["cancellationRate"] == "0.25"
+    assert anonymous.http.get("/reports/fulfillmentKpis.csv", params=WINDOW).status_code in (401, 403)
+    missing = admin.http.get("/reports/fulfillmentKpis.csv", params={"to": WINDOW["to"]})
+    assert missing.status_code == 400 and "from" in missing.json()["error"]
+    assert admin.http.get("/reports/nothing.csv", params=WINDOW).status_code == 404
+
+
+def test_rebuild_gives_the_same_figures_and_the_cli_prints_the_same_csv(admin, database_url, march):
+    from tests.test_cli import oms
+
+    expected = [row("2020-03-02", None, 3, 2, "50.00", "25.00")]
+    eventually(lambda: sales(admin, "WEEK") == expected)
+    rebuilt = oms("report", "rebuild", database_url=database_url)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "Rebuilt the report tables from" in rebuilt.stdout
+    assert sales(admin, "WEEK") == expected
+    printed = oms(
+        "report",
+        "salesTrend",
+        "--from",
+        WINDOW["from"],
+        "--to",
+        WINDOW["to"],
+        "--interval",
+        "week",
+        "--csv",
+        database_url=database_url,
+    )
+    assert printed.returncode == 0, printed.stderr
+    over_http = admin.http.get("/reports/salesTrend.csv", params={**WINDOW, "interval": "WEEK"}).text
+    assert printed.stdout == over_http
+    assert printed.stdout.splitlines()[1].startswith("2020-03-02,,3,2,50.00,CNY,25.00")
