@@ -248,3 +248,51 @@ def test_rebuild_gives_the_same_figures_and_the_cli_prints_the_same_csv(admin, d
     over_http = admin.http.get("/reports/salesTrend.csv", params={**WINDOW, "interval": "WEEK"}).text
     assert printed.stdout == over_http
     assert printed.stdout.splitlines()[1].startswith("2020-03-02,,3,2,50.00,CNY,25.00")
+
+
+FORECAST = """query($from: DateTime!, $to: DateTime!, $skus: [String!]) { reports {
+  demandForecast(from: $from, to: $to, skus: $skus, horizonDays: 7, serviceLevel: 0.9) {
+  sku method mase points { date quantity lower upper } reorder { locationCode leadTimeDays demand position quantity } } } }"""
+INVENTORY = """query($from: DateTime!, $to: DateTime!, $skus: [String!]) { reports {
+  inventoryKpis(from: $from, to: $to, filter: {skus: $skus}) {
+  sku locationCode onHand unitsShipped turnover daysOfCover stockOutDays stockOutRate deadStock } } }"""
+
+
+def test_a_sparse_history_is_forecast_by_croston_with_a_reorder_per_location(admin, march):
+    a = march["a"]
+    eventually(lambda: len(sales(admin, "DAY")) == 2)
+    [got] = admin(FORECAST, {**WINDOW, "skus": [a]})["reports"]["demandForecast"]
+    # A sold 2 on 03-02 and 0 (net of the return) on 03-04 in a 14-day window: too short and sparse
+    # for Holt-Winters. Croston/SBA: the first demand (2, after 1 day) sets size 2 and interval 1,
+    # so 0.95 × 2 / 1 = 1.9 a day; the window ends 03-16, so the points are 03-16 … 03-22.
+    assert got["method"] == "CROSTON_SBA" and got["mase"] is None
+    assert [p["date"] for p in got["points"]] == [f"2020-03-{day}" for day in range(16, 23)]
+    assert [p["quantity"] for p in got["points"]] == pytest.approx([1.9] * 7)
+    [reorder] = got["reorder"]
+    # Lead time 7 (the level has none): demand 7 × 1.9 = 13.3; position 20 received − 2 − 1 + 1
+    # returned (resellable) = 18 on hand, nothing reserved.
+    assert reorder["locationCode"] == march["where"] and reorder["leadTimeDays"] == 7
+    assert reorder["demand"] == pytest.approx(13.3) and reorder["position"] == 18
+
+
+def test_inventory_kpis_come_from_the_ledger(admin, march):
+    # B's stock moved today D (Shanghai): 20 received, 1 shipped (O1). Over the days D−1, D, D+1
+    # the closing on hand is 0, 19, 19: stockOutDays 1, rate 1/3; turnover = 1 shipped ÷ average
+    # on hand (0 + 19 + 19)/3 = 3/38; days of cover = 19 ÷ (1/3 a day) = 57.
+    from zoneinfo import ZoneInfo
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    today = datetime.now(shanghai).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = {"from": iso(today - timedelta(days=1)), "to": iso(today + timedelta(days=2))}
+    [b] = admin(INVENTORY, {**days, "skus": [march["b"]]})["reports"]["inventoryKpis"]
+    assert b == {
+        "sku": march["b"],
+        "locationCode": march["where"],
+        "onHand": 19,
+        "unitsShipped": 1,
+        "turnover": pytest.approx(3 / 38),
+        "daysOfCover": pytest.approx(57),
+        "stockOutDays": 1,
+        "stockOutRate": pytest.approx(1 / 3),
+        "deadStock": False,
+    }

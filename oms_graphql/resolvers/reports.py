@@ -10,14 +10,17 @@ import strawberry
 from strawberry.types import Info
 
 from oms_graphql.config import get_settings
-from oms_graphql.domain.reports import common, fulfillment, inventory, sales
+from oms_graphql.domain.reports import common, demand, fulfillment, inventory, sales
 from oms_graphql.resolvers.common import context
 from oms_graphql.schema.permissions import STAFF
 from oms_graphql.schema.reports import (
+    DemandForecast,
+    ForecastPoint,
     FulfillmentGroupBy,
     FulfillmentKpiRow,
     HoursSummary,
     InventoryKpiRow,
+    ReorderSuggestion,
     ReportFilter,
     ReportInterval,
     SalesGroupBy,
@@ -146,6 +149,48 @@ class Reports:
         async with context(info).database.session() as session:
             rows = await inventory.inventory_kpis(session, window)
         return [inventory_row(row) for row in rows]
+
+    @strawberry.field(
+        description="Daily units forecast per SKU (the window is the history), with method, backtest MASE, "
+        "intervals and a reorder suggestion per location."
+    )
+    async def demand_forecast(
+        self,
+        info: Info,
+        start: From,
+        to: To,
+        skus: list[str] | None = None,
+        horizon_days: int = 28,
+        top: Annotated[int, strawberry.argument(description="Without skus: the top sellers of the window.")] = 10,
+        service_level: Annotated[
+            float, strawberry.argument(description="For the intervals and the safety stock (0.5 to 0.999).")
+        ] = 0.95,
+        filter: ReportFilter | None = None,
+    ) -> list[DemandForecast]:
+        window = window_of(start, to, filter)
+        async with context(info).database.session() as session:
+            found = await demand.demand_forecast(session, window, skus, horizon_days, top, service_level)
+        return [forecast_of(each) for each in found]
+
+
+def forecast_of(found: demand.SkuForecast) -> DemandForecast:
+    return DemandForecast(
+        sku=found.sku,
+        method=found.method,
+        mase=found.mase,
+        points=[ForecastPoint(date=p.date, quantity=p.quantity, lower=p.lower, upper=p.upper) for p in found.points],
+        reorder=[
+            ReorderSuggestion(
+                location_code=r.location_code,
+                lead_time_days=r.lead_time_days,
+                demand=r.suggestion.demand,
+                safety_stock=r.suggestion.safety_stock,
+                position=r.suggestion.position,
+                quantity=r.suggestion.quantity,
+            )
+            for r in found.reorders
+        ],
+    )
 
 
 @strawberry.type

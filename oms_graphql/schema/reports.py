@@ -98,3 +98,33 @@ class InventoryKpiRow:
     stock_out_days: int = strawberry.field(description="Days whose closing on hand was 0.")
     stock_out_rate: float | None = strawberry.field(description="stockOutDays ÷ days in the window.")
     dead_stock: bool = strawberry.field(description="Stock on hand and nothing shipped in the window.")
+
+
+@strawberry.type(description="Forecast units of one day, with its prediction interval.")
+class ForecastPoint:
+    date: date
+    quantity: float
+    lower: float
+    upper: float
+
+
+@strawberry.type(description="What to order for one SKU at one location: lead-time demand + safety stock − position.")
+class ReorderSuggestion:
+    location_code: str
+    lead_time_days: int = strawberry.field(description="The level's lead time (7 when it has none).")
+    demand: float = strawberry.field(description="Forecast units over the lead time.")
+    safety_stock: float = strawberry.field(description="z(service level) × σ × √lead time.")
+    position: int = strawberry.field(description="On hand − reserved + in transit.")
+    quantity: int = strawberry.field(description="Units to order now (0 when the position covers it).")
+
+
+@strawberry.type(description="A SKU's daily demand forecast.")
+class DemandForecast:
+    sku: str
+    method: str = strawberry.field(description="HOLT_WINTERS (weekly seasonality) or CROSTON_SBA (sparse series).")
+    mase: float | None = strawberry.field(
+        description="Backtest MAE on the last two held-out weeks ÷ that of the 7-day seasonal-naive forecast "
+        "(< 1 beats it); null when the history is too short."
+    )
+    points: list[ForecastPoint]
+    reorder: list[ReorderSuggestion]
