@@ -252,7 +252,8 @@ def test_rebuild_gives_the_same_figures_and_the_cli_prints_the_same_csv(admin, d
 
 FORECAST = """query($from: DateTime!, $to: DateTime!, $skus: [String!]) { reports {
   demandForecast(from: $from, to: $to, skus: $skus, horizonDays: 7, serviceLevel: 0.9) {
-  sku method mase points { date quantity lower upper } reorder { locationCode leadTimeDays demand position quantity } } } }"""
+  sku method mase points { date quantity lower upper }
+  reorder { locationCode leadTimeDays demand position quantity } } } }"""
 INVENTORY = """query($from: DateTime!, $to: DateTime!, $skus: [String!]) { reports {
   inventoryKpis(from: $from, to: $to, filter: {skus: $skus}) {
   sku locationCode onHand unitsShipped turnover daysOfCover stockOutDays stockOutRate deadStock } } }"""
