@@ -297,3 +297,42 @@ def test_inventory_kpis_come_from_the_ledger(admin, march):
         "stockOutRate": pytest.approx(1 / 3),
         "deadStock": False,
     }
+
+
+SEGMENTS = """query($from: DateTime!, $to: DateTime!) { reports { customerSegments(from: $from, to: $to) {
+  name customers revenue { amount currency } repeatRate } } }"""
+COHORTS = """query($from: DateTime!, $to: DateTime!) { reports { customerCohorts(from: $from, to: $to) {
+  month customers retention } } }"""
+APRIL = {"from": "2020-03-31T16:00:00Z", "to": "2020-04-30T16:00:00Z"}  # Shanghai April
+
+
+def test_rfm_segments_repeat_rate_and_cohorts(admin):
+    tag = datetime.now(UTC).strftime("%M%S%f")
+    sku = f"RP-RFM-{tag}"
+    add_product(admin, sku, "10.00")
+    # (customer, Shanghai day, amount): the April window ends 04-30.
+    orders = {
+        "C1": [("04-28", "10.00"), ("04-29", "10.00"), ("04-30", "10.00")],  # recency 0, 3 orders, 30.00
+        "C2": [("04-29", "100.00")],  # recency 1, 1 order, 100.00
+        "C3": [("04-02", "20.00"), ("04-03", "20.00"), ("05-15", "20.00")],  # in April: recency 27, 2, 40.00
+        "C4": [("04-01", "10.00"), ("04-02", "10.00"), ("04-05", "10.00")],  # recency 25, 3 orders, 30.00
+        "C5": [("04-10", "5.00")],  # recency 20, 1 order, 5.00
+    }
+    for number, (name, placed) in enumerate(orders.items()):
+        customer = {"name": f"RFM {name}", "phone": f"+86 139{tag[-6:]}{number:02d}"}
+        for day, price in placed:
+            place_order(admin, [(sku, 1, price)], paid=True, customer=customer, placedAt=f"2020-{day}T04:00:00Z")
+    # Recency scores (quintiles of −days, n = 5, the i-th smallest scores 1 + i): C3 1, C4 2, C5 3, C2 4,
+    # C1 5. Frequency 3, 1, 2, 3, 1 sorted 1, 1, 2, 3, 3: C2 and C5 1, C3 3, C1 and C4 4.
+    # C1 R5 F4 → CHAMPIONS; C2 R4 one order → NEW; C3 R1 F3 and C4 R2 F4 → AT_RISK; C5 R3 → POTENTIAL.
+    expected = [
+        {"name": "CHAMPIONS", "customers": 1, "revenue": [{"amount": "30.00", "currency": "CNY"}], "repeatRate": 1.0},
+        {"name": "NEW", "customers": 1, "revenue": [{"amount": "100.00", "currency": "CNY"}], "repeatRate": 0.0},
+        {"name": "POTENTIAL", "customers": 1, "revenue": [{"amount": "5.00", "currency": "CNY"}], "repeatRate": 0.0},
+        {"name": "AT_RISK", "customers": 2, "revenue": [{"amount": "70.00", "currency": "CNY"}], "repeatRate": 1.0},
+    ]
+    eventually(lambda: admin(SEGMENTS, APRIL)["reports"]["customerSegments"] == expected)
+    # All five first ordered in April; in May only C3 came back: retention [1, 1/5].
+    april_and_may = {"from": APRIL["from"], "to": "2020-05-31T16:00:00Z"}
+    cohorts = eventually(lambda: (c := admin(COHORTS, april_and_may)["reports"]["customerCohorts"]) and c)
+    assert cohorts == [{"month": "2020-04-01", "customers": 5, "retention": [1.0, 0.2]}]

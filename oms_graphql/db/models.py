@@ -728,3 +728,15 @@ class ReportDailyFulfillment(Base):
     ship_count: Mapped[int] = mapped_column(BigInteger, default=0)
     deliver_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
     deliver_count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReportCustomerDay(Base):
+    """Paid, not cancelled orders and revenue per customer and placed day (for RFM and cohorts)."""
+
+    __tablename__ = "report_customer_days"
+
+    customer_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(BigInteger, default=0)
+    revenue_e4: Mapped[int] = mapped_column(BigInteger, default=0)

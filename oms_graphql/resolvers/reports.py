@@ -10,10 +10,12 @@ import strawberry
 from strawberry.types import Info
 
 from oms_graphql.config import get_settings
-from oms_graphql.domain.reports import common, demand, fulfillment, inventory, sales
+from oms_graphql.domain.reports import common, customers, demand, fulfillment, inventory, sales
 from oms_graphql.resolvers.common import context
 from oms_graphql.schema.permissions import STAFF
 from oms_graphql.schema.reports import (
+    CustomerCohort,
+    CustomerSegment,
     DemandForecast,
     ForecastPoint,
     FulfillmentGroupBy,
@@ -171,6 +173,32 @@ class Reports:
         async with context(info).database.session() as session:
             found = await demand.demand_forecast(session, window, skus, horizon_days, top, service_level)
         return [forecast_of(each) for each in found]
+
+    @strawberry.field(description="RFM segments of the customers who ordered in the window.")
+    async def customer_segments(
+        self, info: Info, start: From, to: To, filter: ReportFilter | None = None
+    ) -> list[CustomerSegment]:
+        window = window_of(start, to, filter)
+        async with context(info).database.session() as session:
+            found = await customers.customer_segments(session, window)
+        return [
+            CustomerSegment(
+                name=s.name,
+                customers=s.customers,
+                revenue=[money(amount, currency) for currency, amount in s.revenue.items()],
+                repeat_rate=s.repeat_rate,
+            )
+            for s in found
+        ]
+
+    @strawberry.field(description="Retention of the customers whose first order fell in the window, by month.")
+    async def customer_cohorts(
+        self, info: Info, start: From, to: To, filter: ReportFilter | None = None
+    ) -> list[CustomerCohort]:
+        window = window_of(start, to, filter)
+        async with context(info).database.session() as session:
+            found = await customers.customer_cohorts(session, window)
+        return [CustomerCohort(month=c.month, customers=c.customers, retention=c.retention) for c in found]
 
 
 def forecast_of(found: demand.SkuForecast) -> DemandForecast:

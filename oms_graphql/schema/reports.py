@@ -128,3 +128,22 @@ class DemandForecast:
     )
     points: list[ForecastPoint]
     reorder: list[ReorderSuggestion]
+
+
+@strawberry.type(description="Customers of one RFM segment in the window.")
+class CustomerSegment:
+    name: str = strawberry.field(
+        description="CHAMPIONS, LOYAL, NEW, POTENTIAL, AT_RISK, NEEDS_ATTENTION or LOST (rules in the README)."
+    )
+    customers: int
+    revenue: list[Money] = strawberry.field(description="Their revenue in the window, per currency.")
+    repeat_rate: float = strawberry.field(description="Customers with two orders or more ÷ customers.")
+
+
+@strawberry.type(description="Customers whose first order ever fell in one month, and how many came back.")
+class CustomerCohort:
+    month: date = strawberry.field(description="The first day of the cohort's month.")
+    customers: int
+    retention: list[float] = strawberry.field(
+        description="Share of the cohort ordering in month 0, 1, 2 … after the first (month 0 is 1.0)."
+    )

@@ -25,6 +25,7 @@ from oms_graphql.db.models import (
     Order,
     OrderLine,
     Product,
+    ReportCustomerDay,
     ReportDailyFulfillment,
     ReportDailySales,
     ReportDailySkuSales,
@@ -36,11 +37,13 @@ from oms_graphql.db.models import (
 SALES = ReportDailySales.__table__
 SKU_SALES = ReportDailySkuSales.__table__
 FULFILLMENT = ReportDailyFulfillment.__table__
-TABLES: dict[str, Any] = {"sales": SALES, "sku": SKU_SALES, "fulfillment": FULFILLMENT}
+CUSTOMER = ReportCustomerDay.__table__
+TABLES: dict[str, Any] = {"sales": SALES, "sku": SKU_SALES, "fulfillment": FULFILLMENT, "customer": CUSTOMER}
 KEYS = {
     "sales": ("day", "channel_id", "region", "currency"),
     "sku": ("day", "sku", "category", "channel_id", "region", "currency"),
     "fulfillment": ("day", "channel_id", "location_id"),
+    "customer": ("customer_id", "day", "currency"),
 }
 DONE_STATUSES = frozenset({"DELIVERED", "COMPLETED"})
 
@@ -127,7 +130,7 @@ def contribution_of(figures: OrderFigures, zone: ZoneInfo) -> tuple[Contribution
     cancelled = order.status == "CANCELLED"
     dispatched = [s for s in figures.shipments if s.dispatched_at is not None and s.status != "CANCELLED"]
     location = dispatched[0].location_id if dispatched else figures.first_location
-    result: Contribution = {"sales": [], "sku": [], "fulfillment": []}
+    result: Contribution = {"sales": [], "sku": [], "fulfillment": [], "customer": []}
     if order.paid_at is not None and not cancelled:
         lines = [(line, category, *line_net(line)) for line, category in figures.lines]
         units = sum(kept for _, _, kept, _ in lines)
@@ -141,6 +144,8 @@ def contribution_of(figures: OrderFigures, zone: ZoneInfo) -> tuple[Contribution
                 {"orders": 1, "units": units, "revenue_e4": revenue},
             ]
         )
+        if order.customer_id is not None:
+            result["customer"].append([order.customer_id, day, order.currency, {"orders": 1, "revenue_e4": revenue}])
         per_sku: dict[tuple[str, str], list[Any]] = {}
         for line, category, kept, value in lines:
             if not line.sku:
@@ -272,5 +277,5 @@ async def refresh_orders(session: AsyncSession, order_ids: Iterable[int], zone: 
 
 
 async def clear(session: AsyncSession) -> None:
-    for model in (ReportDailySales, ReportDailySkuSales, ReportDailyFulfillment, ReportOrderFact):
+    for model in (ReportDailySales, ReportDailySkuSales, ReportDailyFulfillment, ReportCustomerDay, ReportOrderFact):
         await session.execute(delete(model))

@@ -85,9 +85,18 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("day", "channel_id", "location_id", name=op.f("pk_report_daily_fulfillment")),
     )
+    op.create_table(
+        "report_customer_days",
+        sa.Column("customer_id", ID, nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        *_counts("orders", "revenue_e4"),
+        sa.PrimaryKeyConstraint("customer_id", "day", "currency", name=op.f("pk_report_customer_days")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("report_customer_days")
     op.drop_table("report_daily_fulfillment")
     op.drop_table("report_daily_sku_sales")
     op.drop_table("report_daily_sales")
