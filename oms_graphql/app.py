@@ -23,6 +23,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from oms_graphql.config import Settings, get_settings
+from oms_graphql.dashboard import dashboard_routes
 from oms_graphql.db.engine import Database
 from oms_graphql.db.migrate import check_up_to_date
 from oms_graphql.domain.identities import AuthenticationFailed
@@ -223,6 +224,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
             *webhook_routes(database),
             label_route(database, settings),
             csv_route(database, settings, lambda: schema),
+            *dashboard_routes(database, settings),
         ],
         lifespan=lifespan,
     )
