@@ -188,7 +188,7 @@ SELECT c.code, count(*), sum(CASE WHEN o.status = 'CANCELLED' THEN 1 ELSE 0 END)
   sum(CASE WHEN o.status <> 'CANCELLED' AND s.n IS NOT NULL THEN r.back ELSE 0 END),
   sum(CASE WHEN o.status <> 'CANCELLED' THEN coalesce(s.n, 0) ELSE 0 END),
   sum(CASE WHEN o.status <> 'CANCELLED' THEN coalesce(s.late, 0) ELSE 0 END),
-  percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM s.first_dispatch - o.paid_at)::bigint / 3600.0)
+  percentile_cont(0.5) WITHIN GROUP (ORDER BY trunc(extract(epoch FROM s.first_dispatch - o.paid_at))::bigint / 3600.0)
     FILTER (WHERE o.status <> 'CANCELLED' AND s.n IS NOT NULL)
 FROM orders o JOIN channels c ON c.id = o.channel_id
 LEFT JOIN s ON s.order_id = o.id LEFT JOIN u ON u.order_id = o.id LEFT JOIN r ON r.order_id = o.id
@@ -285,6 +285,7 @@ async def run(url: str, dsn: str, orders: int) -> list[tuple[str, float, float, 
     expected = []
     for code, total, cancelled, done, shipped, split, units, back, dispatched, late, p50 in raw:
         kept = total - cancelled
+        back, units, late, dispatched = int(back), int(units), int(late), int(dispatched)
         expected.append(
             (
                 code,
@@ -310,6 +311,8 @@ async def run(url: str, dsn: str, orders: int) -> list[tuple[str, float, float, 
         )
         for k in ours
     ]
+    if got != expected:
+        console.print("fulfillmentKpis differ:", [(g, e) for g, e in zip(got, expected, strict=False) if g != e])
     results.append(("fulfillmentKpis(CHANNEL)", ours_s, raw_s, got == expected))
     # customerSegments: the per-customer figures behind the scores
     ours_s, _ = await report(lambda s: customer_reports.customer_segments(s, year))
