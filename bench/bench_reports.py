@@ -38,8 +38,12 @@ CUSTOMERS_PER_ORDER = 0.2
 LOCAL = f"(o.placed_at AT TIME ZONE '{ZONE}')::date"
 
 
-async def prepare(connection: asyncpg.Connection) -> None:
+async def prepare(connection: asyncpg.Connection, orders: int) -> None:
     await connection.execute("SELECT setseed(0.42)")
+    customers = max(1, int(orders * CUSTOMERS_PER_ORDER))
+    await connection.execute(
+        f"INSERT INTO customers (id, created_at) SELECT c, now() FROM generate_series(1, {customers}) c"
+    )
     await connection.execute(
         "INSERT INTO channels (code, name, kind, settings, stock_share_percent, stock_buffer, poll_interval_seconds,"
         " active, created_at) SELECT 'bench-' || c, 'Bench ' || c, 'manual', '{}', 100, 0, 300, false, now()"
@@ -90,14 +94,6 @@ async def generate(connection: asyncpg.Connection, low: int, high: int, total: i
               placed + interval '10 minutes' + interval '24 hours', 0,
               CASE WHEN r < 0.05 THEN placed + interval '1 hour' END, placed, placed
             FROM seasoned
-            """
-        )
-        await connection.execute(
-            f"""
-            INSERT INTO customers (id, created_at)
-            SELECT c, now() FROM generate_series({int(low * CUSTOMERS_PER_ORDER) + 1},
-              {min(customers, int(high * CUSTOMERS_PER_ORDER))}) c
-            ON CONFLICT DO NOTHING
             """
         )
         await connection.execute(
@@ -229,7 +225,7 @@ async def run(url: str, dsn: str, orders: int) -> list[tuple[str, float, float, 
     )
     with progress:
         task = progress.add_task("Generating orders", total=orders)
-        await prepare(connection)
+        await prepare(connection, orders)
         for low in range(1, orders + 1, CHUNK):
             high = min(orders + 1, low + CHUNK)
             await generate(connection, low, high, orders)
