@@ -15,7 +15,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Date, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import Channel, ReportDailySales, ReportDailySkuSales
@@ -47,8 +47,20 @@ class SalesPoint:
     revenue_change: float | None  # against the previous period of the same key and currency
 
 
-async def daily_rows(session: AsyncSession, window: Window, group_by: SalesGroup | None) -> list[Any]:
-    """(day, key, currency, orders, units, revenue_e4) summed over the other columns."""
+def period_column(session: AsyncSession, day: Any, interval: Interval) -> Any:
+    """The first day of ``day``'s period, in SQL (so the database sums a period's days)."""
+    if interval is Interval.DAY:
+        return day
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.date_trunc("week" if interval is Interval.WEEK else "month", day), Date)
+    # SQLite: the Sunday ending the ISO week, less six days; or the first of the month.
+    return func.date(day, "weekday 0", "-6 days") if interval is Interval.WEEK else func.date(day, "start of month")
+
+
+async def daily_rows(
+    session: AsyncSession, window: Window, group_by: SalesGroup | None, interval: Interval = Interval.DAY
+) -> list[Any]:
+    """(period, key, currency, orders, units, revenue_e4) summed over the other columns."""
     wanted = window.filter
     by_line = group_by in (SalesGroup.SKU, SalesGroup.CATEGORY) or bool(wanted.skus or wanted.categories)
     table: Any = ReportDailySkuSales if by_line else ReportDailySales
@@ -63,7 +75,8 @@ async def daily_rows(session: AsyncSession, window: Window, group_by: SalesGroup
         key = table.region
     else:
         key = None
-    columns = [table.day, table.currency, func.sum(table.orders), func.sum(table.units), func.sum(table.revenue_e4)]
+    period = period_column(session, table.day, interval).label("period")
+    columns = [period, table.currency, func.sum(table.orders), func.sum(table.units), func.sum(table.revenue_e4)]
     query = select(*columns, *([key] if key is not None else []))
     if group_by is SalesGroup.CHANNEL or wanted.channel_codes:
         query = query.join(Channel, Channel.id == table.channel_id)
@@ -76,10 +89,11 @@ async def daily_rows(session: AsyncSession, window: Window, group_by: SalesGroup
         query = query.where(ReportDailySkuSales.sku.in_(wanted.skus))
     if wanted.categories:
         query = query.where(ReportDailySkuSales.category.in_(wanted.categories))
-    query = query.group_by(table.day, table.currency, *([key] if key is not None else []))
+    query = query.group_by(period, table.currency, *([key] if key is not None else []))
     rows = []
     for row in await session.execute(query):
         day, currency, orders, units, revenue = row[:5]
+        day = date.fromisoformat(day) if isinstance(day, str) else day
         rows.append((day, row[5] if key is not None else None, currency, int(orders), int(units), int(revenue)))
     return rows
 
@@ -88,7 +102,7 @@ async def sales_trend(
     session: AsyncSession, window: Window, interval: Interval, group_by: SalesGroup | None = None
 ) -> list[SalesPoint]:
     sums: dict[tuple[date, str | None, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for day, key, currency, orders, units, revenue in await daily_rows(session, window, group_by):
+    for day, key, currency, orders, units, revenue in await daily_rows(session, window, group_by, interval):
         if orders == 0 and units == 0 and revenue == 0:
             continue  # every order that made this row was cancelled or refunded away
         bucket = sums[(period_of(day, interval), key if key is None else str(key), currency)]
