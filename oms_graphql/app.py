@@ -23,6 +23,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from oms_graphql.config import Settings, get_settings
+from oms_graphql.dashboard import dashboard_routes
 from oms_graphql.db.engine import Database
 from oms_graphql.db.migrate import check_up_to_date
 from oms_graphql.domain.identities import AuthenticationFailed
@@ -33,6 +34,7 @@ from oms_graphql.http_limits import BodyLimit, JSONTooDeep, load_json_limited
 from oms_graphql.jobs import current_broker, send_job, setup
 from oms_graphql.labels import label_route
 from oms_graphql.metrics import OperationMetrics, metrics_endpoint
+from oms_graphql.report_csv import csv_route
 from oms_graphql.resolvers import build_schema
 from oms_graphql.schema.context import Context
 from oms_graphql.webhooks import routes as webhook_routes
@@ -243,6 +245,8 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
             Route("/metrics", metrics_endpoint(settings)),
             *webhook_routes(database, settings),
             label_route(database, settings),
+            csv_route(database, settings, lambda: schema),
+            *dashboard_routes(database, settings),
         ],
         lifespan=lifespan,
     )

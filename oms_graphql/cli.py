@@ -52,6 +52,10 @@ app.add_typer(stock_app, name="stock")
 app.add_typer(channel_app, name="channel")
 secrets_app = typer.Typer(help="Channel and carrier credentials at rest.", no_args_is_help=True)
 app.add_typer(secrets_app, name="secrets")
+report_app = typer.Typer(
+    help="Reports: rebuild the daily aggregates, print a report (or its CSV).", no_args_is_help=True
+)
+app.add_typer(report_app, name="report")
 console = Console(stderr=True)
 
 EXIT_DIFFERENCES = 1
@@ -470,6 +474,127 @@ def secrets_rotate() -> None:
             "the key they were stored with to OMS_PREVIOUS_SECRET_KEYS and run again, or set them anew with "
             "channelUpdate / carrierUpdate."
         )
+
+
+@report_app.command("rebuild")
+def report_rebuild() -> None:
+    """Recompute the daily report tables from every order (after changing OMS_REPORT_TIMEZONE, or to check them)."""
+    from zoneinfo import ZoneInfo
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from oms_graphql.db.engine import Database
+    from oms_graphql.domain.reports.rebuild import count_orders, rebuild_reports
+
+    require_database()
+    settings = get_settings()
+
+    async def rebuild() -> int:
+        database = Database(settings.database_url)
+        try:
+            total = await count_orders(database)
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            ) as bar:
+                task = bar.add_task("Rebuilding report tables", total=total)
+                return await rebuild_reports(
+                    database, ZoneInfo(settings.report_timezone), lambda done: bar.update(task, advance=done)
+                )
+        finally:
+            await database.dispose()
+
+    done = asyncio.run(rebuild())
+    print(f"Rebuilt the report tables from {done} orders (time zone {settings.report_timezone}).")
+
+
+REPORT_NAMES = ("salesTrend", "fulfillmentKpis", "inventoryKpis", "demandForecast", "customerSegments")
+
+
+def _report_command(name: str) -> None:
+    def command(
+        start: Annotated[str | None, typer.Option("--from", help="ISO-8601 time (default: 30 days ago).")] = None,
+        end: Annotated[str | None, typer.Option("--to", help="ISO-8601 time (default: now).")] = None,
+        group_by: Annotated[
+            str | None, typer.Option("--group-by", help="SKU, CATEGORY, CHANNEL, REGION or LOCATION.")
+        ] = None,
+        interval: Annotated[str | None, typer.Option(help="DAY, WEEK or MONTH (salesTrend).")] = None,
+        sku: Annotated[list[str] | None, typer.Option(help="Only these SKUs (repeat the option).")] = None,
+        channel: Annotated[list[str] | None, typer.Option(help="Only these channel codes.")] = None,
+        location: Annotated[list[str] | None, typer.Option(help="Only these location codes.")] = None,
+        as_csv: Annotated[
+            bool, typer.Option("--csv", help="CSV on stdout (the columns of GET /reports/NAME.csv).")
+        ] = False,
+    ) -> None:
+        report_print(name, start, end, group_by, interval, sku, channel, location, as_csv)
+
+    command.__doc__ = f"Print reports.{name} (a table, or CSV with --csv), with the arguments of the GraphQL field."
+    report_app.command(name)(command)
+
+
+def report_print(
+    name: str,
+    start: str | None,
+    end: str | None,
+    group_by: str | None,
+    interval: str | None,
+    sku: list[str] | None,
+    channel: list[str] | None,
+    location: list[str] | None,
+    as_csv: bool,
+) -> None:
+    """Print a report (a table, or CSV with --csv), with the arguments of the GraphQL field."""
+    import csv as csv_module
+    import io
+
+    from oms_graphql.db.engine import Database
+    from oms_graphql.domain.access import Role
+    from oms_graphql.report_csv import BadReportRequest, run_report
+    from oms_graphql.resolvers import build_schema
+    from oms_graphql.schema.context import Caller, Context
+
+    require_database()
+    settings = get_settings()
+    now = datetime.now(UTC)
+    params: dict[str, list[str]] = {
+        "from": [start or (now - timedelta(days=30)).isoformat()],
+        "to": [end or now.isoformat()],
+    }
+    for key, value in (("groupBy", group_by), ("interval", interval)):
+        if value:
+            params[key] = [value.upper()]
+    for key, values in (("skus", sku), ("channelCodes", channel), ("locationCodes", location)):
+        if values:
+            params[key] = list(values)
+
+    async def run() -> str:
+        database = Database(settings.database_url)
+        try:
+            context = Context(database=database, settings=settings)
+            context._caller = Caller(role=Role.ADMIN, name="cli")
+            return await run_report(build_schema(), name, params, context)
+        finally:
+            await database.dispose()
+
+    try:
+        text = asyncio.run(run())
+    except BadReportRequest as bad:
+        cannot_run(bad.message)
+    if as_csv:
+        sys.stdout.write(text)
+        return
+    rows = list(csv_module.reader(io.StringIO(text)))
+    table = Table(*rows[0])
+    for row in rows[1:]:
+        table.add_row(*row)
+    Console().print(table)
+
+
+for _name in REPORT_NAMES:
+    _report_command(_name)
 
 
 @stock_app.command("verify")

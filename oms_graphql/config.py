@@ -103,6 +103,9 @@ class Settings:
     # /metrics: a bearer token it requires, and/or the client networks it answers.
     metrics_token: str | None = None
     metrics_allow: tuple[str, ...] = ()
+    # Reports bucket orders by their placed day in this zone (an IANA name); after changing
+    # it, run `oms report rebuild` so the stored daily aggregates follow.
+    report_timezone: str = "Asia/Shanghai"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -177,6 +180,7 @@ def load_settings() -> Settings:
         ),
         metrics_token=_env("OMS_METRICS_TOKEN"),
         metrics_allow=tuple(part.strip() for part in (_env("OMS_METRICS_ALLOW") or "").split(",") if part.strip()),
+        report_timezone=_env("OMS_REPORT_TIMEZONE", "Asia/Shanghai") or "Asia/Shanghai",
     )
 
 

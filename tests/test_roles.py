@@ -49,6 +49,11 @@ FAMILIES: dict[str, tuple[set[Role | None], set[str], str]] = {
         f'{{ customer(id: "{to_global_id("Customer", 987654321)}") {{ id }} }}',
     ),
     "customers: list": ({A, OP, V}, {"Query.customers"}, "{ customers(first: 1) { totalCount } }"),
+    "reports: read": (
+        {A, OP, V},
+        {"Query.reports"},
+        '{ reports { salesTrend(from: "2019-01-01T00:00:00Z", to: "2019-01-02T00:00:00Z") { orders } } }',
+    ),
     "catalog and stock: read": (
         {A, OP, V, INT},
         {

@@ -7,7 +7,7 @@ path forgot its guard.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -691,3 +692,90 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(100))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# --- reports: daily aggregates kept up to date per order (domain/reports/facts.py) ---------
+# Amounts in the aggregates are integers in units of 1/10,000 (NUMERIC(18, 4) exactly), so
+# that sums stay exact on SQLite too, where an Amount is text.
+
+
+class ReportOrderFact(Base):
+    """What one order contributes to the report tables, as last applied: the next refresh of
+    the order subtracts this and adds the new figures, so a refresh can run twice safely."""
+
+    __tablename__ = "report_order_facts"
+
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, index=True)  # placed_at in OMS_REPORT_TIMEZONE
+    channel_id: Mapped[int] = mapped_column(BigId)
+    location_id: Mapped[int] = mapped_column(BigId, default=0)  # 0: not allocated anywhere
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    seconds_to_ship: Mapped[int | None] = mapped_column(BigInteger)
+    seconds_to_deliver: Mapped[int | None] = mapped_column(BigInteger)
+    contribution: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ReportDailySales(Base):
+    """Paid, not cancelled orders per placed day, channel, region and currency."""
+
+    __tablename__ = "report_daily_sales"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    region: Mapped[str] = mapped_column(String(100), primary_key=True)  # "" when the address has none
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(BigInteger, default=0)
+    units: Mapped[int] = mapped_column(BigInteger, default=0)
+    revenue_e4: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReportDailySkuSales(Base):
+    """The same per SKU (and its category), from the order lines."""
+
+    __tablename__ = "report_daily_sku_sales"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    category: Mapped[str] = mapped_column(String(100), primary_key=True)  # "" when none
+    channel_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    region: Mapped[str] = mapped_column(String(100), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(BigInteger, default=0)
+    units: Mapped[int] = mapped_column(BigInteger, default=0)
+    revenue_e4: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReportDailyFulfillment(Base):
+    """Counts behind the fulfilment rates per placed day, channel and location."""
+
+    __tablename__ = "report_daily_fulfillment"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    location_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    orders_all: Mapped[int] = mapped_column(BigInteger, default=0)
+    orders_cancelled: Mapped[int] = mapped_column(BigInteger, default=0)
+    orders_completed: Mapped[int] = mapped_column(BigInteger, default=0)
+    orders_shipped: Mapped[int] = mapped_column(BigInteger, default=0)
+    orders_split: Mapped[int] = mapped_column(BigInteger, default=0)
+    units_shipped: Mapped[int] = mapped_column(BigInteger, default=0)
+    units_returned: Mapped[int] = mapped_column(BigInteger, default=0)
+    shipments_dispatched: Mapped[int] = mapped_column(BigInteger, default=0)
+    shipments_late: Mapped[int] = mapped_column(BigInteger, default=0)
+    ship_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    ship_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    deliver_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    deliver_count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReportCustomerDay(Base):
+    """Paid, not cancelled orders and revenue per customer and placed day (for RFM and cohorts)."""
+
+    __tablename__ = "report_customer_days"
+
+    customer_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(BigInteger, default=0)
+    revenue_e4: Mapped[int] = mapped_column(BigInteger, default=0)

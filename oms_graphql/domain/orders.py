@@ -29,6 +29,7 @@ from oms_graphql.domain.customers import CustomerDetails, find_or_create_custome
 from oms_graphql.domain.errors import DomainError, InvalidTransition, NotFound, Problems
 from oms_graphql.domain.inventory import MovementReason, Reference, move_stock
 from oms_graphql.domain.money import is_currency, round_money
+from oms_graphql.domain.reports import request_refresh
 from oms_graphql.events.outbox import record_event, request_job
 
 
@@ -400,6 +401,8 @@ def _publish(
     message: str | None,
     channel_code: str | None = None,
 ) -> None:
+    # Every change a report can see passes here: its figures follow through the outbox.
+    request_refresh(session, order.id)
     record_event(
         session,
         "order",

@@ -31,6 +31,7 @@ from oms_graphql.domain.channels import channel_config, raise_alert
 from oms_graphql.domain.errors import DomainError, NotFound, Problems
 from oms_graphql.domain.inventory import MovementReason, Reference, move_stock
 from oms_graphql.domain.orders import OrderStatus, order_by_id, set_status
+from oms_graphql.domain.reports import request_refresh
 from oms_graphql.events.outbox import request_job
 from oms_graphql.plugins.contract import ChannelConfig, ShipmentConfirmation
 from oms_graphql.plugins.contract import ShipmentLine as ConfirmedLine
@@ -123,6 +124,7 @@ async def dispatch(
     )
     target = OrderStatus.PARTIALLY_SHIPPED if open_units else OrderStatus.SHIPPED
     set_status(session, order, target, f"Dispatched {carrier} {tracking_number} from {location.code}", actor)
+    request_refresh(session, order.id)  # a second parcel may leave the status as it was
     request_channel_confirmation(session, shipment)
     return shipment
 

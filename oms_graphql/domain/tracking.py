@@ -33,6 +33,7 @@ from oms_graphql.domain.channels import raise_alert
 from oms_graphql.domain.errors import InvalidTransition
 from oms_graphql.domain.inbound import FAILED, PROCESSED, RECEIVED, record_outcome, store_message
 from oms_graphql.domain.orders import OrderStatus, can_transition, order_by_id, set_status
+from oms_graphql.domain.reports import request_refresh
 from oms_graphql.events.outbox import record_event, request_job
 from oms_graphql.plugins.carrier_contract import CarrierConfig, TrackingEvent, TrackingPush, TrackingStatus
 from oms_graphql.plugins.contract import PayloadError
@@ -180,6 +181,7 @@ async def _move_shipment(session: AsyncSession, shipment: Shipment, event: Track
     if status != "DELIVERED":
         return
     shipment.delivered_at = event.occurred_at
+    request_refresh(session, shipment.order_id)
     siblings = (
         await session.scalars(
             select(Shipment.status).where(Shipment.order_id == shipment.order_id, Shipment.status != "CANCELLED")

@@ -21,6 +21,7 @@ ACTOR_MODULES = (
     "oms_graphql.jobs.channels",
     "oms_graphql.jobs.channel_pulls",
     "oms_graphql.jobs.delivery",
+    "oms_graphql.jobs.reports",
 )
 
 

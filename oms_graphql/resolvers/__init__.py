@@ -32,6 +32,7 @@ from oms_graphql.resolvers import (
     inventory,
     mutations,
     queries,
+    reports,
     returns,
     subscriptions,
 )
@@ -56,6 +57,7 @@ QUERY_PARTS: tuple[type, ...] = (
     identities.IdentityQuery,
     audit.AuditQuery,
     customers.CustomersQuery,
+    reports.ReportsQuery,
 )
 MUTATION_PARTS: tuple[type, ...] = (
     mutations.Mutation,

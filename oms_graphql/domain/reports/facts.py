@@ -1,0 +1,281 @@
+"""One order's contribution to the daily report tables, and applying its difference.
+
+A contribution is ``{table: [[key…, {column: number}], …]}``; it is stored on the
+order's ``report_order_facts`` row. Refreshing an order computes the new contribution,
+adds (new − stored) to the aggregate rows, and stores the new one: running it twice
+changes nothing the second time. All numbers are integers (amounts in 1/10,000).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oms_graphql.db.models import (
+    Address,
+    FulfillmentOrder,
+    Order,
+    OrderLine,
+    Product,
+    ReportCustomerDay,
+    ReportDailyFulfillment,
+    ReportDailySales,
+    ReportDailySkuSales,
+    ReportOrderFact,
+    Shipment,
+    ShipmentLine,
+)
+
+SALES = ReportDailySales.__table__
+SKU_SALES = ReportDailySkuSales.__table__
+FULFILLMENT = ReportDailyFulfillment.__table__
+CUSTOMER = ReportCustomerDay.__table__
+TABLES: dict[str, Any] = {"sales": SALES, "sku": SKU_SALES, "fulfillment": FULFILLMENT, "customer": CUSTOMER}
+KEYS = {
+    "sales": ("day", "channel_id", "region", "currency"),
+    "sku": ("day", "sku", "category", "channel_id", "region", "currency"),
+    "fulfillment": ("day", "channel_id", "location_id"),
+    "customer": ("customer_id", "day", "currency"),
+}
+DONE_STATUSES = frozenset({"DELIVERED", "COMPLETED"})
+
+Contribution = dict[str, list[list[Any]]]
+
+
+def e4(amount: Decimal) -> int:
+    """An amount in 1/10,000 (exact for NUMERIC(18, 4))."""
+    return int((Decimal(amount) * 10000).to_integral_value())
+
+
+def local_day(moment: datetime, zone: ZoneInfo) -> date:
+    return moment.astimezone(zone).date()
+
+
+class OrderFigures:
+    """What the reports need of one order, loaded in bulk for many orders at once."""
+
+    def __init__(self, order: Order, region: str | None) -> None:
+        self.order = order
+        self.region = region or ""
+        self.lines: list[tuple[OrderLine, str]] = []  # (line, category)
+        self.shipments: list[Shipment] = []
+        self.shipped_units = 0
+        self.first_location = 0
+
+
+async def load_figures(session: AsyncSession, order_ids: Sequence[int]) -> list[OrderFigures]:
+    rows = await session.execute(
+        select(Order, Address.region)
+        .join(Address, Address.id == Order.shipping_address_id)
+        .where(Order.id.in_(order_ids))
+    )
+    figures = {order.id: OrderFigures(order, region) for order, region in rows}
+    lines = await session.execute(
+        select(OrderLine, func.coalesce(Product.category, ""))
+        .outerjoin(Product, Product.id == OrderLine.product_id)
+        .where(OrderLine.order_id.in_(order_ids))
+        .order_by(OrderLine.order_id, OrderLine.line_no)
+    )
+    for line, category in lines:
+        figures[line.order_id].lines.append((line, category))
+    shipments = await session.scalars(select(Shipment).where(Shipment.order_id.in_(order_ids)).order_by(Shipment.id))
+    for shipment in shipments:
+        figures[shipment.order_id].shipments.append(shipment)
+    shipped = await session.execute(
+        select(Shipment.order_id, func.sum(ShipmentLine.quantity))
+        .join(ShipmentLine, ShipmentLine.shipment_id == Shipment.id)
+        .where(Shipment.order_id.in_(order_ids), Shipment.dispatched_at.is_not(None), Shipment.status != "CANCELLED")
+        .group_by(Shipment.order_id)
+    )
+    for order_id, units in shipped:
+        figures[order_id].shipped_units = int(units or 0)
+    first_locations = await session.execute(
+        select(FulfillmentOrder.order_id, func.min(FulfillmentOrder.id))
+        .where(FulfillmentOrder.order_id.in_(order_ids))
+        .group_by(FulfillmentOrder.order_id)
+    )
+    first_ids = {order_id: fo_id for order_id, fo_id in first_locations}
+    if first_ids:
+        located = await session.execute(
+            select(FulfillmentOrder.order_id, FulfillmentOrder.location_id).where(
+                FulfillmentOrder.id.in_(list(first_ids.values()))
+            )
+        )
+        for order_id, location_id in located:
+            figures[order_id].first_location = location_id
+    return [figures[order_id] for order_id in order_ids if order_id in figures]
+
+
+def line_net(line: OrderLine) -> tuple[int, Decimal]:
+    """Units kept (not refunded, not returned) and their value net of the line discount."""
+    kept = line.quantity - line.refunded_quantity - line.returned_quantity
+    if line.quantity <= 0 or kept <= 0:
+        return 0, Decimal(0)
+    per_unit = (line.unit_price * line.quantity - (line.discount or Decimal(0))) / line.quantity
+    return kept, per_unit * kept
+
+
+def contribution_of(figures: OrderFigures, zone: ZoneInfo) -> tuple[Contribution, dict[str, Any]]:
+    """(the order's contribution, the columns of its facts row)."""
+    order = figures.order
+    day = local_day(order.placed_at, zone).isoformat()
+    cancelled = order.status == "CANCELLED"
+    dispatched = [s for s in figures.shipments if s.dispatched_at is not None and s.status != "CANCELLED"]
+    location = dispatched[0].location_id if dispatched else figures.first_location
+    result: Contribution = {"sales": [], "sku": [], "fulfillment": [], "customer": []}
+    if order.paid_at is not None and not cancelled:
+        lines = [(line, category, *line_net(line)) for line, category in figures.lines]
+        units = sum(kept for _, _, kept, _ in lines)
+        revenue = e4(order.total - order.refunded_total)
+        result["sales"].append(
+            [
+                day,
+                order.channel_id,
+                figures.region,
+                order.currency,
+                {"orders": 1, "units": units, "revenue_e4": revenue},
+            ]
+        )
+        if order.customer_id is not None:
+            result["customer"].append([order.customer_id, day, order.currency, {"orders": 1, "revenue_e4": revenue}])
+        per_sku: dict[tuple[str, str], list[Any]] = {}
+        for line, category, kept, value in lines:
+            if not line.sku:
+                continue
+            entry = per_sku.setdefault((line.sku, category), [0, 0])
+            entry[0] += kept
+            entry[1] += e4(value)
+        for (sku, category), (kept, value) in per_sku.items():
+            result["sku"].append(
+                [
+                    day,
+                    sku,
+                    category,
+                    order.channel_id,
+                    figures.region,
+                    order.currency,
+                    {"orders": 1, "units": kept, "revenue_e4": value},
+                ]
+            )
+    seconds_to_ship = seconds_to_deliver = None
+    counts: dict[str, int] = {"orders_all": 1}
+    if cancelled:
+        counts["orders_cancelled"] = 1
+    else:
+        if order.status in DONE_STATUSES:
+            counts["orders_completed"] = 1
+        if dispatched:
+            counts["orders_shipped"] = 1
+            counts["orders_split"] = 1 if len(dispatched) > 1 else 0
+            counts["shipments_dispatched"] = len(dispatched)
+            counts["shipments_late"] = sum(
+                1
+                for s in dispatched
+                if order.promised_ship_by is not None
+                and s.dispatched_at is not None
+                and s.dispatched_at > order.promised_ship_by
+            )
+            counts["units_shipped"] = figures.shipped_units
+            counts["units_returned"] = sum(line.returned_quantity for line, _ in figures.lines)
+            if order.paid_at is not None:
+                first = min(s.dispatched_at for s in dispatched if s.dispatched_at is not None)
+                seconds_to_ship = int((first - order.paid_at).total_seconds())
+                counts["ship_seconds"], counts["ship_count"] = seconds_to_ship, 1
+                delivered = [s.delivered_at for s in dispatched if s.delivered_at is not None]
+                if order.status in DONE_STATUSES and delivered:
+                    seconds_to_deliver = int((max(delivered) - order.paid_at).total_seconds())
+                    counts["deliver_seconds"], counts["deliver_count"] = seconds_to_deliver, 1
+    result["fulfillment"].append([day, order.channel_id, location, {k: v for k, v in counts.items() if v}])
+    row = {
+        "day": date.fromisoformat(day),
+        "channel_id": order.channel_id,
+        "location_id": location,
+        "cancelled": cancelled,
+        "seconds_to_ship": seconds_to_ship,
+        "seconds_to_deliver": seconds_to_deliver,
+    }
+    return result, row
+
+
+def add_into(totals: dict[tuple[str, tuple[Any, ...]], dict[str, int]], contribution: Contribution, sign: int) -> None:
+    for table, entries in contribution.items():
+        for *key, values in entries:
+            bucket = totals.setdefault((table, tuple(key)), defaultdict(int))
+            for column, value in values.items():
+                bucket[column] += sign * int(value)
+
+
+def _insert(session: AsyncSession) -> Callable[[Table], Any]:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert  # type: ignore[return-value]
+
+
+async def apply_totals(session: AsyncSession, totals: dict[tuple[str, tuple[Any, ...]], dict[str, int]]) -> None:
+    """Add each (table, key) → {column: delta} into the aggregate rows (upserts)."""
+    insert = _insert(session)
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (table, key), values in totals.items():
+        if not any(values.values()):
+            continue
+        row: dict[str, Any] = dict(zip(KEYS[table], key, strict=True))
+        row["day"] = date.fromisoformat(row["day"]) if isinstance(row["day"], str) else row["day"]
+        grouped[table].append(row | values)
+    for table_name, rows in grouped.items():
+        table = TABLES[table_name]
+        counters = [c.name for c in table.columns if c.name not in KEYS[table_name]]
+        for chunk_start in range(0, len(rows), 500):
+            chunk = [
+                {name: row.get(name, 0) for name in (*KEYS[table_name], *counters)}
+                for row in rows[chunk_start : chunk_start + 500]
+            ]
+            statement = insert(table).values(chunk)
+            statement = statement.on_conflict_do_update(
+                index_elements=list(KEYS[table_name]),
+                set_={name: table.c[name] + statement.excluded[name] for name in counters},
+            )
+            await session.execute(statement)
+
+
+async def refresh_orders(session: AsyncSession, order_ids: Iterable[int], zone: ZoneInfo) -> int:
+    """Bring the aggregates in line with these orders as they are now; how many changed."""
+    ids = sorted(set(order_ids))
+    if not ids:
+        return 0
+    if session.get_bind().dialect.name == "postgresql":
+        # Two refreshes of one order must not both subtract the same stored contribution.
+        await session.execute(select(Order.id).where(Order.id.in_(ids)).order_by(Order.id).with_for_update())
+    stored = {
+        fact.order_id: fact
+        for fact in await session.scalars(select(ReportOrderFact).where(ReportOrderFact.order_id.in_(ids)))
+    }
+    totals: dict[tuple[str, tuple[Any, ...]], dict[str, int]] = {}
+    changed = 0
+    for figures in await load_figures(session, ids):
+        new, columns = contribution_of(figures, zone)
+        fact = stored.get(figures.order.id)
+        if fact is not None and fact.contribution == new:
+            continue
+        changed += 1
+        if fact is not None:
+            add_into(totals, fact.contribution, -1)
+            for name, value in columns.items():
+                setattr(fact, name, value)
+            fact.contribution = new
+        else:
+            session.add(ReportOrderFact(order_id=figures.order.id, contribution=new, **columns))
+        add_into(totals, new, +1)
+    await apply_totals(session, totals)
+    await session.flush()
+    return changed
+
+
+async def clear(session: AsyncSession) -> None:
+    for model in (ReportDailySales, ReportDailySkuSales, ReportDailyFulfillment, ReportCustomerDay, ReportOrderFact):
+        await session.execute(delete(model))

@@ -1,0 +1,135 @@
+"""Sales trend: units, orders, revenue and average order value per period (API.md "Reports").
+
+Read from the daily tables only: a row per (day, key, currency) at most, however many
+orders there were. Sales count paid, not cancelled orders by their placed day; revenue
+is the order total net of refunds (per line, net of its discount and of returned units,
+when grouped by SKU or category); units are those not refunded or returned.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Date, cast, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oms_graphql.db.models import Channel, ReportDailySales, ReportDailySkuSales
+from oms_graphql.domain.money import round_money
+from oms_graphql.domain.reports.common import Interval, Window, from_e4, period_of
+
+
+class SalesGroup(Enum):
+    SKU = "SKU"
+    CATEGORY = "CATEGORY"
+    CHANNEL = "CHANNEL"
+    REGION = "REGION"
+
+
+# Periods in the moving average (this one and those before it), per interval.
+MOVING_WINDOW = {Interval.DAY: 7, Interval.WEEK: 4, Interval.MONTH: 3}
+
+
+@dataclass
+class SalesPoint:
+    period: date
+    key: str | None
+    currency: str
+    units: int
+    orders: int
+    revenue: Decimal
+    average_order_value: Decimal
+    moving_average_revenue: Decimal
+    revenue_change: float | None  # against the previous period of the same key and currency
+
+
+def period_column(session: AsyncSession, day: Any, interval: Interval) -> Any:
+    """The first day of ``day``'s period, in SQL (so the database sums a period's days)."""
+    if interval is Interval.DAY:
+        return day
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.date_trunc("week" if interval is Interval.WEEK else "month", day), Date)
+    # SQLite: the Sunday ending the ISO week, less six days; or the first of the month.
+    return func.date(day, "weekday 0", "-6 days") if interval is Interval.WEEK else func.date(day, "start of month")
+
+
+async def daily_rows(
+    session: AsyncSession, window: Window, group_by: SalesGroup | None, interval: Interval = Interval.DAY
+) -> list[Any]:
+    """(period, key, currency, orders, units, revenue_e4) summed over the other columns."""
+    wanted = window.filter
+    by_line = group_by in (SalesGroup.SKU, SalesGroup.CATEGORY) or bool(wanted.skus or wanted.categories)
+    table: Any = ReportDailySkuSales if by_line else ReportDailySales
+    key: Any
+    if group_by is SalesGroup.SKU:
+        key = ReportDailySkuSales.sku
+    elif group_by is SalesGroup.CATEGORY:
+        key = ReportDailySkuSales.category
+    elif group_by is SalesGroup.CHANNEL:
+        key = Channel.code
+    elif group_by is SalesGroup.REGION:
+        key = table.region
+    else:
+        key = None
+    period = period_column(session, table.day, interval).label("period")
+    columns = [period, table.currency, func.sum(table.orders), func.sum(table.units), func.sum(table.revenue_e4)]
+    query = select(*columns, *([key] if key is not None else []))
+    if group_by is SalesGroup.CHANNEL or wanted.channel_codes:
+        query = query.join(Channel, Channel.id == table.channel_id)
+    query = query.where(table.day >= window.first_day, table.day < window.end_day)
+    if wanted.channel_codes:
+        query = query.where(Channel.code.in_(wanted.channel_codes))
+    if wanted.regions:
+        query = query.where(table.region.in_(wanted.regions))
+    if wanted.skus:
+        query = query.where(ReportDailySkuSales.sku.in_(wanted.skus))
+    if wanted.categories:
+        query = query.where(ReportDailySkuSales.category.in_(wanted.categories))
+    query = query.group_by(period, table.currency, *([key] if key is not None else []))
+    rows = []
+    for row in await session.execute(query):
+        day, currency, orders, units, revenue = row[:5]
+        day = date.fromisoformat(day) if isinstance(day, str) else day
+        rows.append((day, row[5] if key is not None else None, currency, int(orders), int(units), int(revenue)))
+    return rows
+
+
+async def sales_trend(
+    session: AsyncSession, window: Window, interval: Interval, group_by: SalesGroup | None = None
+) -> list[SalesPoint]:
+    sums: dict[tuple[date, str | None, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for day, key, currency, orders, units, revenue in await daily_rows(session, window, group_by, interval):
+        if orders == 0 and units == 0 and revenue == 0:
+            continue  # every order that made this row was cancelled or refunded away
+        bucket = sums[(period_of(day, interval), key if key is None else str(key), currency)]
+        bucket[0] += orders
+        bucket[1] += units
+        bucket[2] += revenue
+    points: list[SalesPoint] = []
+    history: dict[tuple[str | None, str], list[Decimal]] = defaultdict(list)
+    ordered = sorted(sums.items(), key=lambda item: (item[0][1] or "", item[0][2], item[0][0]))
+    for (period, key, currency), (orders, units, revenue_e4) in ordered:
+        revenue = from_e4(revenue_e4)
+        seen = history[(key, currency)]
+        previous = seen[-1] if seen else None
+        seen.append(revenue)
+        recent = seen[-MOVING_WINDOW[interval] :]
+        points.append(
+            SalesPoint(
+                period=period,
+                key=key,
+                currency=currency,
+                units=units,
+                orders=orders,
+                revenue=round_money(revenue, currency),
+                average_order_value=round_money(revenue / orders, currency) if orders else Decimal(0),
+                moving_average_revenue=round_money(sum(recent, Decimal(0)) / len(recent), currency),
+                revenue_change=float((revenue - previous) / previous) if previous else None,
+            )
+        )
+    points.sort(key=lambda point: (point.period, point.key or "", point.currency))
+    return points

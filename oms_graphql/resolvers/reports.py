@@ -1,0 +1,228 @@
+"""`reports { salesTrend fulfillmentKpis inventoryKpis }`: parse the arguments, call the domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import strawberry
+from strawberry.types import Info
+
+from oms_graphql.config import get_settings
+from oms_graphql.domain.reports import common, customers, demand, fulfillment, inventory, sales
+from oms_graphql.resolvers.common import context
+from oms_graphql.schema.permissions import STAFF
+from oms_graphql.schema.reports import (
+    CustomerCohort,
+    CustomerSegment,
+    DemandForecast,
+    ForecastPoint,
+    FulfillmentGroupBy,
+    FulfillmentKpiRow,
+    HoursSummary,
+    InventoryKpiRow,
+    ReorderSuggestion,
+    ReportFilter,
+    ReportInterval,
+    SalesGroupBy,
+    SalesTrendPoint,
+)
+from oms_graphql.schema.types import money
+
+From = Annotated[
+    datetime,
+    strawberry.argument(name="from", description="Orders placed at or after (whole days in the report time zone)."),
+]
+To = Annotated[datetime, strawberry.argument(description="Orders placed before (whole days in the report time zone).")]
+
+
+def report_zone() -> ZoneInfo:
+    return ZoneInfo(get_settings().report_timezone)
+
+
+def window_of(start: datetime, end: datetime, wanted: ReportFilter | None) -> common.Window:
+    plain = (
+        common.ReportFilter(
+            channel_codes=tuple(wanted.channel_codes or ()),
+            skus=tuple(wanted.skus or ()),
+            categories=tuple(wanted.categories or ()),
+            regions=tuple(wanted.regions or ()),
+            location_codes=tuple(wanted.location_codes or ()),
+        )
+        if wanted
+        else None
+    )
+    return common.check_window(start, end, report_zone(), plain)
+
+
+def sales_point(point: sales.SalesPoint) -> SalesTrendPoint:
+    return SalesTrendPoint(
+        period=point.period,
+        key=point.key,
+        units=point.units,
+        orders=point.orders,
+        revenue=money(point.revenue, point.currency),
+        average_order_value=money(point.average_order_value, point.currency),
+        moving_average_revenue=money(point.moving_average_revenue, point.currency),
+        revenue_change=point.revenue_change,
+    )
+
+
+def hours(summary: fulfillment.Hours) -> HoursSummary:
+    return HoursSummary(mean=summary.mean, p50=summary.p50, p90=summary.p90)
+
+
+def fulfillment_row(kpis: fulfillment.FulfillmentKpis) -> FulfillmentKpiRow:
+    return FulfillmentKpiRow(
+        key=kpis.key,
+        orders=kpis.orders,
+        completion_rate=kpis.completion_rate,
+        cancellation_rate=kpis.cancellation_rate,
+        return_rate=kpis.return_rate,
+        late_shipment_rate=kpis.late_shipment_rate,
+        split_shipment_rate=kpis.split_shipment_rate,
+        hours_to_ship=hours(kpis.hours_to_ship),
+        hours_to_deliver=hours(kpis.hours_to_deliver),
+    )
+
+
+def inventory_row(kpis: inventory.InventoryKpis) -> InventoryKpiRow:
+    return InventoryKpiRow(
+        sku=kpis.sku,
+        location_code=kpis.location_code,
+        on_hand=kpis.on_hand,
+        units_shipped=kpis.units_shipped,
+        turnover=kpis.turnover,
+        days_of_cover=kpis.days_of_cover,
+        stock_out_days=kpis.stock_out_days,
+        stock_out_rate=kpis.stock_out_rate,
+        dead_stock=kpis.dead_stock,
+    )
+
+
+@strawberry.type(description='Reports, each over orders placed in [from, to) (see API.md, "Reports").')
+class Reports:
+    @strawberry.field(description="Units, orders, revenue and average order value per period.")
+    async def sales_trend(
+        self,
+        info: Info,
+        start: From,
+        to: To,
+        interval: ReportInterval = ReportInterval.DAY,
+        group_by: SalesGroupBy | None = None,
+        filter: ReportFilter | None = None,
+    ) -> list[SalesTrendPoint]:
+        window = window_of(start, to, filter)
+        async with context(info).database.session() as session:
+            points = await sales.sales_trend(
+                session,
+                window,
+                common.Interval(interval.value),
+                sales.SalesGroup(group_by.value) if group_by else None,
+            )
+        return [sales_point(point) for point in points]
+
+    @strawberry.field(description="Completion, cancellation, return, late and split rates; hours to ship and deliver.")
+    async def fulfillment_kpis(
+        self,
+        info: Info,
+        start: From,
+        to: To,
+        group_by: FulfillmentGroupBy | None = None,
+        filter: ReportFilter | None = None,
+    ) -> list[FulfillmentKpiRow]:
+        window = window_of(start, to, filter)
+        async with context(info).database.session() as session:
+            rows = await fulfillment.fulfillment_kpis(
+                session, window, fulfillment.FulfillmentGroup(group_by.value) if group_by else None
+            )
+        return [fulfillment_row(row) for row in rows]
+
+    @strawberry.field(description="Turnover, days of cover, stock-out days and dead stock per SKU and location.")
+    async def inventory_kpis(
+        self,
+        info: Info,
+        start: From,
+        to: To,
+        filter: ReportFilter | None = None,
+    ) -> list[InventoryKpiRow]:
+        window = window_of(start, to, filter)
+        async with context(info).database.session() as session:
+            rows = await inventory.inventory_kpis(session, window)
+        return [inventory_row(row) for row in rows]
+
+    @strawberry.field(
+        description="Daily units forecast per SKU (the window is the history), with method, backtest MASE, "
+        "intervals and a reorder suggestion per location."
+    )
+    async def demand_forecast(
+        self,
+        info: Info,
+        start: From,
+        to: To,
+        skus: list[str] | None = None,
+        horizon_days: int = 28,
+        top: Annotated[int, strawberry.argument(description="Without skus: the top sellers of the window.")] = 10,
+        service_level: Annotated[
+            float, strawberry.argument(description="For the intervals and the safety stock (0.5 to 0.999).")
+        ] = 0.95,
+        filter: ReportFilter | None = None,
+    ) -> list[DemandForecast]:
+        window = window_of(start, to, filter)
+        async with context(info).database.session() as session:
+            found = await demand.demand_forecast(session, window, skus, horizon_days, top, service_level)
+        return [forecast_of(each) for each in found]
+
+    @strawberry.field(description="RFM segments of the customers who ordered in the window.")
+    async def customer_segments(
+        self, info: Info, start: From, to: To, filter: ReportFilter | None = None
+    ) -> list[CustomerSegment]:
+        window = window_of(start, to, filter)
+        async with context(info).database.session() as session:
+            found = await customers.customer_segments(session, window)
+        return [
+            CustomerSegment(
+                name=s.name,
+                customers=s.customers,
+                revenue=[money(amount, currency) for currency, amount in s.revenue.items()],
+                repeat_rate=s.repeat_rate,
+            )
+            for s in found
+        ]
+
+    @strawberry.field(description="Retention of the customers whose first order fell in the window, by month.")
+    async def customer_cohorts(
+        self, info: Info, start: From, to: To, filter: ReportFilter | None = None
+    ) -> list[CustomerCohort]:
+        window = window_of(start, to, filter)
+        async with context(info).database.session() as session:
+            found = await customers.customer_cohorts(session, window)
+        return [CustomerCohort(month=c.month, customers=c.customers, retention=c.retention) for c in found]
+
+
+def forecast_of(found: demand.SkuForecast) -> DemandForecast:
+    return DemandForecast(
+        sku=found.sku,
+        method=found.method,
+        mase=found.mase,
+        points=[ForecastPoint(date=p.date, quantity=p.quantity, lower=p.lower, upper=p.upper) for p in found.points],
+        reorder=[
+            ReorderSuggestion(
+                location_code=r.location_code,
+                lead_time_days=r.lead_time_days,
+                demand=r.suggestion.demand,
+                safety_stock=r.suggestion.safety_stock,
+                position=r.suggestion.position,
+                quantity=r.suggestion.quantity,
+            )
+            for r in found.reorders
+        ],
+    )
+
+
+@strawberry.type
+class ReportsQuery:
+    @strawberry.field(description="Sales, fulfilment and inventory reports (staff).", permission_classes=STAFF)
+    def reports(self) -> Reports:
+        return Reports()

@@ -1,0 +1,149 @@
+"""Report types: what `reports { … }` returns (definitions in API.md, "Reports")."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import Enum
+
+import strawberry
+
+from oms_graphql.schema.types import Money
+
+
+@strawberry.enum(
+    description="How sales are bucketed: by day, ISO week (from Monday) or month, in the report time zone."
+)
+class ReportInterval(Enum):
+    DAY = "DAY"
+    WEEK = "WEEK"
+    MONTH = "MONTH"
+
+
+@strawberry.enum(description="What a sales trend row is per.")
+class SalesGroupBy(Enum):
+    SKU = "SKU"
+    CATEGORY = "CATEGORY"
+    CHANNEL = "CHANNEL"
+    REGION = "REGION"
+
+
+@strawberry.enum(description="What a fulfilment KPI row is per.")
+class FulfillmentGroupBy(Enum):
+    CHANNEL = "CHANNEL"
+    LOCATION = "LOCATION"
+
+
+@strawberry.input(
+    description="Narrow a report. Sales use channels, SKUs, categories and regions; fulfilment KPIs use "
+    "channels and locations; inventory KPIs use SKUs, categories and locations."
+)
+class ReportFilter:
+    channel_codes: list[str] | None = None
+    skus: list[str] | None = None
+    categories: list[str] | None = None
+    regions: list[str] | None = None
+    location_codes: list[str] | None = None
+
+
+@strawberry.type(description="Sales of one period (and key, and currency).")
+class SalesTrendPoint:
+    period: date = strawberry.field(description="The first day of the period, in the report time zone.")
+    key: str | None = strawberry.field(description="The SKU, category, channel code or region; null without groupBy.")
+    units: int = strawberry.field(description="Units sold and not refunded or returned.")
+    orders: int = strawberry.field(description="Paid, not cancelled orders placed in the period.")
+    revenue: Money = strawberry.field(description="Order totals net of refunds (per line for SKU and CATEGORY).")
+    average_order_value: Money = strawberry.field(description="revenue ÷ orders, rounded half-up.")
+    moving_average_revenue: Money = strawberry.field(
+        description="Mean revenue of this period and the ones before it (7 days, 4 weeks or 3 months) with sales."
+    )
+    revenue_change: float | None = strawberry.field(
+        description="Revenue against the previous period with sales of the same key, as a fraction (0.1 = +10%)."
+    )
+
+
+@strawberry.type(description="Hours between two moments of an order: mean, median and 90th percentile.")
+class HoursSummary:
+    mean: float | None
+    p50: float | None
+    p90: float | None
+
+
+@strawberry.type(description="Fulfilment KPIs of the orders placed in the window; each rate is null over an empty set.")
+class FulfillmentKpiRow:
+    key: str | None = strawberry.field(description="Channel or location code; null without groupBy.")
+    orders: int = strawberry.field(description="Orders not cancelled.")
+    completion_rate: float | None = strawberry.field(
+        description="Orders DELIVERED or COMPLETED ÷ orders not cancelled."
+    )
+    cancellation_rate: float | None = strawberry.field(description="Orders CANCELLED ÷ all orders.")
+    return_rate: float | None = strawberry.field(description="Units received back on returns ÷ units shipped.")
+    late_shipment_rate: float | None = strawberry.field(
+        description="Shipments dispatched after their order's promisedShipBy ÷ shipments dispatched."
+    )
+    split_shipment_rate: float | None = strawberry.field(
+        description="Orders shipped in more than one shipment ÷ orders with a shipment."
+    )
+    hours_to_ship: HoursSummary = strawberry.field(description="First dispatch − paidAt.")
+    hours_to_deliver: HoursSummary = strawberry.field(description="Last delivery − paidAt, delivered orders.")
+
+
+@strawberry.type(description="Stock KPIs of one SKU at one location over the window, from the ledger.")
+class InventoryKpiRow:
+    sku: str
+    location_code: str
+    on_hand: int = strawberry.field(description="On hand at the end of the window.")
+    units_shipped: int
+    turnover: float | None = strawberry.field(description="Units shipped ÷ average closing on hand.")
+    days_of_cover: float | None = strawberry.field(description="On hand at the end ÷ units shipped a day.")
+    stock_out_days: int = strawberry.field(description="Days whose closing on hand was 0.")
+    stock_out_rate: float | None = strawberry.field(description="stockOutDays ÷ days in the window.")
+    dead_stock: bool = strawberry.field(description="Stock on hand and nothing shipped in the window.")
+
+
+@strawberry.type(description="Forecast units of one day, with its prediction interval.")
+class ForecastPoint:
+    date: date
+    quantity: float
+    lower: float
+    upper: float
+
+
+@strawberry.type(description="What to order for one SKU at one location: lead-time demand + safety stock − position.")
+class ReorderSuggestion:
+    location_code: str
+    lead_time_days: int = strawberry.field(description="The level's lead time (7 when it has none).")
+    demand: float = strawberry.field(description="Forecast units over the lead time.")
+    safety_stock: float = strawberry.field(description="z(service level) × σ × √lead time.")
+    position: int = strawberry.field(description="On hand − reserved + in transit.")
+    quantity: int = strawberry.field(description="Units to order now (0 when the position covers it).")
+
+
+@strawberry.type(description="A SKU's daily demand forecast.")
+class DemandForecast:
+    sku: str
+    method: str = strawberry.field(description="HOLT_WINTERS (weekly seasonality) or CROSTON_SBA (sparse series).")
+    mase: float | None = strawberry.field(
+        description="Backtest MAE on the last two held-out weeks ÷ that of the 7-day seasonal-naive forecast "
+        "(< 1 beats it); null when the history is too short."
+    )
+    points: list[ForecastPoint]
+    reorder: list[ReorderSuggestion]
+
+
+@strawberry.type(description="Customers of one RFM segment in the window.")
+class CustomerSegment:
+    name: str = strawberry.field(
+        description="CHAMPIONS, LOYAL, NEW, POTENTIAL, AT_RISK, NEEDS_ATTENTION or LOST (rules in the README)."
+    )
+    customers: int
+    revenue: list[Money] = strawberry.field(description="Their revenue in the window, per currency.")
+    repeat_rate: float = strawberry.field(description="Customers with two orders or more ÷ customers.")
+
+
+@strawberry.type(description="Customers whose first order ever fell in one month, and how many came back.")
+class CustomerCohort:
+    month: date = strawberry.field(description="The first day of the cohort's month.")
+    customers: int
+    retention: list[float] = strawberry.field(
+        description="Share of the cohort ordering in month 0, 1, 2 … after the first (month 0 is 1.0)."
+    )

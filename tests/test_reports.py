@@ -1,0 +1,338 @@
+"""Reports through GraphQL on a small fixed data set, every figure worked out by hand.
+
+The orders are placed in March 2020, a window no other test places orders in, so the
+report over that window holds exactly these orders (report time zone: Asia/Shanghai,
+UTC+8). The aggregates follow each change through the outbox job, hence ``eventually``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.support import (
+    GraphQLClient,
+    add_location,
+    add_product,
+    eventually,
+    place_order,
+    receive,
+    wait_for_status,
+)
+
+CARRIER = """mutation($input: CarrierCreateInput!) { carrierCreate(input: $input) { userErrors { message } } }"""
+PAY = """mutation($id: ID!, $at: DateTime!) { orderConfirmPayment(input: {id: $id, paidAt: $at}) {
+  userErrors { field message } } }"""
+CANCEL = "mutation($id: ID!) { orderCancel(input: {id: $id}) { userErrors { field message } } }"
+FULFILLMENT = "query($id: ID!) { order(id: $id) { status fulfillmentOrders { id } } }"
+SHIP = """mutation($fo: ID!, $carrier: String!) { shipmentCreate(input: {fulfillmentOrderId: $fo, carrierCode: $carrier,
+  serviceCode: "SAME_DAY"}) { shipment { id } userErrors { field message code } } }"""
+DISPATCH = "mutation($id: ID!) { shipmentDispatch(input: {id: $id}) { userErrors { message } } }"
+DELIVER = """mutation($id: ID!, $at: DateTime!) { shipmentMarkDelivered(input: {id: $id, deliveredAt: $at}) {
+  userErrors { message } } }"""
+RETURN_REQUEST = """mutation($input: ReturnRequestInput!) { returnRequest(input: $input) { return { id }
+  userErrors { message } } }"""
+RETURN_APPROVE = "mutation($id: ID!) { returnApprove(input: {id: $id}) { userErrors { message } } }"
+RETURN_RECEIVE = "mutation($input: ReturnReceiveInput!) { returnReceive(input: $input) { userErrors { message } } }"
+RETURN_REFUND = "mutation($id: ID!) { returnRefund(input: {id: $id}) { userErrors { message } } }"
+
+SALES = """query($from: DateTime!, $to: DateTime!, $interval: ReportInterval!, $groupBy: SalesGroupBy,
+  $filter: ReportFilter) { reports { salesTrend(from: $from, to: $to, interval: $interval, groupBy: $groupBy,
+  filter: $filter) { period key units orders revenue { amount currency } averageOrderValue { amount } } } }"""
+KPIS = """query($from: DateTime!, $to: DateTime!) { reports { fulfillmentKpis(from: $from, to: $to) {
+  key orders completionRate cancellationRate returnRate lateShipmentRate splitShipmentRate
+  hoursToShip { mean p50 p90 } hoursToDeliver { mean p50 p90 } } } }"""
+
+# Shanghai midnights: 2020-03-02 00:00 +08:00 is 2020-03-01 16:00 UTC.
+WINDOW = {"from": "2020-03-01T16:00:00Z", "to": "2020-03-15T16:00:00Z"}
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def ship_and_deliver(admin: GraphQLClient, order_id: str, carrier: str, delivered_at: datetime) -> str:
+    wait_for_status(admin, order_id, "ALLOCATED")
+    [fo] = admin(FULFILLMENT, {"id": order_id})["order"]["fulfillmentOrders"]
+    created = admin.mutate("shipmentCreate", SHIP, {"fo": fo["id"], "carrier": carrier})
+    assert created["userErrors"] == [], created
+    shipment = created["shipment"]["id"]
+    assert admin.mutate("shipmentDispatch", DISPATCH, {"id": shipment})["userErrors"] == []
+    wait_for_status(admin, order_id, "SHIPPED")
+    assert admin.mutate("shipmentMarkDelivered", DELIVER, {"id": shipment, "at": iso(delivered_at)})["userErrors"] == []
+    return shipment
+
+
+@pytest.fixture(scope="module")
+def march(admin: GraphQLClient) -> dict[str, str]:
+    """Four orders in the ISO week of Monday 2020-03-02 (and the next), CNY:
+
+    - O1 placed 03-02 09:00 Shanghai: 2 × A at 10.00 + 1 × B at 25.00, shipping 5.00, total 50.00;
+      paid 10 h before it is dispatched, delivered 30 h after payment.
+    - O2 placed 03-03 20:00 UTC = 03-04 04:00 Shanghai (so it is a 03-04 sale): 1 × A, total 10.00;
+      paid 20 h before dispatch, delivered 40 h after payment, then returned and refunded 10.00
+      (COMPLETED: every shipped unit came back).
+    - O3 placed 03-05: 3 × A, total 30.00, paid, then cancelled before shipping.
+    - O4 placed 03-09: 2 × B, total 50.00, never paid.
+    """
+    tag = datetime.now(UTC).strftime("%H%M%S%f")
+    where = f"RP-WH-{tag}"
+    add_location(admin, where, priority=1000, autoDispatch=False)
+    a, b = f"RP-A-{tag}", f"RP-B-{tag}"
+    add_product(admin, a, "10.00")
+    add_product(admin, b, "25.00")
+    receive(admin, a, where, 20)
+    receive(admin, b, where, 20)
+    carrier = f"fleet-rp-{tag}"
+    assert (
+        admin(CARRIER, {"input": {"code": carrier, "name": "Own fleet", "kind": "fleet", "settings": {}}})[
+            "carrierCreate"
+        ]["userErrors"]
+        == []
+    )
+    now = datetime.now(UTC)
+
+    o1 = place_order(admin, [(a, 2, "10.00"), (b, 1, "25.00")], shippingFee="5.00", placedAt="2020-03-02T01:00:00Z")
+    paid1 = now - timedelta(hours=10)
+    assert admin.mutate("orderConfirmPayment", PAY, {"id": o1["id"], "at": iso(paid1)})["userErrors"] == []
+    ship_and_deliver(admin, o1["id"], carrier, paid1 + timedelta(hours=30))
+
+    o2 = place_order(admin, [(a, 1, "10.00")], placedAt="2020-03-03T20:00:00Z")
+    paid2 = now - timedelta(hours=20)
+    assert admin.mutate("orderConfirmPayment", PAY, {"id": o2["id"], "at": iso(paid2)})["userErrors"] == []
+    ship_and_deliver(admin, o2["id"], carrier, paid2 + timedelta(hours=40))
+    requested = admin.mutate(
+        "returnRequest",
+        RETURN_REQUEST,
+        {"input": {"orderId": o2["id"], "lines": [{"lineNo": 1, "quantity": 1, "reason": "SIZE_FIT"}]}},
+    )
+    assert requested["userErrors"] == [], requested
+    return_id = requested["return"]["id"]
+    assert admin.mutate("returnApprove", RETURN_APPROVE, {"id": return_id})["userErrors"] == []
+    received = admin.mutate(
+        "returnReceive",
+        RETURN_RECEIVE,
+        {"input": {"id": return_id, "lines": [{"lineNo": 1, "quantity": 1, "condition": "RESELLABLE"}]}},
+    )
+    assert received["userErrors"] == [], received
+    assert admin.mutate("returnRefund", RETURN_REFUND, {"id": return_id})["userErrors"] == []
+    wait_for_status(admin, o2["id"], "COMPLETED")
+
+    o3 = place_order(admin, [(a, 3, "10.00")], paid=True, placedAt="2020-03-05T03:00:00Z")
+    wait_for_status(admin, o3["id"], "ALLOCATED")
+    assert admin.mutate("orderCancel", CANCEL, {"id": o3["id"]})["userErrors"] == []
+
+    place_order(admin, [(b, 2, "25.00")], placedAt="2020-03-09T02:00:00Z")
+    return {"a": a, "b": b, "where": where}
+
+
+def sales(admin: GraphQLClient, interval: str, group_by: str | None = None, **filter_: list[str]) -> list[dict]:
+    variables = {**WINDOW, "interval": interval, "groupBy": group_by, "filter": filter_ or None}
+    return admin(SALES, variables)["reports"]["salesTrend"]
+
+
+def row(period: str, key: str | None, units: int, orders: int, revenue: str, aov: str) -> dict:
+    return {
+        "period": period,
+        "key": key,
+        "units": units,
+        "orders": orders,
+        "revenue": {"amount": revenue, "currency": "CNY"},
+        "averageOrderValue": {"amount": aov},
+    }
+
+
+def test_sales_trend_counts_paid_orders_by_shanghai_day_net_of_refunds(admin, march):
+    # Per day: O1 on 03-02 (3 units, 50.00); O2 on 03-04 in Shanghai though 03-03 in UTC,
+    # its one unit returned and its 10.00 refunded: 0 units, 0.00, still one order.
+    # O3 (cancelled) and O4 (unpaid) are not sales.
+    expected_days = [
+        row("2020-03-02", None, 3, 1, "50.00", "50.00"),
+        row("2020-03-04", None, 0, 1, "0.00", "0.00"),
+    ]
+    eventually(lambda: sales(admin, "DAY") == expected_days)
+    # The ISO week of Monday 03-02: 2 orders, 3 units, 50.00; AOV 50.00 ÷ 2 = 25.00.
+    assert sales(admin, "WEEK") == [row("2020-03-02", None, 3, 2, "50.00", "25.00")]
+    assert sales(admin, "MONTH") == [row("2020-03-01", None, 3, 2, "50.00", "25.00")]
+
+
+def test_sales_trend_per_sku_uses_line_values(admin, march):
+    a, b = march["a"], march["b"]
+    # A: O1's line 2 × 10.00 = 20.00 and O2's line, returned: 0 units, 0.00 → 2 orders, 2 units,
+    # 20.00, AOV 10.00. B: O1's line 25.00 → 1 order, 1 unit. Shipping is in no line.
+    expected = [row("2020-03-02", a, 2, 2, "20.00", "10.00"), row("2020-03-02", b, 1, 1, "25.00", "25.00")]
+    eventually(lambda: sales(admin, "WEEK", "SKU", skus=[a, b]) == expected)
+    assert sales(admin, "WEEK", "SKU", skus=[b]) == expected[1:]
+
+
+def test_fulfillment_kpis_follow_the_definitions(admin, march):
+    # All orders 4 (O1–O4), not cancelled 3 (O1, O2, O4).
+    # completion = DELIVERED/COMPLETED (O1, O2) ÷ 3 = 2/3; cancellation = O3 ÷ 4 = 1/4.
+    # return = 1 unit back ÷ 4 units shipped (O1 3, O2 1) = 1/4; no order has a promisedShipBy: 0 late
+    # of 2 shipments; split = 0 of 2 orders with a shipment.
+    # hours to ship ≈ 10 and 20 (paid that long before dispatch): mean 15, p50 15, p90 10 + 0.9 × 10 = 19.
+    # hours to deliver 30 and 40: mean 35, p50 35, p90 30 + 0.9 × 10 = 39.
+    def kpis() -> dict | None:
+        [only] = admin(KPIS, WINDOW)["reports"]["fulfillmentKpis"] or [None]
+        return only if only and only["completionRate"] and only["returnRate"] else None
+
+    got = eventually(lambda: (k := kpis()) and k["cancellationRate"] == 0.25 and k)
+    assert (got["key"], got["orders"]) == (None, 3)
+    assert got["completionRate"] == pytest.approx(2 / 3)
+    assert got["returnRate"] == 0.25
+    assert (got["lateShipmentRate"], got["splitShipmentRate"]) == (0.0, 0.0)
+    ship = got["hoursToShip"]
+    assert ship == {
+        "mean": pytest.approx(15, abs=0.1),
+        "p50": pytest.approx(15, abs=0.1),
+        "p90": pytest.approx(19, abs=0.1),
+    }
+    assert got["hoursToDeliver"] == {"mean": 35.0, "p50": 35.0, "p90": pytest.approx(39)}
+
+
+def test_a_rate_over_nothing_is_null_and_bad_windows_are_refused(admin, march):
+    empty = admin(KPIS, {"from": "2019-01-01T00:00:00Z", "to": "2019-01-02T00:00:00Z"})["reports"]["fulfillmentKpis"]
+    assert empty == []
+    body = admin.raw(KPIS, {"from": "2020-03-05T00:00:00Z", "to": "2020-03-01T00:00:00Z"})
+    [error] = body["errors"]
+    assert "to must be after from" in error["message"] and error["extensions"]["code"]
+
+
+def test_reports_are_for_staff(admin, viewer, anonymous, march):
+    assert viewer(KPIS, WINDOW)["reports"]["fulfillmentKpis"]
+    body = anonymous.raw(KPIS, WINDOW)
+    assert body["errors"][0]["extensions"]["code"] in ("UNAUTHENTICATED", "FORBIDDEN")
+
+
+def test_every_report_as_csv_over_http_with_the_same_permission(admin, anonymous, march):
+    eventually(lambda: len(sales(admin, "DAY")) == 2)
+    params = {**WINDOW, "interval": "WEEK", "groupBy": "SKU", "skus": f"{march['a']},{march['b']}"}
+    response = admin.http.get("/reports/salesTrend.csv", params=params)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    lines = response.text.splitlines()
+    assert lines[0].split(",")[:6] == ["period", "key", "units", "orders", "revenue.amount", "revenue.currency"]
+    assert lines[1].startswith(f"2020-03-02,{march['a']},2,2,20.00,CNY,10.00")
+    assert lines[2].startswith(f"2020-03-02,{march['b']},1,1,25.00,CNY,25.00")
+    kpis = admin.http.get("/reports/fulfillmentKpis.csv", params=WINDOW)
+    header, values = kpis.text.splitlines()
+    assert dict(zip(header.split(","), values.split(","), strict=True))["cancellationRate"] == "0.25"
+    assert anonymous.http.get("/reports/fulfillmentKpis.csv", params=WINDOW).status_code in (401, 403)
+    missing = admin.http.get("/reports/fulfillmentKpis.csv", params={"to": WINDOW["to"]})
+    assert missing.status_code == 400 and "from" in missing.json()["error"]
+    assert admin.http.get("/reports/nothing.csv", params=WINDOW).status_code == 404
+
+
+def test_rebuild_gives_the_same_figures_and_the_cli_prints_the_same_csv(admin, database_url, march):
+    from tests.test_cli import oms
+
+    expected = [row("2020-03-02", None, 3, 2, "50.00", "25.00")]
+    eventually(lambda: sales(admin, "WEEK") == expected)
+    rebuilt = oms("report", "rebuild", database_url=database_url)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "Rebuilt the report tables from" in rebuilt.stdout
+    assert sales(admin, "WEEK") == expected
+    printed = oms(
+        "report",
+        "salesTrend",
+        "--from",
+        WINDOW["from"],
+        "--to",
+        WINDOW["to"],
+        "--interval",
+        "week",
+        "--csv",
+        database_url=database_url,
+    )
+    assert printed.returncode == 0, printed.stderr
+    over_http = admin.http.get("/reports/salesTrend.csv", params={**WINDOW, "interval": "WEEK"}).text
+    assert printed.stdout == over_http
+    assert printed.stdout.splitlines()[1].startswith("2020-03-02,,3,2,50.00,CNY,25.00")
+
+
+FORECAST = """query($from: DateTime!, $to: DateTime!, $skus: [String!]) { reports {
+  demandForecast(from: $from, to: $to, skus: $skus, horizonDays: 7, serviceLevel: 0.9) {
+  sku method mase points { date quantity lower upper }
+  reorder { locationCode leadTimeDays demand position quantity } } } }"""
+INVENTORY = """query($from: DateTime!, $to: DateTime!, $skus: [String!]) { reports {
+  inventoryKpis(from: $from, to: $to, filter: {skus: $skus}) {
+  sku locationCode onHand unitsShipped turnover daysOfCover stockOutDays stockOutRate deadStock } } }"""
+
+
+def test_a_sparse_history_is_forecast_by_croston_with_a_reorder_per_location(admin, march):
+    a = march["a"]
+    eventually(lambda: len(sales(admin, "DAY")) == 2)
+    [got] = admin(FORECAST, {**WINDOW, "skus": [a]})["reports"]["demandForecast"]
+    # A sold 2 on 03-02 and 0 (net of the return) on 03-04 in a 14-day window: too short and sparse
+    # for Holt-Winters. Croston/SBA: the first demand (2, after 1 day) sets size 2 and interval 1,
+    # so 0.95 × 2 / 1 = 1.9 a day; the window ends 03-16, so the points are 03-16 … 03-22.
+    assert got["method"] == "CROSTON_SBA" and got["mase"] is None
+    assert [p["date"] for p in got["points"]] == [f"2020-03-{day}" for day in range(16, 23)]
+    assert [p["quantity"] for p in got["points"]] == pytest.approx([1.9] * 7)
+    [reorder] = got["reorder"]
+    # Lead time 7 (the level has none): demand 7 × 1.9 = 13.3; position 20 received − 2 − 1 + 1
+    # returned (resellable) = 18 on hand, nothing reserved.
+    assert reorder["locationCode"] == march["where"] and reorder["leadTimeDays"] == 7
+    assert reorder["demand"] == pytest.approx(13.3) and reorder["position"] == 18
+
+
+def test_inventory_kpis_come_from_the_ledger(admin, march):
+    # B's stock moved today D (Shanghai): 20 received, 1 shipped (O1). Over the days D−1, D, D+1
+    # the closing on hand is 0, 19, 19: stockOutDays 1, rate 1/3; turnover = 1 shipped ÷ average
+    # on hand (0 + 19 + 19)/3 = 3/38; days of cover = 19 ÷ (1/3 a day) = 57.
+    from zoneinfo import ZoneInfo
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    today = datetime.now(shanghai).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = {"from": iso(today - timedelta(days=1)), "to": iso(today + timedelta(days=2))}
+    [b] = admin(INVENTORY, {**days, "skus": [march["b"]]})["reports"]["inventoryKpis"]
+    assert b == {
+        "sku": march["b"],
+        "locationCode": march["where"],
+        "onHand": 19,
+        "unitsShipped": 1,
+        "turnover": pytest.approx(3 / 38),
+        "daysOfCover": pytest.approx(57),
+        "stockOutDays": 1,
+        "stockOutRate": pytest.approx(1 / 3),
+        "deadStock": False,
+    }
+
+
+SEGMENTS = """query($from: DateTime!, $to: DateTime!) { reports { customerSegments(from: $from, to: $to) {
+  name customers revenue { amount currency } repeatRate } } }"""
+COHORTS = """query($from: DateTime!, $to: DateTime!) { reports { customerCohorts(from: $from, to: $to) {
+  month customers retention } } }"""
+APRIL = {"from": "2020-03-31T16:00:00Z", "to": "2020-04-30T16:00:00Z"}  # Shanghai April
+
+
+def test_rfm_segments_repeat_rate_and_cohorts(admin):
+    tag = datetime.now(UTC).strftime("%M%S%f")
+    sku = f"RP-RFM-{tag}"
+    add_product(admin, sku, "10.00")
+    # (customer, Shanghai day, amount): the April window ends 04-30.
+    orders = {
+        "C1": [("04-28", "10.00"), ("04-29", "10.00"), ("04-30", "10.00")],  # recency 0, 3 orders, 30.00
+        "C2": [("04-29", "100.00")],  # recency 1, 1 order, 100.00
+        "C3": [("04-02", "20.00"), ("04-03", "20.00"), ("05-15", "20.00")],  # in April: recency 27, 2, 40.00
+        "C4": [("04-01", "10.00"), ("04-02", "10.00"), ("04-05", "10.00")],  # recency 25, 3 orders, 30.00
+        "C5": [("04-10", "5.00")],  # recency 20, 1 order, 5.00
+    }
+    for number, (name, placed) in enumerate(orders.items()):
+        customer = {"name": f"RFM {name}", "phone": f"+86 139{tag[-6:]}{number:02d}"}
+        for day, price in placed:
+            place_order(admin, [(sku, 1, price)], paid=True, customer=customer, placedAt=f"2020-{day}T04:00:00Z")
+    # Recency scores (quintiles of −days, n = 5, the i-th smallest scores 1 + i): C3 1, C4 2, C5 3, C2 4,
+    # C1 5. Frequency 3, 1, 2, 3, 1 sorted 1, 1, 2, 3, 3: C2 and C5 1, C3 3, C1 and C4 4.
+    # C1 R5 F4 → CHAMPIONS; C2 R4 one order → NEW; C3 R1 F3 and C4 R2 F4 → AT_RISK; C5 R3 → POTENTIAL.
+    expected = [
+        {"name": "CHAMPIONS", "customers": 1, "revenue": [{"amount": "30.00", "currency": "CNY"}], "repeatRate": 1.0},
+        {"name": "NEW", "customers": 1, "revenue": [{"amount": "100.00", "currency": "CNY"}], "repeatRate": 0.0},
+        {"name": "POTENTIAL", "customers": 1, "revenue": [{"amount": "5.00", "currency": "CNY"}], "repeatRate": 0.0},
+        {"name": "AT_RISK", "customers": 2, "revenue": [{"amount": "70.00", "currency": "CNY"}], "repeatRate": 1.0},
+    ]
+    eventually(lambda: admin(SEGMENTS, APRIL)["reports"]["customerSegments"] == expected)
+    # All five first ordered in April; in May only C3 came back: retention [1, 1/5].
+    april_and_may = {"from": APRIL["from"], "to": "2020-05-31T16:00:00Z"}
+    cohorts = eventually(lambda: (c := admin(COHORTS, april_and_may)["reports"]["customerCohorts"]) and c)
+    assert cohorts == [{"month": "2020-04-01", "customers": 5, "retention": [1.0, 0.2]}]
