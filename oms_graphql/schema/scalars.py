@@ -46,7 +46,8 @@ def _parse_datetime(value: object) -> datetime:
         raise ValueError(f'{value[:40]!r} is not an ISO-8601 date and time, e.g. "2025-03-14T08:00:00Z".') from error
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError(
-            f"{value[:40]!r} has no UTC offset: add one (Z for UTC, or e.g. +08:00), so the time is not guessed."
+            f"{value[:40]!r} has no UTC offset (time zone): add one (Z for UTC, or e.g. +08:00), "
+            "so the time is not guessed."
         )
     try:
         moment = parsed.astimezone(UTC)
