@@ -19,7 +19,9 @@ RECEIVE = """mutation($input: ReturnReceiveInput!) { returnReceive(input: $input
 
 def taobao_shop(admin, uid: str, tag: str):
     where = f"AS-{tag}-{uid}"
-    add_location(admin, where, priority=900, autoDispatch=False)  # last in line for the shared sample SKUs
+    # Behind every other scenario's warehouse for the shared sample SKUs (it never dispatches by itself,
+    # so an order of another scenario allocated here would never ship).
+    add_location(admin, where, priority=5000, autoDispatch=False)
     for sku in (DRESS, SOCK):
         ensure_product(admin, sku)
         receive(admin, sku, where, 10)
