@@ -568,16 +568,7 @@ async def create_exchange(
     row.replacement_order_id = replacement.id
     await session.flush()
     await allocate_order(session, replacement.id, actor=actor)
-    lines = await _lines_of(session, original.id)
-    values = line_values(original, lines)
-    by_id = {line.id: line for line in lines}
-    returned_value = Decimal(0)
-    for return_line in (await session.scalars(select(ReturnLine).where(ReturnLine.return_id == row.id))).all():
-        line = by_id[return_line.order_line_id]
-        before = await _back_before(session, return_line)
-        returned_value += paid_for_units(
-            values[line.id], kept(line), before + return_line.quantity, original.currency
-        ) - paid_for_units(values[line.id], kept(line), before, original.currency)
+    returned_value = await _value_of(session, original, row)
     difference = round_money(replacement.total - returned_value, original.currency)
     note_event(
         session,
