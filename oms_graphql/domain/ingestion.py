@@ -510,12 +510,18 @@ async def _apply_refunds(session: AsyncSession, order: Order, new: NormalizedOrd
     shipped units are returns: :func:`_apply_after_sales`.)"""
     lines = await _order_lines(session, order)
     by_channel_id = {line.channel_line_id: line for line in lines if line.channel_line_id}
+    grown = [
+        (line, min(incoming.refunded_quantity, line.quantity))
+        for incoming in new.lines
+        if (line := by_channel_id.get(incoming.channel_line_id))
+        and min(incoming.refunded_quantity, line.quantity) > line.refunded_quantity
+    ]
+    if not grown:  # the usual update: no shipment query on the ingestion path
+        return False
     shipped = await returns.shipped_by_line(session, order)
     changed = False
-    for incoming in new.lines:
-        line = by_channel_id.get(incoming.channel_line_id)
-        refunded = min(incoming.refunded_quantity, line.quantity) if line else 0
-        if line is None or refunded <= line.refunded_quantity or shipped.get(line.id, 0):
+    for line, refunded in grown:
+        if shipped.get(line.id, 0):
             continue
         units = refunded - line.refunded_quantity
         line.refunded_quantity = refunded
