@@ -172,6 +172,19 @@ async def allocate_order(
     return AllocationOutcome(order.id, order.status, False)
 
 
+async def allocate_orders(
+    session: AsyncSession,
+    order_ids: Sequence[int],
+    rank: RankLocations | None = None,
+    actor: str | None = "allocator",
+) -> list[AllocationOutcome]:
+    """Allocate a batch of orders in the caller's transaction (a page of ingested orders).
+
+    Orders are taken in id order; each is idempotent as in :func:`allocate_order`.
+    """
+    return [await allocate_order(session, order_id, rank=rank, actor=actor) for order_id in sorted(set(order_ids))]
+
+
 def _want(line: OrderLine, product: Product) -> Want:
     return Want(
         line_id=line.id,

@@ -8,7 +8,7 @@ import dramatiq
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_graphql.domain.allocation import AllocationOutcome, RankLocations, backordered_order_ids
+from oms_graphql.domain.allocation import AllocationOutcome, RankLocations, allocate_orders, backordered_order_ids
 from oms_graphql.domain.allocation import allocate_order as allocate
 from oms_graphql.jobs.runtime import in_transaction
 from oms_graphql.plugins.host import allocation_ranker
@@ -25,6 +25,14 @@ def allocate_order(order_id: int) -> None:
     """Reserve stock for one order (idempotent: a no-op once allocated)."""
     outcome = in_transaction(partial(_allocate, order_id=order_id, rank=allocation_ranker()))
     log.info("order allocation", order_id=order_id, status=outcome.status, changed=outcome.changed)
+
+
+@dramatiq.actor(queue_name="orders", max_retries=10)
+def allocate_order_batch(order_ids: list[int]) -> None:
+    """Reserve stock for a batch of orders in one transaction (idempotent per order)."""
+    rank = allocation_ranker()
+    outcomes = in_transaction(lambda session: allocate_orders(session, order_ids, rank=rank))
+    log.info("batch allocation", orders=len(outcomes), changed=sum(1 for outcome in outcomes if outcome.changed))
 
 
 @dramatiq.actor(queue_name="orders", max_retries=10)
