@@ -127,6 +127,47 @@ async def graphql_read(url: str, token: str, pages: int) -> list[float]:
     return latencies
 
 
+async def in_process_creates(database_url: str, token: str, count: int) -> tuple[float, float, list[str]]:
+    """``count`` orderCreates, one at a time, through the app in this process (no network): the
+    statements per order (a ``before_cursor_execute`` counter on every engine: a count, not a
+    timing), this process's CPU ms per order (the API's own cost, whatever else the machine
+    runs), and the statements of the last order."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from oms_graphql.app import create_app
+    from oms_graphql.config import Settings
+
+    app = create_app(Settings(database_url=database_url, broker_url="memory"), run_background=False)
+    statements: list[str] = []
+
+    def count_statement(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split())[:100])
+
+    headers = {"authorization": f"Bearer {token}", "accept": "application/graphql-response+json"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench", headers=headers) as client:
+
+        async def create(n: int) -> None:
+            variables = {"input": order_input(n)}
+            response = await client.post("/graphql", json={"query": ORDER_CREATE, "variables": variables})
+            assert not response.json()["data"]["orderCreate"]["userErrors"], response.text
+
+        for n in range(20):  # warm up: the token, the statement caches, every customer met once
+            await create(1_000_000 + n)
+        event.listen(Engine, "before_cursor_execute", count_statement)
+        started = time.process_time()
+        try:
+            for n in range(count):
+                if n == count - 1:
+                    total, statements[:] = len(statements), []
+                await create(1_000_000 + n)
+        finally:
+            event.remove(Engine, "before_cursor_execute", count_statement)
+        cpu_ms = (time.process_time() - started) * 1000 / count
+    return (total + len(statements)) / count, cpu_ms, statements
+
+
 # --- the same work in raw SQL -----------------------------------------------
 
 

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import enum
+import functools
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    ARRAY,
+    CompoundSelect,
+    Select,
+    String,
+    Table,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    insert,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import (
@@ -21,6 +38,7 @@ from oms_graphql.db.models import (
     Order,
     OrderEvent,
     OrderLine,
+    OutboxEntry,
     Product,
     utcnow,
 )
@@ -30,7 +48,13 @@ from oms_graphql.domain.errors import DomainError, InvalidTransition, NotFound, 
 from oms_graphql.domain.inventory import MovementReason, Reference, move_stock
 from oms_graphql.domain.money import is_currency, round_money
 from oms_graphql.domain.reports import request_refresh
-from oms_graphql.events.outbox import record_event, request_job
+from oms_graphql.events.outbox import note_outbox_written, record_event, request_job
+
+# The tables the busy paths (order entry, payment) write with Core statements, past the unit of work.
+ADDRESSES: Table = Address.__table__  # type: ignore[assignment]
+ORDER_LINES: Table = OrderLine.__table__  # type: ignore[assignment]
+ORDER_EVENTS: Table = OrderEvent.__table__  # type: ignore[assignment]
+OUTBOX: Table = OutboxEntry.__table__  # type: ignore[assignment]
 
 
 class OrderStatus(enum.StrEnum):
@@ -254,39 +278,124 @@ async def existing_order(session: AsyncSession, channel_id: int, external_id: st
     return await session.scalar(select(Order).where(Order.channel_id == channel_id, Order.external_id == external_id))
 
 
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+# The busy paths' statements are built once: SQLAlchemy then skips their construction and
+# reuses their cache key (memoised on the statement), and asyncpg its prepared statement.
+
+
+@functools.cache
+def _references_query(dialect: str, by_external_id: bool, products: bool, pickup: bool) -> CompoundSelect:
+    def part(kind: str, id_: Any, key: Any, name: Any = None) -> Select[Any]:
+        name = name if name is not None else cast(null(), String())
+        return select(literal_column(f"'{kind}'").label("kind"), id_.label("id"), key.label("key"), name.label("name"))
+
+    parts = [part("channel", Channel.id, Channel.code).where(Channel.code == bindparam("channel_code"))]
+    if by_external_id:
+        channel_id = select(Channel.id).where(Channel.code == bindparam("channel_code")).scalar_subquery()
+        parts.append(
+            part("order", Order.id, Order.number).where(
+                Order.channel_id == channel_id, Order.external_id == bindparam("external_id")
+            )
+        )
+    if products:
+        # PostgreSQL: one statement text whatever the number of SKUs, so one prepared statement.
+        wanted = (
+            Product.sku == any_(bindparam("skus", type_=ARRAY(String())))
+            if dialect == "postgresql"
+            else Product.sku.in_(bindparam("skus", expanding=True))
+        )
+        parts.append(part("product", Product.id, Product.sku, Product.name).where(wanted))
+    if pickup:
+        parts.append(part("location", Location.id, Location.code).where(Location.code == bindparam("pickup_code")))
+    return union_all(*parts)
+
+
+@functools.cache
+def _insert_order(dialect: str) -> Any:
+    """An ORM-enabled ``INSERT … ON CONFLICT (channel, external id) DO NOTHING RETURNING`` the
+    order: a loaded, persistent object (callers go on changing it) with no unit of work."""
+    insert_into = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert_into(Order)
+        .on_conflict_do_nothing(index_elements=[Order.channel_id, Order.external_id])
+        .returning(Order)
+        # Every column in the statement, None or not: one statement text, one prepared statement.
+        .execution_options(render_nulls=True)
+    )
+
+
+_INSERT_ADDRESS = insert(ADDRESSES).returning(ADDRESSES.c.id)
+_DELETE_ADDRESS = delete(ADDRESSES).where(ADDRESSES.c.id == bindparam("address_id"))
+_INSERT_LINES = insert(ORDER_LINES)
+_INSERT_EVENT = insert(ORDER_EVENTS)
+_INSERT_OUTBOX = insert(OUTBOX)
+
+
+@dataclass
+class _References:
+    """What an order's codes stand for."""
+
+    channel_id: int | None = None
+    existing_order_id: int | None = None
+    products: dict[str, tuple[int, str | None]] = field(default_factory=dict)  # SKU → (id, name)
+    pickup_location_id: int | None = None
+
+
+async def _references(session: AsyncSession, new: NewOrder, skus: list[str]) -> _References:
+    """The channel, the order already stored under the external id, the products and the pickup
+    location: one UNION ALL, one round trip, instead of one query each."""
+    query = _references_query(_dialect(session), bool(new.external_id), bool(skus), bool(new.pickup_location_code))
+    params = {
+        "channel_code": new.channel_code,
+        "external_id": new.external_id,
+        "skus": skus,
+        "pickup_code": new.pickup_location_code,
+    }
+    found = _References()
+    for kind, id_, key, name in await session.execute(query, params):
+        if kind == "channel":
+            found.channel_id = id_
+        elif kind == "order":
+            found.existing_order_id = id_
+        elif kind == "product":
+            found.products[key] = (id_, name)
+        else:
+            found.pickup_location_id = id_
+    return found
+
+
 async def create_order(session: AsyncSession, new: NewOrder) -> tuple[Order, bool]:
     """Create an order; returns ``(order, created)``.
 
     The same ``(channel, external id)`` twice returns the existing order and
     creates nothing, so a retried request or a re-delivered channel order is
-    harmless.
+    harmless, also when both arrive at once.
+
+    Order entry is the busiest write path (a promotion's burst of orders), so the rows are
+    written with Core statements, a fixed number whatever the number of lines: one SELECT
+    for every code, the customer's resolution, then one INSERT each for the address, the
+    order (``RETURNING`` the row), the lines, the event and the outbox rows.
     """
     problems = check_new_order(new)
     problems.raise_if_any()
-    channel = await channel_by_code(session, new.channel_code)
-    if new.external_id and (found := await existing_order(session, channel.id, new.external_id)):
-        return found, False
+    skus = sorted({line.sku for line in new.lines if line.sku and line.product_id is None})
+    found = await _references(session, new, skus)
+    if found.channel_id is None:
+        raise NotFound(
+            f"No channel has code {new.channel_code!r}. Create it with channelCreate first.", ("channelCode",)
+        )
+    if found.existing_order_id is not None:
+        return await order_by_id(session, found.existing_order_id), False
 
     problems = Problems()
-    skus = {line.sku for line in new.lines if line.sku and line.product_id is None}
-    products = (
-        {
-            product.sku: product
-            for product in (await session.scalars(select(Product).where(Product.sku.in_(skus)))).all()
-        }
-        if skus
-        else {}
-    )
     for index, line in enumerate(new.lines):
-        if line.sku and line.product_id is None and line.sku not in products:
+        if line.sku and line.product_id is None and line.sku not in found.products:
             problems.add(("lines", index, "sku"), f"No product has SKU {line.sku!r}.", "NOT_FOUND")
-    pickup_location_id = None
-    if new.pickup_location_code:
-        location = await session.scalar(select(Location).where(Location.code == new.pickup_location_code))
-        if location is None:
-            problems.add(("pickupLocationCode",), f"No location has code {new.pickup_location_code!r}.", "NOT_FOUND")
-        else:
-            pickup_location_id = location.id
+    if new.pickup_location_code and found.pickup_location_id is None:
+        problems.add(("pickupLocationCode",), f"No location has code {new.pickup_location_code!r}.", "NOT_FOUND")
     totals = compute_totals(new.currency, new.lines, new.discount, new.shipping_fee, new.tax)
     if totals.total < 0:
         problems.add(("discount",), "The discount is larger than the order's value.", "TOO_LARGE")
@@ -298,72 +407,70 @@ async def create_order(session: AsyncSession, new: NewOrder) -> tuple[Order, boo
         replace(new.customer, country=new.customer.country or new.shipping_address.country) if new.customer else None
     )
     customer = await find_or_create_customer(session, buyer) if buyer else None
-    address = Address(
-        customer_id=customer.id if customer else None,
-        **{key: getattr(new.shipping_address, key) for key in AddressDetails.__dataclass_fields__},
+    customer_id = customer.id if customer else None
+    address = {key: getattr(new.shipping_address, key) for key in AddressDetails.__dataclass_fields__}
+    address_id = await session.scalar(
+        _INSERT_ADDRESS, {**address, "customer_id": customer_id, "country": new.shipping_address.country.upper()}
     )
-    address.country = address.country.upper()
-    session.add(address)
-    await session.flush()
     paid_at = (new.paid_at or now) if new.paid else None
-    order = Order(
-        number=new_order_number(new.placed_at or now),
-        channel_id=channel.id,
-        external_id=new.external_id,
-        status=S.CONFIRMED if new.paid else S.PENDING,
-        customer_id=customer.id if customer else None,
-        shipping_address_id=address.id,
-        currency=new.currency,
-        subtotal=totals.subtotal,
-        discount=totals.discount,
-        shipping_fee=totals.shipping_fee,
-        tax=totals.tax,
-        total=totals.total,
-        delivery_option=new.delivery_option,
-        pickup_location_id=pickup_location_id,
-        note=new.note,
-        placed_at=new.placed_at or now,
-        paid_at=paid_at,
-        promised_at=new.promised_at,
-        promised_ship_by=new.promised_ship_by,
+    placed_at = new.placed_at or now
+    values = {
+        "number": new_order_number(placed_at),
+        "channel_id": found.channel_id,
+        "external_id": new.external_id,
+        "status": S.CONFIRMED if new.paid else S.PENDING,
+        "customer_id": customer_id,
+        "shipping_address_id": address_id,
+        "currency": new.currency,
+        "subtotal": totals.subtotal,
+        "discount": totals.discount,
+        "shipping_fee": totals.shipping_fee,
+        "tax": totals.tax,
+        "total": totals.total,
+        "delivery_option": new.delivery_option,
+        "pickup_location_id": found.pickup_location_id,
+        "note": new.note,
+        "placed_at": placed_at,
+        "paid_at": paid_at,
+        "promised_at": new.promised_at,
+        "promised_ship_by": new.promised_ship_by
+        or (default_ship_by(new.delivery_option, paid_at) if paid_at else None),
+    }
+    # An ORM-enabled INSERT … RETURNING: the order comes back as a loaded, persistent object
+    # (callers go on changing it) without the unit of work's bookkeeping.
+    order = await session.scalar(_insert_order(_dialect(session)), [values])
+    if order is None:
+        # Lost a race with a concurrent insert of the same channel order: that one stands.
+        assert new.external_id is not None
+        await session.execute(_DELETE_ADDRESS, {"address_id": address_id})
+        found_order = await existing_order(session, found.channel_id, new.external_id)
+        assert found_order is not None
+        return found_order, False
+    await session.execute(
+        _INSERT_LINES,
+        [
+            {
+                "order_id": order.id,
+                "line_no": number,
+                "product_id": line.product_id or product_id,
+                "sku": line.sku,
+                "channel_line_id": line.channel_line_id,
+                "channel_sku_id": line.channel_sku_id,
+                "title": line.title or product_name,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+                "discount": line.discount,
+                "refunded_quantity": line.refunded_quantity,
+            }
+            for number, line in enumerate(new.lines, start=1)
+            for product_id, product_name in [found.products.get(line.sku or "", (None, None))]
+        ],
     )
-    if paid_at is not None:
-        promise_ship_by(order)
-    if new.external_id is None:
-        session.add(order)
-        await session.flush()
-    else:
-        try:
-            async with session.begin_nested():
-                session.add(order)
-                await session.flush()
-        except IntegrityError:
-            # Lost a race with a concurrent insert of the same channel order.
-            if found := await existing_order(session, channel.id, new.external_id):
-                return found, False
-            raise
-    for number, line in enumerate(new.lines, start=1):
-        product = products.get(line.sku) if line.sku else None
-        session.add(
-            OrderLine(
-                order_id=order.id,
-                line_no=number,
-                product_id=line.product_id or (product.id if product else None),
-                sku=line.sku,
-                channel_line_id=line.channel_line_id,
-                channel_sku_id=line.channel_sku_id,
-                title=line.title or (product.name if product else None),
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-                discount=line.discount,
-                refunded_quantity=line.refunded_quantity,
-            )
-        )
-    _record_status(session, order, None, order.status, "Order created", new.actor, channel.code)
+    # A held order waits for its holds' release before it is allocated.
+    jobs = [("allocate_order", {"order_id": order.id})] if order.status == S.CONFIRMED and not new.holds else []
+    await _write_status_change(session, order, None, order.status, "Order created", new.actor, new.channel_code, jobs)
     for reason, note in new.holds:
         await place_hold(session, order, reason, note=note, actor=new.actor)
-    if order.status == S.CONFIRMED:
-        request_job(session, "allocate_order", order_id=order.id)
     return order, True
 
 
@@ -392,6 +499,24 @@ def _record_status(
     _publish(session, order, "STATUS_CHANGED", previous, current, message, channel_code)
 
 
+def _event_payload(
+    order: Order, kind: str, previous: str | None, current: str, message: str | None, channel_code: str | None
+) -> dict[str, Any]:
+    """What ``orderEvents`` subscribers receive about a change of ``order``."""
+    return {
+        "orderId": order.id,
+        "number": order.number,
+        "channelId": order.channel_id,
+        "channelCode": channel_code,
+        "customerId": order.customer_id,
+        "kind": kind,
+        "fromStatus": previous,
+        "status": current,
+        "message": message,
+        "at": utcnow().isoformat(),
+    }
+
+
 def _publish(
     session: AsyncSession,
     order: Order,
@@ -403,22 +528,41 @@ def _publish(
 ) -> None:
     # Every change a report can see passes here: its figures follow through the outbox.
     request_refresh(session, order.id)
-    record_event(
-        session,
-        "order",
+    record_event(session, "order", _event_payload(order, kind, previous, current, message, channel_code))
+
+
+async def _write_status_change(
+    session: AsyncSession,
+    order: Order,
+    previous: str | None,
+    current: str,
+    message: str | None,
+    actor: str | None,
+    channel_code: str | None,
+    jobs: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """:func:`_record_status` and then ``request_job`` for each of ``jobs``, written at once as two
+    Core INSERTs (the event; the outbox rows) instead of through the unit of work: the busy paths
+    (order entry, payment) use it."""
+    await session.execute(
+        _INSERT_EVENT,
         {
-            "orderId": order.id,
-            "number": order.number,
-            "channelId": order.channel_id,
-            "channelCode": channel_code,
-            "customerId": order.customer_id,
-            "kind": kind,
-            "fromStatus": previous,
-            "status": current,
+            "order_id": order.id,
+            "kind": "STATUS_CHANGED",
+            "from_status": previous,
+            "to_status": current,
             "message": message,
-            "at": utcnow().isoformat(),
+            "actor": actor,
         },
     )
+    payload = _event_payload(order, "STATUS_CHANGED", previous, current, message, channel_code)
+    await session.execute(
+        _INSERT_OUTBOX,
+        [{"kind": "event", "topic": "order", "payload": payload}]
+        + [{"kind": "job", "topic": actor_name, "payload": kwargs} for actor_name, kwargs in jobs],
+    )
+    note_outbox_written(session)
+    request_refresh(session, order.id)
 
 
 def note_event(session: AsyncSession, order: Order, kind: str, message: str, actor: str | None) -> None:
