@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.engine import Database
@@ -31,6 +31,7 @@ _MAX_TEXT = 1000
 _MAX_ITEMS = 200
 _MAX_INPUT_BYTES = 16_000
 RESULTS = ("OK", "USER_ERROR", "ERROR")
+_INSERT_ENTRY = insert(AuditEntry.__table__)  # type: ignore[arg-type]
 
 
 def is_secret_key(key: str, extra: frozenset[str] = frozenset()) -> bool:
@@ -89,17 +90,18 @@ class PendingAudit:
 async def record(session: AsyncSession, call: PendingAudit, result: str, detail: str | None = None) -> None:
     """Write the entry in ``session``'s transaction (the one making the change)."""
     assert result in RESULTS
-    session.add(
-        AuditEntry(
-            actor=_text(call.actor)[:200],
-            role=call.role,
-            operation=call.operation[:100],
-            input=call.input,
-            result=result,
-            detail=_text(detail)[:4000] if detail else None,
-        )
+    # Every mutation writes one: a Core INSERT built once, not the unit of work.
+    await session.execute(
+        _INSERT_ENTRY,
+        {
+            "actor": _text(call.actor)[:200],
+            "role": call.role,
+            "operation": call.operation[:100],
+            "input": call.input,
+            "result": result,
+            "detail": _text(detail)[:4000] if detail else None,
+        },
     )
-    await session.flush()
     call.recorded = True
 
 
