@@ -18,13 +18,16 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
+    case,
     cast,
     delete,
+    func,
     insert,
     literal_column,
     null,
     select,
     union_all,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -640,13 +643,64 @@ async def confirm_payment(
     return order
 
 
+SAME_DAY = "SAME_DAY"  # the delivery option whose order leaves on the day it was paid
+
+
+@functools.cache
+def _confirm_pending() -> Any:
+    """PENDING → CONFIRMED in one guarded ``UPDATE … RETURNING`` the order (ORM-enabled: a
+    loaded object, no unit of work); no row when the order is not PENDING (or not there)."""
+    moment = Order.promised_ship_by.type
+    ship_by = case(
+        (Order.delivery_option == SAME_DAY, bindparam("same_day_ship_by", type_=moment)),
+        else_=bindparam("ship_by", type_=moment),
+    )
+    return (
+        update(Order)
+        .where(Order.id == bindparam("order_id"), Order.status == S.PENDING)
+        .values(
+            status=S.CONFIRMED,
+            paid_at=bindparam("paid_at", type_=moment),
+            promised_ship_by=func.coalesce(Order.promised_ship_by, ship_by),
+        )
+        .returning(Order)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def confirm_payment_of(
+    session: AsyncSession, order_id: int, paid_at: datetime | None = None, actor: str | None = None
+) -> Order:
+    """:func:`confirm_payment` of the order with this id (``orderConfirmPayment``).
+
+    The usual case, a PENDING order, is one guarded UPDATE and the event's two INSERTs; a
+    concurrent confirmation waits for the row and then finds it no longer PENDING, so only one
+    of them records the change. Any other status goes through :func:`confirm_payment`.
+    """
+    paid_at = paid_at or utcnow()
+    order = await session.scalar(
+        _confirm_pending(),
+        {
+            "order_id": order_id,
+            "paid_at": paid_at,
+            "same_day_ship_by": default_ship_by(SAME_DAY, paid_at),
+            "ship_by": default_ship_by(None, paid_at),
+        },
+    )
+    if order is None:
+        return await confirm_payment(session, await order_by_id(session, order_id, lock=True), paid_at, actor)
+    jobs = [("allocate_order", {"order_id": order.id})]
+    await _write_status_change(session, order, S.PENDING, S.CONFIRMED, "Payment confirmed", actor, None, jobs)
+    return order
+
+
 def default_ship_by(delivery_option: str | None, paid_at: datetime) -> datetime:
     """When an order paid at ``paid_at`` must be dispatched if nobody gave a date (its SLA).
 
     A SAME_DAY order leaves on the day it was paid (by 23:59:59 UTC of that day); every
     other kind (STANDARD, EXPRESS, PICKUP, or none asked for) within 24 hours of payment.
     """
-    if delivery_option == "SAME_DAY":
+    if delivery_option == SAME_DAY:
         return paid_at.replace(hour=23, minute=59, second=59, microsecond=0)
     return paid_at + timedelta(days=1)
 

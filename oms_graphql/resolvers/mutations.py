@@ -138,7 +138,8 @@ class Mutation:
     )
     async def order_confirm_payment(self, info: Info, input: OrderConfirmPaymentInput) -> OrderConfirmPaymentPayload:
         async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
-            order = await orders.confirm_payment(session, await _order(session, input.id), input.paid_at, caller.label)
+            order_id = db_id(input.id, "Order")
+            order = await orders.confirm_payment_of(session, order_id, input.paid_at, caller.label)
             return {"order": Order.from_row(order)}
 
         return await run_mutation(info, OrderConfirmPaymentPayload, work)

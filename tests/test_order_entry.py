@@ -1,0 +1,132 @@
+"""Order entry at a promotion's pace: a fixed number of statements per order, and exactly one
+order for one channel order however many requests for it arrive at once."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import requires_postgres
+from tests.support import ORDER_CREATE, GraphQLClient, add_product, order_input, run_async
+
+ENTRY = """mutation($input: OrderCreateInput!) {
+  orderCreate(input: $input) { created order { id number status } userErrors { field message code } } }"""
+CONFIRM = """mutation($id: ID!) { orderConfirmPayment(input: {id: $id}) {
+  order { id status paidAt } userErrors { field message code } } }"""
+ORDER_EVENTS = "query($id: ID!) { order(id: $id) { status events { kind fromStatus toStatus } } }"
+
+
+def statements_of(settings: Any, token: str, requests: list[tuple[str, dict[str, Any]]]) -> list[int]:
+    """The statements each request made, counted by a ``before_cursor_execute`` listener, through
+    the real app in this thread (no background work of its own): a count, not a timing."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from oms_graphql.app import create_app
+
+    app = create_app(settings, run_background=False)
+    here = threading.get_ident()
+    counted: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # Not the shared server's relay and workers; not SQLite's BEGIN IMMEDIATE (db/engine.py).
+        if threading.get_ident() == here and statement != "BEGIN IMMEDIATE":
+            counted.append(statement)
+
+    async def run() -> list[int]:
+        headers = {"authorization": f"Bearer {token}"}
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://oms", headers=headers) as client:
+            await client.post("/graphql", json={"query": "{ me { name } }"})  # the token, once
+            made = []
+            for query, variables in requests:
+                counted.clear()
+                body = (await client.post("/graphql", json={"query": query, "variables": variables})).json()
+                payload = next(iter(body["data"].values()))
+                assert payload["userErrors"] == [], body
+                made.append(len(counted))
+            return made
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        return run_async(run())
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+
+
+def test_an_order_costs_the_same_statements_whatever_its_number_of_lines(settings, admin, uid):
+    skus = [add_product(admin, f"ENTRY-{uid}-{n}")["sku"] for n in range(8)]
+
+    def order(n: int, lines: int, **extra: Any) -> tuple[str, dict[str, Any]]:
+        buyer = {"name": f"Buyer {n}", "phone": f"+86 139{int(uid, 16) % 10_000:04d}{n:04d}"}
+        return ENTRY, {"input": order_input([(sku, 1, "9.90") for sku in skus[:lines]], **{"customer": buyer, **extra})}
+
+    made = statements_of(
+        settings,
+        admin.token,
+        [order(1, 1, customer=None), order(2, 8, customer=None), order(3, 1), order(4, 8), order(5, 8, externalId=uid)],
+    )
+    one_line, eight_lines, new_buyer, new_buyer_eight_lines, with_external_id = made
+    # One SELECT for the codes, then the address, the order, its lines, its event, its outbox
+    # rows, the report refresh request and the audit entry.
+    assert one_line == eight_lines == 8
+    # A new buyer adds the customer's resolution (customers.find_or_create_customer): also fixed.
+    assert new_buyer == new_buyer_eight_lines == with_external_id == 8 + 5
+
+
+def test_confirming_a_payment_is_a_fixed_few_statements(settings, admin, uid):
+    sku = add_product(admin, f"PAY-{uid}")["sku"]
+    created = admin.mutate("orderCreate", ORDER_CREATE, {"input": order_input([(sku, 1, "9.90")])})
+    order_id = created["order"]["id"]
+    [confirming] = statements_of(settings, admin.token, [(CONFIRM, {"id": order_id})])
+    # The guarded UPDATE … RETURNING, the event, its outbox rows, the report refresh, the audit entry.
+    assert confirming == 5
+    history = admin(ORDER_EVENTS, {"id": order_id})["order"]
+    assert history["status"] in ("CONFIRMED", "ALLOCATED", "BACKORDERED")
+    assert {"kind": "STATUS_CHANGED", "fromStatus": "PENDING", "toStatus": "CONFIRMED"} in history["events"]
+
+
+@requires_postgres
+@pytest.mark.parametrize("requests", [12])
+def test_the_same_channel_order_sent_many_times_at_once_is_created_once(admin, uid, requests):
+    sku = add_product(admin, f"RACE-{uid}")["sku"]
+    clients = [GraphQLClient(admin.base_url, admin.token) for _ in range(requests)]
+    barrier = threading.Barrier(requests)
+
+    def send(client: GraphQLClient) -> dict[str, Any]:
+        barrier.wait()
+        return client.mutate("orderCreate", ORDER_CREATE, {"input": order_input([(sku, 1, "9.90")], externalId=uid)})
+
+    with ThreadPoolExecutor(requests) as pool:
+        payloads = list(pool.map(send, clients))
+    assert all(payload["userErrors"] == [] for payload in payloads), payloads
+    assert sum(payload["created"] for payload in payloads) == 1
+    assert len({payload["order"]["id"] for payload in payloads}) == 1
+    found = admin("query($e: String!) { orders(filter: {search: $e}) { totalCount } }", {"e": uid})
+    assert found["orders"]["totalCount"] == 1
+
+
+@requires_postgres
+def test_a_payment_confirmed_twice_at_once_is_recorded_once(admin, uid):
+    sku = add_product(admin, f"PAY2-{uid}")["sku"]
+    created = admin.mutate("orderCreate", ORDER_CREATE, {"input": order_input([(sku, 1, "9.90")])})
+    order_id = created["order"]["id"]
+    clients = [GraphQLClient(admin.base_url, admin.token) for _ in range(6)]
+    barrier = threading.Barrier(len(clients))
+
+    def confirm(client: GraphQLClient) -> dict[str, Any]:
+        barrier.wait()
+        return client.mutate("orderConfirmPayment", CONFIRM, {"id": order_id})
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        payloads = list(pool.map(confirm, clients))
+    assert all(payload["userErrors"] == [] for payload in payloads), payloads
+    assert len({payload["order"]["paidAt"] for payload in payloads}) == 1
+    events = admin(ORDER_EVENTS, {"id": order_id})["order"]["events"]
+    assert [event for event in events if event["toStatus"] == "CONFIRMED"] == [
+        {"kind": "STATUS_CHANGED", "fromStatus": "PENDING", "toStatus": "CONFIRMED"}
+    ]
