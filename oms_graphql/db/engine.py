@@ -48,6 +48,9 @@ def make_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) ->
     kwargs.setdefault("max_overflow", 20)
     # No pre-ping: it costs a round trip on every checkout; recycling bounds stale connections.
     kwargs.setdefault("pool_recycle", 1800)
+    # asyncpg: every connection keeps its prepared statements (SQLAlchemy's cache, on by default
+    # at 100 per connection); the app has a few hundred statement texts, so all of them stay prepared.
+    kwargs.setdefault("connect_args", {"prepared_statement_cache_size": 500})
     return create_async_engine(url, **kwargs)
 
 

@@ -273,8 +273,12 @@ def check_new_order(new: NewOrder) -> Problems:
 async def channel_by_code(session: AsyncSession, code: str, field: tuple[str, ...] = ("channelCode",)) -> Channel:
     channel = await session.scalar(select(Channel).where(Channel.code == code))
     if channel is None:
-        raise NotFound(f"No channel has code {code!r}. Create it with channelCreate first.", field)
+        raise _no_channel(code, field)
     return channel
+
+
+def _no_channel(code: str, field: tuple[str, ...]) -> NotFound:
+    return NotFound(f"No channel has code {code!r}. Create it with channelCreate first.", field)
 
 
 async def existing_order(session: AsyncSession, channel_id: int, external_id: str) -> Order | None:
@@ -387,9 +391,7 @@ async def create_order(session: AsyncSession, new: NewOrder) -> tuple[Order, boo
     skus = sorted({line.sku for line in new.lines if line.sku and line.product_id is None})
     found = await _references(session, new, skus)
     if found.channel_id is None:
-        raise NotFound(
-            f"No channel has code {new.channel_code!r}. Create it with channelCreate first.", ("channelCode",)
-        )
+        raise _no_channel(new.channel_code, ("channelCode",))
     if found.existing_order_id is not None:
         return await order_by_id(session, found.existing_order_id), False
 
