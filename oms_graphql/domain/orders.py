@@ -374,6 +374,25 @@ async def _references(session: AsyncSession, new: NewOrder, skus: list[str]) -> 
     return found
 
 
+def _line_row(
+    order_id: int, number: int, line: LineDetails, products: dict[str, tuple[int, str | None]]
+) -> dict[str, Any]:
+    product_id, product_name = products.get(line.sku or "", (None, None))
+    return {
+        "order_id": order_id,
+        "line_no": number,
+        "product_id": line.product_id or product_id,
+        "sku": line.sku,
+        "channel_line_id": line.channel_line_id,
+        "channel_sku_id": line.channel_sku_id,
+        "title": line.title or product_name,
+        "quantity": line.quantity,
+        "unit_price": line.unit_price,
+        "discount": line.discount,
+        "refunded_quantity": line.refunded_quantity,
+    }
+
+
 async def create_order(session: AsyncSession, new: NewOrder) -> tuple[Order, bool]:
     """Create an order; returns ``(order, created)``.
 
@@ -453,23 +472,7 @@ async def create_order(session: AsyncSession, new: NewOrder) -> tuple[Order, boo
         return found_order, False
     await session.execute(
         _INSERT_LINES,
-        [
-            {
-                "order_id": order.id,
-                "line_no": number,
-                "product_id": line.product_id or product_id,
-                "sku": line.sku,
-                "channel_line_id": line.channel_line_id,
-                "channel_sku_id": line.channel_sku_id,
-                "title": line.title or product_name,
-                "quantity": line.quantity,
-                "unit_price": line.unit_price,
-                "discount": line.discount,
-                "refunded_quantity": line.refunded_quantity,
-            }
-            for number, line in enumerate(new.lines, start=1)
-            for product_id, product_name in [found.products.get(line.sku or "", (None, None))]
-        ],
+        [_line_row(order.id, number, line, found.products) for number, line in enumerate(new.lines, start=1)],
     )
     # A held order waits for its holds' release before it is allocated.
     jobs = [("allocate_order", {"order_id": order.id})] if order.status == S.CONFIRMED and not new.holds else []
