@@ -334,6 +334,26 @@ def _insert_order(dialect: str) -> Any:
     )
 
 
+@functools.cache
+def _insert_event_and_outbox(outbox_rows: int) -> Any:
+    """PostgreSQL: ``WITH event AS (INSERT INTO order_events …) INSERT INTO outbox … VALUES``
+    ``outbox_rows`` rows; both stamped with the bind ``at``."""
+    at = bindparam("at", type_=OUTBOX.c.created_at.type)
+    columns = ("order_id", "kind", "from_status", "to_status", "message", "actor")
+    event = insert(ORDER_EVENTS).values({**{name: bindparam(name) for name in columns}, "created_at": at})
+    rows = [
+        {
+            "kind": bindparam(f"kind_{index}"),
+            "topic": bindparam(f"topic_{index}"),
+            "payload": bindparam(f"payload_{index}", type_=OUTBOX.c.payload.type),
+            "created_at": at,
+            "attempts": 0,
+        }
+        for index in range(outbox_rows)
+    ]
+    return insert(OUTBOX).values(rows).add_cte(event.cte("event"))
+
+
 _INSERT_ADDRESS = insert(ADDRESSES).returning(ADDRESSES.c.id)
 _DELETE_ADDRESS = delete(ADDRESSES).where(ADDRESSES.c.id == bindparam("address_id"))
 _INSERT_LINES = insert(ORDER_LINES)
@@ -549,26 +569,27 @@ async def _write_status_change(
     channel_code: str | None,
     jobs: list[tuple[str, dict[str, Any]]],
 ) -> None:
-    """:func:`_record_status` and then ``request_job`` for each of ``jobs``, written at once as two
-    Core INSERTs (the event; the outbox rows) instead of through the unit of work: the busy paths
-    (order entry, payment) use it."""
-    await session.execute(
-        _INSERT_EVENT,
-        {
-            "order_id": order.id,
-            "kind": "STATUS_CHANGED",
-            "from_status": previous,
-            "to_status": current,
-            "message": message,
-            "actor": actor,
-        },
-    )
+    """:func:`_record_status` and then ``request_job`` for each of ``jobs``, written at once with
+    Core INSERTs (the event; the outbox rows: one statement on PostgreSQL, two on SQLite) instead
+    of through the unit of work: the busy paths (order entry, payment) use it."""
+    event = {
+        "order_id": order.id,
+        "kind": "STATUS_CHANGED",
+        "from_status": previous,
+        "to_status": current,
+        "message": message,
+        "actor": actor,
+    }
     payload = _event_payload(order, "STATUS_CHANGED", previous, current, message, channel_code)
-    await session.execute(
-        _INSERT_OUTBOX,
-        [{"kind": "event", "topic": "order", "payload": payload}]
-        + [{"kind": "job", "topic": actor_name, "payload": kwargs} for actor_name, kwargs in jobs],
-    )
+    outbox = [{"kind": "event", "topic": "order", "payload": payload}]
+    outbox += [{"kind": "job", "topic": actor_name, "payload": kwargs} for actor_name, kwargs in jobs]
+    if _dialect(session) == "postgresql":
+        # One round trip: the event's INSERT as a data-modifying CTE of the outbox INSERT.
+        params = {f"{name}_{index}": value for index, row in enumerate(outbox) for name, value in row.items()}
+        await session.execute(_insert_event_and_outbox(len(outbox)), {**event, **params, "at": utcnow()})
+    else:
+        await session.execute(_INSERT_EVENT, event)
+        await session.execute(_INSERT_OUTBOX, outbox)
     note_outbox_written(session)
     request_refresh(session, order.id)
 
