@@ -148,7 +148,10 @@ async def in_process_creates(database_url: str, token: str, count: int) -> tuple
 
     headers = {"authorization": f"Bearer {token}", "accept": "application/graphql-response+json"}
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench", headers=headers) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://bench", headers=headers) as client,
+    ):
 
         async def create(n: int) -> None:
             variables = {"input": order_input(n)}

@@ -42,7 +42,11 @@ def statements_of(settings: Any, token: str, requests: list[tuple[str, dict[str,
     async def run() -> list[int]:
         headers = {"authorization": f"Bearer {token}"}
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://oms", headers=headers) as client:
+        # The app's lifespan (start-up checks, and its engine disposed at the end), then its requests.
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://oms", headers=headers) as client,
+        ):
             await client.post("/graphql", json={"query": "{ me { name } }"})  # the token, once
             made = []
             for query, variables in requests:
