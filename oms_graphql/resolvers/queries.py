@@ -34,12 +34,12 @@ from oms_graphql.schema.permissions import SIGNED_IN, STAFF, SYNC_READ
 from oms_graphql.schema.relay import Connection, Keyset, paginate, paginate_keyset
 from oms_graphql.schema.returns import Return
 from oms_graphql.schema.types import (
+    ORDERS_NEWEST_FIRST,
     Channel,
     Customer,
     Location,
     Me,
     Node,
-    ORDERS_NEWEST_FIRST,
     Order,
     Plugin,
     Product,

@@ -39,7 +39,7 @@ def _direct_resolver(field: StrawberryField, info_class: type[Info]) -> Callable
     parameters = list(resolver.signature.parameters.values())
     if not parameters or resolver.self_parameter is not parameters[0]:
         return None
-    method = resolver.wrapped_func
+    method: Callable[..., Any] = resolver.wrapped_func  # type: ignore[assignment]
     if len(parameters) == 1:
 
         def call(source: Any, info: GraphQLResolveInfo) -> Any:
