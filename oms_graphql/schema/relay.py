@@ -28,10 +28,17 @@ class PageInfo:
     end_cursor: str | None
 
 
+def _edge_cursor(self: Edge[Any]) -> str:
+    return self.keyset.cursor(self.position) if self.keyset is not None else _cursor(self.position)
+
+
 @strawberry.type(description="One item of a page, with its cursor.")
 class Edge(Generic[T]):
-    cursor: str
+    cursor: str = strawberry.field(resolver=_edge_cursor)
     node: T
+    # Where the item is: its offset, or its row for a keyset's cursor (encoded only when asked).
+    position: strawberry.Private[Any]
+    keyset: strawberry.Private[Any]
 
 
 @strawberry.type(description="A page of a list.")
@@ -95,14 +102,14 @@ async def paginate(
         rows = list(result.scalars().all() if scalars else result.all())
     has_more = len(rows) > limit
     rows = rows[:limit]
-    edges = [Edge(cursor=_cursor(start + index), node=to_node(row)) for index, row in enumerate(rows)]
+    edges = [Edge(position=start + index, keyset=None, node=to_node(row)) for index, row in enumerate(rows)]
     return Connection(
         edges=edges,
         page_info=PageInfo(
             has_next_page=has_more,
             has_previous_page=start > 0,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
+            start_cursor=_edge_cursor(edges[0]) if edges else None,
+            end_cursor=_edge_cursor(edges[-1]) if edges else None,
         ),
         count_query=select(func.count()).select_from(query.order_by(None).subquery()),
         database=database,
@@ -230,15 +237,15 @@ async def paginate_keyset(
     rows = rows[:limit]
     if backwards:
         rows.reverse()
-    edges = [Edge(cursor=keyset.cursor(row), node=to_node(row)) for row in rows]
+    edges = [Edge(position=row, keyset=keyset, node=to_node(row)) for row in rows]
     return Connection(
         edges=edges,
         page_info=PageInfo(
             # Past a cursor there is at least the cursor's own row.
             has_next_page=before_key is not None if backwards else has_more,
             has_previous_page=has_more if backwards else after_key is not None,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
+            start_cursor=_edge_cursor(edges[0]) if edges else None,
+            end_cursor=_edge_cursor(edges[-1]) if edges else None,
         ),
         count_query=select(func.count()).select_from(query.subquery()),
         database=database,
