@@ -224,8 +224,7 @@ async def paginate_keyset(
     _check_page_sizes(first, last)
     after_key, before_key = keyset.parse(after, "after"), keyset.parse(before, "before")
     backwards = last is not None and first is None
-    limit = (last if backwards else first) if (first is not None or last is not None) else MAX_PAGE
-    assert limit is not None
+    limit = last if last is not None and backwards else first if first is not None else MAX_PAGE
     page = query
     if after_key is not None:
         page = page.where(keyset.beyond(after_key, backwards=False))
