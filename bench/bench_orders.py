@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -78,10 +79,16 @@ async def run_concurrently(count: int, concurrency: int, work: Callable[[int], A
 # --- through GraphQL ---------------------------------------------------------
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def start_servers(env: dict[str, str], count: int) -> tuple[list[subprocess.Popen], list[str]]:
     processes, urls = [], []
-    for index in range(count):
-        port = 18100 + index
+    for _ in range(count):
+        port = free_port()  # not a fixed one: another run on the machine may hold it
         processes.append(
             subprocess.Popen([sys.executable, "-m", "oms_graphql.cli", "serve", "--port", str(port)], env=env)
         )
