@@ -1,6 +1,6 @@
-"""Methods without GraphQL arguments are called by graphql-core directly.
+"""Fast paths for the plain fields that make up most of a page, answering exactly as the slow ones.
 
-strawberry calls a field's resolver through a general path: for each value it builds an
+``call_argument_free_methods``: strawberry calls a field's resolver through a general path: for each value it builds an
 ``Info``, parses the (absent) arguments into Python values and chains the field's extensions.
 For a method that takes only ``self`` (a money figure, a computed flag) or ``self, info``
 (a relation read from the request's loaders), and has no extension or permission of its
@@ -8,6 +8,10 @@ own, none of that does anything; a page of 100 orders with three lines each has 
 values. ``call_argument_free_methods`` gives those fields a resolver that calls the method
 itself (with strawberry's ``Info`` when it asks for one), once, when the schema is built.
 Field rules (``permissions.install_field_rules``) are installed after, around these.
+
+``PlainLeavesExecutor``: graphql-core executes each leaf field (a string, a number, an enum)
+with a ResolveInfo, a path and its completion steps; an unguarded attribute read is done in
+place instead (see the class).
 """
 
 from __future__ import annotations
@@ -126,7 +130,7 @@ class _Leaf:
 
 
 _NOT_PLAIN = _Leaf(resolve=lambda *_: None, coerce_output_value=lambda value: None, nullable=False)
-_leaves: dict[int, tuple[GraphQLField, _Leaf]] = {}
+PLAIN_LEAF = "oms-plain-leaf"  # where a field keeps how to read it in place, found on first use
 
 
 def _plain_leaf(field: GraphQLField | None) -> _Leaf | None:
@@ -134,11 +138,11 @@ def _plain_leaf(field: GraphQLField | None) -> _Leaf | None:
     field without one, unguarded) of a scalar or enum with no arguments."""
     if field is None:
         return None
-    cached = _leaves.get(id(field))
-    if cached is None or cached[0] is not field:
-        cached = (field, _leaf_of(field))
-        _leaves[id(field)] = cached
-    leaf = cached[1]
+    if field.extensions is None:
+        field.extensions = {}
+    leaf = field.extensions.get(PLAIN_LEAF)
+    if leaf is None:
+        leaf = field.extensions[PLAIN_LEAF] = _leaf_of(field)
     return None if leaf is _NOT_PLAIN else leaf
 
 
