@@ -1,16 +1,22 @@
 """Order creation and order-page reads through GraphQL, against raw SQL in the same run.
 
-    python bench/bench_orders.py                      # PostgreSQL at 127.0.0.1, 10,000 orders
-    python bench/bench_orders.py --orders 2000 --servers 1
+    python bench/bench_orders.py                          # PostgreSQL at 127.0.0.1, 10,000 orders, 2 servers
+    python bench/bench_orders.py --orders 2000 --serve 1
+    python bench/bench_orders.py --scaling                # the same run with 1, then 2 server processes
+    python bench/bench_orders.py --serve 2 --workers 2    # with 2 job workers on Redis beside them
 
-It creates a fresh PostgreSQL database (dropped at the end), starts ``--servers``
+Each run creates a fresh PostgreSQL database (dropped at the end), starts ``--serve``
 `oms serve` processes on it (the scale-out setup: several API processes behind a
-load balancer; here the client spreads requests over them), creates the orders
-with ``--concurrency`` requests in flight, then reads ``orders(first: 100)``
-pages with their lines. The same work is then done with hand-written SQL
-over asyncpg (no ORM, no GraphQL) and the ratios are printed. Before all that,
-``--count-orders`` orders are created through the app in this process to count the
-statements (and the CPU) of one ``orderCreate``.
+load balancer; here the client spreads requests over them; ``--servers`` is the old
+name), and ``--workers`` `oms worker` processes on Redis (0: in-memory broker, no
+jobs). It creates the orders with ``--concurrency`` requests in flight, then reads
+``orders(first: 100)`` pages with their lines: one client walking the pages by
+cursor (latency), a deep page (``--deep-page``, by its keyset cursor), and
+``--readers`` clients at once over every server (pages/s). The same reads are then
+done with hand-written SQL over asyncpg (no ORM, no GraphQL), by key and by the old
+OFFSET, and the same creates; the ratios are printed.
+Before that, ``--count-orders`` orders are created through the app in this process to count
+the statements (and the CPU) of one ``orderCreate``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +34,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 import httpx
@@ -73,11 +81,16 @@ async def run_concurrently(count: int, concurrency: int, work: Callable[[int], A
 # --- through GraphQL ---------------------------------------------------------
 
 
-def start_servers(database_url: str, count: int) -> tuple[list[subprocess.Popen], list[str]]:
-    env = {**os.environ, "OMS_DATABASE_URL": database_url, "OMS_BROKER_URL": "memory", "OMS_LOG_LEVEL": "WARNING"}
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_servers(env: dict[str, str], count: int) -> tuple[list[subprocess.Popen], list[str]]:
     processes, urls = [], []
-    for index in range(count):
-        port = 18100 + index
+    for _ in range(count):
+        port = free_port()  # not a fixed one: another run on the machine may hold it
         processes.append(
             subprocess.Popen([sys.executable, "-m", "oms_graphql.cli", "serve", "--port", str(port)], env=env)
         )
@@ -114,18 +127,39 @@ async def graphql_create(urls: list[str], token: str, count: int, concurrency: i
             await client.aclose()
 
 
-async def graphql_read(url: str, token: str, pages: int) -> list[float]:
-    headers = {"authorization": f"Bearer {token}", "accept": "application/graphql-response+json"}
-    latencies = []
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
-        after = None
-        for _ in range(pages):
+WARM_UP = 5  # pages read first on each server (imports, caches, the connection pool), not measured
+
+
+def _headers(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}", "accept": "application/graphql-response+json"}
+
+
+async def _page(client: httpx.AsyncClient, after: str | None) -> dict:
+    response = await client.post("/graphql", json={"query": ORDERS_PAGE, "variables": {"after": after}})
+    page = response.json()["data"]["orders"]
+    assert len(page["edges"]) == 100, "not enough orders for full pages"
+    return page  # type: ignore[no-any-return]
+
+
+async def graphql_read(url: str, token: str, pages: int, deep_page: int, repeats: int) -> dict[str, list[float]]:
+    """One client: the first ``pages`` pages by cursor, then page ``deep_page`` ``repeats`` times."""
+    latencies: dict[str, list[float]] = {"walk": [], "deep": []}
+    async with httpx.AsyncClient(base_url=url, headers=_headers(token), timeout=60) as client:
+        for _ in range(WARM_UP):
+            await _page(client, None)
+        after, deep_cursor = None, None
+        for number in range(1, max(pages, deep_page - 1) + 1):
             started = time.perf_counter()
-            response = await client.post("/graphql", json={"query": ORDERS_PAGE, "variables": {"after": after}})
-            latencies.append(time.perf_counter() - started)
-            page = response.json()["data"]["orders"]
-            assert len(page["edges"]) == 100, "not enough orders for full pages"
-            after = page["pageInfo"]["endCursor"] if page["pageInfo"]["hasNextPage"] else None
+            page = await _page(client, after)
+            if number <= pages:
+                latencies["walk"].append(time.perf_counter() - started)
+            after = page["pageInfo"]["endCursor"]
+            if number == deep_page - 1:
+                deep_cursor = after
+        for _ in range(repeats):
+            started = time.perf_counter()
+            await _page(client, deep_cursor)
+            latencies["deep"].append(time.perf_counter() - started)
     return latencies
 
 
@@ -174,6 +208,27 @@ async def in_process_creates(database_url: str, token: str, count: int) -> tuple
             event.remove(Engine, "before_cursor_execute", count_statement)
         cpu_ms = (time.process_time() - started) * 1000 / count
     return total / count, cpu_ms, statements
+
+
+async def graphql_read_throughput(urls: list[str], token: str, readers: int, pages: int) -> float:
+    """Pages/s with ``readers`` clients at once, spread over the servers (each walks from the start)."""
+    clients = [httpx.AsyncClient(base_url=url, headers=_headers(token), timeout=60) for url in urls]
+    walk = max(1, pages // readers)
+    for client in clients:
+        for _ in range(WARM_UP):
+            await _page(client, None)
+
+    async def reader(n: int) -> None:
+        client, after = clients[n % len(clients)], None
+        for _ in range(walk):
+            after = (await _page(client, after))["pageInfo"]["endCursor"]
+
+    try:
+        seconds = await run_concurrently(readers, readers, reader)
+    finally:
+        for client in clients:
+            await client.aclose()
+    return readers * walk / seconds
 
 
 # --- the same work in raw SQL -----------------------------------------------
@@ -246,23 +301,49 @@ async def raw_create(dsn: str, count: int, concurrency: int, channel_id: int, pr
         await pool.close()
 
 
-async def raw_read(dsn: str, pages: int) -> list[float]:
+RAW_LINES = (
+    "SELECT order_id, sku, quantity, unit_price FROM order_lines WHERE order_id = ANY($1::bigint[]) ORDER BY line_no"
+)
+RAW_COLUMNS = "SELECT id, number, status, total, currency, placed_at FROM orders"
+
+
+async def raw_read(dsn: str, pages: int, deep_page: int, repeats: int) -> dict[str, list[float]]:
+    """The same reads in two SELECTs a page: by key (as the API now pages) and by the old OFFSET."""
     connection = await asyncpg.connect(dsn)
-    latencies = []
-    try:
-        for page in range(pages):
-            started = time.perf_counter()
+    latencies: dict[str, list[float]] = {"walk": [], "deep": [], "deep offset": []}
+
+    async def by_key(key: tuple | None) -> tuple:
+        if key is None:
+            orders = await connection.fetch(f"{RAW_COLUMNS} ORDER BY placed_at DESC, id DESC LIMIT 101")
+        else:
             orders = await connection.fetch(
-                "SELECT id, number, status, total, currency FROM orders ORDER BY placed_at DESC, id DESC "
-                "OFFSET $1 LIMIT 101",
-                page * 100,
+                f"{RAW_COLUMNS} WHERE (placed_at, id) < ($1, $2) ORDER BY placed_at DESC, id DESC LIMIT 101", *key
             )
-            await connection.fetch(
-                "SELECT order_id, sku, quantity, unit_price FROM order_lines WHERE order_id = ANY($1::bigint[]) "
-                "ORDER BY line_no",
-                [row["id"] for row in orders[:100]],
-            )
-            latencies.append(time.perf_counter() - started)
+        await connection.fetch(RAW_LINES, [row["id"] for row in orders[:100]])
+        return orders[99]["placed_at"], orders[99]["id"]
+
+    async def by_offset(number: int) -> None:
+        orders = await connection.fetch(
+            f"{RAW_COLUMNS} ORDER BY placed_at DESC, id DESC OFFSET $1 LIMIT 101", (number - 1) * 100
+        )
+        await connection.fetch(RAW_LINES, [row["id"] for row in orders[:100]])
+
+    try:
+        key, deep_key = None, None
+        for number in range(1, max(pages, deep_page - 1) + 1):
+            started = time.perf_counter()
+            key = await by_key(key)
+            if number <= pages:
+                latencies["walk"].append(time.perf_counter() - started)
+            if number == deep_page - 1:
+                deep_key = key
+        for _ in range(repeats):
+            started = time.perf_counter()
+            await by_key(deep_key)
+            latencies["deep"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            await by_offset(deep_page)
+            latencies["deep offset"].append(time.perf_counter() - started)
     finally:
         await connection.close()
     return latencies
@@ -299,19 +380,8 @@ def create_token(database_url: str) -> str:
     return created.stdout.split()[-1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--database",
-        default=os.environ.get("OMS_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
-    )
-    parser.add_argument("--orders", type=int, default=10_000)
-    parser.add_argument("--pages", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--servers", type=int, default=2)
-    parser.add_argument("--count-orders", type=int, default=200, help="in-process orders for the statement count")
-    args = parser.parse_args()
-
+def run(args: argparse.Namespace, servers: int) -> dict[str, Any]:
+    """One whole run on a fresh database with ``servers`` API processes; its figures."""
     from oms_graphql.db.migrate import upgrade
 
     admin_dsn = args.database.replace("postgresql+asyncpg://", "postgresql://")
@@ -319,25 +389,39 @@ def main() -> None:
     asyncio.run(_execute(admin_dsn, f'CREATE DATABASE "{name}"'))
     url = f"{args.database.rpartition('/')[0]}/{name}"
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    env = {**os.environ, "OMS_DATABASE_URL": url, "OMS_LOG_LEVEL": "WARNING", "OMS_BROKER_URL": "memory"}
+    if args.workers:  # a namespace of the run's own, so no other run's workers take its jobs
+        env.update(OMS_BROKER_URL=args.broker, OMS_BROKER_NAMESPACE=name)
     processes: list[subprocess.Popen] = []
+    figures: dict[str, Any] = {"servers": servers}
     try:
         upgrade(url)
         channel_id, product_ids = asyncio.run(prepare(dsn))
         token = create_token(url)
         print(f"Counting statements per orderCreate in-process ({args.count_orders} orders)...", flush=True)
         statements, cpu_ms, last_statements = asyncio.run(in_process_creates(url, token, args.count_orders))
-        processes, urls = start_servers(url, args.servers)
+        figures.update(statements=statements, cpu_ms=cpu_ms, last_statements=last_statements)
+        processes, urls = start_servers(env, servers)
+        processes += [
+            subprocess.Popen([sys.executable, "-m", "oms_graphql.cli", "worker", "--processes", "1"], env=env)
+            for _ in range(args.workers)
+        ]
         print(
-            f"Creating {args.orders:,} orders through GraphQL ({args.servers} server processes, "
-            f"{args.concurrency} in flight)...",
+            f"Creating {args.orders:,} orders through GraphQL ({servers} server processes, {args.workers} job "
+            f"workers, {args.concurrency} in flight)...",
             flush=True,
         )
-        graphql_seconds = asyncio.run(graphql_create(urls, token, args.orders, args.concurrency))
-        pages = min(args.pages, max(1, args.orders // 100 - 1))
-        graphql_latencies = asyncio.run(graphql_read(urls[0], token, pages))
+        seconds = asyncio.run(graphql_create(urls, token, args.orders, args.concurrency))
+        figures["created"] = args.orders / seconds
+        full_pages = args.orders // 100 - 1
+        pages, deep_page = min(args.pages, full_pages), min(args.deep_page, full_pages)
+        figures["pages"], figures["deep_page"] = pages, deep_page
+        figures["graphql"] = asyncio.run(graphql_read(urls[0], token, pages, deep_page, args.repeats))
+        figures["pages_per_s"] = asyncio.run(graphql_read_throughput(urls, token, args.readers, pages))
         print("Same work in raw SQL (asyncpg, no ORM, no GraphQL)...", flush=True)
-        raw_seconds = asyncio.run(raw_create(dsn, args.orders, args.concurrency, channel_id, product_ids))
-        raw_latencies = asyncio.run(raw_read(dsn, pages))
+        figures["raw"] = asyncio.run(raw_read(dsn, pages, deep_page, args.repeats))  # the same rows as GraphQL's
+        seconds = asyncio.run(raw_create(dsn, args.orders, args.concurrency, channel_id, product_ids))
+        figures["raw_created"] = args.orders / seconds
     finally:
         for process in processes:
             process.terminate()
@@ -350,42 +434,97 @@ def main() -> None:
                 f'DROP DATABASE IF EXISTS "{name}"',
             )
         )
+    return figures
 
-    graphql_rate, raw_rate = args.orders / graphql_seconds, args.orders / raw_seconds
+
+def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
+    graphql, raw = figures["graphql"], figures["raw"]
+    deep = figures["deep_page"]
     rows = [
-        ("orders created / s", f"{graphql_rate:,.0f}", f"{raw_rate:,.0f}", f"{raw_rate / graphql_rate:.2f}x"),
+        ("orders created / s", figures["created"], figures["raw_created"], True),
+        ("pages / s, orders(first: 100) with lines", figures["pages_per_s"], None, True),
         # raw_create: customer, address, order, lines (one executemany), event, outbox row.
-        ("statements per orderCreate", f"{statements:.1f}", "6", f"{statements / 6:.2f}x"),
+        ("statements per orderCreate", figures["statements"], 6, False),
     ]
     for label, pct in (("p50", 50), ("p99", 99)):
-        graphql_ms, raw_ms = percentile(graphql_latencies, pct) * 1000, percentile(raw_latencies, pct) * 1000
         rows.append(
             (
-                f"{label} orders(first: 100) with lines, ms",
-                f"{graphql_ms:.1f}",
-                f"{raw_ms:.1f}",
-                f"{graphql_ms / raw_ms:.2f}x",
+                f"{label} page (pages 1-{figures['pages']}), ms",
+                percentile(graphql["walk"], pct) * 1000,
+                percentile(raw["walk"], pct) * 1000,
+                False,
             )
         )
-    rows.append(
-        (
-            "mean page, ms",
-            f"{statistics.mean(graphql_latencies) * 1000:.1f}",
-            f"{statistics.mean(raw_latencies) * 1000:.1f}",
-            f"{statistics.mean(graphql_latencies) / statistics.mean(raw_latencies):.2f}x",
+    for label, pct in (("p50", 50), ("p99", 99)):
+        rows.append(
+            (
+                f"{label} page {deep} by cursor, ms",
+                percentile(graphql["deep"], pct) * 1000,
+                percentile(raw["deep"], pct) * 1000,
+                False,
+            )
         )
+    for label, pct in (("p50", 50), ("p99", 99)):
+        rows.append(
+            (
+                f"{label} page {deep} by OFFSET (old way; raw), ms",
+                None,
+                percentile(raw["deep offset"], pct) * 1000,
+                False,
+            )
+        )
+    rows.append(("mean page, ms", statistics.mean(graphql["walk"]) * 1000, statistics.mean(raw["walk"]) * 1000, False))
+    print(
+        f"\n{args.orders:,} orders, {figures['servers']} server processes, {args.workers} job workers, "
+        f"{figures['pages']} pages of 100 (+ page {deep} x {args.repeats}, {args.readers} readers for pages/s), "
+        f"PostgreSQL, {os.cpu_count()} cores\n"
     )
-    print(f"\n{args.orders:,} orders, {pages} pages of 100, PostgreSQL, {os.cpu_count()} cores\n")
-    print(f"{'measure':<44}{'GraphQL':>12}{'raw SQL':>12}{'ratio':>10}")
-    for row in rows:
-        print(f"{row[0]:<44}{row[1]:>12}{row[2]:>12}{row[3]:>10}")
+    print(f"{'measure':<48}{'GraphQL':>12}{'raw SQL':>12}{'ratio':>10}")
+    for label, ours, theirs, rate in rows:
+        ratio = "" if ours is None or theirs is None else f"{(theirs / ours if rate else ours / theirs):.2f}x"
+        shown = ["-" if value is None else f"{value:,.0f}" if rate else f"{value:.1f}" for value in (ours, theirs)]
+        print(f"{label:<48}{shown[0]:>12}{shown[1]:>12}{ratio:>10}")
     print(
         f"\norderCreate in-process, one at a time ({args.count_orders} orders, a known buyer): "
-        f"{statements:.1f} statements and {cpu_ms:.2f} ms of this process's CPU per order "
+        f"{figures['statements']:.1f} statements and {figures['cpu_ms']:.2f} ms of this process's CPU per order "
         "(CPU is noisy on a shared machine; the count is not). The statements of the last one:"
     )
-    for statement in last_statements:
+    for statement in figures["last_statements"]:
         print(f"  {statement}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--database",
+        default=os.environ.get("OMS_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
+    )
+    parser.add_argument("--orders", type=int, default=10_000)
+    parser.add_argument("--pages", type=int, default=200, help="pages one client walks by cursor (latency)")
+    parser.add_argument("--deep-page", type=int, default=50, help="the deep page read again and again")
+    parser.add_argument("--repeats", type=int, default=100, help="reads of the deep page")
+    parser.add_argument("--readers", type=int, default=8, help="clients at once for pages/s")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--serve", "--servers", dest="serve", type=int, default=2, help="`oms serve` processes")
+    parser.add_argument("--workers", type=int, default=0, help="`oms worker` processes (0: no jobs run)")
+    parser.add_argument(
+        "--broker", default=os.environ.get("OMS_BENCH_BROKER_URL", "redis://127.0.0.1:6379/0"), help="for --workers"
+    )
+    parser.add_argument("--count-orders", type=int, default=200, help="in-process orders for the statement count")
+    parser.add_argument("--scaling", action="store_true", help="run with 1, then 2 server processes, and compare")
+    args = parser.parse_args()
+
+    runs = [run(args, servers) for servers in ((1, 2) if args.scaling else (args.serve,))]
+    for figures in runs:
+        report(args, figures)
+    if args.scaling:
+        one, two = runs
+        print("\nScaling, 1 -> 2 server processes (same machine, same database):")
+        for label, key in (("orders created / s", "created"), ("pages / s", "pages_per_s")):
+            print(f"  {label:<22}{one[key]:>10,.0f} -> {two[key]:>8,.0f}  ({two[key] / one[key]:.2f}x)")
+        for label, pct in (("page p50, ms", 50), ("page p99, ms", 99)):
+            a, b = (percentile(r["graphql"]["walk"], pct) * 1000 for r in runs)
+            print(f"  {label:<22}{a:>10.1f} -> {b:>8.1f}")
 
 
 async def _execute(dsn: str, *statements: str) -> None:

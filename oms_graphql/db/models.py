@@ -336,7 +336,9 @@ class Order(Base):
     __table_args__ = (
         UniqueConstraint("channel_id", "external_id"),
         Index("ix_orders_status_placed", "status", "placed_at"),
-        Index("ix_orders_placed", "placed_at"),
+        # The order pages' keyset sort keys (resolvers/queries.py).
+        Index("ix_orders_placed_id", "placed_at", "id"),
+        Index("ix_orders_total_id", "total", "id"),
         *(amount_within(column) for column in ORDER_AMOUNTS),
     )
 

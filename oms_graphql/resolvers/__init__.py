@@ -39,6 +39,7 @@ from oms_graphql.resolvers import (
 from oms_graphql.resolvers.errors import ErrorCodes, MaskInternalErrors, SubscriptionsOverWebsocket, assign_code
 from oms_graphql.schema.document_limits import CachedDocuments, depth_limit_rule
 from oms_graphql.schema.error_redaction import RedactSecrets
+from oms_graphql.schema.fast_fields import PlainLeavesExecutor, call_argument_free_methods
 from oms_graphql.schema.field_rules import FIELD_RULES, MERCHANT_TYPES
 from oms_graphql.schema.input_checks import VariablesCheck
 from oms_graphql.schema.permissions import install_field_rules
@@ -93,6 +94,7 @@ TIMEOUT = "TIMEOUT"
 class OMSSchema(strawberry.Schema):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        call_argument_free_methods(self._schema, self.config.info_class)  # before the guards wrap them
         # Field-level permissions: one guard per restricted field, installed once (schema/field_rules.py).
         install_field_rules(self._schema, FIELD_RULES, MERCHANT_TYPES)
 
@@ -155,6 +157,7 @@ def build_schema(
         subscription=Subscription,
         types=[Product, Location, Channel, Customer, Order],
         extensions=extensions,
+        execution_context_class=PlainLeavesExecutor,
         config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR, datetime: DATETIME_SCALAR}),
     )
     built.time_budget = settings.request_timeout_seconds or None

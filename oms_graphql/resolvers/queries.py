@@ -31,9 +31,10 @@ from oms_graphql.schema.inputs import (
     StockMovementFilter,
 )
 from oms_graphql.schema.permissions import SIGNED_IN, STAFF, SYNC_READ
-from oms_graphql.schema.relay import Connection, paginate
+from oms_graphql.schema.relay import Connection, Keyset, paginate, paginate_keyset
 from oms_graphql.schema.returns import Return
 from oms_graphql.schema.types import (
+    ORDERS_NEWEST_FIRST,
     Channel,
     Customer,
     Location,
@@ -45,6 +46,7 @@ from oms_graphql.schema.types import (
     Shipment,
     StockLevel,
     StockMovement,
+    prefetch_orders,
 )
 
 # Node types fetched by primary key and shaped by their from_row (Order and Transfer need more).
@@ -61,6 +63,14 @@ _NODE_TYPES: dict[str, tuple[Any, Callable[[Any], Node]]] = {
     "AuditEntry": (models.AuditEntry, AuditEntry.from_row),
 }
 _ADMIN_NODE_TYPES = frozenset({"ApiToken", "AuditEntry"})
+
+# Each sort's key, unique per order (the id breaks ties); migration 0020 indexes them.
+ORDER_KEYSETS = {
+    OrderSort.PLACED_AT_DESC: ORDERS_NEWEST_FIRST,
+    OrderSort.PLACED_AT_ASC: Keyset("placedAt", (models.Order.placed_at, models.Order.id)),
+    OrderSort.NUMBER_ASC: Keyset("number", (models.Order.number,)),
+    OrderSort.TOTAL_DESC: Keyset("total-", (models.Order.total, models.Order.id), descending=True),
+}
 
 
 async def _visible_order(info: Info, row: models.Order | None) -> Order | None:
@@ -288,21 +298,18 @@ class Query:
                         O.customer_id.in_(matching_customers),
                     )
                 )
-        order_by = {
-            OrderSort.PLACED_AT_DESC: (O.placed_at.desc(), O.id.desc()),
-            OrderSort.PLACED_AT_ASC: (O.placed_at.asc(), O.id.asc()),
-            OrderSort.NUMBER_ASC: (O.number.asc(),),
-            OrderSort.TOTAL_DESC: (O.total.desc(), O.id.desc()),
-        }[sort]
-        return await paginate(
+        connection = await paginate_keyset(
             context(info).database,
-            query.order_by(*order_by),
+            query,
+            ORDER_KEYSETS[sort],
             Order.from_row,
             first=first,
             after=after,
             last=last,
             before=before,
         )
+        await prefetch_orders(info, connection)
+        return connection
 
     @strawberry.field(description="One order by global id.", permission_classes=SIGNED_IN)
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:

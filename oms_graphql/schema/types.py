@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from decimal import Decimal as PyDecimal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import sqlalchemy as sa
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info
+from strawberry.types.nodes import SelectedField, Selection
 
 from oms_graphql.db import models
 from oms_graphql.db.models import utcnow
@@ -21,7 +26,7 @@ from oms_graphql.domain.tracking import is_late
 from oms_graphql.schema.ids import to_global_id
 from oms_graphql.schema.packages import Package
 from oms_graphql.schema.reconciliation import ChannelReconcileSummary
-from oms_graphql.schema.relay import Connection, paginate
+from oms_graphql.schema.relay import Connection, Keyset, paginate_keyset
 from oms_graphql.schema.scalars import JSON, Decimal
 
 if TYPE_CHECKING:
@@ -55,6 +60,20 @@ class DeliveryOptionKind(enum.Enum):
     EXPRESS = "EXPRESS"
     SAME_DAY = "SAME_DAY"
     PICKUP = "PICKUP"
+
+
+def loaded(loader: DataLoader[Any, Any], key: Any, shape: Callable[[Any], Any]) -> Any:
+    """``shape`` of what ``loader`` holds for ``key``: now, when a page prefetched it (see
+    ``prefetch_orders``), so the field resolves synchronously; else once the loader has it."""
+    future = loader.cache_map.get(key)
+    if future is not None and future.done() and not future.cancelled() and future.exception() is None:
+        return shape(future.result())
+    return _shape_when_loaded(loader.load(key), shape)
+
+
+async def _shape_when_loaded(value: Awaitable[Any], shape: Callable[[Any], Any]) -> Any:
+    shaped = shape(await value)
+    return await shaped if inspect.isawaitable(shaped) else shaped  # a shape may load more
 
 
 @strawberry.interface(description="An object with a global id, fetchable with `node(id:)`.")
@@ -389,12 +408,12 @@ class Customer(Node):
 
     @strawberry.field(description="The customer's orders, newest first.")
     async def orders(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Order]:
-        query = (
-            sa.select(models.Order)
-            .where(models.Order.customer_id == self.row.id)
-            .order_by(models.Order.placed_at.desc(), models.Order.id.desc())
+        query = sa.select(models.Order).where(models.Order.customer_id == self.row.id)
+        connection = await paginate_keyset(
+            info.context.database, query, ORDERS_NEWEST_FIRST, Order.from_row, first=first, after=after
         )
-        return await paginate(info.context.database, query, Order.from_row, first=first, after=after)
+        await prefetch_orders(info, connection)
+        return connection
 
     @classmethod
     def from_row(cls, row: models.Customer) -> Customer:
@@ -468,8 +487,8 @@ class Allocation:
     )
 
     @strawberry.field
-    async def location(self, info: Info) -> Location:
-        return Location.from_row(await info.context.loaders.location.load(self.row.location_id))
+    def location(self, info: Info) -> Location:
+        return loaded(info.context.loaders.location, self.row.location_id, Location.from_row)  # type: ignore[no-any-return]
 
 
 @strawberry.type(description="A typed reason that stops an order; ON_HOLD while one is open.")
@@ -520,8 +539,10 @@ class Shipment(Node):
         description="Dispatched after its order's promisedShipBy (or not dispatched yet and past it), or not "
         "delivered by its promisedDeliverBy (or delivered after it). Never for a cancelled shipment."
     )
-    async def late(self, info: Info) -> bool:
-        order = await info.context.loaders.order.load(self.row.order_id)
+    def late(self, info: Info) -> bool:
+        return loaded(info.context.loaders.order, self.row.order_id, self._late_for)  # type: ignore[no-any-return]
+
+    def _late_for(self, order: models.Order | None) -> bool:
         if order is None or self.row.status == "CANCELLED":
             return False
         return is_late(self.row, order, utcnow())
@@ -569,6 +590,33 @@ class OrderEvent:
     message: str | None
     actor: str | None
     created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: models.OrderEvent) -> OrderEvent:
+        return cls(
+            kind=row.kind,
+            from_status=row.from_status,
+            to_status=row.to_status,
+            message=row.message,
+            actor=row.actor,
+            created_at=row.created_at,
+        )
+
+
+def _allocations(rows: Iterable[models.Allocation], lines: Iterable[models.OrderLine]) -> list[Allocation]:
+    sku_of = {line.id: line.sku for line in lines}
+    return [
+        Allocation(
+            row=row,
+            sku=sku_of.get(row.order_line_id),
+            quantity=row.quantity,
+            shipped_quantity=row.shipped_quantity,
+            status=row.status,
+            reason=row.reason,
+            score=row.score,
+        )
+        for row in rows
+    ]
 
 
 @strawberry.type(description="A customer's order from any channel.")
@@ -618,83 +666,83 @@ class Order(Node):
     def total(self) -> Money:
         return self._money(self.row.total)
 
-    @strawberry.field
-    async def channel(self, info: Info) -> Channel:
-        return Channel.from_row(await info.context.loaders.channel.load(self.row.channel_id))
+    # Relations resolve synchronously from the loaders' caches when the page prefetched them
+    # (prefetch_orders), and through the loader otherwise (order(id:), a mutation's payload).
 
     @strawberry.field
-    async def customer(self, info: Info) -> Customer | None:
+    def channel(self, info: Info) -> Channel:
+        return loaded(info.context.loaders.channel, self.row.channel_id, Channel.from_row)  # type: ignore[no-any-return]
+
+    @strawberry.field
+    def customer(self, info: Info) -> Customer | None:
         if self.row.customer_id is None:
             return None
-        return Customer.from_row(await info.context.loaders.customer.load(self.row.customer_id))
+        return loaded(info.context.loaders.customer, self.row.customer_id, Customer.from_row)  # type: ignore[no-any-return]
 
     @strawberry.field
-    async def shipping_address(self, info: Info) -> Address:
-        return Address.from_row(await info.context.loaders.address.load(self.row.shipping_address_id))
+    def shipping_address(self, info: Info) -> Address:
+        return loaded(info.context.loaders.address, self.row.shipping_address_id, Address.from_row)  # type: ignore[no-any-return]
 
     @strawberry.field
-    async def lines(self, info: Info) -> list[OrderLine]:
-        rows = await info.context.loaders.lines_by_order.load(self.row.id)
-        return [OrderLine.from_row(row, self.row.currency) for row in rows]
+    def lines(self, info: Info) -> list[OrderLine]:
+        currency = self.row.currency
+        return loaded(  # type: ignore[no-any-return]
+            info.context.loaders.lines_by_order,
+            self.row.id,
+            lambda rows: [OrderLine.from_row(row, currency) for row in rows],
+        )
 
     @strawberry.field
-    async def allocations(self, info: Info) -> list[Allocation]:
-        rows = await info.context.loaders.allocations_by_order.load(self.row.id)
-        lines = {line.id: line for line in await info.context.loaders.lines_by_order.load(self.row.id)}
-        return [
-            Allocation(
-                row=row,
-                sku=lines[row.order_line_id].sku if row.order_line_id in lines else None,
-                quantity=row.quantity,
-                shipped_quantity=row.shipped_quantity,
-                status=row.status,
-                reason=row.reason,
-                score=row.score,
-            )
-            for row in rows
-        ]
+    def allocations(self, info: Info) -> list[Allocation]:
+        loaders = info.context.loaders
+        return loaded(  # type: ignore[no-any-return]
+            loaders.allocations_by_order,
+            self.row.id,
+            lambda rows: loaded(loaders.lines_by_order, self.row.id, lambda lines: _allocations(rows, lines)),
+        )
 
     @strawberry.field
-    async def shipments(self, info: Info) -> list[Shipment]:
-        return [Shipment.from_row(row) for row in await info.context.loaders.shipments_by_order.load(self.row.id)]
+    def shipments(self, info: Info) -> list[Shipment]:
+        return loaded(  # type: ignore[no-any-return]
+            info.context.loaders.shipments_by_order, self.row.id, lambda rows: [Shipment.from_row(r) for r in rows]
+        )
 
     @strawberry.field(description="Status history, oldest first.")
-    async def events(self, info: Info) -> list[OrderEvent]:
-        rows = await info.context.loaders.events_by_order.load(self.row.id)
-        return [
-            OrderEvent(
-                kind=r.kind,
-                from_status=r.from_status,
-                to_status=r.to_status,
-                message=r.message,
-                actor=r.actor,
-                created_at=r.created_at,
-            )
-            for r in rows
-        ]
+    def events(self, info: Info) -> list[OrderEvent]:
+        return loaded(  # type: ignore[no-any-return]
+            info.context.loaders.events_by_order, self.row.id, lambda rows: [OrderEvent.from_row(r) for r in rows]
+        )
 
     @strawberry.field(
         description="Holds, open and released; open ones have no releasedAt. A fulfillment order's own holds "
         "are on the fulfillment order."
     )
-    async def holds(self, info: Info) -> list[Hold]:
-        rows = await info.context.loaders.holds_by_order.load(self.row.id)
-        return [Hold.from_row(r) for r in rows if r.fulfillment_order_id is None]
+    def holds(self, info: Info) -> list[Hold]:
+        return loaded(  # type: ignore[no-any-return]
+            info.context.loaders.holds_by_order,
+            self.row.id,
+            lambda rows: [Hold.from_row(r) for r in rows if r.fulfillment_order_id is None],
+        )
 
     @strawberry.field(description="One per location the order is allocated to: what each ships.")
-    async def fulfillment_orders(
+    def fulfillment_orders(
         self, info: Info
     ) -> list[Annotated[FulfillmentOrder, strawberry.lazy("oms_graphql.schema.fulfillment")]]:
         from oms_graphql.schema.fulfillment import FulfillmentOrder
 
-        rows = await info.context.loaders.fulfillment_orders_by_order.load(self.row.id)
-        return [FulfillmentOrder.from_row(row) for row in rows]
+        return loaded(  # type: ignore[no-any-return]
+            info.context.loaders.fulfillment_orders_by_order,
+            self.row.id,
+            lambda rows: [FulfillmentOrder.from_row(row) for row in rows],
+        )
 
     @strawberry.field(description="Its returns, oldest first (a fully returned order ends COMPLETED).")
-    async def returns(self, info: Info) -> list[Annotated[Return, strawberry.lazy("oms_graphql.schema.returns")]]:
+    def returns(self, info: Info) -> list[Annotated[Return, strawberry.lazy("oms_graphql.schema.returns")]]:
         from oms_graphql.schema.returns import Return
 
-        return [Return.from_row(row) for row in await info.context.loaders.returns_by_order.load(self.row.id)]
+        return loaded(  # type: ignore[no-any-return]
+            info.context.loaders.returns_by_order, self.row.id, lambda rows: [Return.from_row(row) for row in rows]
+        )
 
     @strawberry.field(description="The sum of its refunds (returns and others).")
     def refund_total(self) -> Money:
@@ -731,3 +779,59 @@ class Me:
     name: str
     role: str | None
     customer_id: strawberry.ID | None
+
+
+ORDERS_NEWEST_FIRST = Keyset("placedAt-", (models.Order.placed_at, models.Order.id), descending=True)
+"""The orders' default sort: newest placed first, the id breaking ties."""
+
+# What each Order relation loads, by loader and the order's column holding the key.
+_ORDER_RELATIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "channel": (("channel", "channel_id"),),
+    "customer": (("customer", "customer_id"),),
+    "shippingAddress": (("address", "shipping_address_id"),),
+    "lines": (("lines_by_order", "id"),),
+    "allocations": (("allocations_by_order", "id"), ("lines_by_order", "id")),
+    "shipments": (("shipments_by_order", "id"),),
+    "events": (("events_by_order", "id"),),
+    "holds": (("holds_by_order", "id"),),
+    "fulfillmentOrders": (("fulfillment_orders_by_order", "id"),),
+    "returns": (("returns_by_order", "id"),),
+}
+
+
+def _selections(selections: Iterable[Selection], *path: str) -> list[SelectedField]:
+    """The selections found under ``path`` (GraphQL names), through fragments and aliases."""
+    found = list(selections)
+    for name in path:
+        found = [child for selection in _flat(found) if selection.name == name for child in selection.selections]
+    return list(_flat(found))
+
+
+def _flat(selections: Iterable[Selection]) -> Iterable[SelectedField]:
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            yield selection
+        else:  # a fragment: its fields count as the parent's
+            yield from _flat(selection.selections)
+
+
+async def prefetch_orders(info: Info, connection: Connection[Order]) -> None:
+    """Load what the selection asks of a page's orders, one query per relation for the whole
+    page (run together), into the request's loaders; Order's fields then resolve from them
+    without awaiting. Looks one level further for allocations' locations."""
+    rows = [edge.node.row for edge in connection.edges]
+    if not rows:
+        return
+    loaders = info.context.loaders
+    loaders.order.prime_many({row.id: row for row in rows})
+    node = _selections([child for field in info.selected_fields for child in field.selections], "edges", "node")
+    wanted = {(loader, column) for selection in node for loader, column in _ORDER_RELATIONS.get(selection.name, ())}
+    await asyncio.gather(
+        *(
+            getattr(loaders, loader).load_many([key for row in rows if (key := getattr(row, column)) is not None])
+            for loader, column in sorted(wanted)
+        )
+    )
+    if any(selection.name == "location" for selection in _selections(node, "allocations")):
+        found = await loaders.allocations_by_order.load_many([row.id for row in rows])
+        await loaders.location.load_many(sorted({allocation.location_id for group in found for allocation in group}))
