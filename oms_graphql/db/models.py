@@ -746,6 +746,21 @@ class ReportDailySkuSales(Base):
     revenue_e4: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class ReportDailySkuTotal(Base):
+    """The SKU table summed over channels and regions: what SKU reports read unless a
+    channel or region narrows them (a row per day and SKU instead of one per channel × region)."""
+
+    __tablename__ = "report_daily_sku_totals"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    category: Mapped[str] = mapped_column(String(100), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(BigInteger, default=0)
+    units: Mapped[int] = mapped_column(BigInteger, default=0)
+    revenue_e4: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class ReportDailyFulfillment(Base):
     """Counts behind the fulfilment rates per placed day, channel and location."""
 

@@ -16,13 +16,13 @@ From ``report_customer_days`` (paid, not cancelled orders per customer and day).
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import ReportCustomerDay
@@ -56,67 +56,112 @@ class Segment:
         return self.repeat_customers / self.customers if self.customers else 0.0
 
 
-def quintile_scores(values: list[float]) -> list[int]:
-    ordered = sorted(values)
-    count = len(values)
-    return [1 + (bisect_left(ordered, value) * 5) // count for value in values]
+def scored_customers(window: Window) -> tuple[Any, Any]:
+    """(per customer and currency, per customer with its R, F, M scores and segment): two
+    subqueries, so the database scores every customer and the reports read a few rows.
 
-
-def segment_of(r: int, f: int, orders: int) -> str:
-    if r >= 4 and f >= 4:
-        return "CHAMPIONS"
-    if r >= 4 and orders == 1:
-        return "NEW"
-    if r >= 3 and f >= 3:
-        return "LOYAL"
-    if r <= 2 and f >= 3:
-        return "AT_RISK"
-    if r == 1:
-        return "LOST"
-    if r >= 3:
-        return "POTENTIAL"
-    return "NEEDS_ATTENTION"
-
-
-async def customer_rfm(session: AsyncSession, window: Window) -> list[CustomerRfm]:
+    A score is 1 + ⌊(customers with a smaller value) × 5 ÷ customers⌋ — rank() − 1 counts
+    the smaller ones — so equal values share the score of the first of them. Monetary ranks
+    the amounts of all currencies as they are (a merchant usually has one)."""
     table = ReportCustomerDay
-    rows = await session.execute(
+    per_currency = (
         select(
-            table.customer_id, table.currency, func.max(table.day), func.sum(table.orders), func.sum(table.revenue_e4)
+            table.customer_id,
+            table.currency,
+            func.max(table.day).label("last_day"),
+            func.sum(table.orders).label("orders"),
+            func.sum(table.revenue_e4).label("revenue_e4"),
         )
         .where(table.day >= window.first_day, table.day < window.end_day, table.orders > 0)
         .group_by(table.customer_id, table.currency)
+        .subquery("per_currency")
+    )
+    per_customer = (
+        select(
+            per_currency.c.customer_id,
+            func.min(per_currency.c.currency).label("first_currency"),
+            func.max(per_currency.c.last_day).label("last_day"),
+            func.sum(per_currency.c.orders).label("orders"),
+            func.sum(per_currency.c.revenue_e4).label("revenue_e4"),
+        )
+        .group_by(per_currency.c.customer_id)
+        .subquery("per_customer")
+    )
+    everyone = func.count().over()
+
+    def score(column: Any) -> Any:
+        return 1 + (func.rank().over(order_by=column) - 1) * 5 // everyone
+
+    ranked = select(
+        per_customer,
+        score(per_customer.c.last_day).label("r"),
+        score(per_customer.c.orders).label("f"),
+        score(per_customer.c.revenue_e4).label("m"),
+    ).subquery("ranked")
+    r, f = ranked.c.r, ranked.c.f
+    segment = case(
+        (and_(r >= 4, f >= 4), "CHAMPIONS"),
+        (and_(r >= 4, ranked.c.orders == 1), "NEW"),
+        (and_(r >= 3, f >= 3), "LOYAL"),
+        (and_(r <= 2, f >= 3), "AT_RISK"),
+        (r == 1, "LOST"),
+        (r >= 3, "POTENTIAL"),
+        else_="NEEDS_ATTENTION",
+    )
+    return per_currency, select(ranked, segment.label("segment")).subquery("scored")
+
+
+async def customer_rfm(session: AsyncSession, window: Window) -> list[CustomerRfm]:
+    """Every customer of the window with its scores, by customer id."""
+    per_currency, scored = scored_customers(window)
+    rows = await session.execute(
+        select(
+            scored.c.customer_id,
+            scored.c.last_day,
+            scored.c.orders,
+            scored.c.r,
+            scored.c.f,
+            scored.c.m,
+            scored.c.segment,
+            per_currency.c.currency,
+            per_currency.c.revenue_e4,
+        )
+        .join(per_currency, per_currency.c.customer_id == scored.c.customer_id)
+        .order_by(scored.c.customer_id, per_currency.c.currency)
     )
     last_day = date.fromordinal(window.end_day.toordinal() - 1)
     found: dict[int, CustomerRfm] = {}
-    for customer_id, currency, latest, orders, revenue in rows:
-        entry = found.setdefault(customer_id, CustomerRfm(customer_id, (last_day - latest).days, 0, {}))
-        entry.recency_days = min(entry.recency_days, (last_day - latest).days)
-        entry.orders += int(orders)
-        entry.revenue[currency] = entry.revenue.get(currency, Decimal(0)) + from_e4(revenue)
-    customers = sorted(found.values(), key=lambda c: c.customer_id)
-    if not customers:
-        return []
-    recency = quintile_scores([-c.recency_days for c in customers])
-    frequency = quintile_scores([c.orders for c in customers])
-    # Across currencies the amounts are ranked as they are (a merchant usually has one).
-    monetary = quintile_scores([float(sum(c.revenue.values(), Decimal(0))) for c in customers])
-    for customer, r, f, m in zip(customers, recency, frequency, monetary, strict=True):
-        customer.r, customer.f, customer.m = r, f, m
-        customer.segment = segment_of(r, f, customer.orders)
-    return customers
+    for customer_id, latest, orders, r, f, m, segment, currency, revenue in rows:
+        latest = date.fromisoformat(latest) if isinstance(latest, str) else latest
+        entry = found.setdefault(
+            customer_id, CustomerRfm(customer_id, (last_day - latest).days, int(orders), {}, r, f, m, segment)
+        )
+        entry.revenue[currency] = from_e4(revenue)
+    return list(found.values())
 
 
 async def customer_segments(session: AsyncSession, window: Window) -> list[Segment]:
+    per_currency, scored = scored_customers(window)
+    # A customer with orders in two currencies has two rows: count it on its first currency's.
+    counted = per_currency.c.currency == scored.c.first_currency
+    rows = await session.execute(
+        select(
+            scored.c.segment,
+            per_currency.c.currency,
+            func.sum(case((counted, 1), else_=0)),
+            func.sum(case((and_(counted, scored.c.orders >= 2), 1), else_=0)),
+            func.sum(per_currency.c.revenue_e4),
+        )
+        .join(per_currency, per_currency.c.customer_id == scored.c.customer_id)
+        .group_by(scored.c.segment, per_currency.c.currency)
+        .order_by(scored.c.segment, per_currency.c.currency)
+    )
     segments = {name: Segment(name) for name in SEGMENTS}
-    for customer in await customer_rfm(session, window):
-        segment = segments[customer.segment]
-        segment.customers += 1
-        segment.repeat_customers += 1 if customer.orders >= 2 else 0
-        for currency, amount in customer.revenue.items():
-            segment.revenue[currency] = segment.revenue.get(currency, Decimal(0)) + amount
-    for segment in segments.values():
-        segment.revenue = {c: round_money(a, c) for c, a in sorted(segment.revenue.items())}
+    for name, currency, customers, repeat_customers, revenue in rows:
+        segment = segments[name]
+        segment.customers += int(customers)
+        segment.repeat_customers += int(repeat_customers)
+        segment.revenue[currency] = round_money(from_e4(revenue), currency)
     return [segment for segment in segments.values() if segment.customers]
 
 

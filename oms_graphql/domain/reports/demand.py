@@ -10,9 +10,10 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_graphql.db.models import Location, Product, ReportDailySkuSales, StockLevel
+from oms_graphql.db.models import Channel, Location, Product, StockLevel
 from oms_graphql.domain.errors import DomainError
 from oms_graphql.domain.reports.common import Window
+from oms_graphql.domain.reports.sales import line_table, narrowed
 from oms_graphql.domain.reports.forecast import ReorderSuggestion, forecast_demand, reorder_suggestion
 
 MAX_SKUS = 50
@@ -47,10 +48,11 @@ class SkuForecast:
 async def daily_units(
     session: AsyncSession, window: Window, skus: list[str] | None, top: int
 ) -> dict[str, list[float]]:
-    table = ReportDailySkuSales
-    query = select(table.sku, table.day, func.sum(table.units)).where(
-        table.day >= window.first_day, table.day < window.end_day
-    )
+    table = line_table(window)
+    query = select(table.sku, table.day, func.sum(table.units))
+    if window.filter.channel_codes:
+        query = query.join(Channel, Channel.id == table.channel_id)
+    query = narrowed(query, table, window)
     if skus:
         query = query.where(table.sku.in_(skus))
     rows = (await session.execute(query.group_by(table.sku, table.day))).all()

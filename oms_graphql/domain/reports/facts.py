@@ -29,6 +29,7 @@ from oms_graphql.db.models import (
     ReportDailyFulfillment,
     ReportDailySales,
     ReportDailySkuSales,
+    ReportDailySkuTotal,
     ReportOrderFact,
     Shipment,
     ShipmentLine,
@@ -36,12 +37,20 @@ from oms_graphql.db.models import (
 
 SALES = ReportDailySales.__table__
 SKU_SALES = ReportDailySkuSales.__table__
+SKU_TOTALS = ReportDailySkuTotal.__table__
 FULFILLMENT = ReportDailyFulfillment.__table__
 CUSTOMER = ReportCustomerDay.__table__
-TABLES: dict[str, Any] = {"sales": SALES, "sku": SKU_SALES, "fulfillment": FULFILLMENT, "customer": CUSTOMER}
+TABLES: dict[str, Any] = {
+    "sales": SALES,
+    "sku": SKU_SALES,
+    "sku_totals": SKU_TOTALS,
+    "fulfillment": FULFILLMENT,
+    "customer": CUSTOMER,
+}
 KEYS = {
     "sales": ("day", "channel_id", "region", "currency"),
     "sku": ("day", "sku", "category", "channel_id", "region", "currency"),
+    "sku_totals": ("day", "sku", "category", "currency"),
     "fulfillment": ("day", "channel_id", "location_id"),
     "customer": ("customer_id", "day", "currency"),
 }
@@ -208,9 +217,17 @@ def contribution_of(figures: OrderFigures, zone: ZoneInfo) -> tuple[Contribution
 def add_into(totals: dict[tuple[str, tuple[Any, ...]], dict[str, int]], contribution: Contribution, sign: int) -> None:
     for table, entries in contribution.items():
         for *key, values in entries:
-            bucket = totals.setdefault((table, tuple(key)), defaultdict(int))
-            for column, value in values.items():
-                bucket[column] += sign * int(value)
+            keys = [(table, tuple(key))]
+            if table == "sku":
+                # The SKU totals are the "sku" entries without channel and region, derived here
+                # rather than stored, so the contributions stored before that table existed
+                # still subtract exactly what they added.
+                day, sku, category, _channel, _region, currency = key
+                keys.append(("sku_totals", (day, sku, category, currency)))
+            for each in keys:
+                bucket = totals.setdefault(each, defaultdict(int))
+                for column, value in values.items():
+                    bucket[column] += sign * int(value)
 
 
 def _insert(session: AsyncSession) -> Callable[[Table], Any]:
@@ -277,5 +294,12 @@ async def refresh_orders(session: AsyncSession, order_ids: Iterable[int], zone: 
 
 
 async def clear(session: AsyncSession) -> None:
-    for model in (ReportDailySales, ReportDailySkuSales, ReportDailyFulfillment, ReportCustomerDay, ReportOrderFact):
+    for model in (
+        ReportDailySales,
+        ReportDailySkuSales,
+        ReportDailySkuTotal,
+        ReportDailyFulfillment,
+        ReportCustomerDay,
+        ReportOrderFact,
+    ):
         await session.execute(delete(model))

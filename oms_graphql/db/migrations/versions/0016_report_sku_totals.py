@@ -1,0 +1,42 @@
+"""reports: per (day, SKU, category, currency) totals, the SKU table without channel and region
+
+Revision ID: 0016
+Revises: 0015
+Create Date: 2026-12-01 15:40:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0016"
+down_revision: str | None = "0015"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "report_daily_sku_totals",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("sku", sa.String(length=64), nullable=False),
+        sa.Column("category", sa.String(length=100), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("orders", sa.BigInteger(), nullable=False),
+        sa.Column("units", sa.BigInteger(), nullable=False),
+        sa.Column("revenue_e4", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("day", "sku", "category", "currency", name=op.f("pk_report_daily_sku_totals")),
+    )
+    # The stored contributions already hold these figures (the totals are derived from their
+    # "sku" entries when applied), so summing the detailed table keeps every order's
+    # contribution and the tables in step without a rebuild.
+    op.execute(
+        "INSERT INTO report_daily_sku_totals (day, sku, category, currency, orders, units, revenue_e4)"
+        " SELECT day, sku, category, currency, sum(orders), sum(units), sum(revenue_e4)"
+        " FROM report_daily_sku_sales GROUP BY day, sku, category, currency"
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("report_daily_sku_totals")
