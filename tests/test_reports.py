@@ -336,3 +336,57 @@ def test_rfm_segments_repeat_rate_and_cohorts(admin):
     april_and_may = {"from": APRIL["from"], "to": "2020-05-31T16:00:00Z"}
     cohorts = eventually(lambda: (c := admin(COHORTS, april_and_may)["reports"]["customerCohorts"]) and c)
     assert cohorts == [{"month": "2020-04-01", "customers": 5, "retention": [1.0, 0.2]}]
+
+
+TOP = """query($from: DateTime!, $to: DateTime!, $by: ProductMeasure!, $filter: ReportFilter) { reports {
+  topProducts(from: $from, to: $to, by: $by, limit: 3, minUnits: 10, filter: $filter) { previousFrom
+  top { sku units orders revenue { amount } previousUnits previousRevenue { amount } figure previousFigure change }
+  rising { sku figure change } } } }"""
+JUNE_WEEK = {"from": "2019-06-07T16:00:00Z", "to": "2019-06-14T16:00:00Z"}  # Shanghai 06-08 … 06-14
+
+
+def test_top_and_rising_products_against_the_week_before(admin):
+    tag = datetime.now(UTC).strftime("%M%S%f")
+    x, y, z, w = (f"RP-TOP-{name}-{tag}" for name in "XYZW")
+    for sku in (x, y, z, w):
+        add_product(admin, sku, "1.00")
+    # (SKU, Shanghai day, units, unit price), one paid order each; the window is 06-08 … 06-14 and
+    # the previous period the 7 days before it, 06-01 … 06-07.
+    placed = [
+        (x, "06-02", 10, "1.00"), (x, "06-09", 12, "1.00"),  # 10 → 12 units: +20%
+        (y, "06-03", 1, "5.00"), (y, "06-10", 3, "5.00"),  # 1 → 3: +200%, but 3 < minUnits 10
+        (z, "06-04", 5, "2.00"), (z, "06-11", 10, "2.00"), (z, "06-14", 5, "2.00"),  # 5 → 15: +200%
+        (w, "06-12", 20, "0.50"),  # new: nothing before, so never rising
+        (w, "06-15", 99, "0.50"),  # after the window: not counted
+    ]
+    for sku, day, units, price in placed:
+        place_order(admin, [(sku, units, price)], paid=True, placedAt=f"2019-{day}T04:00:00Z")
+    mine = {"skus": [x, y, z, w]}
+
+    def top(by: str) -> dict:
+        return admin(TOP, {**JUNE_WEEK, "by": by, "filter": mine})["reports"]["topProducts"]
+
+    # By units: W 20, Z 15, X 12 (Y's 3 is fourth, past limit 3). Rising: Z (15 − 5) ÷ 5 = 2.0,
+    # then X (12 − 10) ÷ 10 = 0.2; Y (+200%) sold under 10 units, W nothing before.
+    def refreshed() -> dict | None:
+        found = top("UNITS")
+        return found if [p["units"] for p in found["top"]] == [20, 15, 12] else None
+
+    found = eventually(refreshed)
+    assert found["previousFrom"] == "2019-06-01"
+    assert found["top"] == [
+        {"sku": w, "units": 20, "orders": 1, "revenue": [{"amount": "10.00"}], "previousUnits": 0,
+         "previousRevenue": [], "figure": 20.0, "previousFigure": 0.0, "change": None},
+        {"sku": z, "units": 15, "orders": 2, "revenue": [{"amount": "30.00"}], "previousUnits": 5,
+         "previousRevenue": [{"amount": "10.00"}], "figure": 15.0, "previousFigure": 5.0, "change": 2.0},
+        {"sku": x, "units": 12, "orders": 1, "revenue": [{"amount": "12.00"}], "previousUnits": 10,
+         "previousRevenue": [{"amount": "10.00"}], "figure": 12.0, "previousFigure": 10.0, "change": 0.2},
+    ]
+    assert found["rising"] == [{"sku": z, "figure": 15.0, "change": 2.0}, {"sku": x, "figure": 12.0, "change": 0.2}]
+    # By revenue: Z 15 × 2.00 = 30.00, Y 3 × 5.00 = 15.00, X 12.00 (W's 10.00 is fourth). Rising: Z
+    # (30 − 10) ÷ 10 = 2.0, X (12 − 10) ÷ 10 = 0.2; Y's 5.00 → 15.00 is +200% but only 3 units.
+    by_revenue = top("REVENUE")
+    assert [(p["sku"], p["figure"], p["change"]) for p in by_revenue["top"]] == [(z, 30.0, 2.0), (y, 15.0, 2.0), (x, 12.0, 0.2)]
+    assert by_revenue["rising"] == [{"sku": z, "figure": 30.0, "change": 2.0}, {"sku": x, "figure": 12.0, "change": 0.2}]
+    body = admin.raw(TOP.replace("limit: 3", "limit: 0"), {**JUNE_WEEK, "by": "UNITS", "filter": mine})
+    assert body["errors"][0]["extensions"]["code"] and "limit" in body["errors"][0]["message"]

@@ -10,7 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from oms_graphql.config import get_settings
-from oms_graphql.domain.reports import common, customers, demand, fulfillment, inventory, sales
+from oms_graphql.domain.reports import common, customers, demand, fulfillment, inventory, products, sales
 from oms_graphql.resolvers.common import context
 from oms_graphql.schema.permissions import STAFF
 from oms_graphql.schema.reports import (
@@ -22,11 +22,14 @@ from oms_graphql.schema.reports import (
     FulfillmentKpiRow,
     HoursSummary,
     InventoryKpiRow,
+    ProductMeasure,
+    ProductSales,
     ReorderSuggestion,
     ReportFilter,
     ReportInterval,
     SalesGroupBy,
     SalesTrendPoint,
+    TopProducts,
 )
 from oms_graphql.schema.types import money
 
@@ -66,6 +69,22 @@ def sales_point(point: sales.SalesPoint) -> SalesTrendPoint:
         average_order_value=money(point.average_order_value, point.currency),
         moving_average_revenue=money(point.moving_average_revenue, point.currency),
         revenue_change=point.revenue_change,
+    )
+
+
+def product_sales(found: products.ProductSales) -> ProductSales:
+    return ProductSales(
+        sku=found.sku,
+        category=found.category,
+        units=found.current.units,
+        orders=found.current.orders,
+        revenue=[money(amount, currency) for currency, amount in sorted(found.current.revenue.items())],
+        previous_units=found.previous.units,
+        previous_orders=found.previous.orders,
+        previous_revenue=[money(amount, currency) for currency, amount in sorted(found.previous.revenue.items())],
+        figure=float(found.figure),
+        previous_figure=float(found.previous_figure),
+        change=found.change,
     )
 
 
@@ -122,6 +141,31 @@ class Reports:
                 sales.SalesGroup(group_by.value) if group_by else None,
             )
         return [sales_point(point) for point in points]
+
+    @strawberry.field(
+        description="Top and rising products: each SKU's units or revenue in the window beside the period of "
+        "equal length just before it. The filter narrows by SKU, category, channel and region."
+    )
+    async def top_products(
+        self,
+        info: Info,
+        start: From,
+        to: To,
+        by: ProductMeasure = ProductMeasure.UNITS,
+        limit: Annotated[int, strawberry.argument(description="How many in each list (1 to 100).")] = 10,
+        min_units: Annotated[
+            int, strawberry.argument(description="Units a SKU must sell in the window to be rising.")
+        ] = 10,
+        filter: ReportFilter | None = None,
+    ) -> TopProducts:
+        window = window_of(start, to, filter)
+        async with context(info).database.session() as session:
+            found = await products.top_products(session, window, products.ProductMeasure(by.value), limit, min_units)
+        return TopProducts(
+            previous_from=found.previous_from,
+            top=[product_sales(p) for p in found.top],
+            rising=[product_sales(p) for p in found.rising],
+        )
 
     @strawberry.field(description="Completion, cancellation, return, late and split rates; hours to ship and deliver.")
     async def fulfillment_kpis(

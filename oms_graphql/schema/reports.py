@@ -61,6 +61,45 @@ class SalesTrendPoint:
     )
 
 
+@strawberry.enum(description="What ranks products: units sold, or revenue.")
+class ProductMeasure(Enum):
+    UNITS = "UNITS"
+    REVENUE = "REVENUE"
+
+
+@strawberry.type(description="One SKU's sales in the window and in the period of equal length just before it.")
+class ProductSales:
+    sku: str
+    category: str = strawberry.field(description="The product's category (empty when it has none).")
+    units: int = strawberry.field(description="Units sold in the window and not refunded or returned.")
+    orders: int = strawberry.field(description="Paid, not cancelled orders with the SKU placed in the window.")
+    revenue: list[Money] = strawberry.field(
+        description="Per currency: its lines' value net of discounts, refunds and returns (as salesTrend by SKU)."
+    )
+    previous_units: int = strawberry.field(description="units in the previous period.")
+    previous_orders: int = strawberry.field(description="orders in the previous period.")
+    previous_revenue: list[Money] = strawberry.field(description="revenue in the previous period, per currency.")
+    figure: float = strawberry.field(
+        description="What ranks it: units, or revenue (the amounts of every currency added as they are)."
+    )
+    previous_figure: float = strawberry.field(description="The same figure in the previous period.")
+    change: float | None = strawberry.field(
+        description="(figure − previousFigure) ÷ previousFigure (0.1 = +10%); null when it sold nothing before."
+    )
+
+
+@strawberry.type(description="Best sellers and fastest risers of the window, against the period just before it.")
+class TopProducts:
+    previous_from: date = strawberry.field(
+        description="The first day of the previous period (as long as the window, ending where it starts)."
+    )
+    top: list[ProductSales] = strawberry.field(description="The largest figures, largest first (ties by SKU).")
+    rising: list[ProductSales] = strawberry.field(
+        description="The largest changes, largest first, among SKUs that sold something in the previous period, "
+        "more in the window, and at least minUnits units in the window (ties by figure, then SKU)."
+    )
+
+
 @strawberry.type(description="Hours between two moments of an order: mean, median and 90th percentile.")
 class HoursSummary:
     mean: float | None

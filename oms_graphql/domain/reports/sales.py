@@ -65,10 +65,11 @@ def line_table(window: Window, per_channel_or_region: bool = False) -> Any:
     return ReportDailySkuSales if detailed else ReportDailySkuTotal
 
 
-def narrowed(query: Any, table: Any, window: Window) -> Any:
-    """``query`` over ``table`` limited to the window's days and filter (joins Channel for codes)."""
+def narrowed(query: Any, table: Any, window: Window, since: date | None = None) -> Any:
+    """``query`` over ``table`` limited to the window's days (from ``since`` when given) and
+    filter; the caller joins Channel when the filter names channels."""
     wanted = window.filter
-    query = query.where(table.day >= window.first_day, table.day < window.end_day)
+    query = query.where(table.day >= (since or window.first_day), table.day < window.end_day)
     if wanted.channel_codes:
         query = query.where(Channel.code.in_(wanted.channel_codes))
     if wanted.regions:
