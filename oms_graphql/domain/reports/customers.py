@@ -22,7 +22,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import BigInteger, and_, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import ReportCustomerDay
@@ -56,6 +56,11 @@ class Segment:
         return self.repeat_customers / self.customers if self.customers else 0.0
 
 
+def whole(total: Any) -> Any:
+    """A sum kept a BIGINT (PostgreSQL sums BIGINTs as NUMERIC, several times slower to sort)."""
+    return cast(total, BigInteger)
+
+
 def scored_customers(window: Window) -> tuple[Any, Any]:
     """(per customer and currency, per customer with its R, F, M scores and segment): two
     subqueries, so the database scores every customer and the reports read a few rows.
@@ -69,20 +74,20 @@ def scored_customers(window: Window) -> tuple[Any, Any]:
             table.customer_id,
             table.currency,
             func.max(table.day).label("last_day"),
-            func.sum(table.orders).label("orders"),
-            func.sum(table.revenue_e4).label("revenue_e4"),
+            whole(func.sum(table.orders)).label("orders"),
+            whole(func.sum(table.revenue_e4)).label("revenue_e4"),
         )
         .where(table.day >= window.first_day, table.day < window.end_day, table.orders > 0)
         .group_by(table.customer_id, table.currency)
-        .subquery("per_currency")
+        .cte("per_currency")
     )
     per_customer = (
         select(
             per_currency.c.customer_id,
             func.min(per_currency.c.currency).label("first_currency"),
             func.max(per_currency.c.last_day).label("last_day"),
-            func.sum(per_currency.c.orders).label("orders"),
-            func.sum(per_currency.c.revenue_e4).label("revenue_e4"),
+            whole(func.sum(per_currency.c.orders)).label("orders"),
+            whole(func.sum(per_currency.c.revenue_e4)).label("revenue_e4"),
         )
         .group_by(per_currency.c.customer_id)
         .subquery("per_customer")
