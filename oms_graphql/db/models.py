@@ -761,6 +761,24 @@ class ReportDailySkuTotal(Base):
     revenue_e4: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class ReorderForecast(Base):
+    """The forecast-based reorder suggestion of one SKU at one location, as the
+    ``refresh_demand_forecasts`` job last computed it: low-stock alerts and transferSuggest
+    read it (a forecast is too costly inside a stock transaction) while it is fresh."""
+
+    __tablename__ = "reorder_forecasts"
+
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), primary_key=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), primary_key=True)
+    method: Mapped[str] = mapped_column(String(20))
+    lead_time_days: Mapped[int] = mapped_column(Integer)
+    daily_demand: Mapped[float] = mapped_column(Float)  # this location's share, units a day
+    demand: Mapped[float] = mapped_column(Float)  # over the lead time
+    safety_stock: Mapped[float] = mapped_column(Float)
+    quantity: Mapped[int] = mapped_column(Integer)  # to order, against the position when computed
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class ReportDailyFulfillment(Base):
     """Counts behind the fulfilment rates per placed day, channel and location."""
 

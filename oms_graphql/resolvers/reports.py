@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from oms_graphql.config import get_settings
 from oms_graphql.domain.reports import common, customers, demand, fulfillment, inventory, products, sales
-from oms_graphql.resolvers.common import context
-from oms_graphql.schema.permissions import STAFF
+from oms_graphql.resolvers.common import context, run_mutation
+from oms_graphql.schema.context import Caller
+from oms_graphql.schema.permissions import OPERATE, STAFF
 from oms_graphql.schema.reports import (
     CustomerCohort,
     CustomerSegment,
@@ -24,11 +26,14 @@ from oms_graphql.schema.reports import (
     InventoryKpiRow,
     ProductMeasure,
     ProductSales,
+    ReorderForecastRefreshInput,
+    ReorderForecastRefreshPayload,
     ReorderSuggestion,
     ReportFilter,
     ReportInterval,
     SalesGroupBy,
     SalesTrendPoint,
+    StoredReorderForecast,
     TopProducts,
 )
 from oms_graphql.schema.types import money
@@ -270,3 +275,38 @@ class ReportsQuery:
     @strawberry.field(description="Sales, fulfilment and inventory reports (staff).", permission_classes=STAFF)
     def reports(self) -> Reports:
         return Reports()
+
+
+@strawberry.type
+class ReportsMutation:
+    @strawberry.mutation(
+        description="Recompute the stored forecast reorder suggestions (what low-stock alerts and transferSuggest "
+        "read): of these SKUs now, or of every stocked SKU in the refresh_demand_forecasts job.",
+        permission_classes=OPERATE,
+    )
+    async def reorder_forecast_refresh(
+        self, info: Info, input: ReorderForecastRefreshInput
+    ) -> ReorderForecastRefreshPayload:
+        async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
+            if input.skus is None:
+                demand.request_forecasts(session)
+                return {"queued": True}
+            stored = await demand.store_reorder_forecasts(session, report_zone(), input.skus)
+            return {
+                "forecasts": [
+                    StoredReorderForecast(
+                        sku=sku,
+                        location_code=reorder.location_code,
+                        method=row.method,
+                        lead_time_days=row.lead_time_days,
+                        daily_demand=row.daily_demand,
+                        demand=row.demand,
+                        safety_stock=row.safety_stock,
+                        quantity=row.quantity,
+                        computed_at=row.computed_at,
+                    )
+                    for sku, reorder, row in stored
+                ]
+            }
+
+        return await run_mutation(info, ReorderForecastRefreshPayload, work)

@@ -150,6 +150,7 @@ MERCHANT_TYPES: frozenset[str] = frozenset(
         "StockEvent",
         "StockLevel",
         "StockMovement",
+        "StoredReorderForecast",
         "TopProducts",
         "Transfer",
         "TransferLine",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from enum import Enum
 
 import strawberry
 
-from oms_graphql.schema.types import Money
+from oms_graphql.schema.types import Money, UserError
 
 
 @strawberry.enum(
@@ -186,3 +186,43 @@ class CustomerCohort:
     retention: list[float] = strawberry.field(
         description="Share of the cohort ordering in month 0, 1, 2 … after the first (month 0 is 1.0)."
     )
+
+
+@strawberry.type(
+    description="A stored forecast reorder suggestion of one SKU at one location: low-stock alerts size their "
+    "suggested quantity from it and transferSuggest takes its dailyDemand as the location's sales, while it is "
+    "under 48 hours old (else they use the recent sales rule)."
+)
+class StoredReorderForecast:
+    sku: str
+    location_code: str
+    method: str = strawberry.field(description="HOLT_WINTERS or CROSTON_SBA.")
+    lead_time_days: int = strawberry.field(description="The level's lead time (7 when it has none).")
+    daily_demand: float = strawberry.field(
+        description="Forecast units a day at this location: the SKU's forecast × the location's share of the "
+        "SKU's units allocated over the last 28 days (an equal split when none were)."
+    )
+    demand: float = strawberry.field(description="This location's forecast units over the lead time.")
+    safety_stock: float = strawberry.field(description="z(95%) × σ × √lead time, for this location's share.")
+    quantity: int = strawberry.field(
+        description="Units to order as computed: demand + safety stock − (on hand − reserved + in transit)."
+    )
+    computed_at: datetime
+
+
+@strawberry.input(description="Which SKUs' stored reorder forecasts to recompute.")
+class ReorderForecastRefreshInput:
+    skus: list[str] | None = strawberry.field(
+        default=None,
+        description="Up to 50 SKUs, recomputed now (from the 182 days before today) and returned; without "
+        "skus, every stocked SKU is queued for the refresh_demand_forecasts job.",
+    )
+
+
+@strawberry.type(description="Result of reorderForecastRefresh.")
+class ReorderForecastRefreshPayload:
+    forecasts: list[StoredReorderForecast] = strawberry.field(
+        default_factory=list, description="What was stored, per SKU and location (empty when queued)."
+    )
+    queued: bool = strawberry.field(default=False, description="True when every stocked SKU was queued.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list)

@@ -1,4 +1,5 @@
-"""reports: per (day, SKU, category, currency) totals, the SKU table without channel and region
+"""reports: per (day, SKU, category, currency) totals, the SKU table without channel and region;
+the stored reorder forecast per SKU and location that low-stock alerts and transferSuggest read
 
 Revision ID: 0016
 Revises: 0015
@@ -9,6 +10,10 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+import oms_graphql.db.types
+
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 revision: str = "0016"
 down_revision: str | None = "0015"
@@ -36,7 +41,25 @@ def upgrade() -> None:
         " SELECT day, sku, category, currency, sum(orders), sum(units), sum(revenue_e4)"
         " FROM report_daily_sku_sales GROUP BY day, sku, category, currency"
     )
+    op.create_table(
+        "reorder_forecasts",
+        sa.Column("product_id", ID, nullable=False),
+        sa.Column("location_id", ID, nullable=False),
+        sa.Column("method", sa.String(length=20), nullable=False),
+        sa.Column("lead_time_days", sa.Integer(), nullable=False),
+        sa.Column("daily_demand", sa.Float(), nullable=False),
+        sa.Column("demand", sa.Float(), nullable=False),
+        sa.Column("safety_stock", sa.Float(), nullable=False),
+        sa.Column("quantity", sa.Integer(), nullable=False),
+        sa.Column("computed_at", oms_graphql.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_reorder_forecasts_product_id_products")),
+        sa.ForeignKeyConstraint(
+            ["location_id"], ["locations.id"], name=op.f("fk_reorder_forecasts_location_id_locations")
+        ),
+        sa.PrimaryKeyConstraint("product_id", "location_id", name=op.f("pk_reorder_forecasts")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("reorder_forecasts")
     op.drop_table("report_daily_sku_totals")
