@@ -341,7 +341,9 @@ async def run(url: str, dsn: str, orders: int, reuse: bool) -> tuple[int, list[t
     units: dict[str, list[int]] = {}
     for sku, current, sold in raw:
         units.setdefault(sku, [0, 0])[0 if current else 1] += int(sold)
-    expected_top = sorted(((sku, now, before) for sku, (now, before) in units.items() if now), key=lambda t: (-t[1], t[0]))
+    expected_top = sorted(
+        ((sku, now, before) for sku, (now, before) in units.items() if now), key=lambda t: (-t[1], t[0])
+    )
     same = [(p.sku, p.current.units, p.previous.units) for p in ours.top] == expected_top[:20]
     results.append(("topProducts(UNITS), a year vs the one before", ours_s, raw_s, same))
     # demandForecast: ten SKUs over a year (the fit dominates; its history query is the aggregate read)

@@ -60,7 +60,7 @@ def test_the_stored_forecast_sizes_the_low_stock_alert_and_the_transfer_cover(ad
     )
     assert stored["dailyDemand"] == pytest.approx(3.8)
     assert stored["demand"] == pytest.approx(26.6)
-    assert stored["safetyStock"] == pytest.approx(SAFETY) and SAFETY == pytest.approx(19.71, abs=0.01)
+    assert stored["safetyStock"] == pytest.approx(SAFETY) and pytest.approx(19.71, abs=0.01) == SAFETY
     assert stored["quantity"] == math.ceil(26.6 + SAFETY - 26) == 21
 
     # Raising the reorder point to 40 raises the alert. Today's rule would buy back to the reorder
@@ -85,19 +85,16 @@ def test_the_stored_forecast_sizes_the_low_stock_alert_and_the_transfer_cover(ad
     assert (move["toCoverDaysBefore"], move["toCoverDaysAfter"]) == (round(26 / 3.8, 1), round(36 / 3.8, 1))
 
 
-def test_a_stale_or_missing_forecast_leaves_today_s_rule(admin, uid):
+def test_without_a_forecast_the_alert_keeps_today_s_rule():
     from oms_graphql.domain.low_stock import suggest_purchase
 
-    # No forecast: back to the reorder point plus lead-time demand at the recent rate (as before).
+    # Back to the reorder point 10 plus 5 days × 2 a day, less the 2 available: 18.
     assert (
         suggest_purchase(
             available=2, in_transit=0, reorder_point=10, reorder_quantity=None, lead_time_days=5, daily_rate=2.0
         ).quantity
         == 18
     )
-    # Without skus the refresh of every stocked SKU is queued for the job.
-    payload = admin.mutate("reorderForecastRefresh", REFRESH, {"skus": None})
-    assert payload == {"forecasts": [], "queued": True, "userErrors": []}
 
 
 def test_a_forecast_older_than_48_hours_is_not_used(database_url, admin, uid):
@@ -108,13 +105,17 @@ def test_a_forecast_older_than_48_hours_is_not_used(database_url, admin, uid):
     from oms_graphql.db.engine import Database
     from oms_graphql.db.models import Location, Product
     from oms_graphql.domain.low_stock import fresh_forecasts
+    from tests.test_cli import oms
 
     sku, warehouse = f"RF-OLD-{uid}", f"RF-OLD-WH-{uid}"
     add_product(admin, sku, "10.00")
     add_location(admin, warehouse)
     receive(admin, sku, warehouse, 5)
-    [stored] = admin.mutate("reorderForecastRefresh", REFRESH, {"skus": [sku]})["forecasts"]
-    assert stored["dailyDemand"] == 0 and stored["quantity"] == 0  # nothing sold: nothing to order
+    # The job's work as `oms report forecasts` runs it (nightly from cron): nothing sold, so a
+    # forecast of 0 a day and nothing to order.
+    done = oms("report", "forecasts", "--sku", sku, database_url=database_url)
+    assert done.returncode == 0, done.stderr
+    assert "Stored 1 reorder forecasts" in done.stdout
 
     async def found(hours_later: float) -> int:
         database = Database(database_url)
@@ -124,7 +125,9 @@ def test_a_forecast_older_than_48_hours_is_not_used(database_url, admin, uid):
                 location = await session.scalar(select(Location.id).where(Location.code == warehouse))
                 assert product is not None and location is not None
                 later = datetime.now(UTC) + timedelta(hours=hours_later)
-                return len(await fresh_forecasts(session, product, [location], now=later))
+                found = await fresh_forecasts(session, product, [location], now=later)
+                assert all(row.daily_demand == 0 and row.quantity == 0 for row in found.values())
+                return len(found)
         finally:
             await database.dispose()
 

@@ -353,9 +353,13 @@ def test_top_and_rising_products_against_the_week_before(admin):
     # (SKU, Shanghai day, units, unit price), one paid order each; the window is 06-08 … 06-14 and
     # the previous period the 7 days before it, 06-01 … 06-07.
     placed = [
-        (x, "06-02", 10, "1.00"), (x, "06-09", 12, "1.00"),  # 10 → 12 units: +20%
-        (y, "06-03", 1, "5.00"), (y, "06-10", 3, "5.00"),  # 1 → 3: +200%, but 3 < minUnits 10
-        (z, "06-04", 5, "2.00"), (z, "06-11", 10, "2.00"), (z, "06-14", 5, "2.00"),  # 5 → 15: +200%
+        (x, "06-02", 10, "1.00"),
+        (x, "06-09", 12, "1.00"),  # 10 → 12 units: +20%
+        (y, "06-03", 1, "5.00"),
+        (y, "06-10", 3, "5.00"),  # 1 → 3: +200%, but 3 < minUnits 10
+        (z, "06-04", 5, "2.00"),
+        (z, "06-11", 10, "2.00"),
+        (z, "06-14", 5, "2.00"),  # 5 → 15: +200%
         (w, "06-12", 20, "0.50"),  # new: nothing before, so never rising
         (w, "06-15", 99, "0.50"),  # after the window: not counted
     ]
@@ -375,18 +379,52 @@ def test_top_and_rising_products_against_the_week_before(admin):
     found = eventually(refreshed)
     assert found["previousFrom"] == "2019-06-01"
     assert found["top"] == [
-        {"sku": w, "units": 20, "orders": 1, "revenue": [{"amount": "10.00"}], "previousUnits": 0,
-         "previousRevenue": [], "figure": 20.0, "previousFigure": 0.0, "change": None},
-        {"sku": z, "units": 15, "orders": 2, "revenue": [{"amount": "30.00"}], "previousUnits": 5,
-         "previousRevenue": [{"amount": "10.00"}], "figure": 15.0, "previousFigure": 5.0, "change": 2.0},
-        {"sku": x, "units": 12, "orders": 1, "revenue": [{"amount": "12.00"}], "previousUnits": 10,
-         "previousRevenue": [{"amount": "10.00"}], "figure": 12.0, "previousFigure": 10.0, "change": 0.2},
+        {
+            "sku": w,
+            "units": 20,
+            "orders": 1,
+            "revenue": [{"amount": "10.00"}],
+            "previousUnits": 0,
+            "previousRevenue": [],
+            "figure": 20.0,
+            "previousFigure": 0.0,
+            "change": None,
+        },
+        {
+            "sku": z,
+            "units": 15,
+            "orders": 2,
+            "revenue": [{"amount": "30.00"}],
+            "previousUnits": 5,
+            "previousRevenue": [{"amount": "10.00"}],
+            "figure": 15.0,
+            "previousFigure": 5.0,
+            "change": 2.0,
+        },
+        {
+            "sku": x,
+            "units": 12,
+            "orders": 1,
+            "revenue": [{"amount": "12.00"}],
+            "previousUnits": 10,
+            "previousRevenue": [{"amount": "10.00"}],
+            "figure": 12.0,
+            "previousFigure": 10.0,
+            "change": 0.2,
+        },
     ]
     assert found["rising"] == [{"sku": z, "figure": 15.0, "change": 2.0}, {"sku": x, "figure": 12.0, "change": 0.2}]
     # By revenue: Z 15 × 2.00 = 30.00, Y 3 × 5.00 = 15.00, X 12.00 (W's 10.00 is fourth). Rising: Z
     # (30 − 10) ÷ 10 = 2.0, X (12 − 10) ÷ 10 = 0.2; Y's 5.00 → 15.00 is +200% but only 3 units.
     by_revenue = top("REVENUE")
-    assert [(p["sku"], p["figure"], p["change"]) for p in by_revenue["top"]] == [(z, 30.0, 2.0), (y, 15.0, 2.0), (x, 12.0, 0.2)]
-    assert by_revenue["rising"] == [{"sku": z, "figure": 30.0, "change": 2.0}, {"sku": x, "figure": 12.0, "change": 0.2}]
+    assert [(p["sku"], p["figure"], p["change"]) for p in by_revenue["top"]] == [
+        (z, 30.0, 2.0),
+        (y, 15.0, 2.0),
+        (x, 12.0, 0.2),
+    ]
+    assert by_revenue["rising"] == [
+        {"sku": z, "figure": 30.0, "change": 2.0},
+        {"sku": x, "figure": 12.0, "change": 0.2},
+    ]
     body = admin.raw(TOP.replace("limit: 3", "limit: 0"), {**JUNE_WEEK, "by": "UNITS", "filter": mine})
     assert body["errors"][0]["extensions"]["code"] and "limit" in body["errors"][0]["message"]

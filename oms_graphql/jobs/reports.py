@@ -33,7 +33,11 @@ def store_forecasts(skus: list[str] | None = None) -> int:
     stored = 0
     for start in range(0, len(wanted), MAX_SKUS):
         batch = wanted[start : start + MAX_SKUS]
-        stored += len(in_transaction(lambda session, batch=batch: store_reorder_forecasts(session, zone, batch)))
+
+        async def store(session: AsyncSession, batch: list[str] = batch) -> int:
+            return len(await store_reorder_forecasts(session, zone, batch))
+
+        stored += in_transaction(store)
     return stored
 
 

@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import Channel, Location, Product, ReorderForecast, StockLevel, utcnow
 from oms_graphql.domain.errors import DomainError
-from oms_graphql.events.outbox import request_job
 from oms_graphql.domain.low_stock import daily_sales
 from oms_graphql.domain.reports.common import Window, check_window
-from oms_graphql.domain.reports.sales import line_table, narrowed
 from oms_graphql.domain.reports.forecast import ReorderSuggestion, forecast_demand, reorder_suggestion
+from oms_graphql.domain.reports.sales import line_table, narrowed
+from oms_graphql.events.outbox import request_job
 
 MAX_SKUS = 50
 MAX_HORIZON = 365

@@ -104,9 +104,6 @@ async def top_products(
         product.figure = figure_of(product.current, measure)
         product.previous_figure = figure_of(product.previous, measure)
     ranked = sorted((p for p in found.values() if p.figure > 0), key=lambda p: (-p.figure, p.sku))
-    growing = [
-        p for p in ranked if 0 < p.previous_figure < p.figure and p.current.units >= min_units
-    ]
+    growing = [p for p in ranked if 0 < p.previous_figure < p.figure and p.current.units >= min_units]
     growing.sort(key=lambda p: (-(p.change or 0.0), -p.figure, p.sku))
     return TopProducts(previous_from, ranked[:limit], growing[:limit])
-
