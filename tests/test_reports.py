@@ -345,7 +345,9 @@ TOP = """query($from: DateTime!, $to: DateTime!, $by: ProductMeasure!, $filter: 
 JUNE_WEEK = {"from": "2019-06-07T16:00:00Z", "to": "2019-06-14T16:00:00Z"}  # Shanghai 06-08 … 06-14
 
 
-def test_top_and_rising_products_against_the_week_before(admin):
+def test_top_and_rising_products_against_the_week_before(admin, database_url):
+    from tests.test_cli import oms
+
     tag = datetime.now(UTC).strftime("%M%S%f")
     x, y, z, w = (f"RP-TOP-{name}-{tag}" for name in "XYZW")
     for sku in (x, y, z, w):
@@ -426,5 +428,24 @@ def test_top_and_rising_products_against_the_week_before(admin):
         {"sku": z, "figure": 30.0, "change": 2.0},
         {"sku": x, "figure": 12.0, "change": 0.2},
     ]
+    # As CSV: a row per listed product, its list named, the previous period's start on every row.
+    params = {**JUNE_WEEK, "by": "UNITS", "limit": "3", "minUnits": "10", "skus": ",".join(mine["skus"])}
+    text = admin.http.get("/reports/topProducts.csv", params=params).text
+    lines = text.splitlines()
+    assert lines[0].startswith("previousFrom,list,sku,category,units,orders,revenue.amount,revenue.currency,")
+    assert [line.split(",")[:5] for line in lines[1:]] == [
+        ["2019-06-01", "top", w, "", "20"],
+        ["2019-06-01", "top", z, "", "15"],
+        ["2019-06-01", "top", x, "", "12"],
+        ["2019-06-01", "rising", z, "", "15"],
+        ["2019-06-01", "rising", x, "", "12"],
+    ]
+    skus = [part for sku in mine["skus"] for part in ("--sku", sku)]
+    window = ["--from", JUNE_WEEK["from"], "--to", JUNE_WEEK["to"]]
+    printed = oms(
+        "report", "topProducts", *window, *skus, "--by", "units", "--limit", "3", "--csv", database_url=database_url
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == text
     body = admin.raw(TOP.replace("limit: 3", "limit: 0"), {**JUNE_WEEK, "by": "UNITS", "filter": mine})
     assert body["errors"][0]["extensions"]["code"] and "limit" in body["errors"][0]["message"]
