@@ -449,3 +449,32 @@ def test_top_and_rising_products_against_the_week_before(admin, database_url):
     assert printed.stdout == text
     body = admin.raw(TOP.replace("limit: 3", "limit: 0"), {**JUNE_WEEK, "by": "UNITS", "filter": mine})
     assert body["errors"][0]["extensions"]["code"] and "limit" in body["errors"][0]["message"]
+
+
+MERGE = """mutation($id: ID!, $dup: ID!) { customerMerge(input: {id: $id, duplicateId: $dup}) {
+  userErrors { field message code } } }"""
+ORDER_CUSTOMER = "query($id: ID!) { order(id: $id) { customer { id } } }"
+AUGUST = {"from": "2020-07-31T16:00:00Z", "to": "2020-08-31T16:00:00Z"}  # Shanghai August
+
+
+def test_a_customer_merge_moves_the_duplicate_s_orders_in_the_segments(admin):
+    tag = datetime.now(UTC).strftime("%M%S%f")
+    sku = f"RP-MERGE-{tag}"
+    add_product(admin, sku, "10.00")
+    person = {"name": "Merge P", "phone": f"+86 136{tag[-8:]}"}
+    duplicate = {"name": "Merge D", "phone": f"+86 135{tag[-8:]}"}
+    kept = place_order(admin, [(sku, 1, "10.00")], paid=True, customer=person, placedAt="2020-08-03T04:00:00Z")
+    place_order(admin, [(sku, 1, "10.00")], paid=True, customer=person, placedAt="2020-08-10T04:00:00Z")
+    moved = place_order(admin, [(sku, 1, "10.00")], paid=True, customer=duplicate, placedAt="2020-08-12T04:00:00Z")
+
+    def segments() -> list[tuple[str, int, float]]:
+        found = admin(SEGMENTS, AUGUST)["reports"]["customerSegments"]
+        return [(s["name"], s["customers"], s["repeatRate"]) for s in found]
+
+    # Two customers: P last ordered 08-10 and twice, D 08-12 once. Recency: P 1, D 1 + ⌊1 × 5 ÷ 2⌋ = 3;
+    # frequency: D 1, P 3. P (R1, F3) is AT_RISK; D (R3, one order) is POTENTIAL.
+    eventually(lambda: segments() == [("POTENTIAL", 1, 0.0), ("AT_RISK", 1, 1.0)])
+    ids = [admin(ORDER_CUSTOMER, {"id": o["id"]})["order"]["customer"]["id"] for o in (kept, moved)]
+    assert admin.mutate("customerMerge", MERGE, {"id": ids[0], "dup": ids[1]})["userErrors"] == []
+    # One customer with three orders: alone, every score is 1 + 0 = 1, so LOST; it ordered twice or more.
+    eventually(lambda: segments() == [("LOST", 1, 1.0)])
