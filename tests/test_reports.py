@@ -478,3 +478,31 @@ def test_a_customer_merge_moves_the_duplicate_s_orders_in_the_segments(admin):
     assert admin.mutate("customerMerge", MERGE, {"id": ids[0], "dup": ids[1]})["userErrors"] == []
     # One customer with three orders: alone, every score is 1 + 0 = 1, so LOST; it ordered twice or more.
     eventually(lambda: segments() == [("LOST", 1, 1.0)])
+
+
+PRODUCT = """mutation($input: ProductCreateInput!) { productCreate(input: $input) { userErrors { message } } }"""
+SEPTEMBER = {"from": "2020-08-31T16:00:00Z", "to": "2020-09-30T16:00:00Z"}  # Shanghai September
+
+
+def test_an_order_counts_once_per_category_however_many_of_its_skus_are_in_it(admin):
+    tag = datetime.now(UTC).strftime("%M%S%f")
+    shoes, hats = f"shoes-{tag}", f"hats-{tag}"
+    a, b, c = f"RP-CAT-A-{tag}", f"RP-CAT-B-{tag}", f"RP-CAT-C-{tag}"
+    for sku, category in ((a, shoes), (b, shoes), (c, hats)):
+        product = {"sku": sku, "name": sku, "category": category, "price": {"amount": "10.00", "currency": "CNY"}}
+        assert admin(PRODUCT, {"input": product})["productCreate"]["userErrors"] == []
+    # O1: 1 × A + 2 × B (both shoes); O2: 1 × A (shoes) + 1 × C (hats); both on 09-07.
+    place_order(admin, [(a, 1, "10.00"), (b, 2, "10.00")], paid=True, placedAt="2020-09-07T04:00:00Z")
+    place_order(admin, [(a, 1, "10.00"), (c, 1, "10.00")], paid=True, placedAt="2020-09-07T04:00:00Z")
+
+    def by_category() -> list[tuple[str, int, int, str]]:
+        variables = {**SEPTEMBER, "interval": "MONTH", "groupBy": "CATEGORY", "filter": {"categories": [shoes, hats]}}
+        found = admin(SALES, variables)["reports"]["salesTrend"]
+        return sorted((p["key"], p["orders"], p["units"], p["revenue"]["amount"]) for p in found)
+
+    # Shoes: 2 orders (O1 once, though it has two shoe SKUs), 1 + 2 + 1 = 4 units, 40.00; hats: O2, 1, 10.00.
+    eventually(lambda: by_category() == [(hats, 1, 1, "10.00"), (shoes, 2, 4, "40.00")])
+    # One category in the filter, no grouping: the same 2 orders containing shoes.
+    only_shoes = {**SEPTEMBER, "interval": "MONTH", "filter": {"categories": [shoes]}}
+    [point] = admin(SALES, only_shoes)["reports"]["salesTrend"]
+    assert (point["orders"], point["units"]) == (2, 4)

@@ -761,6 +761,23 @@ class ReportDailySkuTotal(Base):
     revenue_e4: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class ReportDailyCategorySales(Base):
+    """Paid, not cancelled orders per placed day, category, channel, region and currency: an
+    order counts once per category however many of its SKUs are in it (the SKU table would
+    count it once per SKU)."""
+
+    __tablename__ = "report_daily_category_sales"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    category: Mapped[str] = mapped_column(String(100), primary_key=True)
+    channel_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    region: Mapped[str] = mapped_column(String(100), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(BigInteger, default=0)
+    units: Mapped[int] = mapped_column(BigInteger, default=0)
+    revenue_e4: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class ReorderForecast(Base):
     """The forecast-based reorder suggestion of one SKU at one location, as the
     ``refresh_demand_forecasts`` job last computed it: low-stock alerts and transferSuggest

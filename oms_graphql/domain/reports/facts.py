@@ -26,6 +26,7 @@ from oms_graphql.db.models import (
     OrderLine,
     Product,
     ReportCustomerDay,
+    ReportDailyCategorySales,
     ReportDailyFulfillment,
     ReportDailySales,
     ReportDailySkuSales,
@@ -38,12 +39,14 @@ from oms_graphql.db.models import (
 SALES = ReportDailySales.__table__
 SKU_SALES = ReportDailySkuSales.__table__
 SKU_TOTALS = ReportDailySkuTotal.__table__
+CATEGORY_SALES = ReportDailyCategorySales.__table__
 FULFILLMENT = ReportDailyFulfillment.__table__
 CUSTOMER = ReportCustomerDay.__table__
 TABLES: dict[str, Any] = {
     "sales": SALES,
     "sku": SKU_SALES,
     "sku_totals": SKU_TOTALS,
+    "category": CATEGORY_SALES,
     "fulfillment": FULFILLMENT,
     "customer": CUSTOMER,
 }
@@ -51,6 +54,7 @@ KEYS = {
     "sales": ("day", "channel_id", "region", "currency"),
     "sku": ("day", "sku", "category", "channel_id", "region", "currency"),
     "sku_totals": ("day", "sku", "category", "currency"),
+    "category": ("day", "category", "channel_id", "region", "currency"),
     "fulfillment": ("day", "channel_id", "location_id"),
     "customer": ("customer_id", "day", "currency"),
 }
@@ -214,20 +218,27 @@ def contribution_of(figures: OrderFigures, zone: ZoneInfo) -> tuple[Contribution
     return result, row
 
 
+def derived(contribution: Contribution) -> Contribution:
+    """The entries computed from one order's "sku" entries rather than stored, so that the
+    contributions stored before their tables existed still subtract exactly what they added:
+    the SKU totals (without channel and region) and the categories (the order once each)."""
+    totals: list[list[Any]] = []
+    categories: dict[tuple[Any, ...], dict[str, int]] = {}
+    for day, sku, category, channel_id, region, currency, values in contribution.get("sku", []):
+        totals.append([day, sku, category, currency, values])
+        entry = categories.setdefault((day, category, channel_id, region, currency), {"orders": 1})
+        for column in ("units", "revenue_e4"):
+            entry[column] = entry.get(column, 0) + int(values.get(column, 0))
+    return {"sku_totals": totals, "category": [[*key, values] for key, values in categories.items()]}
+
+
 def add_into(totals: dict[tuple[str, tuple[Any, ...]], dict[str, int]], contribution: Contribution, sign: int) -> None:
-    for table, entries in contribution.items():
+    """Add one order's contribution (and what derives from it) into ``totals``, × ``sign``."""
+    for table, entries in (contribution | derived(contribution)).items():
         for *key, values in entries:
-            keys = [(table, tuple(key))]
-            if table == "sku":
-                # The SKU totals are the "sku" entries without channel and region, derived here
-                # rather than stored, so the contributions stored before that table existed
-                # still subtract exactly what they added.
-                day, sku, category, _channel, _region, currency = key
-                keys.append(("sku_totals", (day, sku, category, currency)))
-            for each in keys:
-                bucket = totals.setdefault(each, defaultdict(int))
-                for column, value in values.items():
-                    bucket[column] += sign * int(value)
+            bucket = totals.setdefault((table, tuple(key)), defaultdict(int))
+            for column, value in values.items():
+                bucket[column] += sign * int(value)
 
 
 def _insert(session: AsyncSession) -> Callable[[Table], Any]:
@@ -298,6 +309,7 @@ async def clear(session: AsyncSession) -> None:
         ReportDailySales,
         ReportDailySkuSales,
         ReportDailySkuTotal,
+        ReportDailyCategorySales,
         ReportDailyFulfillment,
         ReportCustomerDay,
         ReportOrderFact,

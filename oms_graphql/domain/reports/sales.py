@@ -18,7 +18,13 @@ from typing import Any
 from sqlalchemy import Date, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_graphql.db.models import Channel, ReportDailySales, ReportDailySkuSales, ReportDailySkuTotal
+from oms_graphql.db.models import (
+    Channel,
+    ReportDailyCategorySales,
+    ReportDailySales,
+    ReportDailySkuSales,
+    ReportDailySkuTotal,
+)
 from oms_graphql.domain.money import round_money
 from oms_graphql.domain.reports.common import Interval, Window, from_e4, period_of
 
@@ -88,7 +94,13 @@ async def daily_rows(
     wanted = window.filter
     by_line = group_by in (SalesGroup.SKU, SalesGroup.CATEGORY) or bool(wanted.skus or wanted.categories)
     per_channel_or_region = group_by in (SalesGroup.CHANNEL, SalesGroup.REGION)
-    table: Any = line_table(window, per_channel_or_region) if by_line else ReportDailySales
+    table: Any
+    if by_line and group_by is not SalesGroup.SKU and not wanted.skus:
+        table = ReportDailyCategorySales  # an order once per category, not once per SKU
+    elif by_line:
+        table = line_table(window, per_channel_or_region)
+    else:
+        table = ReportDailySales
     key: Any
     if group_by is SalesGroup.SKU:
         key = table.sku
