@@ -34,8 +34,13 @@ class FulfillmentGroupBy(Enum):
 
 
 @strawberry.input(
-    description="Narrow a report. Sales use channels, SKUs, categories and regions; fulfilment KPIs use "
-    "channels and locations; inventory KPIs use SKUs, categories and locations."
+    description="Narrow a report; a list matches any of its values, and the lists combine with AND. "
+    "salesTrend and topProducts: channelCodes, skus, categories, regions (orders then count the orders with a "
+    "line of the SKU or category: an order once per SKU, or once per category; with several SKUs and no SKU "
+    "grouping, an order with two of them counts under each). demandForecast: channelCodes, skus, categories and "
+    "regions narrow the sales history, locationCodes the reorder list. fulfillmentKpis: channelCodes and "
+    "locationCodes (the order's first dispatching, else allocated, location). inventoryKpis: skus, categories, "
+    "locationCodes. customerSegments and customerCohorts are not narrowed (a customer is scored on all its orders)."
 )
 class ReportFilter:
     channel_codes: list[str] | None = None
@@ -50,8 +55,14 @@ class SalesTrendPoint:
     period: date = strawberry.field(description="The first day of the period, in the report time zone.")
     key: str | None = strawberry.field(description="The SKU, category, channel code or region; null without groupBy.")
     units: int = strawberry.field(description="Units sold and not refunded or returned.")
-    orders: int = strawberry.field(description="Paid, not cancelled orders placed in the period.")
-    revenue: Money = strawberry.field(description="Order totals net of refunds (per line for SKU and CATEGORY).")
+    orders: int = strawberry.field(
+        description="Paid, not cancelled orders placed in the period; by SKU or CATEGORY (or filtered to them), "
+        "those with a line of the key: once per SKU, once per category."
+    )
+    revenue: Money = strawberry.field(
+        description="Order totals net of refunds (per line, net of its discount and returns, for SKU and CATEGORY "
+        "grouping or filters)."
+    )
     average_order_value: Money = strawberry.field(description="revenue ÷ orders, rounded half-up.")
     moving_average_revenue: Money = strawberry.field(
         description="Mean revenue of this period and the ones before it (7 days, 4 weeks or 3 months) with sales."
