@@ -428,6 +428,13 @@ def test_top_and_rising_products_against_the_week_before(admin, database_url):
         {"sku": z, "figure": 30.0, "change": 2.0},
         {"sku": x, "figure": 12.0, "change": 0.2},
     ]
+    # A channel filter narrows both periods: the orders' own channel keeps everything, another none.
+    by_channel = {**JUNE_WEEK, "interval": "WEEK", "groupBy": "CHANNEL", "filter": mine}
+    [channel] = {p["key"] for p in admin(SALES, by_channel)["reports"]["salesTrend"]}
+    on_channel = {**JUNE_WEEK, "by": "UNITS", "filter": {**mine, "channelCodes": [channel]}}
+    assert admin(TOP, on_channel)["reports"]["topProducts"] == found
+    elsewhere = {**JUNE_WEEK, "by": "UNITS", "filter": {**mine, "channelCodes": ["no-such-channel"]}}
+    assert admin(TOP, elsewhere)["reports"]["topProducts"]["top"] == []
     # As CSV: a row per listed product, its list named, the previous period's start on every row.
     params = {**JUNE_WEEK, "by": "UNITS", "limit": "3", "minUnits": "10", "skus": ",".join(mine["skus"])}
     text = admin.http.get("/reports/topProducts.csv", params=params).text

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_graphql.db.models import Channel, Location, Product, ReorderForecast, StockLevel, utcnow
+from oms_graphql.db.models import Location, Product, ReorderForecast, StockLevel, utcnow
 from oms_graphql.domain.errors import DomainError
 from oms_graphql.domain.low_stock import daily_sales
 from oms_graphql.domain.reports.common import Window, check_window
@@ -65,8 +65,6 @@ async def daily_units(
 ) -> dict[str, list[float]]:
     table = line_table(window)
     query = select(table.sku, table.day, func.sum(table.units))
-    if window.filter.channel_codes:
-        query = query.join(Channel, Channel.id == table.channel_id)
     query = narrowed(query, table, window)
     if skus:
         query = query.where(table.sku.in_(skus))

@@ -21,7 +21,6 @@ from enum import Enum
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_graphql.db.models import Channel
 from oms_graphql.domain.errors import Problems
 from oms_graphql.domain.money import round_money
 from oms_graphql.domain.reports.common import Window, from_e4
@@ -89,8 +88,6 @@ async def top_products(
         func.sum(table.units),
         func.sum(table.revenue_e4),
     )
-    if window.filter.channel_codes:
-        query = query.join(Channel, Channel.id == table.channel_id)
     query = narrowed(query, table, window, since=previous_from).group_by(table.sku, table.currency, current)
     found: dict[str, ProductSales] = {}
     for sku, category, currency, is_current, orders, units, revenue in await session.execute(query):

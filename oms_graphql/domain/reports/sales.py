@@ -72,12 +72,11 @@ def line_table(window: Window, per_channel_or_region: bool = False) -> Any:
 
 
 def narrowed(query: Any, table: Any, window: Window, since: date | None = None) -> Any:
-    """``query`` over ``table`` limited to the window's days (from ``since`` when given) and
-    filter; the caller joins Channel when the filter names channels."""
+    """``query`` over ``table`` limited to the window's days (from ``since`` when given) and filter."""
     wanted = window.filter
     query = query.where(table.day >= (since or window.first_day), table.day < window.end_day)
     if wanted.channel_codes:
-        query = query.where(Channel.code.in_(wanted.channel_codes))
+        query = query.where(table.channel_id.in_(select(Channel.id).where(Channel.code.in_(wanted.channel_codes))))
     if wanted.regions:
         query = query.where(table.region.in_(wanted.regions))
     if wanted.skus:
@@ -115,7 +114,7 @@ async def daily_rows(
     period = period_column(session, table.day, interval).label("period")
     columns = [period, table.currency, func.sum(table.orders), func.sum(table.units), func.sum(table.revenue_e4)]
     query = select(*columns, *([key] if key is not None else []))
-    if group_by is SalesGroup.CHANNEL or wanted.channel_codes:
+    if group_by is SalesGroup.CHANNEL:
         query = query.join(Channel, Channel.id == table.channel_id)
     query = narrowed(query, table, window)
     query = query.group_by(period, table.currency, *([key] if key is not None else []))
