@@ -111,12 +111,23 @@ def build_request(
     return f"query Report{head} {{ reports {{ {field_name}{arguments} {selection} }} }}", variables, columns
 
 
+def _pick(value: Any, parts: list[str]) -> Any:
+    """The leaf at ``parts`` under ``value``; under a list, that of each item (a list)."""
+    if not parts:
+        return value
+    if isinstance(value, list):
+        return [_pick(item, parts) for item in value]
+    return _pick(value.get(parts[0]), parts[1:]) if isinstance(value, dict) else None
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, list):  # a list's leaves in one cell: "10.00;5.00"
+        return ";".join(str(_text(item)) for item in value)
+    return "" if value is None else value
+
+
 def _cell(row: Any, column: str) -> Any:
-    for part in column.split("."):
-        row = row.get(part) if isinstance(row, dict) else None
-    if isinstance(row, (list, dict)):
-        return ";".join(str(item) for item in row) if isinstance(row, list) else str(row)
-    return "" if row is None else row
+    return _text(_pick(row, column.split(".")))
 
 
 def to_csv(columns: list[str], rows: list[dict[str, Any]]) -> str:

@@ -513,3 +513,53 @@ def test_an_order_counts_once_per_category_however_many_of_its_skus_are_in_it(ad
     only_shoes = {**SEPTEMBER, "interval": "MONTH", "filter": {"categories": [shoes]}}
     [point] = admin(SALES, only_shoes)["reports"]["salesTrend"]
     assert (point["orders"], point["units"]) == (2, 4)
+
+
+PREFERENCES = """query($from: DateTime!, $to: DateTime!) { reports { customerSegments(from: $from, to: $to) {
+  name customers preferences { topCategories { key orders share } topChannels { key orders share } } } } }"""
+OCTOBER = {"from": "2020-09-30T16:00:00Z", "to": "2020-10-31T16:00:00Z"}  # Shanghai October
+
+
+def test_each_segment_s_preferred_categories_and_channels(admin):
+    tag = datetime.now(UTC).strftime("%M%S%f")
+    kitchen, garden = f"kitchen-{tag}", f"garden-{tag}"
+    k1, k2, g1 = f"RP-PREF-K1-{tag}", f"RP-PREF-K2-{tag}", f"RP-PREF-G1-{tag}"
+    for sku, category in ((k1, kitchen), (k2, kitchen), (g1, garden)):
+        product = {"sku": sku, "name": sku, "category": category, "price": {"amount": "10.00", "currency": "CNY"}}
+        assert admin(PRODUCT, {"input": product})["productCreate"]["userErrors"] == []
+    c1 = {"name": "Pref C1", "phone": f"+86 134{tag[-8:]}"}
+    c2 = {"name": "Pref C2", "phone": f"+86 133{tag[-8:]}"}
+    for customer, lines, day in (
+        (c1, [(k1, 1, "10.00")], "05"),
+        (c1, [(k1, 1, "10.00"), (g1, 1, "10.00")], "10"),
+        (c1, [(k2, 2, "10.00")], "20"),
+        (c2, [(g1, 1, "10.00")], "25"),
+    ):
+        place_order(admin, lines, paid=True, customer=customer, placedAt=f"2020-10-{day}T04:00:00Z")
+    by_channel = {**OCTOBER, "interval": "MONTH", "groupBy": "CHANNEL"}
+    [code] = eventually(lambda: {p["key"] for p in admin(SALES, by_channel)["reports"]["salesTrend"]})
+    # Scores (two customers): C1 last ordered 10-20, three times; C2 10-25, once. Recency C1 1, C2 3;
+    # frequency C2 1, C1 3: C1 AT_RISK, C2 POTENTIAL. C1's 3 orders: kitchen in all three (1.0),
+    # garden in the second (1/3); C2's one order: garden (1.0). Every order on the one channel.
+    expected = [
+        {
+            "name": "POTENTIAL",
+            "customers": 1,
+            "preferences": {
+                "topCategories": [{"key": garden, "orders": 1, "share": 1.0}],
+                "topChannels": [{"key": code, "orders": 1, "share": 1.0}],
+            },
+        },
+        {
+            "name": "AT_RISK",
+            "customers": 1,
+            "preferences": {
+                "topCategories": [
+                    {"key": kitchen, "orders": 3, "share": 1.0},
+                    {"key": garden, "orders": 1, "share": pytest.approx(1 / 3)},
+                ],
+                "topChannels": [{"key": code, "orders": 3, "share": 1.0}],
+            },
+        },
+    ]
+    eventually(lambda: admin(PREFERENCES, OCTOBER)["reports"]["customerSegments"] == expected)

@@ -778,6 +778,29 @@ class ReportDailyCategorySales(Base):
     revenue_e4: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class ReportCustomerCategory(Base):
+    """Per customer, placed day and category: its paid, not cancelled orders with a line of the
+    category (segment preferences)."""
+
+    __tablename__ = "report_customer_categories"
+
+    customer_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    category: Mapped[str] = mapped_column(String(100), primary_key=True)
+    orders: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReportCustomerChannel(Base):
+    """Per customer, placed day and channel: its paid, not cancelled orders (segment preferences)."""
+
+    __tablename__ = "report_customer_channels"
+
+    customer_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    orders: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class ReorderForecast(Base):
     """The forecast-based reorder suggestion of one SKU at one location, as the
     ``refresh_demand_forecasts`` job last computed it: low-stock alerts and transferSuggest

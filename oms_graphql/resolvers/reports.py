@@ -25,6 +25,7 @@ from oms_graphql.schema.reports import (
     HoursSummary,
     InventoryKpiRow,
     ProductMeasure,
+    PreferenceShare,
     ProductSales,
     ReorderForecastRefreshInput,
     ReorderForecastRefreshPayload,
@@ -33,6 +34,7 @@ from oms_graphql.schema.reports import (
     ReportInterval,
     SalesGroupBy,
     SalesTrendPoint,
+    SegmentPreferences,
     StoredReorderForecast,
     TopProducts,
 )
@@ -91,6 +93,21 @@ def product_sales(found: products.ProductSales) -> ProductSales:
         previous_figure=float(found.previous_figure),
         change=found.change,
     )
+
+
+def asked_for(selections: list[Any], name: str) -> bool:
+    """Whether the query selects ``name`` anywhere under these fields (fragments included)."""
+    return any(
+        getattr(selection, "name", None) == name or asked_for(getattr(selection, "selections", []), name)
+        for selection in selections
+    )
+
+
+def segment_preferences(found: customers.Preferences) -> SegmentPreferences:
+    def shares(items: list[customers.Preference]) -> list[PreferenceShare]:
+        return [PreferenceShare(key=p.key, orders=p.orders, share=p.share) for p in items]
+
+    return SegmentPreferences(top_categories=shares(found.top_categories), top_channels=shares(found.top_channels))
 
 
 def hours(summary: fulfillment.Hours) -> HoursSummary:
@@ -230,12 +247,15 @@ class Reports:
         window = window_of(start, to, filter)
         async with context(info).database.session() as session:
             found = await customers.customer_segments(session, window)
+            wanted = asked_for(info.selected_fields, "preferences")
+            preferences = await customers.segment_preferences(session, window) if wanted else {}
         return [
             CustomerSegment(
                 name=s.name,
                 customers=s.customers,
                 revenue=[money(amount, currency) for currency, amount in s.revenue.items()],
                 repeat_rate=s.repeat_rate,
+                preferences=segment_preferences(preferences.get(s.name, customers.Preferences())),
             )
             for s in found
         ]

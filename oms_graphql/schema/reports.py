@@ -180,6 +180,22 @@ class DemandForecast:
     reorder: list[ReorderSuggestion]
 
 
+@strawberry.type(description="A category or channel a segment's customers order from.")
+class PreferenceShare:
+    key: str = strawberry.field(description="The category (empty: products without one) or the channel code.")
+    orders: int = strawberry.field(description="The segment's orders in the window with it.")
+    share: float = strawberry.field(description="orders ÷ the segment's orders in the window.")
+
+
+@strawberry.type(description="What a segment's customers order, most first (ties by key).")
+class SegmentPreferences:
+    top_categories: list[PreferenceShare] = strawberry.field(
+        description="Its top 3 categories; an order with lines of two categories counts for both, so the shares "
+        "can add up to more than 1."
+    )
+    top_channels: list[PreferenceShare] = strawberry.field(description="Its top 3 channels (shares add up to 1).")
+
+
 @strawberry.type(description="Customers of one RFM segment in the window.")
 class CustomerSegment:
     name: str = strawberry.field(
@@ -188,6 +204,9 @@ class CustomerSegment:
     customers: int
     revenue: list[Money] = strawberry.field(description="Their revenue in the window, per currency.")
     repeat_rate: float = strawberry.field(description="Customers with two orders or more ÷ customers.")
+    preferences: SegmentPreferences = strawberry.field(
+        description="The categories and channels its customers order from (computed only when asked for)."
+    )
 
 
 @strawberry.type(description="Customers whose first order ever fell in one month, and how many came back.")

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import BigInteger, and_, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_graphql.db.models import ReportCustomerDay
+from oms_graphql.db.models import Channel, ReportCustomerCategory, ReportCustomerChannel, ReportCustomerDay
 from oms_graphql.domain.money import round_money
 from oms_graphql.domain.reports.common import Window, from_e4
 
@@ -168,6 +168,52 @@ async def customer_segments(session: AsyncSession, window: Window) -> list[Segme
         segment.repeat_customers += int(repeat_customers)
         segment.revenue[currency] = round_money(from_e4(revenue), currency)
     return [segment for segment in segments.values() if segment.customers]
+
+
+@dataclass
+class Preference:
+    key: str
+    orders: int
+    share: float  # the segment's orders with it ÷ the segment's orders
+
+
+@dataclass
+class Preferences:
+    top_categories: list[Preference] = field(default_factory=list)
+    top_channels: list[Preference] = field(default_factory=list)
+
+
+async def segment_preferences(session: AsyncSession, window: Window, top: int = 3) -> dict[str, Preferences]:
+    """Per segment, its customers' most ordered categories and channels in the window: for each,
+    the segment's orders with a line of the category (or placed on the channel) ÷ its orders.
+    An order with lines of two categories counts for both, so category shares can add up to more
+    than 1; channel shares add up to 1. Ties: by key."""
+    _, scored = scored_customers(window)
+    totals = dict(
+        (await session.execute(select(scored.c.segment, func.sum(scored.c.orders)).group_by(scored.c.segment))).all()
+    )
+    found = {name: Preferences() for name in totals}
+    categories = ReportCustomerCategory
+    channels = ReportCustomerChannel
+    for table, key, attribute in (
+        (categories, categories.category, "top_categories"),
+        (channels, Channel.code, "top_channels"),
+    ):
+        query = (
+            select(scored.c.segment, key, func.sum(table.orders))
+            .join(table, table.customer_id == scored.c.customer_id)
+            .where(table.day >= window.first_day, table.day < window.end_day, table.orders > 0)
+            .group_by(scored.c.segment, key)
+        )
+        if table is channels:
+            query = query.join(Channel, Channel.id == channels.channel_id)
+        ranked: dict[str, list[Preference]] = {name: [] for name in totals}
+        for segment, value, orders in await session.execute(query):
+            ranked[segment].append(Preference(value, int(orders), int(orders) / int(totals[segment])))
+        for segment, preferences in ranked.items():
+            preferences.sort(key=lambda p: (-p.orders, p.key))
+            setattr(found[segment], attribute, preferences[:top])
+    return found
 
 
 @dataclass

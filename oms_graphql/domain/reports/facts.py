@@ -25,6 +25,8 @@ from oms_graphql.db.models import (
     Order,
     OrderLine,
     Product,
+    ReportCustomerCategory,
+    ReportCustomerChannel,
     ReportCustomerDay,
     ReportDailyCategorySales,
     ReportDailyFulfillment,
@@ -40,6 +42,8 @@ SALES = ReportDailySales.__table__
 SKU_SALES = ReportDailySkuSales.__table__
 SKU_TOTALS = ReportDailySkuTotal.__table__
 CATEGORY_SALES = ReportDailyCategorySales.__table__
+CUSTOMER_CATEGORIES = ReportCustomerCategory.__table__
+CUSTOMER_CHANNELS = ReportCustomerChannel.__table__
 FULFILLMENT = ReportDailyFulfillment.__table__
 CUSTOMER = ReportCustomerDay.__table__
 TABLES: dict[str, Any] = {
@@ -47,6 +51,8 @@ TABLES: dict[str, Any] = {
     "sku": SKU_SALES,
     "sku_totals": SKU_TOTALS,
     "category": CATEGORY_SALES,
+    "customer_category": CUSTOMER_CATEGORIES,
+    "customer_channel": CUSTOMER_CHANNELS,
     "fulfillment": FULFILLMENT,
     "customer": CUSTOMER,
 }
@@ -55,6 +61,8 @@ KEYS = {
     "sku": ("day", "sku", "category", "channel_id", "region", "currency"),
     "sku_totals": ("day", "sku", "category", "currency"),
     "category": ("day", "category", "channel_id", "region", "currency"),
+    "customer_category": ("customer_id", "day", "category"),
+    "customer_channel": ("customer_id", "day", "channel_id"),
     "fulfillment": ("day", "channel_id", "location_id"),
     "customer": ("customer_id", "day", "currency"),
 }
@@ -219,9 +227,11 @@ def contribution_of(figures: OrderFigures, zone: ZoneInfo) -> tuple[Contribution
 
 
 def derived(contribution: Contribution) -> Contribution:
-    """The entries computed from one order's "sku" entries rather than stored, so that the
-    contributions stored before their tables existed still subtract exactly what they added:
-    the SKU totals (without channel and region) and the categories (the order once each)."""
+    """The entries computed from one order's stored entries rather than stored themselves, so
+    that the contributions stored before their tables existed still subtract exactly what they
+    added (migration 0016 fills the tables from the stored contributions the same way):
+    the SKU totals (without channel and region), the categories (the order once each), and the
+    customer's categories and channel (segment preferences)."""
     totals: list[list[Any]] = []
     categories: dict[tuple[Any, ...], dict[str, int]] = {}
     for day, sku, category, channel_id, region, currency, values in contribution.get("sku", []):
@@ -229,7 +239,15 @@ def derived(contribution: Contribution) -> Contribution:
         entry = categories.setdefault((day, category, channel_id, region, currency), {"orders": 1})
         for column in ("units", "revenue_e4"):
             entry[column] = entry.get(column, 0) + int(values.get(column, 0))
-    return {"sku_totals": totals, "category": [[*key, values] for key, values in categories.items()]}
+    result = {"sku_totals": totals, "category": [[*key, values] for key, values in categories.items()]}
+    result["customer_category"], result["customer_channel"] = [], []
+    channels = {channel_id for _day, channel_id, *_rest in contribution.get("sales", [])}
+    for customer_id, day, _currency, _values in contribution.get("customer", []):
+        for category in sorted({key[1] for key in categories}):
+            result["customer_category"].append([customer_id, day, category, {"orders": 1}])
+        for channel_id in sorted(channels):
+            result["customer_channel"].append([customer_id, day, channel_id, {"orders": 1}])
+    return result
 
 
 def add_into(totals: dict[tuple[str, tuple[Any, ...]], dict[str, int]], contribution: Contribution, sign: int) -> None:
@@ -310,6 +328,8 @@ async def clear(session: AsyncSession) -> None:
         ReportDailySkuSales,
         ReportDailySkuTotal,
         ReportDailyCategorySales,
+        ReportCustomerCategory,
+        ReportCustomerChannel,
         ReportDailyFulfillment,
         ReportCustomerDay,
         ReportOrderFact,

@@ -1,5 +1,6 @@
 """reports: per (day, SKU, category, currency) totals, the SKU table without channel and region;
-per (day, category, channel, region, currency) sales, an order once per category;
+per (day, category, channel, region, currency) sales, an order once per category; orders per
+customer, day and category or channel (segment preferences);
 the stored reorder forecast per SKU and location that low-stock alerts and transferSuggest read
 
 Revision ID: 0016
@@ -57,7 +58,23 @@ def upgrade() -> None:
             "day", "category", "channel_id", "region", "currency", name=op.f("pk_report_daily_category_sales")
         ),
     )
-    _fill_categories()
+    op.create_table(
+        "report_customer_categories",
+        sa.Column("customer_id", ID, nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("category", sa.String(length=100), nullable=False),
+        sa.Column("orders", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("customer_id", "day", "category", name=op.f("pk_report_customer_categories")),
+    )
+    op.create_table(
+        "report_customer_channels",
+        sa.Column("customer_id", ID, nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("channel_id", ID, nullable=False),
+        sa.Column("orders", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("customer_id", "day", "channel_id", name=op.f("pk_report_customer_channels")),
+    )
+    _fill_derived()
     op.create_table(
         "reorder_forecasts",
         sa.Column("product_id", ID, nullable=False),
@@ -77,51 +94,64 @@ def upgrade() -> None:
     )
 
 
-def _fill_categories() -> None:
-    """Each order once per category of its stored "sku" entries (as facts.derived does)."""
+def _fill_derived() -> None:
+    """The new tables from the stored contributions, as facts.derived computes them: each order
+    once per category of its "sku" entries, and per customer once per category and channel."""
     facts = sa.table("report_order_facts", sa.column("order_id", ID), sa.column("contribution", sa.JSON()))
-    categories = sa.table(
-        "report_daily_category_sales",
-        *(sa.column(name) for name in ("day", "category", "channel_id", "region", "currency")),
-        *(sa.column(name) for name in ("orders", "units", "revenue_e4")),
-    )
+    sums: dict[str, dict[tuple, list[int]]] = {"category": {}, "customer_category": {}, "customer_channel": {}}
+
+    def add(table: str, key: tuple, *values: int) -> None:
+        total = sums[table].setdefault(key, [0] * len(values))
+        for index, value in enumerate(values):
+            total[index] += value
+
     connection = op.get_bind()
-    sums: dict[tuple, list[int]] = {}
     last = 0
-    while True:
-        rows = connection.execute(
-            sa.select(facts.c.order_id, facts.c.contribution)
-            .where(facts.c.order_id > last)
-            .order_by(facts.c.order_id)
-            .limit(5000)
-        ).all()
-        if not rows:
-            break
+    while rows := connection.execute(
+        sa.select(facts.c.order_id, facts.c.contribution)
+        .where(facts.c.order_id > last)
+        .order_by(facts.c.order_id)
+        .limit(5000)
+    ).all():
         for order_id, contribution in rows:
             last = order_id
+            contribution = contribution or {}
             seen: dict[tuple, list[int]] = {}
-            for day, _sku, category, channel_id, region, currency, values in (contribution or {}).get("sku", []):
+            for day, _sku, category, channel_id, region, currency, values in contribution.get("sku", []):
                 entry = seen.setdefault((day, category, channel_id, region, currency), [1, 0, 0])
                 entry[1] += int(values.get("units", 0))
                 entry[2] += int(values.get("revenue_e4", 0))
-            for key, (orders, units, revenue) in seen.items():
-                total = sums.setdefault(key, [0, 0, 0])
-                total[0], total[1], total[2] = total[0] + orders, total[1] + units, total[2] + revenue
-    names = ("day", "category", "channel_id", "region", "currency")
-    values = [
-        {
-            **dict(zip(names, (date.fromisoformat(key[0]), *key[1:]), strict=True)),
-            "orders": o,
-            "units": u,
-            "revenue_e4": r,
-        }
-        for key, (o, u, r) in sums.items()
-    ]
-    for start in range(0, len(values), 1000):
-        connection.execute(categories.insert(), values[start : start + 1000])
+            for key, values in seen.items():
+                add("category", key, *values)
+            channels = {entry[1] for entry in contribution.get("sales", [])}
+            for customer_id, day, *_rest in contribution.get("customer", []):
+                for category in {key[1] for key in seen}:
+                    add("customer_category", (customer_id, day, category), 1)
+                for channel_id in channels:
+                    add("customer_channel", (customer_id, day, channel_id), 1)
+    tables = {
+        "category": (
+            "report_daily_category_sales",
+            ("day", "category", "channel_id", "region", "currency"),
+            ("orders", "units", "revenue_e4"),
+        ),
+        "customer_category": ("report_customer_categories", ("customer_id", "day", "category"), ("orders",)),
+        "customer_channel": ("report_customer_channels", ("customer_id", "day", "channel_id"), ("orders",)),
+    }
+    for name, (table_name, keys, counters) in tables.items():
+        table = sa.table(table_name, *(sa.column(column) for column in (*keys, *counters)))
+        rows = []
+        for key, values in sums[name].items():
+            row = dict(zip(keys, key, strict=True)) | dict(zip(counters, values, strict=True))
+            row["day"] = date.fromisoformat(row["day"])
+            rows.append(row)
+        for start in range(0, len(rows), 1000):
+            connection.execute(table.insert(), rows[start : start + 1000])
 
 
 def downgrade() -> None:
     op.drop_table("reorder_forecasts")
+    op.drop_table("report_customer_channels")
+    op.drop_table("report_customer_categories")
     op.drop_table("report_daily_category_sales")
     op.drop_table("report_daily_sku_totals")
