@@ -189,9 +189,8 @@ async def segment_preferences(session: AsyncSession, window: Window, top: int = 
     An order with lines of two categories counts for both, so category shares can add up to more
     than 1; channel shares add up to 1. Ties: by key."""
     _, scored = scored_customers(window)
-    totals = dict(
-        (await session.execute(select(scored.c.segment, func.sum(scored.c.orders)).group_by(scored.c.segment))).all()
-    )
+    rows = await session.execute(select(scored.c.segment, func.sum(scored.c.orders)).group_by(scored.c.segment))
+    totals: dict[str, int] = {segment: int(orders) for segment, orders in rows}
     found = {name: Preferences() for name in totals}
     categories = ReportCustomerCategory
     channels = ReportCustomerChannel
@@ -209,7 +208,7 @@ async def segment_preferences(session: AsyncSession, window: Window, top: int = 
             query = query.join(Channel, Channel.id == channels.channel_id)
         ranked: dict[str, list[Preference]] = {name: [] for name in totals}
         for segment, value, orders in await session.execute(query):
-            ranked[segment].append(Preference(value, int(orders), int(orders) / int(totals[segment])))
+            ranked[segment].append(Preference(value, int(orders), int(orders) / totals[segment]))
         for segment, preferences in ranked.items():
             preferences.sort(key=lambda p: (-p.orders, p.key))
             setattr(found[segment], attribute, preferences[:top])

@@ -107,13 +107,13 @@ def _fill_derived() -> None:
 
     connection = op.get_bind()
     last = 0
-    while rows := connection.execute(
+    while facts_rows := connection.execute(
         sa.select(facts.c.order_id, facts.c.contribution)
         .where(facts.c.order_id > last)
         .order_by(facts.c.order_id)
         .limit(5000)
     ).all():
-        for order_id, contribution in rows:
+        for order_id, contribution in facts_rows:
             last = order_id
             contribution = contribution or {}
             seen: dict[tuple, list[int]] = {}
@@ -140,7 +140,7 @@ def _fill_derived() -> None:
     }
     for name, (table_name, keys, counters) in tables.items():
         table = sa.table(table_name, *(sa.column(column) for column in (*keys, *counters)))
-        rows = []
+        rows: list[dict] = []
         for key, values in sums[name].items():
             row = dict(zip(keys, key, strict=True)) | dict(zip(counters, values, strict=True))
             row["day"] = date.fromisoformat(row["day"])
