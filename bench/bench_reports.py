@@ -348,6 +348,9 @@ async def run(url: str, dsn: str, orders: int, reuse: bool) -> tuple[int, list[t
         (r[0], r[1], cents(r[2]), (last - r[3]).days) for r in raw
     ]
     results.append(("customerSegments", ours_s, raw_s, same))
+    # the preferences per segment (only computed when asked for): no raw scan beside it
+    ours_s, _ = await report(lambda s: customer_reports.segment_preferences(s, year))
+    results.append(("customerSegments.preferences (extra)", ours_s, float("nan"), True))
     # topProducts by units: the year beside the year before it
     ours_s, ours = await report(lambda s: products.top_products(s, year, products.ProductMeasure.UNITS, limit=20))
     previous = date.fromordinal(first.toordinal() - year.days)
