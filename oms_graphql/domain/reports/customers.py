@@ -1,6 +1,9 @@
-"""Customer behaviour: RFM scores and named segments, repeat-purchase rate, cohort retention.
+"""Customer behaviour: RFM scores and named segments, repeat-purchase rate, preferences per
+segment, cohort retention.
 
-From ``report_customer_days`` (paid, not cancelled orders per customer and day).
+From ``report_customer_days`` (paid, not cancelled orders per customer and day), and for the
+preferences ``report_customer_categories`` / ``report_customer_channels``. The scores are
+computed by the database (``rank()`` windows), so a report reads a few rows per segment.
 
 - Recency = days from a customer's last order in the window to the window's last day;
   frequency = orders in the window; monetary = revenue in the window.
@@ -10,6 +13,7 @@ From ``report_customer_days`` (paid, not cancelled orders per customer and day).
   (R ≥ 3, F ≥ 3), AT_RISK (R ≤ 2, F ≥ 3), LOST (R = 1), POTENTIAL (R ≥ 3), else
   NEEDS_ATTENTION.
 - repeatRate = customers with two orders or more ÷ customers (of the segment).
+- Preferences: a segment's orders with a line of a category (or on a channel) ÷ its orders.
 - Cohorts: customers by the month of their first order ever; retention[k] = share of the
   cohort with an order in the k-th month after (retention[0] = 1).
 """
