@@ -26,7 +26,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, case, cast, func, select
+from sqlalchemy import BigInteger, String, and_, case, cast, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import Channel, ReportCustomerCategory, ReportCustomerChannel, ReportCustomerDay
@@ -117,7 +117,7 @@ def scored_customers(window: Window) -> tuple[Any, Any]:
         (r >= 3, "POTENTIAL"),
         else_="NEEDS_ATTENTION",
     )
-    return per_currency, select(ranked, segment.label("segment")).subquery("scored")
+    return per_currency, select(ranked, segment.label("segment")).cte("scored")
 
 
 async def customer_rfm(session: AsyncSession, window: Window) -> list[CustomerRfm]:
@@ -193,29 +193,39 @@ async def segment_preferences(session: AsyncSession, window: Window, top: int = 
     An order with lines of two categories counts for both, so category shares can add up to more
     than 1; channel shares add up to 1. Ties: by key."""
     _, scored = scored_customers(window)
-    rows = await session.execute(select(scored.c.segment, func.sum(scored.c.orders)).group_by(scored.c.segment))
-    totals: dict[str, int] = {segment: int(orders) for segment, orders in rows}
+
+    def tagged(kind: str) -> Any:
+        return cast(literal(kind), String).label("kind")
+
+    categories, channels = ReportCustomerCategory, ReportCustomerChannel
+    in_window = [categories.day >= window.first_day, categories.day < window.end_day, categories.orders > 0]
+    on_channels = [channels.day >= window.first_day, channels.day < window.end_day, channels.orders > 0]
+    # One statement, so the database scores the customers once for the three parts.
+    query = union_all(
+        select(scored.c.segment, tagged("total"), cast(literal(""), String), whole(func.sum(scored.c.orders))).group_by(
+            scored.c.segment
+        ),
+        select(scored.c.segment, tagged("category"), categories.category, whole(func.sum(categories.orders)))
+        .join(categories, categories.customer_id == scored.c.customer_id)
+        .where(*in_window)
+        .group_by(scored.c.segment, categories.category),
+        select(scored.c.segment, tagged("channel"), Channel.code, whole(func.sum(channels.orders)))
+        .join(channels, channels.customer_id == scored.c.customer_id)
+        .join(Channel, Channel.id == channels.channel_id)
+        .where(*on_channels)
+        .group_by(scored.c.segment, Channel.code),
+    )
+    rows = (await session.execute(query)).all()
+    totals = {segment: int(orders) for segment, kind, _, orders in rows if kind == "total"}
     found = {name: Preferences() for name in totals}
-    categories = ReportCustomerCategory
-    channels = ReportCustomerChannel
-    for table, key, attribute in (
-        (categories, categories.category, "top_categories"),
-        (channels, Channel.code, "top_channels"),
-    ):
-        query = (
-            select(scored.c.segment, key, func.sum(table.orders))
-            .join(table, table.customer_id == scored.c.customer_id)
-            .where(table.day >= window.first_day, table.day < window.end_day, table.orders > 0)
-            .group_by(scored.c.segment, key)
-        )
-        if table is channels:
-            query = query.join(Channel, Channel.id == channels.channel_id)
-        ranked: dict[str, list[Preference]] = {name: [] for name in totals}
-        for segment, value, orders in await session.execute(query):
-            ranked[segment].append(Preference(value, int(orders), int(orders) / totals[segment]))
-        for segment, preferences in ranked.items():
-            preferences.sort(key=lambda p: (-p.orders, p.key))
-            setattr(found[segment], attribute, preferences[:top])
+    for segment, kind, key, orders in rows:
+        if kind != "total":
+            listed = found[segment].top_categories if kind == "category" else found[segment].top_channels
+            listed.append(Preference(key, int(orders), int(orders) / totals[segment]))
+    for each in found.values():
+        for items in (each.top_categories, each.top_channels):
+            items.sort(key=lambda p: (-p.orders, p.key))
+            del items[top:]
     return found
 
 
