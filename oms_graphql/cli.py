@@ -511,7 +511,7 @@ def report_rebuild() -> None:
     print(f"Rebuilt the report tables from {done} orders (time zone {settings.report_timezone}).")
 
 
-REPORT_NAMES = ("salesTrend", "fulfillmentKpis", "inventoryKpis", "demandForecast", "customerSegments")
+REPORT_NAMES = ("salesTrend", "topProducts", "fulfillmentKpis", "inventoryKpis", "demandForecast", "customerSegments")
 
 
 def _report_command(name: str) -> None:
@@ -525,11 +525,14 @@ def _report_command(name: str) -> None:
         sku: Annotated[list[str] | None, typer.Option(help="Only these SKUs (repeat the option).")] = None,
         channel: Annotated[list[str] | None, typer.Option(help="Only these channel codes.")] = None,
         location: Annotated[list[str] | None, typer.Option(help="Only these location codes.")] = None,
+        by: Annotated[str | None, typer.Option(help="UNITS or REVENUE (topProducts).")] = None,
+        limit: Annotated[int | None, typer.Option(help="How many products in each list (topProducts).")] = None,
         as_csv: Annotated[
             bool, typer.Option("--csv", help="CSV on stdout (the columns of GET /reports/NAME.csv).")
         ] = False,
     ) -> None:
-        report_print(name, start, end, group_by, interval, sku, channel, location, as_csv)
+        options = {"groupBy": group_by, "interval": interval, "by": by, "limit": str(limit) if limit else None}
+        report_print(name, start, end, options, sku, channel, location, as_csv)
 
     command.__doc__ = f"Print reports.{name} (a table, or CSV with --csv), with the arguments of the GraphQL field."
     report_app.command(name)(command)
@@ -539,8 +542,7 @@ def report_print(
     name: str,
     start: str | None,
     end: str | None,
-    group_by: str | None,
-    interval: str | None,
+    options: dict[str, str | None],
     sku: list[str] | None,
     channel: list[str] | None,
     location: list[str] | None,
@@ -563,7 +565,7 @@ def report_print(
         "from": [start or (now - timedelta(days=30)).isoformat()],
         "to": [end or now.isoformat()],
     }
-    for key, value in (("groupBy", group_by), ("interval", interval)):
+    for key, value in options.items():
         if value:
             params[key] = [value.upper()]
     for key, values in (("skus", sku), ("channelCodes", channel), ("locationCodes", location)):
@@ -595,6 +597,19 @@ def report_print(
 
 for _name in REPORT_NAMES:
     _report_command(_name)
+
+
+@report_app.command("forecasts")
+def report_forecasts(
+    sku: Annotated[list[str] | None, typer.Option(help="Only these SKUs (default: every stocked SKU).")] = None,
+) -> None:
+    """Store the forecast reorder suggestion of every stocked SKU at each location (what low-stock
+    alerts and transferSuggest read; run it nightly, e.g. from cron)."""
+    from oms_graphql.jobs.reports import store_forecasts
+
+    require_database()
+    stored = store_forecasts(list(sku or ()) or None)
+    print(f"Stored {stored} reorder forecasts (SKU × location).")
 
 
 @stock_app.command("verify")

@@ -5,7 +5,8 @@ arguments (names as in the schema: ``from``, ``to``, ``interval``, ``groupBy``,
 ``horizonDays``, ``skus``…, and the filter's ``channelCodes``, ``skus``, ``categories``,
 ``regions``, ``locationCodes``; lists comma-separated or repeated), runs
 ``reports { field(…) { every leaf } }`` through the schema with the caller's token, and
-writes one column per leaf (``revenue.amount``). Same arguments, permission checks and
+writes one column per leaf (``revenue.amount``); a report that answers an object of lists
+(topProducts) gets a row per listed item and a ``list`` column. Same arguments, permission checks and
 columns as GraphQL, by construction.
 """
 
@@ -110,12 +111,23 @@ def build_request(
     return f"query Report{head} {{ reports {{ {field_name}{arguments} {selection} }} }}", variables, columns
 
 
+def _pick(value: Any, parts: list[str]) -> Any:
+    """The leaf at ``parts`` under ``value``; under a list, that of each item (a list)."""
+    if not parts:
+        return value
+    if isinstance(value, list):
+        return [_pick(item, parts) for item in value]
+    return _pick(value.get(parts[0]), parts[1:]) if isinstance(value, dict) else None
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, list):  # a list's leaves in one cell: "10.00;5.00"
+        return ";".join(str(_text(item)) for item in value)
+    return "" if value is None else value
+
+
 def _cell(row: Any, column: str) -> Any:
-    for part in column.split("."):
-        row = row.get(part) if isinstance(row, dict) else None
-    if isinstance(row, (list, dict)):
-        return ";".join(str(item) for item in row) if isinstance(row, list) else str(row)
-    return "" if row is None else row
+    return _text(_pick(row, column.split(".")))
 
 
 def to_csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
@@ -125,6 +137,20 @@ def to_csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
     for row in rows:
         writer.writerow([_cell(row, column) for column in columns])
     return out.getvalue()
+
+
+def flattened(columns: list[str], answer: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """An object of lists (topProducts: ``top`` and ``rising``) as one row per listed item, its
+    list's name in a ``list`` column and the object's other fields repeated on every row."""
+    lists = [name for name, value in answer.items() if isinstance(value, list)]
+    plain = [column for column in columns if column.split(".", 1)[0] not in lists]
+    inner = list(dict.fromkeys(c.split(".", 1)[1] for c in columns if c.split(".", 1)[0] in lists and "." in c))
+    rows = [
+        {**{name: answer[name] for name in answer if name not in lists}, **item, "list": name}
+        for name in lists
+        for item in answer[name]
+    ]
+    return [*plain, "list", *inner], rows
 
 
 async def run_report(
@@ -139,7 +165,10 @@ async def run_report(
         status = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403}.get(str(code), 400)
         raise BadReportRequest(error.message, status)
     assert result.data is not None
-    return to_csv(columns, result.data["reports"][field_name])
+    answer = result.data["reports"][field_name]
+    if isinstance(answer, dict):
+        columns, answer = flattened(columns, answer)
+    return to_csv(columns, answer)
 
 
 def csv_route(database: Database, settings: Settings, schema_of: Callable[[], strawberry.Schema]) -> Route:

@@ -57,6 +57,9 @@ def test_the_dashboard_draws_every_chart_with_data(server, admin, june, tmp_path
             # Nothing shipped: completion and cancellation have a value, the three shipment rates are null.
             assert page.locator("#kpi-chart svg rect").count() == 2
             assert page.locator("#segment-chart svg rect").count() >= 1
+            # The one SKU sold 16 units in the window and nothing in the 14 days before: a top bar, none rising.
+            assert page.locator("#top-chart svg rect").count() >= 1
+            assert page.locator("#rising-list li").first.text_content() == "Nothing rising in this window."
             shot = tmp_path / "dashboard.png"
             page.screenshot(path=str(shot), full_page=True)
             if keep := __import__("os").environ.get("OMS_KEEP_SCREENSHOT"):

@@ -336,3 +336,230 @@ def test_rfm_segments_repeat_rate_and_cohorts(admin):
     april_and_may = {"from": APRIL["from"], "to": "2020-05-31T16:00:00Z"}
     cohorts = eventually(lambda: (c := admin(COHORTS, april_and_may)["reports"]["customerCohorts"]) and c)
     assert cohorts == [{"month": "2020-04-01", "customers": 5, "retention": [1.0, 0.2]}]
+
+
+TOP = """query($from: DateTime!, $to: DateTime!, $by: ProductMeasure!, $filter: ReportFilter) { reports {
+  topProducts(from: $from, to: $to, by: $by, limit: 3, minUnits: 10, filter: $filter) { previousFrom
+  top { sku units orders revenue { amount } previousUnits previousRevenue { amount } figure previousFigure change }
+  rising { sku figure change } } } }"""
+JUNE_WEEK = {"from": "2019-06-07T16:00:00Z", "to": "2019-06-14T16:00:00Z"}  # Shanghai 06-08 … 06-14
+
+
+def test_top_and_rising_products_against_the_week_before(admin, database_url):
+    from tests.test_cli import oms
+
+    tag = datetime.now(UTC).strftime("%M%S%f")
+    x, y, z, w = (f"RP-TOP-{name}-{tag}" for name in "XYZW")
+    for sku in (x, y, z, w):
+        add_product(admin, sku, "1.00")
+    # (SKU, Shanghai day, units, unit price), one paid order each; the window is 06-08 … 06-14 and
+    # the previous period the 7 days before it, 06-01 … 06-07.
+    placed = [
+        (x, "06-02", 10, "1.00"),
+        (x, "06-09", 12, "1.00"),  # 10 → 12 units: +20%
+        (y, "06-03", 1, "5.00"),
+        (y, "06-10", 3, "5.00"),  # 1 → 3: +200%, but 3 < minUnits 10
+        (z, "06-04", 5, "2.00"),
+        (z, "06-11", 10, "2.00"),
+        (z, "06-14", 5, "2.00"),  # 5 → 15: +200%
+        (w, "06-12", 20, "0.50"),  # new: nothing before, so never rising
+        (w, "06-15", 99, "0.50"),  # after the window: not counted
+    ]
+    for sku, day, units, price in placed:
+        place_order(admin, [(sku, units, price)], paid=True, placedAt=f"2019-{day}T04:00:00Z")
+    mine = {"skus": [x, y, z, w]}
+
+    def top(by: str) -> dict:
+        return admin(TOP, {**JUNE_WEEK, "by": by, "filter": mine})["reports"]["topProducts"]
+
+    # By units: W 20, Z 15, X 12 (Y's 3 is fourth, past limit 3). Rising: Z (15 − 5) ÷ 5 = 2.0,
+    # then X (12 − 10) ÷ 10 = 0.2; Y (+200%) sold under 10 units, W nothing before.
+    def refreshed() -> dict | None:
+        found = top("UNITS")
+        return found if [p["units"] for p in found["top"]] == [20, 15, 12] else None
+
+    found = eventually(refreshed)
+    assert found["previousFrom"] == "2019-06-01"
+    assert found["top"] == [
+        {
+            "sku": w,
+            "units": 20,
+            "orders": 1,
+            "revenue": [{"amount": "10.00"}],
+            "previousUnits": 0,
+            "previousRevenue": [],
+            "figure": 20.0,
+            "previousFigure": 0.0,
+            "change": None,
+        },
+        {
+            "sku": z,
+            "units": 15,
+            "orders": 2,
+            "revenue": [{"amount": "30.00"}],
+            "previousUnits": 5,
+            "previousRevenue": [{"amount": "10.00"}],
+            "figure": 15.0,
+            "previousFigure": 5.0,
+            "change": 2.0,
+        },
+        {
+            "sku": x,
+            "units": 12,
+            "orders": 1,
+            "revenue": [{"amount": "12.00"}],
+            "previousUnits": 10,
+            "previousRevenue": [{"amount": "10.00"}],
+            "figure": 12.0,
+            "previousFigure": 10.0,
+            "change": 0.2,
+        },
+    ]
+    assert found["rising"] == [{"sku": z, "figure": 15.0, "change": 2.0}, {"sku": x, "figure": 12.0, "change": 0.2}]
+    # By revenue: Z 15 × 2.00 = 30.00, Y 3 × 5.00 = 15.00, X 12.00 (W's 10.00 is fourth). Rising: Z
+    # (30 − 10) ÷ 10 = 2.0, X (12 − 10) ÷ 10 = 0.2; Y's 5.00 → 15.00 is +200% but only 3 units.
+    by_revenue = top("REVENUE")
+    assert [(p["sku"], p["figure"], p["change"]) for p in by_revenue["top"]] == [
+        (z, 30.0, 2.0),
+        (y, 15.0, 2.0),
+        (x, 12.0, 0.2),
+    ]
+    assert by_revenue["rising"] == [
+        {"sku": z, "figure": 30.0, "change": 2.0},
+        {"sku": x, "figure": 12.0, "change": 0.2},
+    ]
+    # A channel filter narrows both periods: the orders' own channel keeps everything, another none.
+    by_channel = {**JUNE_WEEK, "interval": "WEEK", "groupBy": "CHANNEL", "filter": mine}
+    [channel] = {p["key"] for p in admin(SALES, by_channel)["reports"]["salesTrend"]}
+    on_channel = {**JUNE_WEEK, "by": "UNITS", "filter": {**mine, "channelCodes": [channel]}}
+    assert admin(TOP, on_channel)["reports"]["topProducts"] == found
+    elsewhere = {**JUNE_WEEK, "by": "UNITS", "filter": {**mine, "channelCodes": ["no-such-channel"]}}
+    assert admin(TOP, elsewhere)["reports"]["topProducts"]["top"] == []
+    # As CSV: a row per listed product, its list named, the previous period's start on every row.
+    params = {**JUNE_WEEK, "by": "UNITS", "limit": "3", "minUnits": "10", "skus": ",".join(mine["skus"])}
+    text = admin.http.get("/reports/topProducts.csv", params=params).text
+    lines = text.splitlines()
+    assert lines[0].startswith("previousFrom,list,sku,category,units,orders,revenue.amount,revenue.currency,")
+    assert [line.split(",")[:5] for line in lines[1:]] == [
+        ["2019-06-01", "top", w, "", "20"],
+        ["2019-06-01", "top", z, "", "15"],
+        ["2019-06-01", "top", x, "", "12"],
+        ["2019-06-01", "rising", z, "", "15"],
+        ["2019-06-01", "rising", x, "", "12"],
+    ]
+    skus = [part for sku in mine["skus"] for part in ("--sku", sku)]
+    window = ["--from", JUNE_WEEK["from"], "--to", JUNE_WEEK["to"]]
+    printed = oms(
+        "report", "topProducts", *window, *skus, "--by", "units", "--limit", "3", "--csv", database_url=database_url
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == text
+    body = admin.raw(TOP.replace("limit: 3", "limit: 0"), {**JUNE_WEEK, "by": "UNITS", "filter": mine})
+    assert body["errors"][0]["extensions"]["code"] and "limit" in body["errors"][0]["message"]
+
+
+MERGE = """mutation($id: ID!, $dup: ID!) { customerMerge(input: {id: $id, duplicateId: $dup}) {
+  userErrors { field message code } } }"""
+ORDER_CUSTOMER = "query($id: ID!) { order(id: $id) { customer { id } } }"
+AUGUST = {"from": "2020-07-31T16:00:00Z", "to": "2020-08-31T16:00:00Z"}  # Shanghai August
+
+
+def test_a_customer_merge_moves_the_duplicate_s_orders_in_the_segments(admin):
+    tag = datetime.now(UTC).strftime("%M%S%f")
+    sku = f"RP-MERGE-{tag}"
+    add_product(admin, sku, "10.00")
+    person = {"name": "Merge P", "phone": f"+86 136{tag[-8:]}"}
+    duplicate = {"name": "Merge D", "phone": f"+86 135{tag[-8:]}"}
+    kept = place_order(admin, [(sku, 1, "10.00")], paid=True, customer=person, placedAt="2020-08-03T04:00:00Z")
+    place_order(admin, [(sku, 1, "10.00")], paid=True, customer=person, placedAt="2020-08-10T04:00:00Z")
+    moved = place_order(admin, [(sku, 1, "10.00")], paid=True, customer=duplicate, placedAt="2020-08-12T04:00:00Z")
+
+    def segments() -> list[tuple[str, int, float]]:
+        found = admin(SEGMENTS, AUGUST)["reports"]["customerSegments"]
+        return [(s["name"], s["customers"], s["repeatRate"]) for s in found]
+
+    # Two customers: P last ordered 08-10 and twice, D 08-12 once. Recency: P 1, D 1 + ⌊1 × 5 ÷ 2⌋ = 3;
+    # frequency: D 1, P 3. P (R1, F3) is AT_RISK; D (R3, one order) is POTENTIAL.
+    eventually(lambda: segments() == [("POTENTIAL", 1, 0.0), ("AT_RISK", 1, 1.0)])
+    ids = [admin(ORDER_CUSTOMER, {"id": o["id"]})["order"]["customer"]["id"] for o in (kept, moved)]
+    assert admin.mutate("customerMerge", MERGE, {"id": ids[0], "dup": ids[1]})["userErrors"] == []
+    # One customer with three orders: alone, every score is 1 + 0 = 1, so LOST; it ordered twice or more.
+    eventually(lambda: segments() == [("LOST", 1, 1.0)])
+
+
+PRODUCT = """mutation($input: ProductCreateInput!) { productCreate(input: $input) { userErrors { message } } }"""
+SEPTEMBER = {"from": "2020-08-31T16:00:00Z", "to": "2020-09-30T16:00:00Z"}  # Shanghai September
+
+
+def test_an_order_counts_once_per_category_however_many_of_its_skus_are_in_it(admin):
+    tag = datetime.now(UTC).strftime("%M%S%f")
+    shoes, hats = f"shoes-{tag}", f"hats-{tag}"
+    a, b, c = f"RP-CAT-A-{tag}", f"RP-CAT-B-{tag}", f"RP-CAT-C-{tag}"
+    for sku, category in ((a, shoes), (b, shoes), (c, hats)):
+        product = {"sku": sku, "name": sku, "category": category, "price": {"amount": "10.00", "currency": "CNY"}}
+        assert admin(PRODUCT, {"input": product})["productCreate"]["userErrors"] == []
+    # O1: 1 × A + 2 × B (both shoes); O2: 1 × A (shoes) + 1 × C (hats); both on 09-07.
+    place_order(admin, [(a, 1, "10.00"), (b, 2, "10.00")], paid=True, placedAt="2020-09-07T04:00:00Z")
+    place_order(admin, [(a, 1, "10.00"), (c, 1, "10.00")], paid=True, placedAt="2020-09-07T04:00:00Z")
+
+    def by_category() -> list[tuple[str, int, int, str]]:
+        variables = {**SEPTEMBER, "interval": "MONTH", "groupBy": "CATEGORY", "filter": {"categories": [shoes, hats]}}
+        found = admin(SALES, variables)["reports"]["salesTrend"]
+        return sorted((p["key"], p["orders"], p["units"], p["revenue"]["amount"]) for p in found)
+
+    # Shoes: 2 orders (O1 once, though it has two shoe SKUs), 1 + 2 + 1 = 4 units, 40.00; hats: O2, 1, 10.00.
+    eventually(lambda: by_category() == [(hats, 1, 1, "10.00"), (shoes, 2, 4, "40.00")])
+    # One category in the filter, no grouping: the same 2 orders containing shoes.
+    only_shoes = {**SEPTEMBER, "interval": "MONTH", "filter": {"categories": [shoes]}}
+    [point] = admin(SALES, only_shoes)["reports"]["salesTrend"]
+    assert (point["orders"], point["units"]) == (2, 4)
+
+
+PREFERENCES = """query($from: DateTime!, $to: DateTime!) { reports { customerSegments(from: $from, to: $to) {
+  name customers preferences { topCategories { key orders share } topChannels { key orders share } } } } }"""
+OCTOBER = {"from": "2020-09-30T16:00:00Z", "to": "2020-10-31T16:00:00Z"}  # Shanghai October
+
+
+def test_each_segment_s_preferred_categories_and_channels(admin):
+    tag = datetime.now(UTC).strftime("%M%S%f")
+    kitchen, garden = f"kitchen-{tag}", f"garden-{tag}"
+    k1, k2, g1 = f"RP-PREF-K1-{tag}", f"RP-PREF-K2-{tag}", f"RP-PREF-G1-{tag}"
+    for sku, category in ((k1, kitchen), (k2, kitchen), (g1, garden)):
+        product = {"sku": sku, "name": sku, "category": category, "price": {"amount": "10.00", "currency": "CNY"}}
+        assert admin(PRODUCT, {"input": product})["productCreate"]["userErrors"] == []
+    c1 = {"name": "Pref C1", "phone": f"+86 134{tag[-8:]}"}
+    c2 = {"name": "Pref C2", "phone": f"+86 133{tag[-8:]}"}
+    for customer, lines, day in (
+        (c1, [(k1, 1, "10.00")], "05"),
+        (c1, [(k1, 1, "10.00"), (g1, 1, "10.00")], "10"),
+        (c1, [(k2, 2, "10.00")], "20"),
+        (c2, [(g1, 1, "10.00")], "25"),
+    ):
+        place_order(admin, lines, paid=True, customer=customer, placedAt=f"2020-10-{day}T04:00:00Z")
+    by_channel = {**OCTOBER, "interval": "MONTH", "groupBy": "CHANNEL"}
+    [code] = eventually(lambda: {p["key"] for p in admin(SALES, by_channel)["reports"]["salesTrend"]})
+    # Scores (two customers): C1 last ordered 10-20, three times; C2 10-25, once. Recency C1 1, C2 3;
+    # frequency C2 1, C1 3: C1 AT_RISK, C2 POTENTIAL. C1's 3 orders: kitchen in all three (1.0),
+    # garden in the second (1/3); C2's one order: garden (1.0). Every order on the one channel.
+    expected = [
+        {
+            "name": "POTENTIAL",
+            "customers": 1,
+            "preferences": {
+                "topCategories": [{"key": garden, "orders": 1, "share": 1.0}],
+                "topChannels": [{"key": code, "orders": 1, "share": 1.0}],
+            },
+        },
+        {
+            "name": "AT_RISK",
+            "customers": 1,
+            "preferences": {
+                "topCategories": [
+                    {"key": kitchen, "orders": 3, "share": 1.0},
+                    {"key": garden, "orders": 1, "share": pytest.approx(1 / 3)},
+                ],
+                "topChannels": [{"key": code, "orders": 3, "share": 1.0}],
+            },
+        },
+    ]
+    eventually(lambda: admin(PREFERENCES, OCTOBER)["reports"]["customerSegments"] == expected)

@@ -93,6 +93,7 @@ FAMILIES: dict[str, tuple[set[Role | None], set[str], str]] = {
             "Mutation.stockAdjust",
             "Mutation.stockCount",
             "Mutation.reorderPolicySet",
+            "Mutation.reorderForecastRefresh",
             "Mutation.transferSuggest",
             "Mutation.transferCreate",
             "Mutation.transferShip",

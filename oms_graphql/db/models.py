@@ -748,6 +748,79 @@ class ReportDailySkuSales(Base):
     revenue_e4: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class ReportDailySkuTotal(Base):
+    """The SKU table summed over channels and regions: what SKU reports read unless a
+    channel or region narrows them (a row per day and SKU instead of one per channel × region)."""
+
+    __tablename__ = "report_daily_sku_totals"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    category: Mapped[str] = mapped_column(String(100), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(BigInteger, default=0)
+    units: Mapped[int] = mapped_column(BigInteger, default=0)
+    revenue_e4: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReportDailyCategorySales(Base):
+    """Paid, not cancelled orders per placed day, category, channel, region and currency: an
+    order counts once per category however many of its SKUs are in it (the SKU table would
+    count it once per SKU)."""
+
+    __tablename__ = "report_daily_category_sales"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    category: Mapped[str] = mapped_column(String(100), primary_key=True)
+    channel_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    region: Mapped[str] = mapped_column(String(100), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(BigInteger, default=0)
+    units: Mapped[int] = mapped_column(BigInteger, default=0)
+    revenue_e4: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReportCustomerCategory(Base):
+    """Per customer, placed day and category: its paid, not cancelled orders with a line of the
+    category (segment preferences)."""
+
+    __tablename__ = "report_customer_categories"
+
+    customer_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    category: Mapped[str] = mapped_column(String(100), primary_key=True)
+    orders: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReportCustomerChannel(Base):
+    """Per customer, placed day and channel: its paid, not cancelled orders (segment preferences)."""
+
+    __tablename__ = "report_customer_channels"
+
+    customer_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    orders: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReorderForecast(Base):
+    """The forecast-based reorder suggestion of one SKU at one location, as the
+    ``refresh_demand_forecasts`` job last computed it: low-stock alerts and transferSuggest
+    read it (a forecast is too costly inside a stock transaction) while it is fresh."""
+
+    __tablename__ = "reorder_forecasts"
+
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), primary_key=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), primary_key=True)
+    method: Mapped[str] = mapped_column(String(20))
+    lead_time_days: Mapped[int] = mapped_column(Integer)
+    daily_demand: Mapped[float] = mapped_column(Float)  # this location's share, units a day
+    demand: Mapped[float] = mapped_column(Float)  # over the lead time
+    safety_stock: Mapped[float] = mapped_column(Float)
+    quantity: Mapped[int] = mapped_column(Integer)  # to order, against the position when computed
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class ReportDailyFulfillment(Base):
     """Counts behind the fulfilment rates per placed day, channel and location."""
 

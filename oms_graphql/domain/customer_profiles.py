@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from oms_graphql.db.models import Address, ApiToken, Customer, CustomerIdentity, Order, utcnow
 from oms_graphql.domain.customers import normalise_email, normalise_phone
 from oms_graphql.domain.errors import DomainError, NotFound, Problems
+from oms_graphql.domain.reports import request_refresh
 
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
@@ -166,6 +167,9 @@ async def merge_customers(session: AsyncSession, customer_id: int, duplicate_id:
                 "This customer's personal data was erased: its orders stay anonymous and are not merged.", (field,)
             )
     moved = {"customer_id": customer.id}
+    # The reports count customers by id (RFM, cohorts): each moved order's figures move with it.
+    for order_id in await session.scalars(select(Order.id).where(Order.customer_id == duplicate.id)):
+        request_refresh(session, order_id)
     await session.execute(update(Order).where(Order.customer_id == duplicate.id).values(**moved))
     await session.execute(update(Address).where(Address.customer_id == duplicate.id).values(**moved))
     await session.execute(update(CustomerIdentity).where(CustomerIdentity.customer_id == duplicate.id).values(**moved))

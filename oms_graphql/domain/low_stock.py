@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_graphql.db.models import AlertRecord, Allocation, Location, Product, StockLevel, utcnow
+from oms_graphql.db.models import AlertRecord, Allocation, Location, Product, ReorderForecast, StockLevel, utcnow
 from oms_graphql.events.outbox import record_event, request_job
 
 LOW_STOCK = "LOW_STOCK"
 NOTIFY_JOB = "notify_alert"
 SALES_WINDOW_DAYS = 28
+# A stored forecast older than this is not used (the job runs nightly; two nights missed).
+FORECAST_FRESH_FOR = timedelta(hours=48)
 
 
 async def daily_sales(
@@ -48,6 +50,22 @@ async def daily_sales(
     return {location_id: sold.get(location_id, 0) / days for location_id in location_ids}
 
 
+async def fresh_forecasts(
+    session: AsyncSession, product_id: int, location_ids: list[int], now: datetime | None = None
+) -> dict[int, ReorderForecast]:
+    """The stored forecasts (refresh_demand_forecasts) of one SKU at these locations that are
+    recent enough to use, by location id."""
+    since = (now or utcnow()) - FORECAST_FRESH_FOR
+    rows = await session.scalars(
+        select(ReorderForecast).where(
+            ReorderForecast.product_id == product_id,
+            ReorderForecast.location_id.in_(location_ids),
+            ReorderForecast.computed_at >= since,
+        )
+    )
+    return {row.location_id: row for row in rows}
+
+
 @dataclass(frozen=True)
 class PurchaseSuggestion:
     quantity: int
@@ -62,12 +80,28 @@ def suggest_purchase(
     reorder_quantity: int | None,
     lead_time_days: int | None,
     daily_rate: float,
+    forecast: ReorderForecast | None = None,
 ) -> PurchaseSuggestion:
     """How many units to buy: enough to be back at the reorder point once the supplier delivers.
 
-    Demand during the lead time is added to the gap below the reorder point;
-    the policy's reorder quantity is the minimum order.
+    With a stored forecast: up to its forecast demand over the lead time + safety stock (and
+    at least back to the reorder point). Without one: demand during the lead time at the
+    recent daily rate is added to the gap below the reorder point. The policy's reorder
+    quantity is the minimum order either way.
     """
+    if forecast is not None:
+        target = max(reorder_point, math.ceil(forecast.demand + forecast.safety_stock))
+        gap = target - (available + in_transit)
+        parts = [
+            f"forecast {forecast.demand:.1f} over the {forecast.lead_time_days}-day lead time + safety stock "
+            f"{forecast.safety_stock:.1f} ({forecast.method}, {forecast.computed_at:%Y-%m-%d %H:%M} UTC)",
+            f"available {available}",
+        ]
+        if in_transit:
+            parts.append(f"in transit {in_transit}")
+        if reorder_quantity and reorder_quantity >= gap:
+            parts.append(f"minimum order {reorder_quantity}")
+        return PurchaseSuggestion(max(reorder_quantity or 0, gap, 1), "; ".join(parts))
     lead_demand = math.ceil(daily_rate * (lead_time_days or 0))
     gap = reorder_point + lead_demand - (available + in_transit)
     quantity = max(reorder_quantity or 0, gap, 1)
@@ -122,6 +156,7 @@ async def check_crossing(
         )
     ).one()
     rate = (await daily_sales(session, product.id, [location.id]))[location.id]
+    forecast = (await fresh_forecasts(session, product.id, [location.id])).get(location.id)
     suggestion = suggest_purchase(
         available=available,
         in_transit=in_transit,
@@ -129,6 +164,7 @@ async def check_crossing(
         reorder_quantity=reorder_quantity,
         lead_time_days=lead_time_days,
         daily_rate=rate,
+        forecast=forecast,
     )
     alert = AlertRecord(
         kind=LOW_STOCK,

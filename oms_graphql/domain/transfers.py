@@ -20,7 +20,7 @@ from oms_graphql.db.models import Location, Product, StockLevel, Transfer, Trans
 from oms_graphql.domain import limits
 from oms_graphql.domain.errors import InsufficientStock, InvalidTransition, NotFound, Problems
 from oms_graphql.domain.inventory import MovementReason, Reference, location_by_code, move_stock
-from oms_graphql.domain.low_stock import SALES_WINDOW_DAYS, daily_sales
+from oms_graphql.domain.low_stock import SALES_WINDOW_DAYS, daily_sales, fresh_forecasts
 from oms_graphql.events.outbox import request_job
 
 
@@ -366,7 +366,8 @@ async def suggest_transfers(
     location_codes: list[str] | None = None,
     sales_window_days: int = SALES_WINDOW_DAYS,
 ) -> list[SuggestedMove]:
-    """Suggested moves per SKU between active warehouses and stores, from recent sales per location."""
+    """Suggested moves per SKU between active warehouses and stores, from each location's fresh
+    stored forecast (its daily demand) or else its sales over the last ``sales_window_days``."""
     problems = Problems()
     if not 1 <= sales_window_days <= 365:
         problems.add(("salesWindowDays",), "salesWindowDays must be between 1 and 365.", "OUT_OF_RANGE")
@@ -395,6 +396,10 @@ async def suggest_transfers(
             ).all()
         }
         rates = await daily_sales(session, product.id, list(locations), sales_window_days)
+        # A fresh stored forecast (refresh_demand_forecasts) says better than the past what a
+        # location will sell; the recent rate stands in where there is none.
+        for location_id, forecast in (await fresh_forecasts(session, product.id, list(locations))).items():
+            rates[location_id] = forecast.daily_demand
         positions = []
         for location_id, location in locations.items():
             level = levels.get(location_id)

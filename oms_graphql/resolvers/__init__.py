@@ -69,6 +69,7 @@ MUTATION_PARTS: tuple[type, ...] = (
     returns.ReturnsMutation,
     identities.IdentityMutation,
     customers.CustomersMutation,
+    reports.ReportsMutation,
 )
 SUBSCRIPTION_PARTS: tuple[type, ...] = (
     subscriptions.Subscription,

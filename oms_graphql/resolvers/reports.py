@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from oms_graphql.config import get_settings
-from oms_graphql.domain.reports import common, customers, demand, fulfillment, inventory, sales
-from oms_graphql.resolvers.common import context
-from oms_graphql.schema.permissions import STAFF
+from oms_graphql.domain.reports import common, customers, demand, fulfillment, inventory, products, sales
+from oms_graphql.resolvers.common import context, run_mutation
+from oms_graphql.schema.context import Caller
+from oms_graphql.schema.permissions import OPERATE, STAFF
 from oms_graphql.schema.reports import (
     CustomerCohort,
     CustomerSegment,
@@ -22,11 +24,19 @@ from oms_graphql.schema.reports import (
     FulfillmentKpiRow,
     HoursSummary,
     InventoryKpiRow,
+    PreferenceShare,
+    ProductMeasure,
+    ProductSales,
+    ReorderForecastRefreshInput,
+    ReorderForecastRefreshPayload,
     ReorderSuggestion,
     ReportFilter,
     ReportInterval,
     SalesGroupBy,
     SalesTrendPoint,
+    SegmentPreferences,
+    StoredReorderForecast,
+    TopProducts,
 )
 from oms_graphql.schema.types import money
 
@@ -67,6 +77,37 @@ def sales_point(point: sales.SalesPoint) -> SalesTrendPoint:
         moving_average_revenue=money(point.moving_average_revenue, point.currency),
         revenue_change=point.revenue_change,
     )
+
+
+def product_sales(found: products.ProductSales) -> ProductSales:
+    return ProductSales(
+        sku=found.sku,
+        category=found.category,
+        units=found.current.units,
+        orders=found.current.orders,
+        revenue=[money(amount, currency) for currency, amount in sorted(found.current.revenue.items())],
+        previous_units=found.previous.units,
+        previous_orders=found.previous.orders,
+        previous_revenue=[money(amount, currency) for currency, amount in sorted(found.previous.revenue.items())],
+        figure=float(found.figure),
+        previous_figure=float(found.previous_figure),
+        change=found.change,
+    )
+
+
+def asked_for(selections: list[Any], name: str) -> bool:
+    """Whether the query selects ``name`` anywhere under these fields (fragments included)."""
+    return any(
+        getattr(selection, "name", None) == name or asked_for(getattr(selection, "selections", []), name)
+        for selection in selections
+    )
+
+
+def segment_preferences(found: customers.Preferences) -> SegmentPreferences:
+    def shares(items: list[customers.Preference]) -> list[PreferenceShare]:
+        return [PreferenceShare(key=p.key, orders=p.orders, share=p.share) for p in items]
+
+    return SegmentPreferences(top_categories=shares(found.top_categories), top_channels=shares(found.top_channels))
 
 
 def hours(summary: fulfillment.Hours) -> HoursSummary:
@@ -122,6 +163,31 @@ class Reports:
                 sales.SalesGroup(group_by.value) if group_by else None,
             )
         return [sales_point(point) for point in points]
+
+    @strawberry.field(
+        description="Top and rising products: each SKU's units or revenue in the window beside the period of "
+        "equal length just before it. The filter narrows by SKU, category, channel and region."
+    )
+    async def top_products(
+        self,
+        info: Info,
+        start: From,
+        to: To,
+        by: ProductMeasure = ProductMeasure.UNITS,
+        limit: Annotated[int, strawberry.argument(description="How many in each list (1 to 100).")] = 10,
+        min_units: Annotated[
+            int, strawberry.argument(description="Units a SKU must sell in the window to be rising.")
+        ] = 10,
+        filter: ReportFilter | None = None,
+    ) -> TopProducts:
+        window = window_of(start, to, filter)
+        async with context(info).database.session() as session:
+            found = await products.top_products(session, window, products.ProductMeasure(by.value), limit, min_units)
+        return TopProducts(
+            previous_from=found.previous_from,
+            top=[product_sales(p) for p in found.top],
+            rising=[product_sales(p) for p in found.rising],
+        )
 
     @strawberry.field(description="Completion, cancellation, return, late and split rates; hours to ship and deliver.")
     async def fulfillment_kpis(
@@ -181,12 +247,15 @@ class Reports:
         window = window_of(start, to, filter)
         async with context(info).database.session() as session:
             found = await customers.customer_segments(session, window)
+            wanted = asked_for(info.selected_fields, "preferences")
+            preferences = await customers.segment_preferences(session, window) if wanted else {}
         return [
             CustomerSegment(
                 name=s.name,
                 customers=s.customers,
                 revenue=[money(amount, currency) for currency, amount in s.revenue.items()],
                 repeat_rate=s.repeat_rate,
+                preferences=segment_preferences(preferences.get(s.name, customers.Preferences())),
             )
             for s in found
         ]
@@ -226,3 +295,38 @@ class ReportsQuery:
     @strawberry.field(description="Sales, fulfilment and inventory reports (staff).", permission_classes=STAFF)
     def reports(self) -> Reports:
         return Reports()
+
+
+@strawberry.type
+class ReportsMutation:
+    @strawberry.mutation(
+        description="Recompute the stored forecast reorder suggestions (what low-stock alerts and transferSuggest "
+        "read): of these SKUs now, or of every stocked SKU in the refresh_demand_forecasts job.",
+        permission_classes=OPERATE,
+    )
+    async def reorder_forecast_refresh(
+        self, info: Info, input: ReorderForecastRefreshInput
+    ) -> ReorderForecastRefreshPayload:
+        async def work(session: AsyncSession, caller: Caller) -> dict[str, Any]:
+            if input.skus is None:
+                demand.request_forecasts(session)
+                return {"queued": True}
+            stored = await demand.store_reorder_forecasts(session, report_zone(), input.skus)
+            return {
+                "forecasts": [
+                    StoredReorderForecast(
+                        sku=sku,
+                        location_code=reorder.location_code,
+                        method=row.method,
+                        lead_time_days=row.lead_time_days,
+                        daily_demand=row.daily_demand,
+                        demand=row.demand,
+                        safety_stock=row.safety_stock,
+                        quantity=row.quantity,
+                        computed_at=row.computed_at,
+                    )
+                    for sku, reorder, row in stored
+                ]
+            }
+
+        return await run_mutation(info, ReorderForecastRefreshPayload, work)

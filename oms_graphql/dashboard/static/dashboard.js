@@ -26,7 +26,23 @@
     salesTrend(from: $from, to: $to, interval: DAY) { period revenue { amount currency } orders }
     fulfillmentKpis(from: $from, to: $to) { completionRate cancellationRate returnRate lateShipmentRate splitShipmentRate }
     demandForecast(from: $from, to: $to, top: 1, horizonDays: 28) { sku method mase points { date quantity lower upper } }
+    topProducts(from: $from, to: $to, by: UNITS, limit: 8) { top { sku units change } rising { sku units change } }
     customerSegments(from: $from, to: $to) { name customers repeatRate } } }`;
+
+  const percent = (change) => (change == null ? "new" : `${change >= 0 ? "+" : ""}${Math.round(change * 100)}%`);
+
+  function showTopProducts(products) {
+    OmsCharts.barChart(document.getElementById("top-chart"),
+      products.top.map((p) => ({ label: p.sku.length > 12 ? `…${p.sku.slice(-11)}` : p.sku, value: p.units })));
+    const list = document.getElementById("rising-list");
+    list.textContent = "";
+    const rows = products.rising.length ? products.rising : [null];
+    for (const p of rows) {
+      const item = document.createElement("li");
+      item.textContent = p ? `${p.sku}: ${p.units} units (${percent(p.change)})` : "Nothing rising in this window.";
+      list.appendChild(item);
+    }
+  }
 
   async function show() {
     const from = document.getElementById("from").value;
@@ -53,6 +69,7 @@
         ["late", k.lateShipmentRate], ["split", k.splitShipmentRate]];
       OmsCharts.barChart(document.getElementById("kpi-chart"),
         rates.filter(([, v]) => v != null).map(([label, v], i) => ({ label, value: v, alt: i > 0 })), 1);
+      showTopProducts(r.topProducts);
       OmsCharts.barChart(document.getElementById("segment-chart"),
         r.customerSegments.map((s) => ({ label: s.name.replace("_", " ").toLowerCase(), value: s.customers })));
       status.textContent = `Reports from ${from} to ${to}.`;

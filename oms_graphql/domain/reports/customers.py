@@ -1,6 +1,9 @@
-"""Customer behaviour: RFM scores and named segments, repeat-purchase rate, cohort retention.
+"""Customer behaviour: RFM scores and named segments, repeat-purchase rate, preferences per
+segment, cohort retention.
 
-From ``report_customer_days`` (paid, not cancelled orders per customer and day).
+From ``report_customer_days`` (paid, not cancelled orders per customer and day), and for the
+preferences ``report_customer_categories`` / ``report_customer_channels``. The scores are
+computed by the database (``rank()`` windows), so a report reads a few rows per segment.
 
 - Recency = days from a customer's last order in the window to the window's last day;
   frequency = orders in the window; monetary = revenue in the window.
@@ -10,22 +13,23 @@ From ``report_customer_days`` (paid, not cancelled orders per customer and day).
   (R ≥ 3, F ≥ 3), AT_RISK (R ≤ 2, F ≥ 3), LOST (R = 1), POTENTIAL (R ≥ 3), else
   NEEDS_ATTENTION.
 - repeatRate = customers with two orders or more ÷ customers (of the segment).
+- Preferences: a segment's orders with a line of a category (or on a channel) ÷ its orders.
 - Cohorts: customers by the month of their first order ever; retention[k] = share of the
   cohort with an order in the k-th month after (retention[0] = 1).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, String, and_, case, cast, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_graphql.db.models import ReportCustomerDay
+from oms_graphql.db.models import Channel, ReportCustomerCategory, ReportCustomerChannel, ReportCustomerDay
 from oms_graphql.domain.money import round_money
 from oms_graphql.domain.reports.common import Window, from_e4
 
@@ -56,68 +60,173 @@ class Segment:
         return self.repeat_customers / self.customers if self.customers else 0.0
 
 
-def quintile_scores(values: list[float]) -> list[int]:
-    ordered = sorted(values)
-    count = len(values)
-    return [1 + (bisect_left(ordered, value) * 5) // count for value in values]
+def whole(total: Any) -> Any:
+    """A sum kept a BIGINT (PostgreSQL sums BIGINTs as NUMERIC, several times slower to sort)."""
+    return cast(total, BigInteger)
 
 
-def segment_of(r: int, f: int, orders: int) -> str:
-    if r >= 4 and f >= 4:
-        return "CHAMPIONS"
-    if r >= 4 and orders == 1:
-        return "NEW"
-    if r >= 3 and f >= 3:
-        return "LOYAL"
-    if r <= 2 and f >= 3:
-        return "AT_RISK"
-    if r == 1:
-        return "LOST"
-    if r >= 3:
-        return "POTENTIAL"
-    return "NEEDS_ATTENTION"
+def scored_customers(window: Window) -> tuple[Any, Any]:
+    """(per customer and currency, per customer with its R, F, M scores and segment): two
+    subqueries, so the database scores every customer and the reports read a few rows.
 
-
-async def customer_rfm(session: AsyncSession, window: Window) -> list[CustomerRfm]:
+    A score is 1 + ⌊(customers with a smaller value) × 5 ÷ customers⌋ — rank() − 1 counts
+    the smaller ones — so equal values share the score of the first of them. Monetary ranks
+    the amounts of all currencies as they are (a merchant usually has one)."""
     table = ReportCustomerDay
-    rows = await session.execute(
+    per_currency = (
         select(
-            table.customer_id, table.currency, func.max(table.day), func.sum(table.orders), func.sum(table.revenue_e4)
+            table.customer_id,
+            table.currency,
+            func.max(table.day).label("last_day"),
+            whole(func.sum(table.orders)).label("orders"),
+            whole(func.sum(table.revenue_e4)).label("revenue_e4"),
         )
         .where(table.day >= window.first_day, table.day < window.end_day, table.orders > 0)
         .group_by(table.customer_id, table.currency)
+        .cte("per_currency")
+    )
+    per_customer = (
+        select(
+            per_currency.c.customer_id,
+            func.min(per_currency.c.currency).label("first_currency"),
+            func.max(per_currency.c.last_day).label("last_day"),
+            whole(func.sum(per_currency.c.orders)).label("orders"),
+            whole(func.sum(per_currency.c.revenue_e4)).label("revenue_e4"),
+        )
+        .group_by(per_currency.c.customer_id)
+        .subquery("per_customer")
+    )
+    everyone = func.count().over()
+
+    def score(column: Any) -> Any:
+        return 1 + (func.rank().over(order_by=column) - 1) * 5 // everyone
+
+    ranked = select(
+        per_customer,
+        score(per_customer.c.last_day).label("r"),
+        score(per_customer.c.orders).label("f"),
+        score(per_customer.c.revenue_e4).label("m"),
+    ).subquery("ranked")
+    r, f = ranked.c.r, ranked.c.f
+    segment = case(
+        (and_(r >= 4, f >= 4), "CHAMPIONS"),
+        (and_(r >= 4, ranked.c.orders == 1), "NEW"),
+        (and_(r >= 3, f >= 3), "LOYAL"),
+        (and_(r <= 2, f >= 3), "AT_RISK"),
+        (r == 1, "LOST"),
+        (r >= 3, "POTENTIAL"),
+        else_="NEEDS_ATTENTION",
+    )
+    return per_currency, select(ranked, segment.label("segment")).cte("scored")
+
+
+async def customer_rfm(session: AsyncSession, window: Window) -> list[CustomerRfm]:
+    """Every customer of the window with its scores, by customer id."""
+    per_currency, scored = scored_customers(window)
+    rows = await session.execute(
+        select(
+            scored.c.customer_id,
+            scored.c.last_day,
+            scored.c.orders,
+            scored.c.r,
+            scored.c.f,
+            scored.c.m,
+            scored.c.segment,
+            per_currency.c.currency,
+            per_currency.c.revenue_e4,
+        )
+        .join(per_currency, per_currency.c.customer_id == scored.c.customer_id)
+        .order_by(scored.c.customer_id, per_currency.c.currency)
     )
     last_day = date.fromordinal(window.end_day.toordinal() - 1)
     found: dict[int, CustomerRfm] = {}
-    for customer_id, currency, latest, orders, revenue in rows:
-        entry = found.setdefault(customer_id, CustomerRfm(customer_id, (last_day - latest).days, 0, {}))
-        entry.recency_days = min(entry.recency_days, (last_day - latest).days)
-        entry.orders += int(orders)
-        entry.revenue[currency] = entry.revenue.get(currency, Decimal(0)) + from_e4(revenue)
-    customers = sorted(found.values(), key=lambda c: c.customer_id)
-    if not customers:
-        return []
-    recency = quintile_scores([-c.recency_days for c in customers])
-    frequency = quintile_scores([c.orders for c in customers])
-    # Across currencies the amounts are ranked as they are (a merchant usually has one).
-    monetary = quintile_scores([float(sum(c.revenue.values(), Decimal(0))) for c in customers])
-    for customer, r, f, m in zip(customers, recency, frequency, monetary, strict=True):
-        customer.r, customer.f, customer.m = r, f, m
-        customer.segment = segment_of(r, f, customer.orders)
-    return customers
+    for customer_id, latest, orders, r, f, m, segment, currency, revenue in rows:
+        latest = date.fromisoformat(latest) if isinstance(latest, str) else latest
+        entry = found.setdefault(
+            customer_id, CustomerRfm(customer_id, (last_day - latest).days, int(orders), {}, r, f, m, segment)
+        )
+        entry.revenue[currency] = from_e4(revenue)
+    return list(found.values())
 
 
 async def customer_segments(session: AsyncSession, window: Window) -> list[Segment]:
+    per_currency, scored = scored_customers(window)
+    # A customer with orders in two currencies has two rows: count it on its first currency's.
+    counted = per_currency.c.currency == scored.c.first_currency
+    rows = await session.execute(
+        select(
+            scored.c.segment,
+            per_currency.c.currency,
+            func.sum(case((counted, 1), else_=0)),
+            func.sum(case((and_(counted, scored.c.orders >= 2), 1), else_=0)),
+            func.sum(per_currency.c.revenue_e4),
+        )
+        .join(per_currency, per_currency.c.customer_id == scored.c.customer_id)
+        .group_by(scored.c.segment, per_currency.c.currency)
+        .order_by(scored.c.segment, per_currency.c.currency)
+    )
     segments = {name: Segment(name) for name in SEGMENTS}
-    for customer in await customer_rfm(session, window):
-        segment = segments[customer.segment]
-        segment.customers += 1
-        segment.repeat_customers += 1 if customer.orders >= 2 else 0
-        for currency, amount in customer.revenue.items():
-            segment.revenue[currency] = segment.revenue.get(currency, Decimal(0)) + amount
-    for segment in segments.values():
-        segment.revenue = {c: round_money(a, c) for c, a in sorted(segment.revenue.items())}
+    for name, currency, customers, repeat_customers, revenue in rows:
+        segment = segments[name]
+        segment.customers += int(customers)
+        segment.repeat_customers += int(repeat_customers)
+        segment.revenue[currency] = round_money(from_e4(revenue), currency)
     return [segment for segment in segments.values() if segment.customers]
+
+
+@dataclass
+class Preference:
+    key: str
+    orders: int
+    share: float  # the segment's orders with it ÷ the segment's orders
+
+
+@dataclass
+class Preferences:
+    top_categories: list[Preference] = field(default_factory=list)
+    top_channels: list[Preference] = field(default_factory=list)
+
+
+async def segment_preferences(session: AsyncSession, window: Window, top: int = 3) -> dict[str, Preferences]:
+    """Per segment, its customers' most ordered categories and channels in the window: for each,
+    the segment's orders with a line of the category (or placed on the channel) ÷ its orders.
+    An order with lines of two categories counts for both, so category shares can add up to more
+    than 1; channel shares add up to 1. Ties: by key."""
+    _, scored = scored_customers(window)
+
+    def tagged(kind: str) -> Any:
+        return cast(literal(kind), String).label("kind")
+
+    categories, channels = ReportCustomerCategory, ReportCustomerChannel
+    in_window = [categories.day >= window.first_day, categories.day < window.end_day, categories.orders > 0]
+    on_channels = [channels.day >= window.first_day, channels.day < window.end_day, channels.orders > 0]
+    # One statement, so the database scores the customers once for the three parts.
+    query = union_all(
+        select(scored.c.segment, tagged("total"), cast(literal(""), String), whole(func.sum(scored.c.orders))).group_by(
+            scored.c.segment
+        ),
+        select(scored.c.segment, tagged("category"), categories.category, whole(func.sum(categories.orders)))
+        .join(categories, categories.customer_id == scored.c.customer_id)
+        .where(*in_window)
+        .group_by(scored.c.segment, categories.category),
+        select(scored.c.segment, tagged("channel"), Channel.code, whole(func.sum(channels.orders)))
+        .join(channels, channels.customer_id == scored.c.customer_id)
+        .join(Channel, Channel.id == channels.channel_id)
+        .where(*on_channels)
+        .group_by(scored.c.segment, Channel.code),
+    )
+    rows = (await session.execute(query)).all()
+    totals = {segment: int(orders) for segment, kind, _, orders in rows if kind == "total"}
+    found = {name: Preferences() for name in totals}
+    for segment, kind, key, orders in rows:
+        if kind != "total":
+            listed = found[segment].top_categories if kind == "category" else found[segment].top_channels
+            listed.append(Preference(key, int(orders), int(orders) / totals[segment]))
+    for each in found.values():
+        for items in (each.top_categories, each.top_channels):
+            items.sort(key=lambda p: (-p.orders, p.key))
+            del items[top:]
+    return found
 
 
 @dataclass

@@ -25,10 +25,14 @@ from oms_graphql.db.models import (
     Order,
     OrderLine,
     Product,
+    ReportCustomerCategory,
+    ReportCustomerChannel,
     ReportCustomerDay,
+    ReportDailyCategorySales,
     ReportDailyFulfillment,
     ReportDailySales,
     ReportDailySkuSales,
+    ReportDailySkuTotal,
     ReportOrderFact,
     Shipment,
     ShipmentLine,
@@ -36,12 +40,29 @@ from oms_graphql.db.models import (
 
 SALES = ReportDailySales.__table__
 SKU_SALES = ReportDailySkuSales.__table__
+SKU_TOTALS = ReportDailySkuTotal.__table__
+CATEGORY_SALES = ReportDailyCategorySales.__table__
+CUSTOMER_CATEGORIES = ReportCustomerCategory.__table__
+CUSTOMER_CHANNELS = ReportCustomerChannel.__table__
 FULFILLMENT = ReportDailyFulfillment.__table__
 CUSTOMER = ReportCustomerDay.__table__
-TABLES: dict[str, Any] = {"sales": SALES, "sku": SKU_SALES, "fulfillment": FULFILLMENT, "customer": CUSTOMER}
+TABLES: dict[str, Any] = {
+    "sales": SALES,
+    "sku": SKU_SALES,
+    "sku_totals": SKU_TOTALS,
+    "category": CATEGORY_SALES,
+    "customer_category": CUSTOMER_CATEGORIES,
+    "customer_channel": CUSTOMER_CHANNELS,
+    "fulfillment": FULFILLMENT,
+    "customer": CUSTOMER,
+}
 KEYS = {
     "sales": ("day", "channel_id", "region", "currency"),
     "sku": ("day", "sku", "category", "channel_id", "region", "currency"),
+    "sku_totals": ("day", "sku", "category", "currency"),
+    "category": ("day", "category", "channel_id", "region", "currency"),
+    "customer_category": ("customer_id", "day", "category"),
+    "customer_channel": ("customer_id", "day", "channel_id"),
     "fulfillment": ("day", "channel_id", "location_id"),
     "customer": ("customer_id", "day", "currency"),
 }
@@ -205,8 +226,33 @@ def contribution_of(figures: OrderFigures, zone: ZoneInfo) -> tuple[Contribution
     return result, row
 
 
+def derived(contribution: Contribution) -> Contribution:
+    """The entries computed from one order's stored entries rather than stored themselves, so
+    that the contributions stored before their tables existed still subtract exactly what they
+    added (migration 0016 fills the tables from the stored contributions the same way):
+    the SKU totals (without channel and region), the categories (the order once each), and the
+    customer's categories and channel (segment preferences)."""
+    totals: list[list[Any]] = []
+    categories: dict[tuple[Any, ...], dict[str, int]] = {}
+    for day, sku, category, channel_id, region, currency, values in contribution.get("sku", []):
+        totals.append([day, sku, category, currency, values])
+        entry = categories.setdefault((day, category, channel_id, region, currency), {"orders": 1})
+        for column in ("units", "revenue_e4"):
+            entry[column] = entry.get(column, 0) + int(values.get(column, 0))
+    result = {"sku_totals": totals, "category": [[*key, values] for key, values in categories.items()]}
+    result["customer_category"], result["customer_channel"] = [], []
+    channels = {channel_id for _day, channel_id, *_rest in contribution.get("sales", [])}
+    for customer_id, day, _currency, _values in contribution.get("customer", []):
+        for category in sorted({key[1] for key in categories}):
+            result["customer_category"].append([customer_id, day, category, {"orders": 1}])
+        for channel_id in sorted(channels):
+            result["customer_channel"].append([customer_id, day, channel_id, {"orders": 1}])
+    return result
+
+
 def add_into(totals: dict[tuple[str, tuple[Any, ...]], dict[str, int]], contribution: Contribution, sign: int) -> None:
-    for table, entries in contribution.items():
+    """Add one order's contribution (and what derives from it) into ``totals``, × ``sign``."""
+    for table, entries in (contribution | derived(contribution)).items():
         for *key, values in entries:
             bucket = totals.setdefault((table, tuple(key)), defaultdict(int))
             for column, value in values.items():
@@ -277,5 +323,15 @@ async def refresh_orders(session: AsyncSession, order_ids: Iterable[int], zone: 
 
 
 async def clear(session: AsyncSession) -> None:
-    for model in (ReportDailySales, ReportDailySkuSales, ReportDailyFulfillment, ReportCustomerDay, ReportOrderFact):
+    for model in (
+        ReportDailySales,
+        ReportDailySkuSales,
+        ReportDailySkuTotal,
+        ReportDailyCategorySales,
+        ReportCustomerCategory,
+        ReportCustomerChannel,
+        ReportDailyFulfillment,
+        ReportCustomerDay,
+        ReportOrderFact,
+    ):
         await session.execute(delete(model))

@@ -49,6 +49,14 @@ class Forecast:
     sigma: float  # σ of the one-step residuals (units a day)
     points: list[ForecastPoint]
 
+    def share(self, fraction: float) -> Forecast:
+        """The part of this demand one location serves (its points and σ scaled)."""
+        points = [ForecastPoint(p.quantity * fraction, p.lower * fraction, p.upper * fraction) for p in self.points]
+        return Forecast(self.method, self.mase, self.sigma * fraction, points)
+
+    def daily_mean(self) -> float:
+        return sum(p.quantity for p in self.points) / len(self.points) if self.points else 0.0
+
     def demand_over(self, days: int) -> float:
         return sum(point.quantity for point in self.points[:days]) + (
             self.points[-1].quantity * max(0, days - len(self.points)) if self.points else 0.0

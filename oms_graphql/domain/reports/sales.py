@@ -18,7 +18,13 @@ from typing import Any
 from sqlalchemy import Date, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_graphql.db.models import Channel, ReportDailySales, ReportDailySkuSales
+from oms_graphql.db.models import (
+    Channel,
+    ReportDailyCategorySales,
+    ReportDailySales,
+    ReportDailySkuSales,
+    ReportDailySkuTotal,
+)
 from oms_graphql.domain.money import round_money
 from oms_graphql.domain.reports.common import Interval, Window, from_e4, period_of
 
@@ -57,18 +63,48 @@ def period_column(session: AsyncSession, day: Any, interval: Interval) -> Any:
     return func.date(day, "weekday 0", "-6 days") if interval is Interval.WEEK else func.date(day, "start of month")
 
 
+def line_table(window: Window, per_channel_or_region: bool = False) -> Any:
+    """The per-SKU table to read: the compact totals, or the detailed one when a channel or
+    region (in the filter or the grouping) must be told apart."""
+    wanted = window.filter
+    detailed = per_channel_or_region or bool(wanted.channel_codes or wanted.regions)
+    return ReportDailySkuSales if detailed else ReportDailySkuTotal
+
+
+def narrowed(query: Any, table: Any, window: Window, since: date | None = None) -> Any:
+    """``query`` over ``table`` limited to the window's days (from ``since`` when given) and filter."""
+    wanted = window.filter
+    query = query.where(table.day >= (since or window.first_day), table.day < window.end_day)
+    if wanted.channel_codes:
+        query = query.where(table.channel_id.in_(select(Channel.id).where(Channel.code.in_(wanted.channel_codes))))
+    if wanted.regions:
+        query = query.where(table.region.in_(wanted.regions))
+    if wanted.skus:
+        query = query.where(table.sku.in_(wanted.skus))
+    if wanted.categories:
+        query = query.where(table.category.in_(wanted.categories))
+    return query
+
+
 async def daily_rows(
     session: AsyncSession, window: Window, group_by: SalesGroup | None, interval: Interval = Interval.DAY
 ) -> list[Any]:
     """(period, key, currency, orders, units, revenue_e4) summed over the other columns."""
     wanted = window.filter
     by_line = group_by in (SalesGroup.SKU, SalesGroup.CATEGORY) or bool(wanted.skus or wanted.categories)
-    table: Any = ReportDailySkuSales if by_line else ReportDailySales
+    per_channel_or_region = group_by in (SalesGroup.CHANNEL, SalesGroup.REGION)
+    table: Any
+    if by_line and group_by is not SalesGroup.SKU and not wanted.skus:
+        table = ReportDailyCategorySales  # an order once per category, not once per SKU
+    elif by_line:
+        table = line_table(window, per_channel_or_region)
+    else:
+        table = ReportDailySales
     key: Any
     if group_by is SalesGroup.SKU:
-        key = ReportDailySkuSales.sku
+        key = table.sku
     elif group_by is SalesGroup.CATEGORY:
-        key = ReportDailySkuSales.category
+        key = table.category
     elif group_by is SalesGroup.CHANNEL:
         key = Channel.code
     elif group_by is SalesGroup.REGION:
@@ -78,17 +114,9 @@ async def daily_rows(
     period = period_column(session, table.day, interval).label("period")
     columns = [period, table.currency, func.sum(table.orders), func.sum(table.units), func.sum(table.revenue_e4)]
     query = select(*columns, *([key] if key is not None else []))
-    if group_by is SalesGroup.CHANNEL or wanted.channel_codes:
+    if group_by is SalesGroup.CHANNEL:
         query = query.join(Channel, Channel.id == table.channel_id)
-    query = query.where(table.day >= window.first_day, table.day < window.end_day)
-    if wanted.channel_codes:
-        query = query.where(Channel.code.in_(wanted.channel_codes))
-    if wanted.regions:
-        query = query.where(table.region.in_(wanted.regions))
-    if wanted.skus:
-        query = query.where(ReportDailySkuSales.sku.in_(wanted.skus))
-    if wanted.categories:
-        query = query.where(ReportDailySkuSales.category.in_(wanted.categories))
+    query = narrowed(query, table, window)
     query = query.group_by(period, table.currency, *([key] if key is not None else []))
     rows = []
     for row in await session.execute(query):
