@@ -5,7 +5,7 @@ offset, so each page is one index range scan however deep it is. (placed_at, id)
 the index on placed_at alone, which it covers.
 
 Revision ID: 0020
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-01 16:00:00.000000
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0020"
-down_revision: str | None = "0015"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
