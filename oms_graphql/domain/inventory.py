@@ -23,11 +23,25 @@ low-stock flag (one alert per crossing below the reorder point, see
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Integer, Select, String, and_, case, func, insert, literal, or_, select, union_all, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -423,6 +437,164 @@ async def reserve_stock(
         reference=reference,
         keep_safety_stock=True,
     )
+
+
+@dataclass(frozen=True)
+class Take:
+    """Units of one product to reserve at one location, for what ``reference`` names (an order)."""
+
+    product: Product
+    location: Location
+    units: int
+    reference: Reference
+
+
+async def reserve_many(session: AsyncSession, groups: Sequence[Sequence[Take]]) -> list[bool]:
+    """Reserve each group of takes whole or not at all; which groups were reserved, in order.
+
+    A group is what one order needs: if one of its takes is short (a concurrent
+    order took the stock), none of the group is reserved and the caller plans it
+    again. The levels are locked first, in (location, product) order for every
+    caller, so concurrent batches queue on their first common level and never
+    deadlock. The groups are then checked in order against the locked figures
+    (keeping the safety stock, as :func:`reserve_stock` does), and every level
+    is moved by the sum of its accepted takes in one guarded UPDATE, with one
+    RESERVE ledger row and one "stock" event per take, as reserving them one by
+    one would write them.
+    """
+    wanted = sorted({(take.location.id, take.product.id) for group in groups for take in group})
+    if not wanted:
+        return [True] * len(groups)
+    locked = await session.execute(
+        select(
+            StockLevel.location_id,
+            StockLevel.product_id,
+            StockLevel.id,
+            StockLevel.on_hand,
+            StockLevel.reserved,
+            StockLevel.in_transit,
+            StockLevel.safety_stock,
+        )
+        .where(tuple_(StockLevel.location_id, StockLevel.product_id).in_(wanted))
+        .order_by(StockLevel.location_id, StockLevel.product_id)
+        .with_for_update()
+    )
+    levels = {(row[0], row[1]): list(row[2:]) for row in locked}  # id, on hand, reserved, in transit, safety
+    accepted = []
+    for group in groups:
+        needs: dict[tuple[int, int], int] = {}
+        for take in group:
+            key = (take.location.id, take.product.id)
+            needs[key] = needs.get(key, 0) + take.units
+        fits = all(
+            key in levels and levels[key][1] - levels[key][2] - units >= levels[key][4] for key, units in needs.items()
+        )
+        accepted.append(fits)
+        if fits:
+            for key, units in needs.items():
+                levels[key][2] += units
+    takes = [take for group, fits in zip(groups, accepted, strict=True) if fits for take in group]
+    if takes:
+        await _book_reservations(session, takes, levels)
+    return accepted
+
+
+async def _book_reservations(
+    session: AsyncSession, takes: Sequence[Take], levels: dict[tuple[int, int], list[int]]
+) -> None:
+    """Write what :func:`reserve_many` accepted; ``levels`` holds each locked level's figures after it."""
+    now = utcnow()
+    units: dict[tuple[int, int], int] = {}
+    for take in takes:
+        key = (take.location.id, take.product.id)
+        units[key] = units.get(key, 0) + take.units
+    # Each take's event carries the figures right after it: the level before the batch plus the takes so far.
+    reserved = {key: levels[key][2] - moved for key, moved in units.items()}
+    movements, events = [], []
+    for take in takes:
+        key = (take.location.id, take.product.id)
+        reserved[key] += take.units
+        _id, on_hand, _reserved, in_transit, _safety = levels[key]
+        figures = LevelFigures(on_hand, reserved[key], in_transit, levels[key][4])
+        movements.append(
+            {
+                "product_id": take.product.id,
+                "location_id": take.location.id,
+                "reason": MovementReason.RESERVE.value,
+                "on_hand_delta": 0,
+                "reserved_delta": take.units,
+                "in_transit_delta": 0,
+                "reference_type": take.reference.type,
+                "reference_id": take.reference.id,
+                "reference": take.reference.text,
+                "actor": take.reference.actor,
+                "created_at": now,
+            }
+        )
+        event = {
+            "sku": take.product.sku,
+            "locationCode": take.location.code,
+            "reason": MovementReason.RESERVE.value,
+            "onHandDelta": 0,
+            "reservedDelta": take.units,
+            "inTransitDelta": 0,
+            "reference": take.reference.text,
+            "at": now.isoformat(),
+            **_figures_payload(figures),
+        }
+        events.append({"kind": "event", "topic": "stock", "payload": event, "created_at": now, "attempts": 0})
+    per_level = {levels[key][0]: moved for key, moved in units.items()}
+    new_reserved = StockLevel.reserved + case(per_level, value=StockLevel.id)
+    moved = (
+        update(StockLevel)
+        .where(
+            StockLevel.id.in_(sorted(per_level)),
+            new_reserved <= StockLevel.on_hand,
+            StockLevel.on_hand - new_reserved >= StockLevel.safety_stock,
+        )
+        .values(reserved=new_reserved, sync_version=StockLevel.sync_version + 1, updated_at=now)
+        .returning(
+            StockLevel.id,
+            StockLevel.location_id,
+            StockLevel.product_id,
+            StockLevel.low_stock_alerted,
+            StockLevel.sync_version,
+            StockLevel.synced_version,
+            StockLevel.reorder_point,
+        )
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement: the UPDATE, its ledger rows and their events (data-modifying CTEs).
+        updated = moved.cte("moved")
+        ledger = insert(StockMovement).values(movements).cte("ledger")
+        outbox = insert(OutboxEntry).values(events).cte("event")
+        rows = (await session.execute(select(updated).add_cte(ledger).add_cte(outbox))).all()
+    else:  # SQLite: one writer at a time, the statements follow each other
+        rows = (await session.execute(moved.execution_options(synchronize_session=False))).all()
+        await session.execute(insert(StockMovement), movements)
+        await session.execute(insert(OutboxEntry), events)
+    if len(rows) != len(per_level):  # the levels are locked: the figures checked above still hold
+        raise RuntimeError("a locked stock level refused its reservation")
+    note_outbox_written(session)
+    takes_by_level = {(take.location.id, take.product.id): take for take in takes}
+    asked: set[int] = set()
+    for level, location_id, product_id, alerted, sync_version, synced_version, reorder_point in rows:
+        take = takes_by_level[(location_id, product_id)]
+        _id, on_hand, reserved_now, in_transit, safety_stock = levels[(location_id, product_id)]
+        figures = LevelFigures(on_hand, reserved_now, in_transit, safety_stock, reorder_point)
+        await low_stock.check_crossing(
+            session,
+            level_id=level,
+            product=take.product,
+            location=take.location,
+            available=figures.available,
+            in_transit=in_transit,
+            reorder_point=reorder_point,
+            alerted=bool(alerted),
+        )
+        if sync_version == synced_version + 1 and product_id not in asked:
+            asked.add(product_id)  # the first change since the last push: one (debounced) push per SKU
+            request_job(session, STOCK_CHANGED_JOB, product_id=product_id)
 
 
 async def ship_stock(
