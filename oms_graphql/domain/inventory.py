@@ -505,9 +505,11 @@ async def _book_reservations(
     """Write what :func:`reserve_many` accepted; ``levels`` holds each locked level's figures after it."""
     now = utcnow()
     units: dict[tuple[int, int], int] = {}
+    movements_of: dict[int, int] = {}  # level id -> its takes: each movement bumps sync_version
     for take in takes:
         key = (take.location.id, take.product.id)
         units[key] = units.get(key, 0) + take.units
+        movements_of[levels[key][0]] = movements_of.get(levels[key][0], 0) + 1
     # Each take's event carries the figures right after it: the level before the batch plus the takes so far.
     reserved = {key: levels[key][2] - moved for key, moved in units.items()}
     movements, events = [], []
@@ -552,7 +554,11 @@ async def _book_reservations(
             new_reserved <= StockLevel.on_hand,
             StockLevel.on_hand - new_reserved >= StockLevel.safety_stock,
         )
-        .values(reserved=new_reserved, sync_version=StockLevel.sync_version + 1, updated_at=now)
+        .values(
+            reserved=new_reserved,
+            sync_version=StockLevel.sync_version + case(movements_of, value=StockLevel.id),
+            updated_at=now,
+        )
         .returning(
             StockLevel.id,
             StockLevel.location_id,
@@ -592,7 +598,7 @@ async def _book_reservations(
             reorder_point=reorder_point,
             alerted=bool(alerted),
         )
-        if sync_version == synced_version + 1 and product_id not in asked:
+        if sync_version - movements_of[level] == synced_version and product_id not in asked:
             asked.add(product_id)  # the first change since the last push: one (debounced) push per SKU
             request_job(session, STOCK_CHANGED_JOB, product_id=product_id)
 
