@@ -3,10 +3,15 @@
 Where is the planner's choice (:mod:`allocation_plan`: fewest locations, then the
 lowest score of shipping cost, distance, priority and stock balance), unless an
 allocation plugin ranks the locations (then each line is taken from the first
-ranked location with stock, as the first version did). The chosen units are
-reserved with the ledger's guarded update; a reservation that a concurrent order
-beat us to makes the planner start again with fresh figures. If the stock is
-short the savepoint is rolled back and the order waits as BACKORDERED.
+ranked location with stock, as the first version did).
+
+Orders are allocated in batches (one order is a batch of one): the batch's orders,
+lines, addresses and the stock of its products are read in a few queries, each
+order is planned against what the orders before it left, and the whole batch is
+reserved at once by the ledger (:func:`inventory.reserve_many`: every level
+locked in (location, product) order, one guarded UPDATE). If a concurrent
+transaction took stock that a plan counted on, the batch is planned again with
+its levels locked first. An order whose stock is short waits as BACKORDERED.
 """
 
 from __future__ import annotations
@@ -39,8 +44,6 @@ from oms_graphql.plugins.contract import AllocationRequest, CandidateLocation
 
 # The dispatch job of a fulfillment order whose location dispatches by itself (domain/dispatch).
 AUTO_DISPATCH_JOB = "dispatch_fulfillment_order"
-# Plans started again when concurrent orders took the stock a plan counted on.
-MAX_REPLANS = 20
 # Orders allocated together at most (a channel page is ~100): bounds each statement's parameters.
 BATCH_SIZE = 200
 
@@ -54,9 +57,16 @@ class AllocationOutcome:
     changed: bool
 
 
-async def _sites(session: AsyncSession, product_ids: Sequence[int]) -> tuple[list[Site], dict[int, Location]]:
+class _Raced(Exception):
+    """A reservation was refused: a concurrent order took the stock first."""
+
+
+async def _sites(
+    session: AsyncSession, product_ids: Sequence[int], locked: bool = False
+) -> tuple[list[Site], dict[int, Location]]:
+    """Where the products are free to take; ``locked``: the levels locked, in (location, product) order."""
     free = StockLevel.on_hand - StockLevel.reserved - StockLevel.safety_stock
-    rows = await session.execute(
+    query = (
         select(Location, StockLevel.product_id, free, free - StockLevel.reorder_point)
         .join(StockLevel, StockLevel.location_id == Location.id)
         .where(
@@ -66,6 +76,9 @@ async def _sites(session: AsyncSession, product_ids: Sequence[int]) -> tuple[lis
             free > 0,
         )
     )
+    if locked:
+        query = query.order_by(StockLevel.location_id, StockLevel.product_id).with_for_update(of=StockLevel)
+    rows = await session.execute(query)
     sites: dict[int, Site] = {}
     locations: dict[int, Location] = {}
     for location, product_id, available, above_reorder in rows:
@@ -147,11 +160,9 @@ async def allocate_orders(
 ) -> list[AllocationOutcome]:
     """Allocate a batch of orders in the caller's transaction (a page of ingested orders), in id order.
 
-    Each order gets what :func:`allocate_order` would give it one after the other:
-    the batch is read in a few queries, each order is planned against the stock
-    the orders before it left, and the whole batch is reserved at once
-    (:func:`inventory.reserve_many`). An order whose stock a concurrent
-    transaction took first is planned again with fresh figures. Idempotent per order.
+    Each order gets what :func:`allocate_order` would give it one after the other;
+    the fulfillment orders, allocations, status changes and events of the whole
+    batch are written in a few multi-row inserts. Idempotent per order.
     """
     outcomes: list[AllocationOutcome] = []
     ids = sorted(set(order_ids))
@@ -171,27 +182,27 @@ async def _allocate_batch(
     waiting = [order for order in orders if order.status in (OrderStatus.CONFIRMED, OrderStatus.BACKORDERED)]
     pending, products = await _load(session, waiting)
     planned: list[_Planned] = []
-    short: dict[int, str] = {}
-    locations: dict[int, Location] = {}
-    for _attempt in range(MAX_REPLANS):
-        if not pending:
-            break
-        sites, found = await _sites(session, sorted({want.product_id for each in pending for want in each.wants}))
-        locations.update(found)
-        tried = []
-        for each in pending:
-            mine = _sites_for(sites, each.wants)
-            candidates = _candidates(rank, each, mine)
-            if not candidates:
-                short[each.order.id] = _short_sku(each.wants, mine)
-                continue
-            tried.append(_Planned(each, candidates[0], candidates[1:]))
-            _take(sites, candidates[0])
-        reserved = await reserve_many(session, [_takes(one, locations, products, actor) for one in tried])
-        planned += [one for one, ok in zip(tried, reserved, strict=True) if ok]
-        pending = [one.pending for one, ok in zip(tried, reserved, strict=True) if not ok]
-    for each in pending:  # still beaten to the stock after every replan
-        short[each.order.id] = "stock that concurrent orders took first"
+    for locked in (False, True):
+        # First against the figures as read. If a concurrent transaction took stock that a plan
+        # counted on, rolling back the savepoint gives back every row lock the attempt took, and
+        # the batch is planned again with its levels locked first, in the one (location, product)
+        # order every allocator locks in: that attempt cannot be refused, and cannot deadlock.
+        tried, short, locations = await _plan(session, pending, products, rank, locked)
+        if not tried:
+            break  # every order is short: nothing to reserve
+        takes = [_takes(one, locations, products, actor) for one in tried]
+        try:
+            async with session.begin_nested():
+                reserved = await reserve_many(session, takes)
+                if not locked and not all(reserved):
+                    raise _Raced
+        except _Raced:
+            continue
+        planned = [one for one, ok in zip(tried, reserved, strict=True) if ok]
+        for one, ok in zip(tried, reserved, strict=True):
+            if not ok:  # not expected: the levels were locked
+                short[one.pending.order.id] = "stock that concurrent orders took first"
+        break
     await _record(session, planned, locations, actor)
     backordered = [order for order in waiting if order.id in short and order.status != OrderStatus.BACKORDERED]
     await set_statuses(
@@ -202,6 +213,29 @@ async def _allocate_batch(
     )
     changed = {one.pending.order.id for one in planned} | {order.id for order in backordered}
     return [AllocationOutcome(order.id, order.status, order.id in changed) for order in orders]
+
+
+async def _plan(
+    session: AsyncSession,
+    pending: Sequence[_Order],
+    products: dict[int, Product],
+    rank: RankLocations | None,
+    locked: bool,
+) -> tuple[list[_Planned], dict[int, str], dict[int, Location]]:
+    """Each order planned in turn against what the orders before it left; (plans, short SKU by order, sites)."""
+    sites, locations = await _sites(
+        session, sorted({want.product_id for each in pending for want in each.wants}), locked
+    )
+    planned, short = [], {}
+    for each in pending:
+        mine = _sites_for(sites, each.wants)
+        candidates = _candidates(rank, each, mine)
+        if not candidates:
+            short[each.order.id] = _short_sku(each.wants, mine)
+            continue
+        planned.append(_Planned(each, candidates[0], candidates[1:]))
+        _take(sites, candidates[0])
+    return planned, short, locations
 
 
 async def _load(session: AsyncSession, orders: Sequence[Order]) -> tuple[list[_Order], dict[int, Product]]:
