@@ -23,6 +23,7 @@ low-stock flag (one alert per crossing below the reorder point, see
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,6 +33,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    bindparam,
     case,
     func,
     insert,
@@ -234,7 +236,124 @@ def _rows_of(selects: Iterable[Select[Any]]) -> Select[Any]:
     return select(*(column for column in rows.c if column.key != "entry")).order_by(rows.c.entry)
 
 
-async def _update_and_record(session: AsyncSession, moved: Any, bookings: list[_Booking]) -> tuple[Any, bool]:
+# The types of a "stock" event's values; the figures after the movement are added to them.
+_EVENT_TYPES: dict[str, Any] = {
+    "sku": String,
+    "locationCode": String,
+    "reason": String,
+    "onHandDelta": Integer,
+    "reservedDelta": Integer,
+    "inTransitDelta": Integer,
+    "reference": String,
+    "at": String,
+}
+_MOVEMENT_COLUMNS = (
+    "product_id",
+    "location_id",
+    "reason",
+    "on_hand_delta",
+    "reserved_delta",
+    "in_transit_delta",
+    "reference_type",
+    "reference_id",
+    "reference",
+    "actor",
+    "created_at",
+)
+
+
+@functools.cache
+def _movement_statements(bookings: int, keep_safety_stock: bool, sellable_changed: bool) -> tuple[Any, Any]:
+    """The guarded UPDATE of one level, and on PostgreSQL the same with its ledger rows and events.
+
+    Built once per shape, with every value a bound parameter: building a statement
+    and its cache key costs more CPU than PostgreSQL spends running it, and on a
+    hot SKU that CPU is spent while others queue for the row lock.
+    """
+    on_hand, reserved, in_transit = (
+        bindparam(f"by_{name}", type_=Integer) for name in ("on_hand", "reserved", "in_transit")
+    )
+    new_on_hand = StockLevel.on_hand + on_hand
+    new_reserved = StockLevel.reserved + reserved
+    guards = [
+        StockLevel.product_id == bindparam("of_product_id", type_=StockLevel.product_id.type),
+        StockLevel.location_id == bindparam("at_location_id", type_=StockLevel.location_id.type),
+        new_on_hand >= 0,
+        new_reserved >= 0,
+        new_reserved <= new_on_hand,
+        StockLevel.in_transit + in_transit >= 0,
+    ]
+    if keep_safety_stock:
+        guards.append(new_on_hand - new_reserved >= StockLevel.safety_stock)
+    values: dict[str, Any] = {
+        "on_hand": new_on_hand,
+        "reserved": new_reserved,
+        "in_transit": StockLevel.in_transit + in_transit,
+        "updated_at": bindparam("now", type_=StockLevel.updated_at.type),
+    }
+    if sellable_changed:
+        values["sync_version"] = StockLevel.sync_version + 1
+    moved = (
+        update(StockLevel)
+        .where(*guards)
+        .values(values)
+        .returning(
+            StockLevel.on_hand,
+            StockLevel.reserved,
+            StockLevel.in_transit,
+            StockLevel.safety_stock,
+            StockLevel.reorder_point,
+            StockLevel.low_stock_alerted,
+            StockLevel.sync_version,
+            StockLevel.synced_version,
+            StockLevel.id,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    updated = moved.cte("moved")
+    columns = StockMovement.__table__.c
+    ledger = insert(StockMovement).from_select(
+        list(_MOVEMENT_COLUMNS),
+        _rows_of(
+            select(*(bindparam(f"m{n}_{name}", type_=columns[name].type) for name in _MOVEMENT_COLUMNS)).select_from(
+                updated
+            )
+            for n in range(bookings)
+        ),
+    )
+    events = []
+    for n in range(bookings):
+        pairs: list[Any] = []
+        for key, kind in _EVENT_TYPES.items():
+            pairs += [literal(key, String), bindparam(f"e{n}_{key}", type_=kind)]
+        # The figures right after this entry: the row after the UPDATE less what later entries moved.
+        figures = {
+            key: column - bindparam(f"l{n}_{key}", type_=Integer)
+            for key, column in (
+                ("onHand", updated.c.on_hand),
+                ("reserved", updated.c.reserved),
+                ("inTransit", updated.c.in_transit),
+            )
+        }
+        figures["available"] = func.greatest(0, figures["onHand"] - figures["reserved"] - updated.c.safety_stock)
+        for key, column in figures.items():
+            pairs += [literal(key, String), column]
+        events.append(
+            select(
+                literal("event", String),
+                literal("stock", String),
+                func.json_build_object(*pairs),
+                bindparam("now", type_=OutboxEntry.__table__.c.created_at.type),
+                literal(0, Integer),
+            ).select_from(updated)
+        )
+    outbox = insert(OutboxEntry).from_select(["kind", "topic", "payload", "created_at", "attempts"], _rows_of(events))
+    return moved, select(updated).add_cte(ledger.cte("ledger")).add_cte(outbox.cte("event"))
+
+
+async def _update_and_record(
+    session: AsyncSession, statements: tuple[Any, Any], params: dict[str, Any], bookings: list[_Booking]
+) -> tuple[Any, bool]:
     """The guarded UPDATE and what it records; (row after it or None when refused, events written?).
 
     On PostgreSQL the UPDATE, its ledger rows and their "stock" outbox events are
@@ -244,53 +363,13 @@ async def _update_and_record(session: AsyncSession, moved: Any, bookings: list[_
     Elsewhere (SQLite, one writer at a time) the ledger rows follow the UPDATE
     and the events are written with ``record_event``.
     """
+    moved, recorded = statements
     if session.get_bind().dialect.name != "postgresql":
-        row = (await session.execute(moved.execution_options(synchronize_session=False))).first()
+        row = (await session.execute(moved, params)).first()
         if row is not None:
-            await session.execute(insert(StockMovement).values([booking.movement for booking in bookings]))
+            await session.execute(insert(StockMovement), [booking.movement for booking in bookings])
         return row, False
-    updated = moved.cte("moved")
-    columns = list(bookings[0].movement)
-    ledger = insert(StockMovement).from_select(
-        columns,
-        _rows_of(
-            select(
-                *(literal(booking.movement[name], StockMovement.__table__.c[name].type) for name in columns)
-            ).select_from(updated)
-            for booking in bookings
-        ),
-    )
-    events = []
-    for booking in bookings:
-        pairs: list[Any] = []
-        for key, value in booking.event.items():
-            pairs += [literal(key, String), literal(value, Integer if isinstance(value, int) else String)]
-        # The figures right after this entry: the row after the UPDATE less what later entries moved.
-        on_hand, reserved, in_transit = (
-            column - later if later else column
-            for column, later in zip(
-                (updated.c.on_hand, updated.c.reserved, updated.c.in_transit), booking.later, strict=True
-            )
-        )
-        available = func.greatest(0, on_hand - reserved - updated.c.safety_stock)
-        for key, column in (
-            ("onHand", on_hand),
-            ("reserved", reserved),
-            ("inTransit", in_transit),
-            ("available", available),
-        ):
-            pairs += [literal(key, String), column]
-        events.append(
-            select(
-                literal("event", String),
-                literal("stock", String),
-                func.json_build_object(*pairs),
-                literal(booking.movement["created_at"], OutboxEntry.__table__.c.created_at.type),
-            ).select_from(updated)
-        )
-    outbox = insert(OutboxEntry).from_select(["kind", "topic", "payload", "created_at"], _rows_of(events))
-    result = await session.execute(select(updated).add_cte(ledger.cte("ledger")).add_cte(outbox.cte("event")))
-    row = result.first()
+    row = (await session.execute(recorded, params)).first()
     if row is not None:
         note_outbox_written(session)
     return row, row is not None
@@ -323,45 +402,17 @@ async def move_stock(
     fits a GraphQL Int.
     """
     await limits.check_room_for(session, product.id, product.sku, on_hand + in_transit, field)
-    new_on_hand = StockLevel.on_hand + on_hand
-    new_reserved = StockLevel.reserved + reserved
-    guards = [
-        StockLevel.product_id == product.id,
-        StockLevel.location_id == location.id,
-        new_on_hand >= 0,
-        new_reserved >= 0,
-        new_reserved <= new_on_hand,
-        StockLevel.in_transit + in_transit >= 0,
-    ]
-    if keep_safety_stock:
-        guards.append(new_on_hand - new_reserved >= StockLevel.safety_stock)
-    values = {
-        "on_hand": new_on_hand,
-        "reserved": new_reserved,
-        "in_transit": StockLevel.in_transit + in_transit,
-        "updated_at": utcnow(),
-    }
-    sellable_changed = bool(on_hand or reserved)
-    if sellable_changed:
-        values["sync_version"] = StockLevel.sync_version + 1
-    moved = (
-        update(StockLevel)
-        .where(*guards)
-        .values(values)
-        .returning(
-            StockLevel.on_hand,
-            StockLevel.reserved,
-            StockLevel.in_transit,
-            StockLevel.safety_stock,
-            StockLevel.reorder_point,
-            StockLevel.low_stock_alerted,
-            StockLevel.sync_version,
-            StockLevel.synced_version,
-            StockLevel.id,
-        )
-    )
     now = utcnow()
+    sellable_changed = bool(on_hand or reserved)
     entries = ledger_entries(reason, on_hand=on_hand, reserved=reserved, in_transit=in_transit)
+    params: dict[str, Any] = {
+        "of_product_id": product.id,
+        "at_location_id": location.id,
+        "by_on_hand": on_hand,
+        "by_reserved": reserved,
+        "by_in_transit": in_transit,
+        "now": now,
+    }
     bookings = []
     for index, entry in enumerate(entries):
         after = entries[index + 1 :]
@@ -394,10 +445,16 @@ async def move_stock(
             "at": now.isoformat(),
         }
         bookings.append(_Booking(movement, event, later))
-    row, events_written = await _update_and_record(session, moved, bookings)
+        params.update({f"m{index}_{name}": value for name, value in movement.items()})
+        params.update({f"e{index}_{key}": value for key, value in event.items()})
+        params.update(
+            {f"l{index}_{key}": value for key, value in zip(("onHand", "reserved", "inTransit"), later, strict=True)}
+        )
+    statements = _movement_statements(len(bookings), keep_safety_stock, sellable_changed)
+    row, events_written = await _update_and_record(session, statements, params, bookings)
     if row is None and await _missing_level(session, product.id, location.id):
         await level_id(session, product.id, location.id)  # the first movement of this SKU here
-        row, events_written = await _update_and_record(session, moved, bookings)
+        row, events_written = await _update_and_record(session, statements, params, bookings)
     if row is None:
         return None
     level = int(row[8])
