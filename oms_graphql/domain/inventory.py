@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -40,6 +41,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     tuple_,
     union_all,
     update,
@@ -506,6 +508,56 @@ class Take:
     reference: Reference
 
 
+# The ledger columns that differ between reserve_many's rows.
+_TAKE_COLUMNS = ("product_id", "location_id", "reserved_delta", "reference_type", "reference_id", "reference", "actor")
+# What reserve_many reads back of each level it moved.
+_RESERVED_COLUMNS = (
+    StockLevel.id,
+    StockLevel.location_id,
+    StockLevel.product_id,
+    StockLevel.low_stock_alerted,
+    StockLevel.sync_version,
+    StockLevel.synced_version,
+    StockLevel.reorder_point,
+)
+# reserve_many on PostgreSQL: the guarded UPDATE of every level, its RESERVE ledger rows and their
+# "stock" events in one statement whose text is the same for any number of takes (arrays, unnested),
+# so it is compiled and prepared once. The levels are already locked and checked.
+_RESERVE_MANY = text(
+    """
+WITH moved AS (
+    UPDATE stock_levels
+    SET reserved = stock_levels.reserved + v.units,
+        sync_version = stock_levels.sync_version + v.moves,
+        updated_at = :now
+    FROM unnest(CAST(:level_ids AS BIGINT[]), CAST(:units AS INTEGER[]), CAST(:moves AS INTEGER[]))
+        AS v(id, units, moves)
+    WHERE stock_levels.id = v.id
+      AND stock_levels.reserved + v.units <= stock_levels.on_hand
+      AND stock_levels.on_hand - (stock_levels.reserved + v.units) >= stock_levels.safety_stock
+    RETURNING stock_levels.id, stock_levels.location_id, stock_levels.product_id, stock_levels.low_stock_alerted,
+        stock_levels.sync_version, stock_levels.synced_version, stock_levels.reorder_point
+), ledger AS (
+    INSERT INTO stock_movements (product_id, location_id, reason, on_hand_delta, reserved_delta, in_transit_delta,
+        reference_type, reference_id, reference, actor, created_at)
+    SELECT m.product_id, m.location_id, 'RESERVE', 0, m.units, 0, m.reference_type, m.reference_id, m.reference,
+        m.actor, :now
+    FROM unnest(CAST(:m_product_id AS BIGINT[]), CAST(:m_location_id AS BIGINT[]), CAST(:m_reserved_delta AS INTEGER[]),
+        CAST(:m_reference_type AS TEXT[]), CAST(:m_reference_id AS TEXT[]), CAST(:m_reference AS TEXT[]),
+        CAST(:m_actor AS TEXT[])) WITH ORDINALITY
+        AS m(product_id, location_id, units, reference_type, reference_id, reference, actor, n)
+    ORDER BY m.n
+), event AS (
+    INSERT INTO outbox (kind, topic, payload, created_at, attempts)
+    SELECT 'event', 'stock', CAST(e.payload AS JSON), :now, 0
+    FROM unnest(CAST(:payloads AS TEXT[])) WITH ORDINALITY AS e(payload, n)
+    ORDER BY e.n
+)
+SELECT * FROM moved
+"""
+).bindparams(bindparam("now", type_=StockLevel.updated_at.type))
+
+
 async def reserve_many(session: AsyncSession, groups: Sequence[Sequence[Take]]) -> list[bool]:
     """Reserve each group of takes whole or not at all; which groups were reserved, in order.
 
@@ -603,37 +655,38 @@ async def _book_reservations(
         }
         events.append({"kind": "event", "topic": "stock", "payload": event, "created_at": now, "attempts": 0})
     per_level = {levels[key][0]: moved for key, moved in units.items()}
-    new_reserved = StockLevel.reserved + case(per_level, value=StockLevel.id)
-    moved = (
-        update(StockLevel)
-        .where(
-            StockLevel.id.in_(sorted(per_level)),
-            new_reserved <= StockLevel.on_hand,
-            StockLevel.on_hand - new_reserved >= StockLevel.safety_stock,
-        )
-        .values(
-            reserved=new_reserved,
-            sync_version=StockLevel.sync_version + case(movements_of, value=StockLevel.id),
-            updated_at=now,
-        )
-        .returning(
-            StockLevel.id,
-            StockLevel.location_id,
-            StockLevel.product_id,
-            StockLevel.low_stock_alerted,
-            StockLevel.sync_version,
-            StockLevel.synced_version,
-            StockLevel.reorder_point,
-        )
-    )
     if session.get_bind().dialect.name == "postgresql":
-        # One statement: the UPDATE, its ledger rows and their events (data-modifying CTEs).
-        updated = moved.cte("moved")
-        ledger = insert(StockMovement).values(movements).cte("ledger")
-        outbox = insert(OutboxEntry).values(events).cte("event")
-        rows = (await session.execute(select(updated).add_cte(ledger).add_cte(outbox))).all()
+        rows = (
+            await session.execute(
+                _RESERVE_MANY,
+                {
+                    "now": now,
+                    "level_ids": list(per_level),
+                    "units": list(per_level.values()),
+                    "moves": [movements_of[level] for level in per_level],
+                    **{f"m_{name}": [movement[name] for movement in movements] for name in _TAKE_COLUMNS},
+                    "payloads": [json.dumps(event["payload"]) for event in events],
+                },
+            )
+        ).all()
     else:  # SQLite: one writer at a time, the statements follow each other
-        rows = (await session.execute(moved.execution_options(synchronize_session=False))).all()
+        new_reserved = StockLevel.reserved + case(per_level, value=StockLevel.id)
+        moved = (
+            update(StockLevel)
+            .where(
+                StockLevel.id.in_(sorted(per_level)),
+                new_reserved <= StockLevel.on_hand,
+                StockLevel.on_hand - new_reserved >= StockLevel.safety_stock,
+            )
+            .values(
+                reserved=new_reserved,
+                sync_version=StockLevel.sync_version + case(movements_of, value=StockLevel.id),
+                updated_at=now,
+            )
+            .returning(*_RESERVED_COLUMNS)
+            .execution_options(synchronize_session=False)
+        )
+        rows = (await session.execute(moved)).all()
         await session.execute(insert(StockMovement), movements)
         await session.execute(insert(OutboxEntry), events)
     if len(rows) != len(per_level):  # the levels are locked: the figures checked above still hold
