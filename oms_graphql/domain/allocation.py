@@ -174,13 +174,21 @@ async def allocate_orders(
 async def _allocate_batch(
     session: AsyncSession, order_ids: list[int], rank: RankLocations | None, actor: str | None
 ) -> list[AllocationOutcome]:
-    orders = list(
-        (await session.scalars(select(Order).where(Order.id.in_(order_ids)).order_by(Order.id).with_for_update())).all()
-    )
+    rows = (
+        await session.execute(
+            select(Order, Address)
+            .outerjoin(Address, Address.id == Order.shipping_address_id)
+            .where(Order.id.in_(order_ids))
+            .order_by(Order.id)
+            .with_for_update(of=Order)
+        )
+    ).all()
+    orders = [order for order, _address in rows]
+    addresses: dict[int, Address | None] = {order.id: address for order, address in rows}
     if len(orders) != len(order_ids):
         raise NotFound("No order has this id.", ("id",))
     waiting = [order for order in orders if order.status in (OrderStatus.CONFIRMED, OrderStatus.BACKORDERED)]
-    pending, products = await _load(session, waiting)
+    pending, products = await _load(session, waiting, addresses)
     planned: list[_Planned] = []
     for locked in (False, True):
         # First against the figures as read. If a concurrent transaction took stock that a plan
@@ -238,8 +246,10 @@ async def _plan(
     return planned, short, locations
 
 
-async def _load(session: AsyncSession, orders: Sequence[Order]) -> tuple[list[_Order], dict[int, Product]]:
-    """The orders' lines that need stock (unmapped and fully refunded ones do not), addresses and pickup stores."""
+async def _load(
+    session: AsyncSession, orders: Sequence[Order], addresses: dict[int, Address | None]
+) -> tuple[list[_Order], dict[int, Product]]:
+    """The orders' lines that need stock (unmapped and fully refunded ones do not) and pickup stores."""
     if not orders:
         return [], {}
     rows = await session.execute(
@@ -253,15 +263,13 @@ async def _load(session: AsyncSession, orders: Sequence[Order]) -> tuple[list[_O
     for line, product in rows:
         products[product.id] = product
         wants.setdefault(line.order_id, []).append(_want(line, product))
-    address_ids = {order.shipping_address_id for order in orders}
-    addresses = {a.id: a for a in await session.scalars(select(Address).where(Address.id.in_(address_ids)))}
     pickup_ids = {order.pickup_location_id for order in orders if order.delivery_option == DeliveryKind.PICKUP}
     pickups: dict[int, Location] = {}
     if pickup_ids - {None}:
         pickups = {loc.id: loc for loc in await session.scalars(select(Location).where(Location.id.in_(pickup_ids)))}
     pending = []
     for order in orders:
-        address = addresses.get(order.shipping_address_id)
+        address = addresses[order.id]
         pending.append(_Order(order, wants.get(order.id, []), address, _destination(order, address, pickups)))
     return pending, products
 
