@@ -448,9 +448,9 @@ def test_a_batch_backorders_exactly_the_orders_that_are_short(database_url, uid)
     async def scenario() -> tuple[list, dict]:
         database = Database(database_url)
         try:
+            # Placed and allocated in one transaction, as the allocation job would not have run yet.
             async with database.session() as session, session.begin():
                 order_ids = await _place(session, uid, orders)
-            async with database.session() as session, session.begin():
                 outcomes = await allocate_orders(session, order_ids)
             async with database.session() as session:
                 return [(o.status, o.changed) for o in outcomes], await _what_allocation_wrote(session, uid, order_ids)
