@@ -470,12 +470,12 @@ def main() -> None:
                 differences[mode] = asyncio.run(_verify(url))
             print(
                 f"{mode:7} {run.allocated:7,} allocated in {run.seconds:6.1f}s  {run.rate:7,.0f}/s  "
-                f"{run.per_order:5.1f} statements/order",
+                f"{run.per_order:5.2f} statements/order",
                 flush=True,
             )
         raw = results["raw"][0]
         print()
-        print("| allocation | orders/s | vs raw SQL | statements/order | split rate | est. shipping cost | per order |")
+        print("| allocation | orders/s | time / raw | statements/order | split rate | est. shipping cost | per order |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for mode, label in (
             ("engine", "engine, one order per transaction"),
@@ -486,10 +486,10 @@ def main() -> None:
                 continue
             run, out = results[mode]
             print(
-                f"| {label} | {run.rate:,.0f} | {raw.rate / run.rate:.1f}× slower | {run.per_order:.1f} | "
+                f"| {label} | {run.rate:,.0f} | {raw.rate / run.rate:.2f}× | {run.per_order:.2f} | "
                 f"{out.split / out.orders:.1%} | ¥{out.cost:,.2f} | ¥{out.cost / out.orders:.2f} |"
             )
-        print(f"| raw SQL (naive choice, no ledger) | {raw.rate:,.0f} | 1.0× | {raw.per_order:.1f} | | | |")
+        print(f"| raw SQL (naive choice, no ledger) | {raw.rate:,.0f} | 1.00× | {raw.per_order:.2f} | | | |")
         outcomes = {mode: out for mode, (_run, out) in results.items() if mode != "raw"}
         if "engine" in outcomes and "naive" in outcomes:
             saved = (outcomes["naive"].cost - outcomes["engine"].cost) / outcomes["naive"].cost
