@@ -188,6 +188,8 @@ async def _allocate_batch(
     if len(orders) != len(order_ids):
         raise NotFound("No order has this id.", ("id",))
     waiting = [order for order in orders if order.status in (OrderStatus.CONFIRMED, OrderStatus.BACKORDERED)]
+    if not waiting:  # already allocated (or held, or cancelled): nothing to do
+        return [AllocationOutcome(order.id, order.status, False) for order in orders]
     pending, products = await _load(session, waiting, addresses)
     planned: list[_Planned] = []
     for locked in (False, True):
