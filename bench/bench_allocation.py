@@ -53,6 +53,7 @@ WAREHOUSE_CITIES = [
 BIG_CITIES = {city for _, city in WAREHOUSE_CITIES} | {"苏州", "东莞", "佛山", "宁波", "温州", "无锡", "济南", "石家庄"}
 SKUS = 300
 UNITS = 400
+BATCH = 100  # orders per transaction in batch mode: a channel page
 
 
 def naive_rank(request, candidates):
@@ -223,28 +224,49 @@ async def _reset(url: str) -> None:
         await connection.close()
 
 
-async def _allocate(url: str, mode: str, order_ids: list[int]) -> int:
+def _count_statements(database) -> list[int]:
+    """A counter of the statements the engine sends (SQLAlchemy's before_cursor_execute)."""
+    from sqlalchemy import event
+
+    counter = [0]
+
+    @event.listens_for(database.engine.sync_engine, "before_cursor_execute")
+    def _count(*_args) -> None:
+        counter[0] += 1
+
+    return counter
+
+
+async def _allocate(url: str, mode: str, order_ids: list[int]) -> tuple[int, int]:
+    """One transaction per order, or per ``BATCH`` orders in batch mode; (allocated, statements)."""
     from oms_graphql.db.engine import Database
-    from oms_graphql.domain.allocation import allocate_order
+    from oms_graphql.domain.allocation import allocate_order, allocate_orders
 
     database = Database(url)
+    statements = _count_statements(database)
     done = 0
     try:
-        for order_id in order_ids:
-            async with database.session() as session, session.begin():
-                outcome = await allocate_order(session, order_id, rank=naive_rank if mode == "naive" else None)
-            done += outcome.status == "ALLOCATED"
+        if mode == "batch":
+            for start in range(0, len(order_ids), BATCH):
+                async with database.session() as session, session.begin():
+                    outcomes = await allocate_orders(session, order_ids[start : start + BATCH])
+                done += sum(outcome.status == "ALLOCATED" for outcome in outcomes)
+        else:
+            for order_id in order_ids:
+                async with database.session() as session, session.begin():
+                    outcome = await allocate_order(session, order_id, rank=naive_rank if mode == "naive" else None)
+                done += outcome.status == "ALLOCATED"
     finally:
         await database.dispose()
-    return done
+    return done, statements[0]
 
 
-async def _allocate_raw(url: str, order_ids: list[int]) -> int:
-    """The naive choice in plain statements: the cost floor of any allocation."""
+async def _allocate_raw(url: str, order_ids: list[int]) -> tuple[int, int]:
+    """The naive choice in plain statements: the cost floor of any allocation; (allocated, statements)."""
     import asyncpg
 
     connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    done = 0
+    done = statements = 0
     try:
         for order_id in order_ids:
             async with connection.transaction():
@@ -261,12 +283,13 @@ async def _allocate_raw(url: str, order_ids: list[int]) -> int:
                     "ORDER BY l.priority, l.code",
                     [line["product_id"] for line in lines],
                 )
-                takes = []
+                takes, tried = [], 0
                 for line in lines:
                     want = line["quantity"]
                     for row in stock:
                         if row["product_id"] == line["product_id"] and row["free"] > 0 and want:
                             take = min(want, row["free"])
+                            tried += 1
                             ok = await connection.fetchval(
                                 "UPDATE stock_levels SET reserved = reserved + $1 WHERE product_id = $2 AND "
                                 "location_id = $3 AND on_hand - reserved - safety_stock >= $1 RETURNING 1",
@@ -298,9 +321,12 @@ async def _allocate_raw(url: str, order_ids: list[int]) -> int:
                 )
                 await connection.execute("UPDATE orders SET status = 'ALLOCATED' WHERE id = $1", order_id)
                 done += 1
+                # Counted as SQLAlchemy counts them (BEGIN and COMMIT are not): the lock, lines, stock,
+                # one UPDATE per take tried, the fulfillment orders, the allocations (one executemany), the status.
+                statements += 5 + tried + len(fulfillment)
     finally:
         await connection.close()
-    return done
+    return done, statements
 
 
 def _worker(url: str, mode: str, order_ids: list[int], start, results) -> None:
@@ -313,6 +339,12 @@ def _worker(url: str, mode: str, order_ids: list[int], start, results) -> None:
 class Run:
     allocated: int
     seconds: float
+    statements: int
+    orders: int
+
+    @property
+    def per_order(self) -> float:
+        return self.statements / self.orders
 
     @property
     def rate(self) -> float:
@@ -330,11 +362,11 @@ def _race(url: str, mode: str, order_ids: list[int], workers: int) -> Run:
     time.sleep(2.0)  # every worker imports and connects before the clock starts
     start.wait()
     began = time.perf_counter()
-    allocated = sum(results.get(timeout=3600) for _ in processes)
+    counts = [results.get(timeout=3600) for _ in processes]
     elapsed = time.perf_counter() - began
     for process in processes:
         process.join()
-    return Run(allocated, elapsed)
+    return Run(sum(n for n, _ in counts), elapsed, sum(n for _, n in counts), len(order_ids))
 
 
 @dataclass
@@ -386,6 +418,18 @@ async def _outcome(url: str) -> Outcome:
     return Outcome(len(per_order), sum(1 for n in per_order.values() if n > 1), cost, unpriced)
 
 
+async def _verify(url: str) -> int:
+    from oms_graphql.db.engine import Database
+    from oms_graphql.domain.inventory import verify_ledger
+
+    database = Database(url)
+    try:
+        async with database.session() as session:
+            return len(await verify_ledger(session))
+    finally:
+        await database.dispose()
+
+
 async def _order_ids(url: str) -> list[int]:
     import asyncpg
 
@@ -402,6 +446,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--modes", default="engine,batch,naive,raw", help="which runs, comma-separated (raw always)")
     args = parser.parse_args()
     from oms_graphql.db.migrate import upgrade
 
@@ -413,29 +458,49 @@ def main() -> None:
         print(f"seeding {args.orders:,} orders, {len(WAREHOUSE_CITIES)} warehouses, {SKUS} SKUs …", flush=True)
         asyncio.run(_seed(url, args.orders, args.seed))
         order_ids = asyncio.run(_order_ids(url))
-        print(f"PostgreSQL, {args.workers} worker processes, one transaction per order\n")
+        print(f"PostgreSQL, {args.workers} worker processes, one transaction per order (batch: per {BATCH})\n")
         results = {}
-        for mode in ("engine", "naive", "raw"):
+        differences: dict[str, int] = {}
+        modes = [mode for mode in ("engine", "batch", "naive") if mode in args.modes.split(",")] + ["raw"]
+        for mode in modes:
             asyncio.run(_reset(url))
             run = _race(url, mode, order_ids, args.workers)
             results[mode] = (run, asyncio.run(_outcome(url)))
-            print(f"{mode:7} {run.allocated:7,} allocated in {run.seconds:6.1f}s  {run.rate:7,.0f}/s", flush=True)
-        (engine, engine_out), (naive, naive_out), (raw, _raw_out) = results["engine"], results["naive"], results["raw"]
-        print()
-        print("| allocation | orders/s | vs raw SQL | split rate | est. shipping cost | per order |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: |")
-        for label, run, out in (("engine", engine, engine_out), ("naive (first with stock)", naive, naive_out)):
+            if mode != "raw":  # raw SQL writes no ledger rows on purpose
+                differences[mode] = asyncio.run(_verify(url))
             print(
-                f"| {label} | {run.rate:,.0f} | {raw.rate / run.rate:.1f}× slower | {out.split / out.orders:.1%} | "
-                f"¥{out.cost:,.2f} | ¥{out.cost / out.orders:.2f} |"
+                f"{mode:7} {run.allocated:7,} allocated in {run.seconds:6.1f}s  {run.rate:7,.0f}/s  "
+                f"{run.per_order:5.2f} statements/order",
+                flush=True,
             )
-        print(f"| raw SQL (naive choice, no ledger) | {raw.rate:,.0f} | 1.0× | | | |")
-        saved = (naive_out.cost - engine_out.cost) / naive_out.cost
-        print(f"\nengine saves {saved:.1%} of the estimated shipping cost against naive")
-        print(f"split orders: engine {engine_out.split:,}, naive {naive_out.split:,}")
-        print(f"destinations the gazetteer could not place: {engine_out.unpriced}")
-        if engine_out.orders != naive_out.orders:
-            print(f"allocated orders differ: engine {engine_out.orders:,}, naive {naive_out.orders:,}")
+        raw = results["raw"][0]
+        print()
+        print("| allocation | orders/s | time / raw | statements/order | split rate | est. shipping cost | per order |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for mode, label in (
+            ("engine", "engine, one order per transaction"),
+            ("batch", f"engine, {BATCH} orders per transaction (allocate_orders)"),
+            ("naive", "naive (first with stock)"),
+        ):
+            if mode not in results:
+                continue
+            run, out = results[mode]
+            print(
+                f"| {label} | {run.rate:,.0f} | {raw.rate / run.rate:.2f}× | {run.per_order:.2f} | "
+                f"{out.split / out.orders:.1%} | ¥{out.cost:,.2f} | ¥{out.cost / out.orders:.2f} |"
+            )
+        print(f"| raw SQL (naive choice, no ledger) | {raw.rate:,.0f} | 1.00× | {raw.per_order:.2f} | | | |")
+        outcomes = {mode: out for mode, (_run, out) in results.items() if mode != "raw"}
+        if "engine" in outcomes and "naive" in outcomes:
+            saved = (outcomes["naive"].cost - outcomes["engine"].cost) / outcomes["naive"].cost
+            print(f"\nengine saves {saved:.1%} of the estimated shipping cost against naive")
+        print("split orders: " + ", ".join(f"{mode} {out.split:,}" for mode, out in outcomes.items()))
+        print("allocated orders: " + ", ".join(f"{mode} {out.orders:,}" for mode, out in outcomes.items()))
+        if "engine" in outcomes:
+            print(f"destinations the gazetteer could not place: {outcomes['engine'].unpriced}")
+        print("ledger differences after each run: " + ", ".join(f"{m} {n}" for m, n in differences.items()))
+        if any(differences.values()):
+            sys.exit("LEDGER DIFFERS")
     finally:
         asyncio.run(
             _admin(args.url, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")

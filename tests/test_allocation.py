@@ -5,11 +5,12 @@ store pickup; and a reason a person can read."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 from oms_graphql.domain import allocation_plan, geo
 from oms_graphql.domain.allocation_plan import Destination, Site, Want
 from oms_graphql.plugins.carrier_contract import DeliveryKind
-from tests.support import add_location, add_product, place_order, receive, wait_for_status
+from tests.support import add_location, add_product, place_order, receive, run_async, wait_for_status
 
 ALLOCATIONS = """query($id: ID!) { order(id: $id) { status
   allocations { sku quantity score reason location { code } }
@@ -201,3 +202,275 @@ def test_the_planner_needs_no_more_locations_than_the_fewest_and_never_more_unit
     sites[0].available[1] = 2
     [three] = allocation_plan.plans(wants, sites[:2] + sites[3:], to)
     assert sorted(three.codes) == ["GZ", "HZ", "SH"]
+
+
+# --- a batch of orders (allocate_orders) --------------------------------------
+
+BATCH_STOCK = {"SH": {"A": 3, "B": 1}, "BJ": {"A": 2, "B": 4, "C": 1}, "GZ": {"B": 1, "C": 2}}
+# (sku, units) lines per order, in placing order: later orders see what the earlier ones left.
+BATCH_ORDERS = [
+    [("A", 4)],  # no one warehouse has 4: a split
+    [("A", 1), ("B", 2)],
+    [("C", 2), ("B", 1)],
+    [("A", 3)],  # 2 A are left, in BJ: short
+    [("B", 2), ("C", 1)],
+    [("A", 2), ("C", 1)],
+    [("B", 2)],
+    [("C", 1)],  # none left: short
+]
+
+
+async def _batch_world(database_url: str, uid: str) -> None:
+    """Three warehouses holding three SKUs, committed; the orders are placed by each scenario."""
+    from oms_graphql.db.engine import Database
+    from oms_graphql.domain.catalog import LocationDetails, ProductDetails, create_location, create_product
+    from oms_graphql.domain.inventory import Reference, receive_stock
+    from oms_graphql.domain.orders import AddressDetails, channel_by_code
+
+    database = Database(database_url)
+    try:
+        async with database.session() as session, session.begin():
+            await channel_by_code(session, "manual")
+            for sku in "ABC":
+                await create_product(session, ProductDetails(sku=f"B{sku}-{uid}", name=sku, weight_grams=500))
+            for priority, city in enumerate(BATCH_STOCK):
+                await create_location(
+                    session,
+                    LocationDetails(
+                        code=f"B{city}-{uid}",
+                        name=city,
+                        kind="WAREHOUSE",
+                        priority=priority,
+                        auto_dispatch=city == "GZ",
+                        address=AddressDetails(**CITIES[city]),
+                    ),
+                )
+        async with database.session() as session, session.begin():
+            for city, stock in BATCH_STOCK.items():
+                for sku, units in stock.items():
+                    await receive_stock(
+                        session,
+                        sku=f"B{sku}-{uid}",
+                        location_code=f"B{city}-{uid}",
+                        quantity=units,
+                        reference=Reference("RECEIPT", text="batch stock"),
+                    )
+    finally:
+        await database.dispose()
+
+
+async def _place(session, uid: str, orders: list[list[tuple[str, int]]]) -> list[int]:
+    from oms_graphql.domain.orders import AddressDetails, LineDetails, NewOrder, create_order
+
+    ids = []
+    for lines in orders:
+        order, _ = await create_order(
+            session,
+            NewOrder(
+                channel_code="manual",
+                currency="CNY",
+                paid=True,
+                shipping_address=AddressDetails(**HANGZHOU),
+                lines=[
+                    LineDetails(quantity=units, unit_price=Decimal("10"), sku=f"B{sku}-{uid}") for sku, units in lines
+                ],
+            ),
+        )
+        ids.append(order.id)
+    return ids
+
+
+async def _what_allocation_wrote(session, uid: str, order_ids: list[int]) -> dict:
+    """Everything the allocation left, with order ids replaced by their place in ``order_ids``."""
+    from sqlalchemy import select
+
+    from oms_graphql.db.models import (
+        Allocation,
+        FulfillmentOrder,
+        Location,
+        Order,
+        OrderEvent,
+        OrderLine,
+        OutboxEntry,
+        Product,
+        StockLevel,
+        StockMovement,
+    )
+
+    index = {order_id: n for n, order_id in enumerate(order_ids)}
+    numbers = {
+        number: index[order_id]
+        for order_id, number in await session.execute(select(Order.id, Order.number).where(Order.id.in_(order_ids)))
+    }
+    fulfillment = {
+        fo_id: index[order_id]
+        for fo_id, order_id in await session.execute(
+            select(FulfillmentOrder.id, FulfillmentOrder.order_id).where(FulfillmentOrder.order_id.in_(order_ids))
+        )
+    }
+    ours = Product.sku.like(f"%-{uid}")
+    levels = sorted(
+        (
+            await session.execute(
+                select(Product.sku, Location.code, StockLevel.on_hand, StockLevel.reserved, StockLevel.sync_version)
+                .join(Product, Product.id == StockLevel.product_id)
+                .join(Location, Location.id == StockLevel.location_id)
+                .where(ours)
+            )
+        ).all()
+    )
+    ledger = [
+        (sku, code, reason, delta, numbers.get(text))
+        for sku, code, reason, delta, text in await session.execute(
+            select(
+                Product.sku, Location.code, StockMovement.reason, StockMovement.reserved_delta, StockMovement.reference
+            )
+            .join(Product, Product.id == StockMovement.product_id)
+            .join(Location, Location.id == StockMovement.location_id)
+            .where(ours, StockMovement.reason == "RESERVE")
+            .order_by(StockMovement.id)
+        )
+    ]
+    allocations = sorted(
+        (index[order_id], line_no, code, sku, quantity, reason, score)
+        for order_id, line_no, code, sku, quantity, reason, score in await session.execute(
+            select(
+                Allocation.order_id,
+                OrderLine.line_no,
+                Location.code,
+                Product.sku,
+                Allocation.quantity,
+                Allocation.reason,
+                Allocation.score,
+            )
+            .join(OrderLine, OrderLine.id == Allocation.order_line_id)
+            .join(Location, Location.id == Allocation.location_id)
+            .join(Product, Product.id == Allocation.product_id)
+            .where(Allocation.order_id.in_(order_ids))
+        )
+    )
+    statuses = [
+        status
+        for _id, status in sorted(
+            (await session.execute(select(Order.id, Order.status).where(Order.id.in_(order_ids)))).all()
+        )
+    ]
+    history = [
+        (index[order_id], kind, before, after, message)
+        for order_id, kind, before, after, message in await session.execute(
+            select(
+                OrderEvent.order_id, OrderEvent.kind, OrderEvent.from_status, OrderEvent.to_status, OrderEvent.message
+            )
+            .where(OrderEvent.order_id.in_(order_ids))
+            .order_by(OrderEvent.order_id, OrderEvent.id)
+        )
+    ]
+    outbox = []
+    for kind, topic, payload in await session.execute(
+        select(OutboxEntry.kind, OutboxEntry.topic, OutboxEntry.payload).order_by(OutboxEntry.id)
+    ):
+        if topic == "stock" and payload["sku"].endswith(f"-{uid}"):
+            outbox.append(
+                (
+                    topic,
+                    numbers.get(payload["reference"]),
+                    {k: v for k, v in payload.items() if k not in ("at", "reference")},
+                )
+            )
+        elif topic == "order" and payload["orderId"] in index:
+            outbox.append(
+                (
+                    topic,
+                    index[payload["orderId"]],
+                    payload["kind"],
+                    payload["fromStatus"],
+                    payload["status"],
+                    payload["message"],
+                )
+            )
+        elif kind == "job" and payload.get("order_id") in index:
+            outbox.append((topic, index[payload["order_id"]]))
+        elif topic == "dispatch_fulfillment_order" and payload["fulfillment_order_id"] in fulfillment:
+            outbox.append((topic, fulfillment[payload["fulfillment_order_id"]]))
+        elif topic == "stock_changed":
+            outbox.append((topic, payload["product_id"]))
+    return {
+        "statuses": statuses,
+        "allocations": allocations,
+        "levels": levels,
+        "ledger": ledger,
+        "history": history,
+        "outbox": sorted(outbox, key=repr),
+    }
+
+
+def test_a_batch_allocated_together_gets_exactly_what_one_by_one_gives(database_url, uid):
+    from oms_graphql.db.engine import Database
+    from oms_graphql.domain.allocation import allocate_order, allocate_orders
+
+    run_async(_batch_world(database_url, uid))
+
+    async def allocate(together: bool) -> dict:
+        # The orders are placed and allocated in one transaction that is rolled back afterwards,
+        # so both ways start from the same stock.
+        database = Database(database_url)
+        try:
+            async with database.session() as session, session.begin():
+                order_ids = await _place(session, uid, BATCH_ORDERS)
+                if together:
+                    outcomes = await allocate_orders(session, list(reversed(order_ids)))
+                else:
+                    outcomes = [await allocate_order(session, order_id) for order_id in order_ids]
+                assert [(o.order_id, o.changed) for o in outcomes] == [(order_id, True) for order_id in order_ids]
+                wrote = await _what_allocation_wrote(session, uid, order_ids)
+                await session.rollback()
+                return wrote
+        finally:
+            await database.dispose()
+
+    one_by_one = run_async(allocate(together=False))
+    together = run_async(allocate(together=True))
+
+    assert set(one_by_one["statuses"]) == {"ALLOCATED", "BACKORDERED"}
+    assert any(len({row[2] for row in one_by_one["allocations"] if row[0] == n}) > 1 for n in range(8))  # a split
+    assert any(entry[0] == "dispatch_fulfillment_order" for entry in one_by_one["outbox"])
+    for figure in one_by_one:
+        assert together[figure] == one_by_one[figure], figure
+
+
+def test_a_batch_backorders_exactly_the_orders_that_are_short(database_url, uid):
+    from oms_graphql.db.engine import Database
+    from oms_graphql.domain.allocation import allocate_orders
+
+    run_async(_batch_world(database_url, uid))
+    orders = [[("A", 2)], [("A", 4)], [("A", 3)], [("A", 1), ("B", 1)], [("C", 3)], [("B", 6)]]
+
+    async def scenario() -> tuple[list, dict]:
+        database = Database(database_url)
+        try:
+            # Placed and allocated in one transaction, as the allocation job would not have run yet.
+            async with database.session() as session, session.begin():
+                order_ids = await _place(session, uid, orders)
+                outcomes = await allocate_orders(session, order_ids)
+            async with database.session() as session:
+                return [(o.status, o.changed) for o in outcomes], await _what_allocation_wrote(session, uid, order_ids)
+        finally:
+            await database.dispose()
+
+    outcomes, wrote = run_async(scenario())
+
+    # 5 A in all: 2, then 4 is short, then 3; nothing left for the fourth order's A.
+    assert outcomes == [
+        ("ALLOCATED", True),
+        ("BACKORDERED", True),
+        ("ALLOCATED", True),
+        ("BACKORDERED", True),
+        ("ALLOCATED", True),
+        ("ALLOCATED", True),
+    ]
+    backordered = [(n, message) for n, kind, _before, after, message in wrote["history"] if after == "BACKORDERED"]
+    assert backordered == [(1, f"Not enough stock of BA-{uid}"), (3, f"Not enough stock of BA-{uid}")]
+    assert {n for n, *_ in wrote["allocations"]} == {0, 2, 4, 5}
+    reserved = {(sku, code): reserved for sku, code, _on_hand, reserved, _version in wrote["levels"]}
+    assert sum(units for (sku, _), units in reserved.items() if sku == f"BA-{uid}") == 5
+    assert sum(units for (sku, _), units in reserved.items() if sku == f"BB-{uid}") == 6

@@ -119,7 +119,7 @@ async def _outcome(database_url: str, sku: str) -> tuple[dict[str, int], tuple[i
             )
             level = (
                 await session.execute(
-                    select(StockLevel.on_hand, StockLevel.reserved)
+                    select(func.sum(StockLevel.on_hand), func.sum(StockLevel.reserved))
                     .join(Product, Product.id == StockLevel.product_id)
                     .where(Product.sku == sku)
                 )
@@ -163,4 +163,111 @@ def test_fifty_concurrent_orders_from_two_processes_reserve_exactly_the_ten_unit
     assert (on_hand, reserved) == (UNITS, UNITS)
     assert reserve_rows == UNITS
     assert lowest and lowest[0] >= 0
+    # The autouse fixture then checks every level against the ledger.
+
+
+# --- batches of orders over the same hot SKUs ----------------------------------
+
+BATCH_PROCESSES = 3
+BATCH_ORDERS_PER_PROCESS = 30
+BATCH_SIZE = 10
+HOT_UNITS = 10  # of each hot SKU at each of the two locations
+
+
+async def _prepare_hot(database_url: str, skus: list[str], codes: list[str]) -> None:
+    from oms_graphql.db.engine import Database
+    from oms_graphql.domain.catalog import LocationDetails, ProductDetails, create_location, create_product
+    from oms_graphql.domain.inventory import Reference, receive_stock
+    from oms_graphql.domain.orders import AddressDetails, channel_by_code
+
+    database = Database(database_url)
+    try:
+        async with database.session() as session, session.begin():
+            await channel_by_code(session, "manual")
+            for sku in skus:
+                await create_product(session, ProductDetails(sku=sku, name="Hot item"))
+            for code in codes:
+                await create_location(
+                    session,
+                    LocationDetails(
+                        code=code,
+                        name="Race WH",
+                        kind="WAREHOUSE",
+                        auto_dispatch=False,
+                        address=AddressDetails(country="CN", line1="1 Race Road"),
+                    ),
+                )
+        async with database.session() as session, session.begin():
+            for sku in skus:
+                for code in codes:
+                    await receive_stock(
+                        session, sku=sku, location_code=code, quantity=HOT_UNITS, reference=Reference("RECEIPT")
+                    )
+    finally:
+        await database.dispose()
+
+
+async def _place_and_allocate_batches(database_url: str, skus: list[str], tag: str, start) -> None:
+    """Place this process's orders (both hot SKUs, one unit each), then allocate them in batches."""
+    from oms_graphql.db.engine import Database
+    from oms_graphql.domain.allocation import allocate_orders
+    from oms_graphql.domain.orders import AddressDetails, LineDetails, NewOrder, create_order
+
+    database = Database(database_url)
+    try:
+        async with database.session() as session, session.begin():
+            order_ids = []
+            for index in range(BATCH_ORDERS_PER_PROCESS):
+                order, _ = await create_order(
+                    session,
+                    NewOrder(
+                        channel_code="manual",
+                        currency="CNY",
+                        external_id=f"{tag}-{index}",
+                        paid=True,
+                        shipping_address=AddressDetails(country="CN", line1="1 Race Road"),
+                        # Each process lists the SKUs in its own order: the lock order is still one.
+                        lines=[LineDetails(quantity=1, unit_price=Decimal("9.90"), sku=sku) for sku in skus],
+                    ),
+                )
+                order_ids.append(order.id)
+        start.wait(timeout=60)
+        for first in range(0, len(order_ids), BATCH_SIZE):
+            async with database.session() as session, session.begin():
+                await allocate_orders(session, order_ids[first : first + BATCH_SIZE])
+    finally:
+        await database.dispose()
+
+
+def _batch_worker(database_url: str, skus: list[str], tag: str, start) -> None:
+    asyncio.run(_place_and_allocate_batches(database_url, skus, tag, start))
+
+
+@requires_postgres
+def test_concurrent_batches_over_the_same_hot_skus_never_oversell_nor_deadlock(database_url, uid):
+    skus, codes = [f"HOT-A-{uid}", f"HOT-B-{uid}"], [f"RACE-1-{uid}", f"RACE-2-{uid}"]
+    run_async(_prepare_hot(database_url, skus, codes))
+
+    spawn = multiprocessing.get_context("spawn")
+    start = spawn.Barrier(BATCH_PROCESSES)
+    workers = [
+        spawn.Process(target=_batch_worker, args=(database_url, skus[:: 1 if n % 2 else -1], f"{uid}-b{n}", start))
+        for n in range(BATCH_PROCESSES)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=180)
+    # A deadlock would have failed a process (PostgreSQL aborts one of the two transactions).
+    assert [worker.exitcode for worker in workers] == [0] * BATCH_PROCESSES
+
+    # 2 × HOT_UNITS of each SKU and every order wants one of each: exactly that many orders get theirs.
+    for sku in skus:
+        statuses, (on_hand, reserved), reserve_rows = run_async(_outcome(database_url, sku))
+        assert statuses == {
+            "ALLOCATED": 2 * HOT_UNITS,
+            "BACKORDERED": BATCH_PROCESSES * BATCH_ORDERS_PER_PROCESS - 2 * HOT_UNITS,
+        }
+        assert (on_hand, reserved) == (2 * HOT_UNITS, 2 * HOT_UNITS)
+        assert reserve_rows >= 2 * HOT_UNITS
     # The autouse fixture then checks every level against the ledger.

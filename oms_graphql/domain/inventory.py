@@ -23,11 +23,29 @@ low-stock flag (one alert per crossing below the reorder point, see
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+import functools
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Integer, Select, String, and_, case, func, insert, literal, or_, select, union_all, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -220,7 +238,124 @@ def _rows_of(selects: Iterable[Select[Any]]) -> Select[Any]:
     return select(*(column for column in rows.c if column.key != "entry")).order_by(rows.c.entry)
 
 
-async def _update_and_record(session: AsyncSession, moved: Any, bookings: list[_Booking]) -> tuple[Any, bool]:
+# The types of a "stock" event's values; the figures after the movement are added to them.
+_EVENT_TYPES: dict[str, Any] = {
+    "sku": String,
+    "locationCode": String,
+    "reason": String,
+    "onHandDelta": Integer,
+    "reservedDelta": Integer,
+    "inTransitDelta": Integer,
+    "reference": String,
+    "at": String,
+}
+_MOVEMENT_COLUMNS = (
+    "product_id",
+    "location_id",
+    "reason",
+    "on_hand_delta",
+    "reserved_delta",
+    "in_transit_delta",
+    "reference_type",
+    "reference_id",
+    "reference",
+    "actor",
+    "created_at",
+)
+
+
+@functools.cache
+def _movement_statements(bookings: int, keep_safety_stock: bool, sellable_changed: bool) -> tuple[Any, Any]:
+    """The guarded UPDATE of one level, and on PostgreSQL the same with its ledger rows and events.
+
+    Built once per shape, with every value a bound parameter: building a statement
+    and its cache key costs more CPU than PostgreSQL spends running it, and on a
+    hot SKU that CPU is spent while others queue for the row lock.
+    """
+    on_hand, reserved, in_transit = (
+        bindparam(f"by_{name}", type_=Integer) for name in ("on_hand", "reserved", "in_transit")
+    )
+    new_on_hand = StockLevel.on_hand + on_hand
+    new_reserved = StockLevel.reserved + reserved
+    guards = [
+        StockLevel.product_id == bindparam("of_product_id", type_=StockLevel.product_id.type),
+        StockLevel.location_id == bindparam("at_location_id", type_=StockLevel.location_id.type),
+        new_on_hand >= 0,
+        new_reserved >= 0,
+        new_reserved <= new_on_hand,
+        StockLevel.in_transit + in_transit >= 0,
+    ]
+    if keep_safety_stock:
+        guards.append(new_on_hand - new_reserved >= StockLevel.safety_stock)
+    values: dict[str, Any] = {
+        "on_hand": new_on_hand,
+        "reserved": new_reserved,
+        "in_transit": StockLevel.in_transit + in_transit,
+        "updated_at": bindparam("now", type_=StockLevel.updated_at.type),
+    }
+    if sellable_changed:
+        values["sync_version"] = StockLevel.sync_version + 1
+    moved = (
+        update(StockLevel)
+        .where(*guards)
+        .values(values)
+        .returning(
+            StockLevel.on_hand,
+            StockLevel.reserved,
+            StockLevel.in_transit,
+            StockLevel.safety_stock,
+            StockLevel.reorder_point,
+            StockLevel.low_stock_alerted,
+            StockLevel.sync_version,
+            StockLevel.synced_version,
+            StockLevel.id,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    updated = moved.cte("moved")
+    columns = StockMovement.__table__.c
+    ledger = insert(StockMovement).from_select(
+        list(_MOVEMENT_COLUMNS),
+        _rows_of(
+            select(*(bindparam(f"m{n}_{name}", type_=columns[name].type) for name in _MOVEMENT_COLUMNS)).select_from(
+                updated
+            )
+            for n in range(bookings)
+        ),
+    )
+    events = []
+    for n in range(bookings):
+        pairs: list[Any] = []
+        for key, kind in _EVENT_TYPES.items():
+            pairs += [literal(key, String), bindparam(f"e{n}_{key}", type_=kind)]
+        # The figures right after this entry: the row after the UPDATE less what later entries moved.
+        figures = {
+            key: column - bindparam(f"l{n}_{key}", type_=Integer)
+            for key, column in (
+                ("onHand", updated.c.on_hand),
+                ("reserved", updated.c.reserved),
+                ("inTransit", updated.c.in_transit),
+            )
+        }
+        figures["available"] = func.greatest(0, figures["onHand"] - figures["reserved"] - updated.c.safety_stock)
+        for key, column in figures.items():
+            pairs += [literal(key, String), column]
+        events.append(
+            select(
+                literal("event", String),
+                literal("stock", String),
+                func.json_build_object(*pairs),
+                bindparam("now", type_=OutboxEntry.__table__.c.created_at.type),
+                literal(0, Integer),
+            ).select_from(updated)
+        )
+    outbox = insert(OutboxEntry).from_select(["kind", "topic", "payload", "created_at", "attempts"], _rows_of(events))
+    return moved, select(updated).add_cte(ledger.cte("ledger")).add_cte(outbox.cte("event"))
+
+
+async def _update_and_record(
+    session: AsyncSession, statements: tuple[Any, Any], params: dict[str, Any], bookings: list[_Booking]
+) -> tuple[Any, bool]:
     """The guarded UPDATE and what it records; (row after it or None when refused, events written?).
 
     On PostgreSQL the UPDATE, its ledger rows and their "stock" outbox events are
@@ -230,53 +365,13 @@ async def _update_and_record(session: AsyncSession, moved: Any, bookings: list[_
     Elsewhere (SQLite, one writer at a time) the ledger rows follow the UPDATE
     and the events are written with ``record_event``.
     """
+    moved, recorded = statements
     if session.get_bind().dialect.name != "postgresql":
-        row = (await session.execute(moved.execution_options(synchronize_session=False))).first()
+        row = (await session.execute(moved, params)).first()
         if row is not None:
-            await session.execute(insert(StockMovement).values([booking.movement for booking in bookings]))
+            await session.execute(insert(StockMovement), [booking.movement for booking in bookings])
         return row, False
-    updated = moved.cte("moved")
-    columns = list(bookings[0].movement)
-    ledger = insert(StockMovement).from_select(
-        columns,
-        _rows_of(
-            select(
-                *(literal(booking.movement[name], StockMovement.__table__.c[name].type) for name in columns)
-            ).select_from(updated)
-            for booking in bookings
-        ),
-    )
-    events = []
-    for booking in bookings:
-        pairs: list[Any] = []
-        for key, value in booking.event.items():
-            pairs += [literal(key, String), literal(value, Integer if isinstance(value, int) else String)]
-        # The figures right after this entry: the row after the UPDATE less what later entries moved.
-        on_hand, reserved, in_transit = (
-            column - later if later else column
-            for column, later in zip(
-                (updated.c.on_hand, updated.c.reserved, updated.c.in_transit), booking.later, strict=True
-            )
-        )
-        available = func.greatest(0, on_hand - reserved - updated.c.safety_stock)
-        for key, column in (
-            ("onHand", on_hand),
-            ("reserved", reserved),
-            ("inTransit", in_transit),
-            ("available", available),
-        ):
-            pairs += [literal(key, String), column]
-        events.append(
-            select(
-                literal("event", String),
-                literal("stock", String),
-                func.json_build_object(*pairs),
-                literal(booking.movement["created_at"], OutboxEntry.__table__.c.created_at.type),
-            ).select_from(updated)
-        )
-    outbox = insert(OutboxEntry).from_select(["kind", "topic", "payload", "created_at"], _rows_of(events))
-    result = await session.execute(select(updated).add_cte(ledger.cte("ledger")).add_cte(outbox.cte("event")))
-    row = result.first()
+    row = (await session.execute(recorded, params)).first()
     if row is not None:
         note_outbox_written(session)
     return row, row is not None
@@ -309,45 +404,17 @@ async def move_stock(
     fits a GraphQL Int.
     """
     await limits.check_room_for(session, product.id, product.sku, on_hand + in_transit, field)
-    new_on_hand = StockLevel.on_hand + on_hand
-    new_reserved = StockLevel.reserved + reserved
-    guards = [
-        StockLevel.product_id == product.id,
-        StockLevel.location_id == location.id,
-        new_on_hand >= 0,
-        new_reserved >= 0,
-        new_reserved <= new_on_hand,
-        StockLevel.in_transit + in_transit >= 0,
-    ]
-    if keep_safety_stock:
-        guards.append(new_on_hand - new_reserved >= StockLevel.safety_stock)
-    values = {
-        "on_hand": new_on_hand,
-        "reserved": new_reserved,
-        "in_transit": StockLevel.in_transit + in_transit,
-        "updated_at": utcnow(),
-    }
-    sellable_changed = bool(on_hand or reserved)
-    if sellable_changed:
-        values["sync_version"] = StockLevel.sync_version + 1
-    moved = (
-        update(StockLevel)
-        .where(*guards)
-        .values(values)
-        .returning(
-            StockLevel.on_hand,
-            StockLevel.reserved,
-            StockLevel.in_transit,
-            StockLevel.safety_stock,
-            StockLevel.reorder_point,
-            StockLevel.low_stock_alerted,
-            StockLevel.sync_version,
-            StockLevel.synced_version,
-            StockLevel.id,
-        )
-    )
     now = utcnow()
+    sellable_changed = bool(on_hand or reserved)
     entries = ledger_entries(reason, on_hand=on_hand, reserved=reserved, in_transit=in_transit)
+    params: dict[str, Any] = {
+        "of_product_id": product.id,
+        "at_location_id": location.id,
+        "by_on_hand": on_hand,
+        "by_reserved": reserved,
+        "by_in_transit": in_transit,
+        "now": now,
+    }
     bookings = []
     for index, entry in enumerate(entries):
         after = entries[index + 1 :]
@@ -380,10 +447,16 @@ async def move_stock(
             "at": now.isoformat(),
         }
         bookings.append(_Booking(movement, event, later))
-    row, events_written = await _update_and_record(session, moved, bookings)
+        params.update({f"m{index}_{name}": value for name, value in movement.items()})
+        params.update({f"e{index}_{key}": value for key, value in event.items()})
+        params.update(
+            {f"l{index}_{key}": value for key, value in zip(("onHand", "reserved", "inTransit"), later, strict=True)}
+        )
+    statements = _movement_statements(len(bookings), keep_safety_stock, sellable_changed)
+    row, events_written = await _update_and_record(session, statements, params, bookings)
     if row is None and await _missing_level(session, product.id, location.id):
         await level_id(session, product.id, location.id)  # the first movement of this SKU here
-        row, events_written = await _update_and_record(session, moved, bookings)
+        row, events_written = await _update_and_record(session, statements, params, bookings)
     if row is None:
         return None
     level = int(row[8])
@@ -423,6 +496,221 @@ async def reserve_stock(
         reference=reference,
         keep_safety_stock=True,
     )
+
+
+@dataclass(frozen=True)
+class Take:
+    """Units of one product to reserve at one location, for what ``reference`` names (an order)."""
+
+    product: Product
+    location: Location
+    units: int
+    reference: Reference
+
+
+# The ledger columns that differ between reserve_many's rows.
+_TAKE_COLUMNS = ("product_id", "location_id", "reserved_delta", "reference_type", "reference_id", "reference", "actor")
+# What reserve_many reads back of each level it moved.
+_RESERVED_COLUMNS = (
+    StockLevel.id,
+    StockLevel.location_id,
+    StockLevel.product_id,
+    StockLevel.low_stock_alerted,
+    StockLevel.sync_version,
+    StockLevel.synced_version,
+    StockLevel.reorder_point,
+)
+# reserve_many on PostgreSQL: the guarded UPDATE of every level, its RESERVE ledger rows and their
+# "stock" events in one statement whose text is the same for any number of takes (arrays, unnested),
+# so it is compiled and prepared once. The levels are already locked and checked.
+_RESERVE_MANY = text(
+    """
+WITH moved AS (
+    UPDATE stock_levels
+    SET reserved = stock_levels.reserved + v.units,
+        sync_version = stock_levels.sync_version + v.moves,
+        updated_at = :now
+    FROM unnest(CAST(:level_ids AS BIGINT[]), CAST(:units AS INTEGER[]), CAST(:moves AS INTEGER[]))
+        AS v(id, units, moves)
+    WHERE stock_levels.id = v.id
+      AND stock_levels.reserved + v.units <= stock_levels.on_hand
+      AND stock_levels.on_hand - (stock_levels.reserved + v.units) >= stock_levels.safety_stock
+    RETURNING stock_levels.id, stock_levels.location_id, stock_levels.product_id, stock_levels.low_stock_alerted,
+        stock_levels.sync_version, stock_levels.synced_version, stock_levels.reorder_point
+), ledger AS (
+    INSERT INTO stock_movements (product_id, location_id, reason, on_hand_delta, reserved_delta, in_transit_delta,
+        reference_type, reference_id, reference, actor, created_at)
+    SELECT m.product_id, m.location_id, 'RESERVE', 0, m.units, 0, m.reference_type, m.reference_id, m.reference,
+        m.actor, :now
+    FROM unnest(CAST(:m_product_id AS BIGINT[]), CAST(:m_location_id AS BIGINT[]), CAST(:m_reserved_delta AS INTEGER[]),
+        CAST(:m_reference_type AS TEXT[]), CAST(:m_reference_id AS TEXT[]), CAST(:m_reference AS TEXT[]),
+        CAST(:m_actor AS TEXT[])) WITH ORDINALITY
+        AS m(product_id, location_id, units, reference_type, reference_id, reference, actor, n)
+    ORDER BY m.n
+), event AS (
+    INSERT INTO outbox (kind, topic, payload, created_at, attempts)
+    SELECT 'event', 'stock', CAST(e.payload AS JSON), :now, 0
+    FROM unnest(CAST(:payloads AS TEXT[])) WITH ORDINALITY AS e(payload, n)
+    ORDER BY e.n
+)
+SELECT * FROM moved
+"""
+).bindparams(bindparam("now", type_=StockLevel.updated_at.type))
+
+
+async def reserve_many(session: AsyncSession, groups: Sequence[Sequence[Take]]) -> list[bool]:
+    """Reserve each group of takes whole or not at all; which groups were reserved, in order.
+
+    A group is what one order needs: if one of its takes is short (a concurrent
+    order took the stock), none of the group is reserved and the caller plans it
+    again. The levels are locked first, in (location, product) order for every
+    caller, so concurrent batches queue on their first common level and never
+    deadlock. The groups are then checked in order against the locked figures
+    (keeping the safety stock, as :func:`reserve_stock` does), and every level
+    is moved by the sum of its accepted takes in one guarded UPDATE, with one
+    RESERVE ledger row and one "stock" event per take, as reserving them one by
+    one would write them.
+    """
+    wanted = sorted({(take.location.id, take.product.id) for group in groups for take in group})
+    if not wanted:
+        return [True] * len(groups)
+    locked = await session.execute(
+        select(
+            StockLevel.location_id,
+            StockLevel.product_id,
+            StockLevel.id,
+            StockLevel.on_hand,
+            StockLevel.reserved,
+            StockLevel.in_transit,
+            StockLevel.safety_stock,
+        )
+        .where(tuple_(StockLevel.location_id, StockLevel.product_id).in_(wanted))
+        .order_by(StockLevel.location_id, StockLevel.product_id)
+        .with_for_update()
+    )
+    levels = {(row[0], row[1]): list(row[2:]) for row in locked}  # id, on hand, reserved, in transit, safety
+    accepted = []
+    for group in groups:
+        needs: dict[tuple[int, int], int] = {}
+        for take in group:
+            key = (take.location.id, take.product.id)
+            needs[key] = needs.get(key, 0) + take.units
+        fits = all(
+            key in levels and levels[key][1] - levels[key][2] - units >= levels[key][4] for key, units in needs.items()
+        )
+        accepted.append(fits)
+        if fits:
+            for key, units in needs.items():
+                levels[key][2] += units
+    takes = [take for group, fits in zip(groups, accepted, strict=True) if fits for take in group]
+    if takes:
+        await _book_reservations(session, takes, levels)
+    return accepted
+
+
+async def _book_reservations(
+    session: AsyncSession, takes: Sequence[Take], levels: dict[tuple[int, int], list[int]]
+) -> None:
+    """Write what :func:`reserve_many` accepted; ``levels`` holds each locked level's figures after it."""
+    now = utcnow()
+    units: dict[tuple[int, int], int] = {}
+    movements_of: dict[int, int] = {}  # level id -> its takes: each movement bumps sync_version
+    for take in takes:
+        key = (take.location.id, take.product.id)
+        units[key] = units.get(key, 0) + take.units
+        movements_of[levels[key][0]] = movements_of.get(levels[key][0], 0) + 1
+    # Each take's event carries the figures right after it: the level before the batch plus the takes so far.
+    reserved = {key: levels[key][2] - moved for key, moved in units.items()}
+    movements, events = [], []
+    for take in takes:
+        key = (take.location.id, take.product.id)
+        reserved[key] += take.units
+        _id, on_hand, _reserved, in_transit, _safety = levels[key]
+        figures = LevelFigures(on_hand, reserved[key], in_transit, levels[key][4])
+        movements.append(
+            {
+                "product_id": take.product.id,
+                "location_id": take.location.id,
+                "reason": MovementReason.RESERVE.value,
+                "on_hand_delta": 0,
+                "reserved_delta": take.units,
+                "in_transit_delta": 0,
+                "reference_type": take.reference.type,
+                "reference_id": take.reference.id,
+                "reference": take.reference.text,
+                "actor": take.reference.actor,
+                "created_at": now,
+            }
+        )
+        event = {
+            "sku": take.product.sku,
+            "locationCode": take.location.code,
+            "reason": MovementReason.RESERVE.value,
+            "onHandDelta": 0,
+            "reservedDelta": take.units,
+            "inTransitDelta": 0,
+            "reference": take.reference.text,
+            "at": now.isoformat(),
+            **_figures_payload(figures),
+        }
+        events.append({"kind": "event", "topic": "stock", "payload": event, "created_at": now, "attempts": 0})
+    per_level = {levels[key][0]: moved for key, moved in units.items()}
+    if session.get_bind().dialect.name == "postgresql":
+        rows = (
+            await session.execute(
+                _RESERVE_MANY,
+                {
+                    "now": now,
+                    "level_ids": list(per_level),
+                    "units": list(per_level.values()),
+                    "moves": [movements_of[level] for level in per_level],
+                    **{f"m_{name}": [movement[name] for movement in movements] for name in _TAKE_COLUMNS},
+                    "payloads": [json.dumps(event["payload"]) for event in events],
+                },
+            )
+        ).all()
+    else:  # SQLite: one writer at a time, the statements follow each other
+        new_reserved = StockLevel.reserved + case(per_level, value=StockLevel.id)
+        moved = (
+            update(StockLevel)
+            .where(
+                StockLevel.id.in_(sorted(per_level)),
+                new_reserved <= StockLevel.on_hand,
+                StockLevel.on_hand - new_reserved >= StockLevel.safety_stock,
+            )
+            .values(
+                reserved=new_reserved,
+                sync_version=StockLevel.sync_version + case(movements_of, value=StockLevel.id),
+                updated_at=now,
+            )
+            .returning(*_RESERVED_COLUMNS)
+            .execution_options(synchronize_session=False)
+        )
+        rows = (await session.execute(moved)).all()
+        await session.execute(insert(StockMovement), movements)
+        await session.execute(insert(OutboxEntry), events)
+    if len(rows) != len(per_level):  # the levels are locked: the figures checked above still hold
+        raise RuntimeError("a locked stock level refused its reservation")
+    note_outbox_written(session)
+    takes_by_level = {(take.location.id, take.product.id): take for take in takes}
+    asked: set[int] = set()
+    for level, location_id, product_id, alerted, sync_version, synced_version, reorder_point in rows:
+        take = takes_by_level[(location_id, product_id)]
+        _id, on_hand, reserved_now, in_transit, safety_stock = levels[(location_id, product_id)]
+        figures = LevelFigures(on_hand, reserved_now, in_transit, safety_stock, reorder_point)
+        await low_stock.check_crossing(
+            session,
+            level_id=level,
+            product=take.product,
+            location=take.location,
+            available=figures.available,
+            in_transit=in_transit,
+            reorder_point=reorder_point,
+            alerted=bool(alerted),
+        )
+        if sync_version - movements_of[level] == synced_version and product_id not in asked:
+            asked.add(product_id)  # the first change since the last push: one (debounced) push per SKU
+            request_job(session, STOCK_CHANGED_JOB, product_id=product_id)
 
 
 async def ship_stock(

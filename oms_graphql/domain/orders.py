@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import functools
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -616,6 +617,33 @@ def set_status(
     previous = order.status
     order.status = target
     _record_status(session, order, previous, target, message, actor)
+
+
+async def set_statuses(
+    session: AsyncSession, orders: Sequence[tuple[Order, str | None]], target: OrderStatus, actor: str | None = None
+) -> None:
+    """:func:`set_status` for many orders, each with its message: one UPDATE for all of them.
+
+    Every transition is checked first, so one refused leaves every order unchanged.
+    Their history rows and "order" events are added as :func:`set_status` adds them
+    (the session writes each kind in one multi-row insert).
+    """
+    moving = [(order, message) for order, message in orders if order.status != target]
+    for order, _message in moving:
+        if not can_transition(order.status, target):
+            raise InvalidTransition(f"Order {order.number} is {order.status}; it cannot become {target}.", ("id",))
+    if not moving:
+        return
+    previous = {order.id: order.status for order, _message in moving}
+    # "evaluate" sets the status of the loaded orders too, without a second UPDATE at flush.
+    await session.execute(
+        update(Order)
+        .where(Order.id.in_(sorted(previous)))
+        .values(status=target, updated_at=utcnow())
+        .execution_options(synchronize_session="evaluate")
+    )
+    for order, message in moving:
+        _record_status(session, order, previous[order.id], target, message, actor)
 
 
 # A shipment cancelled at the carrier before collection takes the order back a step.
