@@ -116,6 +116,10 @@ def can_transition(current: str, target: OrderStatus) -> bool:
 _NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
+# A day has 32⁶ ≈ 10⁹ numbers: a second draw is rare, a fifth one would mean the day is full.
+NUMBER_DRAWS = 5
+
+
 def new_order_number(now: datetime) -> str:
     """``YYMMDD-XXXXXX``: the day it was placed plus six random characters."""
     suffix = "".join(secrets.choice(_NUMBER_ALPHABET) for _ in range(6))
@@ -323,12 +327,13 @@ def _references_query(dialect: str, by_external_id: bool, products: bool, pickup
 
 @functools.cache
 def _insert_order(dialect: str) -> Any:
-    """An ORM-enabled ``INSERT … ON CONFLICT (channel, external id) DO NOTHING RETURNING`` the
-    order: a loaded, persistent object (callers go on changing it) with no unit of work."""
+    """An ORM-enabled ``INSERT … ON CONFLICT DO NOTHING RETURNING`` the order: a loaded,
+    persistent object (callers go on changing it) with no unit of work. Nothing comes back
+    when the (channel, external id) is stored already or the drawn number is taken."""
     insert_into = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (
         insert_into(Order)
-        .on_conflict_do_nothing(index_elements=[Order.channel_id, Order.external_id])
+        .on_conflict_do_nothing()
         .returning(Order)
         # Every column in the statement, None or not: one statement text, one prepared statement.
         .execution_options(render_nulls=True)
@@ -483,14 +488,17 @@ async def create_order(session: AsyncSession, new: NewOrder) -> tuple[Order, boo
     }
     # An ORM-enabled INSERT … RETURNING: the order comes back as a loaded, persistent object
     # (callers go on changing it) without the unit of work's bookkeeping.
-    order = await session.scalar(_insert_order(_dialect(session)), [values])
-    if order is None:
-        # Lost a race with a concurrent insert of the same channel order: that one stands.
-        assert new.external_id is not None
-        await session.execute(_DELETE_ADDRESS, {"address_id": address_id})
-        found_order = await existing_order(session, found.channel_id, new.external_id)
-        assert found_order is not None
-        return found_order, False
+    for _draw in range(NUMBER_DRAWS):
+        order = await session.scalar(_insert_order(_dialect(session)), [values])
+        if order is not None:
+            break
+        if new.external_id and (found_order := await existing_order(session, found.channel_id, new.external_id)):
+            # Lost a race with a concurrent insert of the same channel order: that one stands.
+            await session.execute(_DELETE_ADDRESS, {"address_id": address_id})
+            return found_order, False
+        values["number"] = new_order_number(placed_at)  # another order of the day has this number
+    else:
+        raise RuntimeError(f"No free order number in {NUMBER_DRAWS} draws: the day's numbers are running out.")
     await session.execute(
         _INSERT_LINES,
         [_line_row(order.id, number, line, found.products) for number, line in enumerate(new.lines, start=1)],
