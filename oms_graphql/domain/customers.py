@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import phonenumbers
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, insert, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import Customer, CustomerIdentity
+from oms_graphql.db.upsert import insert_or_skip
 
 
 @dataclass(frozen=True)
@@ -147,3 +148,72 @@ def _clean_email(email: str | None) -> str | None:
 def identity_keys(details: CustomerDetails) -> list[tuple[str, str]]:
     """The (kind, value) identities these details stand for, most trusted first."""
     return _identities(details)
+
+
+# --- many new buyers at once (a page of channel orders) ---------------------
+
+
+class IdentityTaken(Exception):
+    """A concurrent ingestion added one of these identities first: its buyer is someone now."""
+
+    def __init__(self, keys: set[tuple[str, str]]) -> None:
+        super().__init__(f"{len(keys)} identities were taken concurrently")
+        self.keys = keys
+
+
+async def known_identities(session: AsyncSession, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (kind, value) identities a customer has already, in one query."""
+    if not keys:
+        return set()
+    rows = await session.execute(
+        select(CustomerIdentity.kind, CustomerIdentity.value).where(
+            tuple_(CustomerIdentity.kind, CustomerIdentity.value).in_(sorted(keys))
+        )
+    )
+    return {(kind, value) for kind, value in rows}
+
+
+async def create_customers(session: AsyncSession, people: list[CustomerDetails]) -> list[int]:
+    """New customers for buyers of whom no identity is known yet (see :func:`known_identities`),
+    with their identities, in two multi-row inserts; their ids, in order.
+
+    Each identity must be in ``people`` once. Raises ``IdentityTaken`` (the caller rolls back
+    its savepoint and finds those buyers one by one) when a concurrent transaction added one
+    of them first: the unique (kind, value) key decides, and nothing is doubled.
+    """
+    if not people:
+        return []
+    ids = list(
+        (
+            await session.execute(
+                insert(Customer).returning(Customer.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "name": details.name,
+                        "phone": normalise_phone(details.phone, details.country),
+                        "email": _clean_email(details.email),
+                    }
+                    for details in people
+                ],
+            )
+        ).scalars()
+    )
+    # In (kind, value) order, so two pages that share buyers take the keys in the same order.
+    wanted = sorted(
+        (
+            (kind, value, customer_id)
+            for details, customer_id in zip(people, ids, strict=True)
+            for kind, value in _identities(details)
+        ),
+    )
+    if wanted:
+        added = await session.execute(
+            insert_or_skip(session, CustomerIdentity, "kind", "value").returning(
+                CustomerIdentity.kind, CustomerIdentity.value
+            ),
+            [{"kind": kind, "value": value, "customer_id": customer_id} for kind, value, customer_id in wanted],
+        )
+        taken = {(kind, value) for kind, value, _ in wanted} - {(kind, value) for kind, value in added}
+        if taken:
+            raise IdentityTaken(taken)
+    return ids
