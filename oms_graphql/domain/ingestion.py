@@ -22,6 +22,7 @@ the order it already made and never duplicates it:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -309,16 +310,16 @@ def new_order_from(channel: Channel, new: NormalizedOrder, lines: list[_Line], s
 
 
 def is_plain_new_order(new: NormalizedOrder, order: NewOrder) -> bool:
-    """A new order that ``create_order`` alone makes in full: no hold, no store sale, nothing
-    refunded, cancelled, shipped or fulfilled at the channel. (The usual order of a burst,
-    which a page of can be created with set operations: :mod:`.ingestion_bulk`.)"""
+    """A new order that ``create_order`` alone makes in full (with its totals over the units not
+    refunded): no hold (so no refund in progress), no store sale, nothing cancelled, shipped or
+    fulfilled at the channel. The usual order of a burst: a page of them is created with set
+    operations (:mod:`.ingestion_bulk`)."""
     return (
         new.location_code is None
         and not new.fulfilled_by_channel
         and new.status not in (ChannelOrderStatus.CANCELLED, ChannelOrderStatus.SHIPPED, ChannelOrderStatus.COMPLETED)
         and not order.holds
         and order.pickup_location_code is None
-        and not any(line.refunded_quantity or line.refund for line in new.lines)
     )
 
 
@@ -394,16 +395,21 @@ async def _order_lines(session: AsyncSession, order: Order) -> list[OrderLine]:
 
 
 def _apply_totals(order: Order, lines: list[OrderLine]) -> None:
-    """Totals over the units not refunded (a line's discount shrinks with its units)."""
+    order.subtotal, order.total = kept_totals(order.currency, lines, order.discount, order.shipping_fee, order.tax)
+
+
+def kept_totals(
+    currency: str, lines: Sequence[OrderLine | LineDetails], discount: Decimal, shipping_fee: Decimal, tax: Decimal
+) -> tuple[Decimal, Decimal]:
+    """(subtotal, total) over the units not refunded (a line's discount shrinks with its units)."""
     subtotal = Decimal("0")
     for line in lines:
         kept = line.quantity - line.refunded_quantity
         if kept <= 0:
             continue
         subtotal += kept * line.unit_price - (line.discount or Decimal("0")) * kept / line.quantity
-    order.subtotal = round_money(subtotal, order.currency)
-    order.total = round_money(
-        max(Decimal("0"), subtotal - order.discount + order.shipping_fee + order.tax), order.currency
+    return round_money(subtotal, currency), round_money(
+        max(Decimal("0"), subtotal - discount + shipping_fee + tax), currency
     )
 
 

@@ -27,13 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from oms_graphql.db.models import Address, Channel, Order, OrderEvent, OrderLine, OutboxEntry, utcnow
 from oms_graphql.db.upsert import insert_or_skip
 from oms_graphql.domain import orders as order_rules
-from oms_graphql.domain.customers import (
-    CustomerDetails,
-    IdentityTaken,
-    create_customers,
-    identity_keys,
-    known_identities,
-)
+from oms_graphql.domain.customers import CustomerDetails, IdentityTaken, add_buyers, identity_keys, plan_buyers
+from oms_graphql.domain.ingestion import kept_totals
 from oms_graphql.domain.orders import AddressDetails, NewOrder, OrderStatus
 from oms_graphql.domain.reports import request_refresh
 from oms_graphql.events.outbox import note_outbox_written
@@ -73,31 +68,19 @@ async def create_plain_orders(
     session: AsyncSession, channel: Channel, plain: list[PlainOrder]
 ) -> tuple[dict[int, Created], list[int]]:
     """Create these new orders; returns what was created by key, and the keys left to the
-    per-order upsert (checks failed, known or repeated buyers, concurrent inserts)."""
-    left: list[int] = []
-    todo: list[PlainOrder] = []
-    seen_keys: set[tuple[str, str]] = set()
-    for item in plain:
-        buyer = _buyer(item.order)
-        keys = set(identity_keys(buyer)) if buyer else set()
-        if order_rules.check_new_order(item.order).items or _totals(item.order).total < 0 or keys & seen_keys:
-            left.append(item.key)
-            continue
-        seen_keys |= keys
-        todo.append(item)
-    known = await known_identities(session, seen_keys)
-    if known:
-        for item in list(todo):
-            buyer = _buyer(item.order)
-            if buyer and set(identity_keys(buyer)) & known:
-                todo.remove(item)
-                left.append(item.key)
+    per-order upsert (checks failed, buyers with a history, concurrent inserts)."""
+    left = [item.key for item in plain if not _valid(item.order)]
+    todo = [item for item in plain if item.key not in left]
     for _attempt in range(3):
+        buyers = await plan_buyers(session, [_buyer(item.order) for item in todo])
+        left += [item.key for index, item in enumerate(todo) if index in buyers.skipped]
+        todo = [item for index, item in enumerate(todo) if index not in buyers.skipped]
+        buyers.who = [who for index, who in enumerate(buyers.who) if index not in buyers.skipped]
         if not todo:
             break
         try:
             async with session.begin_nested():
-                created = await _insert(session, channel, todo)
+                created = await _insert(session, channel, todo, await add_buyers(session, buyers))
         except IdentityTaken as taken:
             lost = {
                 item.key for item in todo if (buyer := _buyer(item.order)) and set(identity_keys(buyer)) & taken.keys
@@ -115,15 +98,20 @@ async def create_plain_orders(
     return {}, left
 
 
+def _valid(order: NewOrder) -> bool:
+    return not order_rules.check_new_order(order).items and _totals(order).total >= 0
+
+
 def _totals(order: NewOrder) -> order_rules.Totals:
     return order_rules.compute_totals(order.currency, order.lines, order.discount, order.shipping_fee, order.tax)
 
 
-async def _insert(session: AsyncSession, channel: Channel, todo: list[PlainOrder]) -> dict[int, Created]:
-    todo = sorted(todo, key=lambda item: item.order.external_id or "")
-    buyers = [_buyer(item.order) for item in todo]
-    customer_ids = iter(await create_customers(session, [buyer for buyer in buyers if buyer]))
-    customers = [next(customer_ids) if buyer else None for buyer in buyers]
+async def _insert(
+    session: AsyncSession, channel: Channel, todo: list[PlainOrder], customers: list[int | None]
+) -> dict[int, Created]:
+    # In external id order, so two pages that share orders take their keys in the same order.
+    pairs = sorted(zip(todo, customers, strict=True), key=lambda pair: pair[0].order.external_id or "")
+    todo, customers = [item for item, _ in pairs], [customer_id for _, customer_id in pairs]
     addresses = (
         await session.execute(
             insert(Address).returning(Address.id, sort_by_parameter_order=True),
@@ -144,6 +132,9 @@ async def _insert(session: AsyncSession, channel: Channel, todo: list[PlainOrder
     for item, customer_id, address_id in zip(todo, customers, addresses, strict=True):
         new = item.order
         totals = _totals(new)
+        subtotal, total = totals.subtotal, totals.total
+        if any(line.refunded_quantity for line in new.lines):
+            subtotal, total = kept_totals(new.currency, new.lines, totals.discount, totals.shipping_fee, totals.tax)
         paid_at = (new.paid_at or now) if new.paid else None
         rows.append(
             {
@@ -154,11 +145,11 @@ async def _insert(session: AsyncSession, channel: Channel, todo: list[PlainOrder
                 "customer_id": customer_id,
                 "shipping_address_id": address_id,
                 "currency": new.currency,
-                "subtotal": totals.subtotal,
+                "subtotal": subtotal,
                 "discount": totals.discount,
                 "shipping_fee": totals.shipping_fee,
                 "tax": totals.tax,
-                "total": totals.total,
+                "total": total,
                 "delivery_option": new.delivery_option,
                 "pickup_location_id": None,
                 "note": new.note,
