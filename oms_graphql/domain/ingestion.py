@@ -95,12 +95,16 @@ async def upsert_order(session: AsyncSession, channel: Channel, new: NormalizedO
 
 
 @dataclass
-class _Line:
+class ResolvedLine:
+    """A channel's order line matched to our product (or not, and then maybe unmapped)."""
+
     details: LineDetails
     unmapped_code: str | None  # the channel's code of a line nobody mapped yet
 
 
-async def resolve_lines(session: AsyncSession, channel: Channel, orders: list[NormalizedOrder]) -> list[list[_Line]]:
+async def resolve_lines(
+    session: AsyncSession, channel: Channel, orders: list[NormalizedOrder]
+) -> list[list[ResolvedLine]]:
     """Each order's lines matched to our products (by the channel's listing, else our SKU), in
     two queries for all the orders at once."""
     every = [line for new in orders for line in new.lines]
@@ -133,7 +137,7 @@ async def resolve_lines(session: AsyncSession, channel: Channel, orders: list[No
 
 def _match_line(
     line: NormalizedLine, listings: dict[str, int], by_sku: dict[str, Product], by_id: dict[int, Product]
-) -> _Line:
+) -> ResolvedLine:
     product = None
     if line.channel_sku_id and line.channel_sku_id in listings:
         product = by_id.get(listings[line.channel_sku_id])
@@ -142,7 +146,7 @@ def _match_line(
     elif line.channel_item_id and line.channel_item_id in listings:
         product = by_id.get(listings[line.channel_item_id])
     code = line.channel_sku_id or line.merchant_sku
-    return _Line(
+    return ResolvedLine(
         LineDetails(
             quantity=line.quantity,
             unit_price=line.unit_price,
@@ -236,7 +240,9 @@ def _not_sold_yet(order: Order) -> bool:
     )
 
 
-def new_order_from(channel: Channel, new: NormalizedOrder, lines: list[_Line], store: Location | None) -> NewOrder:
+def new_order_from(
+    channel: Channel, new: NormalizedOrder, lines: list[ResolvedLine], store: Location | None
+) -> NewOrder:
     """What a channel's order becomes here when first seen: its address, holds and payment (pure)."""
     paid = _is_paid(new)
     store_sale = _is_store_sale(store, new)
@@ -357,7 +363,7 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
     return order, True
 
 
-def _channel_tax(new: NormalizedOrder, lines: list[_Line]) -> Decimal:
+def _channel_tax(new: NormalizedOrder, lines: list[ResolvedLine]) -> Decimal:
     """The tax the channel charged: what the buyer paid beyond the goods, shipping and discounts.
 
     Channels report tax (a POS's sales tax, Amazon's item tax) in their total, not in the lines;
