@@ -217,8 +217,8 @@ async def ingest_batch(session: AsyncSession, message_ids: Sequence[int], parse:
     """Ingest these stored RECEIVED order messages (a page) in the caller's transaction.
 
     The page's new plain orders are created together (:mod:`.ingestion_bulk`) and get one
-    allocation job between them; every other order (an update, a store sale, a known
-    buyer, one with problems) is upserted on its own in a savepoint, so one bad order ends
+    allocation job between them; every other order (an update, a store sale, a hold, a
+    buyer whose profile was merged, one with problems) is upserted on its own in a savepoint, so one bad order ends
     FAILED, replayable, and the rest of the page goes on. Messages done already (a repeated
     job; the sweeper's single-message job that won the race) are skipped.
     """
@@ -282,9 +282,7 @@ async def _ingest_channel_page(
     candidates = [
         (message, normalized)
         for message, normalized in parsed
-        if times_seen[normalized.external_id] == 1
-        and normalized.external_id not in existing
-        and normalized.location_code is None
+        if times_seen[normalized.external_id] == 1 and normalized.external_id not in existing
     ]
     plain = []
     lines = await ingestion.resolve_lines(session, channel, [normalized for _, normalized in candidates])
@@ -292,7 +290,7 @@ async def _ingest_channel_page(
         new_order = ingestion.new_order_from(channel, normalized, resolved, None)
         if ingestion.is_plain_new_order(normalized, new_order):
             plain.append(PlainOrder(message.id, new_order, normalized.updated_at or normalized.placed_at))
-    created, _left = await create_plain_orders(session, channel, plain) if plain else ({}, [])
+    created = await create_plain_orders(session, channel, plain) if plain else {}
     for message, normalized in parsed:
         if (made := created.get(message.id)) is None:
             outcomes.append(await _upsert(session, channel, message, normalized))

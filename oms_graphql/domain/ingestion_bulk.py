@@ -2,18 +2,20 @@
 
 The usual page of a burst is new orders that :func:`oms_graphql.domain.orders.create_order`
 alone makes in full (see :func:`oms_graphql.domain.ingestion.is_plain_new_order`): no hold,
-no store sale, no refund, buyers we have not met. Creating them one by one costs about
-twenty statements each; here a page costs a few multi-row inserts (customers, identities,
-addresses, orders, lines, events, outbox rows), and the rows are the ones ``create_order``
-would have written.
+no store sale, nothing cancelled or shipped at the channel. Creating them one by one costs
+about thirty statements each; here a page costs a few multi-row inserts (customers,
+identities, addresses, orders, lines, events, outbox rows), and the rows are the ones
+``create_order`` would have written. Buyers are matched as ``find_or_create_customer``
+would, one after the other (:func:`oms_graphql.domain.customers.plan_buyers`), so a buyer
+we know, or who buys twice in the page, gets the same profile either way.
 
 Anything else is left to the caller's per-order upsert: an order whose checks fail (the
-upsert reports the problems), a buyer known already or seen twice in the page (the
-per-order path matches profiles), and an order or identity a concurrent ingestion inserted
-first. Those last two are found by ``ON CONFLICT DO NOTHING``: the page's savepoint is
-rolled back and tried again without them, so nothing is doubled and no row is orphaned.
-Rows are inserted in key order (external id; identity kind and value), so two pages that
-share orders wait for each other instead of deadlocking.
+upsert reports the problems), a buyer whose profile was merged or erased or would gain
+details, and an order or identity a concurrent ingestion inserted first. Those last two
+are found by ``ON CONFLICT DO NOTHING``: the page's savepoint is rolled back and tried
+again without them, so nothing is doubled and no row is orphaned. Rows are inserted in
+key order (external id; identity kind and value), so two pages that share orders wait
+for each other instead of deadlocking.
 """
 
 from __future__ import annotations
@@ -64,23 +66,20 @@ def _buyer(order: NewOrder) -> CustomerDetails | None:
     return buyer if identity_keys(buyer) or buyer.name else None
 
 
-async def create_plain_orders(
-    session: AsyncSession, channel: Channel, plain: list[PlainOrder]
-) -> tuple[dict[int, Created], list[int]]:
-    """Create these new orders; returns what was created by key, and the keys left to the
-    per-order upsert (checks failed, buyers with a history, concurrent inserts)."""
-    left = [item.key for item in plain if not _valid(item.order)]
-    todo = [item for item in plain if item.key not in left]
+async def create_plain_orders(session: AsyncSession, channel: Channel, plain: list[PlainOrder]) -> dict[int, Created]:
+    """Create these new orders; returns what was created, by key. The rest are left to the
+    per-order upsert (checks failed, buyers with a merged or erased profile, concurrent inserts)."""
+    todo = [item for item in plain if _valid(item.order)]
     for _attempt in range(3):
         buyers = await plan_buyers(session, [_buyer(item.order) for item in todo])
-        left += [item.key for index, item in enumerate(todo) if index in buyers.skipped]
-        todo = [item for index, item in enumerate(todo) if index not in buyers.skipped]
-        buyers.who = [who for index, who in enumerate(buyers.who) if index not in buyers.skipped]
+        kept = [index for index in range(len(todo)) if index not in buyers.skipped]
+        todo = [todo[index] for index in kept]
         if not todo:
             break
         try:
             async with session.begin_nested():
-                created = await _insert(session, channel, todo, await add_buyers(session, buyers))
+                customers = await add_buyers(session, buyers)
+                created = await _insert(session, channel, todo, [customers[index] for index in kept])
         except IdentityTaken as taken:
             lost = {
                 item.key for item in todo if (buyer := _buyer(item.order)) and set(identity_keys(buyer)) & taken.keys
@@ -91,11 +90,9 @@ async def create_plain_orders(
             for found in created.values():
                 request_refresh(session, found.order_id)
             note_outbox_written(session)
-            return created, left
+            return created
         todo = [item for item in todo if item.key not in lost]
-        left.extend(lost)
-    left.extend(item.key for item in todo)
-    return {}, left
+    return {}
 
 
 def _valid(order: NewOrder) -> bool:
