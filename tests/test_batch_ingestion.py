@@ -198,7 +198,9 @@ def snapshot(database_url: str, code: str) -> dict[str, Any]:
                     }
                 published = (
                     await session.scalars(
-                        select(OutboxEntry).where(OutboxEntry.kind == "event", OutboxEntry.topic == "order")
+                        select(OutboxEntry)
+                        .where(OutboxEntry.kind == "event", OutboxEntry.topic == "order")
+                        .order_by(OutboxEntry.id)
                     )
                 ).all()
                 for entry in published:
