@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,9 @@ from tests.conftest import PG_URL, REDIS_URL, fresh_database
 from tests.fakes import taobao
 from tests.support import add_location, eventually, receive, run_async
 
-DRESS, SOCK = "CX-DRESS-2025SS-RED-M", "CX-SOCK-001-WHT"
+# SKUs of this module only: its stock must not draw other tests' orders, nor theirs its own.
+RUN = uuid.uuid4().hex[:6].upper()
+DRESS, SOCK = f"BT-DRESS-{RUN}", f"BT-SOCK-{RUN}"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -46,6 +49,14 @@ def stocked(admin) -> str:
     return code
 
 
+def add_trade(state: taobao.TaobaoState, **changes: Any) -> str:
+    """A copy of sample trade A (paid, two lines, the second refunded) selling this module's SKUs."""
+    tid = state.add_order(**changes)
+    for line, sku in zip(state.trades[tid]["orders"]["order"], (DRESS, SOCK), strict=True):
+        line["outer_sku_id"] = sku
+    return tid
+
+
 def trades(state: taobao.TaobaoState, tag: str) -> list[str]:
     """A page as a burst brings it: new buyers, a buyer twice, a buyer we know from an earlier
     order (the first trade, ingested before the page), an unmapped SKU, an unpaid trade, and
@@ -53,8 +64,7 @@ def trades(state: taobao.TaobaoState, tag: str) -> list[str]:
     made = []
 
     def trade(buyer: str, mobile: str, **changes: Any) -> str:
-        tid = state.add_order()
-        state.trades[tid].update(buyer_open_uid=f"{tag}-{buyer}", receiver_mobile=mobile, **changes)
+        tid = add_trade(state, buyer_open_uid=f"{tag}-{buyer}", receiver_mobile=mobile, **changes)
         made.append(tid)
         return tid
 
@@ -276,10 +286,10 @@ def test_a_malformed_order_fails_alone_and_the_rest_of_the_page_goes_in(admin, u
     state = taobao.TaobaoState(load_samples=False)
     code = f"tb-bad-{uid}".lower()
     create_channel(admin, code, "taobao", taobao_settings("http://127.0.0.1:9", state), pollIntervalSeconds=3600)
-    good = [state.add_order() for _ in range(3)]
-    unreadable = state.add_order()
+    good = [add_trade(state) for _ in range(3)]
+    unreadable = add_trade(state)
     del state.trades[unreadable]["orders"]
-    bad_quantity = state.add_order()
+    bad_quantity = add_trade(state)
     state.trades[bad_quantity]["orders"]["order"][0]["num"] = 0
     ids = store(database_url, code, payloads(state, [good[0], unreadable, good[1], bad_quantity, good[2]]))
 
@@ -316,8 +326,8 @@ def test_two_batch_jobs_racing_on_the_same_orders_double_nothing(admin, uid, sto
     code = f"tb-race-{uid}".lower()
     create_channel(admin, code, "taobao", taobao_settings("http://127.0.0.1:9", state), pollIntervalSeconds=3600)
     tids = [
-        state.add_order(
-            buyer_open_uid=f"race-{uid}-{n % 7}", receiver_mobile=f"137{abs(hash(uid)) % 10**6:06d}{n % 7:02d}"
+        add_trade(
+            state, buyer_open_uid=f"race-{uid}-{n % 7}", receiver_mobile=f"137{abs(hash(uid)) % 10**6:06d}{n % 7:02d}"
         )
         for n in range(40)
     ]
@@ -361,7 +371,7 @@ def test_a_batch_worker_killed_mid_batch_loses_nothing_the_sweeper_finishes_it(u
 
         code = run_async(prepare())
         state = taobao.TaobaoState(load_samples=False)
-        tids = [state.add_order() for _ in range(30)]
+        tids = [add_trade(state) for _ in range(30)]
         ids = store(url, code, payloads(state, tids))
         marker = Path(f"/tmp/oms-batch-kill-{uid}")
         # The batch job stops just before its commit (everything inserted, nothing committed).
