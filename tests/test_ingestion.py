@@ -466,16 +466,19 @@ def test_a_worker_killed_mid_ingestion_loses_nothing(admin, uid, warehouse, taob
     url, state = taobao_fake
     tid = new_trade(state)
     code = f"tb-kill-{uid}".lower()
-    real_upsert = inbound.upsert_order
     calls = {"n": 0}
 
-    async def dying_upsert(session, channel, new):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise OperationalError("INSERT INTO orders", {}, ConnectionResetError("worker killed"))
-        return await real_upsert(session, channel, new)
+    def dying(real):  # the first write of the order, on either path (a page's set insert, the upsert)
+        async def write(*args):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise OperationalError("INSERT INTO orders", {}, ConnectionResetError("worker killed"))
+            return await real(*args)
 
-    monkeypatch.setattr(inbound, "upsert_order", dying_upsert)
+        return write
+
+    monkeypatch.setattr(inbound, "upsert_order", dying(inbound.upsert_order))
+    monkeypatch.setattr(inbound, "create_plain_orders", dying(inbound.create_plain_orders))
     create_channel(admin, code, "taobao", taobao_settings(url, state))
 
     order = sync_until(admin, code, tid, "ALLOCATED", timeout=40)

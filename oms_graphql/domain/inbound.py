@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,11 +26,14 @@ from oms_graphql import redaction
 from oms_graphql.db.models import (
     Channel,
     InboundMessage,
+    Order,
     utcnow,
 )
+from oms_graphql.domain import ingestion
 from oms_graphql.domain.channels import channel_config
 from oms_graphql.domain.errors import DomainError
 from oms_graphql.domain.ingestion import upsert_order
+from oms_graphql.domain.ingestion_bulk import PlainOrder, create_plain_orders
 from oms_graphql.events.outbox import request_job
 from oms_graphql.plugins.contract import (
     ChannelConfig,
@@ -43,6 +47,8 @@ log = structlog.get_logger(__name__)
 RECEIVED, PROCESSED, FAILED, REJECTED = "RECEIVED", "PROCESSED", "FAILED", "REJECTED"
 ORDER, WEBHOOK = "ORDER", "WEBHOOK"
 INGEST_JOB = "ingest_inbound_message"
+BATCH_JOB = "ingest_inbound_batch"
+ALLOCATE_BATCH_JOB = "allocate_order_batch"
 # A version asked for this long after its stamp holds every change of that second (whole
 # seconds at the channel, and a second of clock difference between us and the channel).
 SAME_SECOND = timedelta(seconds=2)
@@ -164,34 +170,136 @@ async def ingest_payloads(
 
     An order whose exact body is stored already (a re-pull of the overlap, a
     duplicate delivery) is skipped: it was ingested, or it failed and waits for a
-    replay. With ``parse`` each order is upserted here, in its own savepoint, so
-    one bad order does not hold up the page; without it each stored message gets
-    its own ingest job once the page commits (a pull does that: many workers then
-    ingest one channel's orders side by side).
+    replay. The page's new bodies are stored with one multi-row insert. With
+    ``parse`` they are ingested here (:func:`ingest_batch`); without it the page
+    gets one ``ingest_inbound_batch`` job once it commits (a pull does that: many
+    workers then ingest one channel's pages side by side).
     """
     encoded = [(payload, encode_body(payload.body)) for payload in payloads]
     known = await _already_stored(session, channel.code, [(p.external_id, digest(text)) for p, text in encoded])
-    outcomes = []
-    seen: set[str] = set()
+    fresh: dict[str, tuple[RawOrderPayload, str]] = {}
     for payload, text in encoded:
         body_digest = digest(text)
-        if body_digest in known or body_digest in seen:
+        if body_digest not in known and body_digest not in fresh:
+            fresh[body_digest] = (payload, text)
+    if not fresh:
+        return []
+    now = utcnow()
+    ids = list(
+        (
+            await session.execute(
+                insert(InboundMessage).returning(InboundMessage.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "source": channel.code,
+                        "kind": ORDER,
+                        "external_id": payload.external_id,
+                        "body": text,
+                        "status": RECEIVED,
+                        "digest": body_digest,
+                        "received_at": now,
+                        "queued_at": now,
+                        "channel_updated_at": payload.updated_at,
+                        "fetched_at": payload.fetched_at,
+                    }
+                    for body_digest, (payload, text) in fresh.items()
+                ],
+            )
+        ).scalars()
+    )
+    if parse is not None:
+        return await ingest_batch(session, ids, parse)
+    request_job(session, BATCH_JOB, message_ids=ids)
+    return [IngestOutcome(message_id, RECEIVED) for message_id in ids]
+
+
+async def ingest_batch(session: AsyncSession, message_ids: Sequence[int], parse: Parse) -> list[IngestOutcome]:
+    """Ingest these stored RECEIVED order messages (a page) in the caller's transaction.
+
+    The page's new plain orders are created together (:mod:`.ingestion_bulk`) and get one
+    allocation job between them; every other order (an update, a store sale, a hold, a
+    buyer whose profile was merged, one with problems) is upserted on its own in a savepoint, so one bad order ends
+    FAILED, replayable, and the rest of the page goes on. Messages done already (a repeated
+    job; the sweeper's single-message job that won the race) are skipped.
+    """
+    messages = list(
+        (
+            await session.scalars(
+                select(InboundMessage)
+                .where(
+                    InboundMessage.id.in_(message_ids),
+                    InboundMessage.status == RECEIVED,
+                    InboundMessage.kind == ORDER,
+                )
+                .order_by(InboundMessage.id)
+                .with_for_update()
+            )
+        ).all()
+    )
+    sources = {message.source for message in messages}
+    channels = {
+        channel.code: channel
+        for channel in (await session.scalars(select(Channel).where(Channel.code.in_(sources)))).all()
+    }
+    outcomes: list[IngestOutcome] = []
+    to_allocate: list[int] = []
+    for source in sorted(sources):
+        mine = [message for message in messages if message.source == source]
+        channel = channels.get(source)
+        if channel is None:
+            outcomes += [_finish(m, FAILED, error=f"No channel has code {source!r} any more.") for m in mine]
             continue
-        seen.add(body_digest)
-        message = await store_message(
-            session,
-            source=channel.code,
-            kind=ORDER,
-            body=text,
-            external_id=payload.external_id,
-            channel_updated_at=payload.updated_at,
-            fetched_at=payload.fetched_at,
-        )
-        if parse is None:
-            queue_message(session, message)
-            outcomes.append(IngestOutcome(message.id, RECEIVED))
+        outcomes += await _ingest_channel_page(session, channel, mine, parse, to_allocate)
+    if to_allocate:
+        request_job(session, ALLOCATE_BATCH_JOB, order_ids=sorted(to_allocate))
+    return sorted(outcomes, key=lambda outcome: outcome.message_id)
+
+
+async def _ingest_channel_page(
+    session: AsyncSession,
+    channel: Channel,
+    messages: list[InboundMessage],
+    parse: Parse,
+    to_allocate: list[int],
+) -> list[IngestOutcome]:
+    outcomes: list[IngestOutcome] = []
+    parsed: list[tuple[InboundMessage, NormalizedOrder]] = []
+    for message in messages:
+        normalized = _parse(channel, message, parse)
+        if isinstance(normalized, IngestOutcome):
+            outcomes.append(normalized)
         else:
-            outcomes.append(await ingest_message(session, channel, message, parse))
+            parsed.append((message, normalized))
+    times_seen = Counter(normalized.external_id for _, normalized in parsed)
+    existing = set(
+        (
+            await session.scalars(
+                select(Order.external_id).where(Order.channel_id == channel.id, Order.external_id.in_(times_seen))
+            )
+        ).all()
+    )
+    # Two versions of one order in a page go through the upsert, in order.
+    candidates = [
+        (message, normalized)
+        for message, normalized in parsed
+        if times_seen[normalized.external_id] == 1 and normalized.external_id not in existing
+    ]
+    plain = []
+    lines = await ingestion.resolve_lines(session, channel, [normalized for _, normalized in candidates])
+    for (message, normalized), resolved in zip(candidates, lines, strict=True):
+        new_order = ingestion.new_order_from(channel, normalized, resolved, None)
+        if ingestion.is_plain_new_order(normalized, new_order):
+            plain.append(PlainOrder(message.id, new_order, normalized.updated_at or normalized.placed_at))
+    created = await create_plain_orders(session, channel, plain) if plain else {}
+    for message, normalized in parsed:
+        if (made := created.get(message.id)) is None:
+            outcomes.append(await _upsert(session, channel, message, normalized))
+            continue
+        if message.external_id is None:
+            message.external_id = normalized.external_id
+        outcomes.append(_finish(message, PROCESSED, order_id=made.order_id, outcome="created"))
+        if made.status == "CONFIRMED":
+            to_allocate.append(made.order_id)
     return outcomes
 
 
@@ -199,6 +307,14 @@ async def ingest_message(
     session: AsyncSession, channel: Channel, message: InboundMessage, parse: Parse
 ) -> IngestOutcome:
     """Parse one stored ORDER message and upsert its order; the message records the result."""
+    parsed = _parse(channel, message, parse)
+    if isinstance(parsed, IngestOutcome):
+        return parsed
+    return await _upsert(session, channel, message, parsed)
+
+
+def _parse(channel: Channel, message: InboundMessage, parse: Parse) -> NormalizedOrder | IngestOutcome:
+    """The message's order as the plugin reads it, or the message FAILED with the reason."""
     message.attempts = (message.attempts or 0) + 1
     try:
         normalized = parse(channel, json.loads(message.body))
@@ -209,6 +325,13 @@ async def ingest_message(
     except Exception as error:  # a plugin bug: keep the message, show the error, allow a replay
         log.warning("plugin failed to parse an order", channel=channel.code, message_id=message.id, error=repr(error))
         return _finish(message, FAILED, error=f"The plugin failed: {error!r}")
+    return normalized
+
+
+async def _upsert(
+    session: AsyncSession, channel: Channel, message: InboundMessage, normalized: NormalizedOrder
+) -> IngestOutcome:
+    """Upsert the message's order in a savepoint: a bad order leaves the message FAILED, the rest goes on."""
     try:
         async with session.begin_nested():
             order, what = await upsert_order(session, channel, normalized)

@@ -22,6 +22,7 @@ the order it already made and never duplicates it:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -94,13 +95,20 @@ async def upsert_order(session: AsyncSession, channel: Channel, new: NormalizedO
 
 
 @dataclass
-class _Line:
+class ResolvedLine:
+    """A channel's order line matched to our product (or not, and then maybe unmapped)."""
+
     details: LineDetails
     unmapped_code: str | None  # the channel's code of a line nobody mapped yet
 
 
-async def _resolve_lines(session: AsyncSession, channel: Channel, new: NormalizedOrder) -> list[_Line]:
-    codes = {code for line in new.lines for code in (line.channel_sku_id, line.channel_item_id) if code}
+async def resolve_lines(
+    session: AsyncSession, channel: Channel, orders: list[NormalizedOrder]
+) -> list[list[ResolvedLine]]:
+    """Each order's lines matched to our products (by the channel's listing, else our SKU), in
+    two queries for all the orders at once."""
+    every = [line for new in orders for line in new.lines]
+    codes = {code for line in every for code in (line.channel_sku_id, line.channel_item_id) if code}
     listings = (
         {
             listing.channel_sku_id: listing.product_id
@@ -115,7 +123,7 @@ async def _resolve_lines(session: AsyncSession, channel: Channel, new: Normalize
         if codes
         else {}
     )
-    merchant = {line.merchant_sku for line in new.lines if line.merchant_sku}
+    merchant = {line.merchant_sku for line in every if line.merchant_sku}
     listed_ids = set(listings.values())
     products = (
         (await session.scalars(select(Product).where((Product.sku.in_(merchant)) | (Product.id.in_(listed_ids))))).all()
@@ -124,35 +132,37 @@ async def _resolve_lines(session: AsyncSession, channel: Channel, new: Normalize
     )
     by_sku = {product.sku: product for product in products}
     by_id = {product.id: product for product in products}
-    resolved = []
-    for line in new.lines:
-        product = None
-        if line.channel_sku_id and line.channel_sku_id in listings:
-            product = by_id.get(listings[line.channel_sku_id])
-        elif line.merchant_sku and line.merchant_sku in by_sku:
-            product = by_sku[line.merchant_sku]
-        elif line.channel_item_id and line.channel_item_id in listings:
-            product = by_id.get(listings[line.channel_item_id])
-        code = line.channel_sku_id or line.merchant_sku
-        resolved.append(
-            _Line(
-                LineDetails(
-                    quantity=line.quantity,
-                    unit_price=line.unit_price,
-                    sku=product.sku if product else None,
-                    discount=line.discount,
-                    title=_clip(line.title, 300),
-                    channel_line_id=line.channel_line_id,
-                    channel_sku_id=code,
-                    product_id=product.id if product else None,
-                    refunded_quantity=min(line.refunded_quantity, line.quantity),
-                ),
-                # A line with no code at all (a POS custom amount) is money only, not stock, and
-                # a line refunded in full before we saw it will never need stock either.
-                unmapped_code=code if product is None and code and line.refunded_quantity < line.quantity else None,
-            )
-        )
-    return resolved
+    return [[_match_line(line, listings, by_sku, by_id) for line in new.lines] for new in orders]
+
+
+def _match_line(
+    line: NormalizedLine, listings: dict[str, int], by_sku: dict[str, Product], by_id: dict[int, Product]
+) -> ResolvedLine:
+    product = None
+    if line.channel_sku_id and line.channel_sku_id in listings:
+        product = by_id.get(listings[line.channel_sku_id])
+    elif line.merchant_sku and line.merchant_sku in by_sku:
+        product = by_sku[line.merchant_sku]
+    elif line.channel_item_id and line.channel_item_id in listings:
+        product = by_id.get(listings[line.channel_item_id])
+    code = line.channel_sku_id or line.merchant_sku
+    return ResolvedLine(
+        LineDetails(
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            sku=product.sku if product else None,
+            discount=line.discount,
+            # Our product's name when the channel sends no title (as create_order would).
+            title=_clip(line.title, 300) or (product.name if product else None),
+            channel_line_id=line.channel_line_id,
+            channel_sku_id=code,
+            product_id=product.id if product else None,
+            refunded_quantity=min(line.refunded_quantity, line.quantity),
+        ),
+        # A line with no code at all (a POS custom amount) is money only, not stock, and
+        # a line refunded in full before we saw it will never need stock either.
+        unmapped_code=code if product is None and code and line.refunded_quantity < line.quantity else None,
+    )
 
 
 def _clip(text: str | None, limit: int) -> str | None:
@@ -230,9 +240,10 @@ def _not_sold_yet(order: Order) -> bool:
     )
 
 
-async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder) -> tuple[Order, bool]:
-    lines = await _resolve_lines(session, channel, new)
-    store = await _store_location(session, new)
+def new_order_from(
+    channel: Channel, new: NormalizedOrder, lines: list[ResolvedLine], store: Location | None
+) -> NewOrder:
+    """What a channel's order becomes here when first seen: its address, holds and payment (pure)."""
     paid = _is_paid(new)
     store_sale = _is_store_sale(store, new)
     if new.shipping_address:
@@ -272,39 +283,58 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
         if paid and address is NO_ADDRESS and store is None:
             holds.append((HoldReason.ADDRESS_INCOMPLETE, "The channel sent no shipping address."))
     buyer = new.buyer
-    order, created = await create_order(
-        session,
-        NewOrder(
+    return NewOrder(
+        channel_code=channel.code,
+        currency=new.currency,
+        shipping_address=address,
+        lines=[line.details for line in lines],
+        external_id=new.external_id,
+        customer=CustomerDetails(
+            name=_clip(buyer.name, 200),
+            # Taobao and JD give the buyer's mobile only as the receiver's: most orders ship to
+            # the buyer, so it stands for the buyer's when the buyer sent none (see README).
+            phone=_clip(buyer.phone or address.phone, 40),
+            email=_clip(buyer.email, 254),
             channel_code=channel.code,
-            currency=new.currency,
-            shipping_address=address,
-            lines=[line.details for line in lines],
-            external_id=new.external_id,
-            customer=CustomerDetails(
-                name=_clip(buyer.name, 200),
-                # Taobao and JD give the buyer's mobile only as the receiver's: most orders ship to
-                # the buyer, so it stands for the buyer's when the buyer sent none (see README).
-                phone=_clip(buyer.phone or address.phone, 40),
-                email=_clip(buyer.email, 254),
-                channel_code=channel.code,
-                channel_buyer_id=_clip(buyer.channel_buyer_id, 254),
-            )
-            if buyer
-            else None,
-            shipping_fee=new.shipping_fee,
-            discount=new.discount,
-            tax=_channel_tax(new, lines),
-            # Only an order that will take our stock is confirmed (and so allocated) here.
-            paid=paid and takes_our_stock and store is None,
-            paid_at=new.paid_at,
-            placed_at=new.placed_at,
-            note=_clip(new.note, 2000),
-            promised_at=new.deliver_by,
-            promised_ship_by=new.ship_by,
-            holds=holds,
-            actor=_actor(channel),
-        ),
+            channel_buyer_id=_clip(buyer.channel_buyer_id, 254),
+        )
+        if buyer
+        else None,
+        shipping_fee=new.shipping_fee,
+        discount=new.discount,
+        tax=_channel_tax(new, lines),
+        # Only an order that will take our stock is confirmed (and so allocated) here.
+        paid=paid and takes_our_stock and store is None,
+        paid_at=new.paid_at,
+        placed_at=new.placed_at,
+        note=_clip(new.note, 2000),
+        promised_at=new.deliver_by,
+        promised_ship_by=new.ship_by,
+        holds=holds,
+        actor=_actor(channel),
     )
+
+
+def is_plain_new_order(new: NormalizedOrder, order: NewOrder) -> bool:
+    """A new order that ``create_order`` alone makes in full (with its totals over the units not
+    refunded): no hold (so no refund in progress), no store sale, nothing cancelled, shipped or
+    fulfilled at the channel. The usual order of a burst: a page of them is created with set
+    operations (:mod:`.ingestion_bulk`)."""
+    return (
+        new.location_code is None
+        and not new.fulfilled_by_channel
+        and new.status not in (ChannelOrderStatus.CANCELLED, ChannelOrderStatus.SHIPPED, ChannelOrderStatus.COMPLETED)
+        and not order.holds
+        and order.pickup_location_code is None
+    )
+
+
+async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder) -> tuple[Order, bool]:
+    lines = (await resolve_lines(session, channel, [new]))[0]
+    store = await _store_location(session, new)
+    paid = _is_paid(new)
+    store_sale = _is_store_sale(store, new)
+    order, created = await create_order(session, new_order_from(channel, new, lines, store))
     if not created:
         return order, False
     order.channel_updated_at = new.updated_at or new.placed_at
@@ -333,7 +363,7 @@ async def _create(session: AsyncSession, channel: Channel, new: NormalizedOrder)
     return order, True
 
 
-def _channel_tax(new: NormalizedOrder, lines: list[_Line]) -> Decimal:
+def _channel_tax(new: NormalizedOrder, lines: list[ResolvedLine]) -> Decimal:
     """The tax the channel charged: what the buyer paid beyond the goods, shipping and discounts.
 
     Channels report tax (a POS's sales tax, Amazon's item tax) in their total, not in the lines;
@@ -371,16 +401,21 @@ async def _order_lines(session: AsyncSession, order: Order) -> list[OrderLine]:
 
 
 def _apply_totals(order: Order, lines: list[OrderLine]) -> None:
-    """Totals over the units not refunded (a line's discount shrinks with its units)."""
+    order.subtotal, order.total = kept_totals(order.currency, lines, order.discount, order.shipping_fee, order.tax)
+
+
+def kept_totals(
+    currency: str, lines: Sequence[OrderLine | LineDetails], discount: Decimal, shipping_fee: Decimal, tax: Decimal
+) -> tuple[Decimal, Decimal]:
+    """(subtotal, total) over the units not refunded (a line's discount shrinks with its units)."""
     subtotal = Decimal("0")
     for line in lines:
         kept = line.quantity - line.refunded_quantity
         if kept <= 0:
             continue
         subtotal += kept * line.unit_price - (line.discount or Decimal("0")) * kept / line.quantity
-    order.subtotal = round_money(subtotal, order.currency)
-    order.total = round_money(
-        max(Decimal("0"), subtotal - order.discount + order.shipping_fee + order.tax), order.currency
+    return round_money(subtotal, currency), round_money(
+        max(Decimal("0"), subtotal - discount + shipping_fee + tax), currency
     )
 
 

@@ -92,6 +92,20 @@ def ingest_inbound_message(message_id: int) -> None:
     in_transaction(lambda session: inbound.finish_webhook(session, message_id, payloads, parse_order, error=error))
 
 
+@dramatiq.actor(queue_name="channels", max_retries=20)
+def ingest_inbound_batch(message_ids: list[int]) -> None:
+    """Ingest a pulled page of stored order messages in one transaction (one bad order ends
+    FAILED, the rest PROCESSED). Killed half-way, nothing is committed: the job is retried,
+    and the sweeper re-queues each message still RECEIVED on its own."""
+    outcomes = in_transaction(lambda session: inbound.ingest_batch(session, message_ids, parse_order))
+    log.info(
+        "page ingested",
+        messages=len(message_ids),
+        done=len(outcomes),
+        failed=sum(1 for outcome in outcomes if outcome.status == inbound.FAILED),
+    )
+
+
 # --- stock push -------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Report jobs: keep one order's share of the daily report tables up to date; store the
+"""Report jobs: keep orders' share of the daily report tables up to date; store the
 forecast reorder suggestions."""
 
 from __future__ import annotations
@@ -14,14 +14,20 @@ from oms_graphql.domain.reports.facts import refresh_orders
 from oms_graphql.jobs.runtime import in_transaction
 
 
-async def _refresh(session: AsyncSession, order_id: int) -> int:
-    return await refresh_orders(session, [order_id], ZoneInfo(get_settings().report_timezone))
+async def _refresh(session: AsyncSession, order_ids: list[int]) -> int:
+    return await refresh_orders(session, order_ids, ZoneInfo(get_settings().report_timezone))
 
 
 @dramatiq.actor(queue_name="reports", max_retries=20)
 def refresh_order_report(order_id: int) -> None:
     """Recompute the order's contribution and apply the difference (idempotent: a repeat changes nothing)."""
-    in_transaction(lambda session: _refresh(session, order_id))
+    in_transaction(lambda session: _refresh(session, [order_id]))
+
+
+@dramatiq.actor(queue_name="reports", max_retries=20)
+def refresh_order_reports(order_ids: list[int]) -> None:
+    """The same for every order one transaction changed (a page of ingested orders), at once."""
+    in_transaction(lambda session: _refresh(session, order_ids))
 
 
 def store_forecasts(skus: list[str] | None = None) -> int:
