@@ -419,3 +419,41 @@ def _counts(url: str, code: str) -> tuple[int, dict[str, int]]:
         return counts
 
     return run_async(run())
+
+
+def test_a_page_whose_orders_draw_the_same_number_goes_in_whole(admin, uid, stocked, database_url, monkeypatch):
+    # Order numbers are six random characters a day: two orders of a busy day can draw the same one.
+    # The page's multi-row insert used to fail whole on the unique number (the job retried it).
+    from oms_graphql.domain import inbound
+    from oms_graphql.domain import orders as order_rules
+    from oms_graphql.jobs.channels import ingest_inbound_batch
+
+    state = taobao.TaobaoState(load_samples=False)
+    code = f"tb-num-{uid}".lower()
+    create_channel(admin, code, "taobao", taobao_settings("http://127.0.0.1:9", state), pollIntervalSeconds=3600)
+    tids = [add_trade(state) for _ in range(3)]
+
+    async def stored_unqueued() -> list[int]:  # no job: this test's own call ingests them
+        database = Database(database_url)
+        try:
+            async with database.session() as session, session.begin():
+                return [
+                    (
+                        await inbound.store_message(
+                            session, source=code, kind=inbound.ORDER, body=inbound.encode_body(p.body), external_id=tid
+                        )
+                    ).id
+                    for tid, p in zip(tids, payloads(state, tids), strict=True)
+                ]
+        finally:
+            await database.dispose()
+
+    ids = run_async(stored_unqueued())
+    taken = f"991230-{uid[:6].upper()}"
+    drawn = iter([taken, taken, taken, *(f"991230-{uid[-5:].upper()}{n}" for n in range(9))])
+    monkeypatch.setattr(order_rules, "new_order_number", lambda _now: next(drawn))
+    ingest_inbound_batch.fn(message_ids=ids)
+
+    snap = settled(database_url, code)
+    assert sorted(k for k in snap if k != "messages") == sorted(tids)
+    assert {status for _, status, _ in snap["messages"]} == {"PROCESSED"}

@@ -161,7 +161,10 @@ async def _insert(
     inserted = {
         external_id: order_id
         for order_id, external_id in await session.execute(
-            insert_or_skip(session, Order, "channel_id", "external_id").returning(Order.id, Order.external_id), rows
+            # Skipped: an order stored meanwhile, or (rarely) a drawn number another order has.
+            # Either way that order goes the per-order way, which tells the two apart.
+            insert_or_skip(session, Order).returning(Order.id, Order.external_id),
+            rows,
         )
     }
     if len(inserted) < len(rows):
