@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import json
 import secrets
 import threading
@@ -47,6 +48,7 @@ def amazon_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a listing parses every stored order's stamp
 def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
@@ -272,14 +274,15 @@ def make_app(state: AmazonState) -> Starlette:
         with state._lock:
             matching = sorted(
                 (
-                    copy.deepcopy(order)
+                    order
                     for order in state.orders.values()
                     if after <= parse_time(order["LastUpdateDate"]) <= before
                     and order.get("MarketplaceId") in marketplaces
                 ),
                 key=lambda order: (order["LastUpdateDate"], order["AmazonOrderId"]),
             )
-        page = matching[offset : offset + page_size]
+            # Only the page is copied: copying every match made a page cost the whole store.
+            page = [copy.deepcopy(order) for order in matching[offset : offset + page_size]]
         if fault and fault.kind == "duplicate" and page:
             page.insert(1, copy.deepcopy(page[0]))
         payload: dict[str, Any] = {"Orders": page, "LastUpdatedBefore": amazon_time(before)}

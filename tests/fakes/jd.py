@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.server import FlakyGateway
-from tests.fakes.taobao import SHANGHAI, TIME_FORMAT, samples_dir
+from tests.fakes.taobao import SHANGHAI, TIME_FORMAT, parse_stamp, samples_dir
 
 API_PATH = "/routerjson"
 LISTING_METHOD = "jingdong.pop.order.search"
@@ -277,7 +277,7 @@ def search(state: JdState, query: dict[str, Any], fault: Fault | None) -> dict[s
     matching = [
         order
         for order in state.orders.values()
-        if order["orderState"] in states and start <= datetime.strptime(order[by], TIME_FORMAT) <= end
+        if order["orderState"] in states and start <= parse_stamp(order[by]) <= end
     ]
     matching.sort(key=lambda order: (order[by], order["orderId"]), reverse=str(query.get("sortType")) != "0")
     rows = [_pick(order, query.get("optional_fields")) for order in matching[(page - 1) * page_size :][:page_size]]

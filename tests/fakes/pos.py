@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import functools
 import hashlib
 import hmac
 import json
@@ -48,6 +49,7 @@ def square_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a listing parses every stored order's stamp
 def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
@@ -297,7 +299,7 @@ def make_app(state: PosState) -> Starlette:
         with state._lock:
             matching = sorted(
                 (
-                    copy.deepcopy(o)
+                    o
                     for o in state.orders.values()
                     if o.get("location_id") in locations
                     and o.get("state") in states
@@ -307,7 +309,9 @@ def make_app(state: PosState) -> Starlette:
                 key=lambda o: (o["updated_at"], o["id"]),
             )
         limit = int(query.get("limit") or 500)
-        page = matching[offset : offset + limit]
+        # Only the page is copied: copying every match made a page cost the whole store.
+        with state._lock:
+            page = [copy.deepcopy(o) for o in matching[offset : offset + limit]]
         if fault and fault.kind == "duplicate" and page:
             page.insert(1, copy.deepcopy(page[0]))
         answer: dict[str, Any] = {"orders": page}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import hashlib
 import hmac
 import itertools
@@ -38,6 +39,13 @@ from tests.fakes.server import FlakyGateway
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+@functools.lru_cache(maxsize=1 << 16)  # a listing reads every stored trade's stamp
+def parse_stamp(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT)
+
+
 API_PATH = "/router/rest"
 LISTING_METHOD = "taobao.trades.sold.increment.get"
 FULLINFO_METHOD = "taobao.trade.fullinfo.get"
@@ -315,8 +323,7 @@ def increment_get(state: TaobaoState, params: dict[str, str], fault: Fault | Non
     matching = [
         trade
         for trade in state.trades.values()
-        if start <= datetime.strptime(trade["modified"], TIME_FORMAT) <= end
-        and params.get("status", trade["status"]) == trade["status"]
+        if start <= parse_stamp(trade["modified"]) <= end and params.get("status", trade["status"]) == trade["status"]
     ]
     # Sorted by modified, newest first (README "Pagination and incremental sync").
     matching.sort(key=lambda trade: (trade["modified"], trade["tid"]), reverse=True)
