@@ -4,7 +4,17 @@ with an intercept alert while the parcel travels and the channel's refund record
 
 from __future__ import annotations
 
-from tests.channel_support import create_channel, dispatch_order, ensure_product, sync_until, taobao_settings
+from datetime import datetime, timedelta
+
+from tests.channel_support import (
+    SYNC,
+    create_channel,
+    dispatch_order,
+    ensure_product,
+    order_of,
+    sync_until,
+    taobao_settings,
+)
 from tests.fakes import taobao
 from tests.fakes.server import serve
 from tests.support import add_location, eventually, receive
@@ -97,3 +107,45 @@ def test_a_refund_on_a_shipped_order_is_a_return_with_an_intercept_alert_and_the
         {"input": {"id": channel_return["id"], "lines": [{"lineNo": 1, "quantity": 2, "condition": "RESELLABLE"}]}},
     )
     assert back["userErrors"] == [] and back["return"] == {"status": "REFUNDED", "refundDue": {"amount": "0.00"}}
+
+
+SALES_OF = """query($from: DateTime!, $to: DateTime!, $codes: [String!]) { reports { salesTrend(from: $from,
+  to: $to, interval: MONTH, filter: {channelCodes: $codes}) { units orders revenue { amount } } } }"""
+
+
+def test_a_line_refunded_at_the_channel_before_shipping_leaves_the_sales_report(admin, uid):
+    # A line refund that does not close the order changed its totals without asking for the
+    # order's report refresh: salesTrend kept counting the refunded units and revenue.
+    shop = taobao_shop(admin, uid, "R")
+    with serve(taobao.make_app(shop)) as url:
+        tid = new_trade(shop)
+        kept = shop.lines(tid)[1]  # sample trade A's second line arrives refunded: open it again
+        kept.update(status="WAIT_SELLER_SEND_GOODS", refund_status="NO_REFUND")
+        kept.pop("refund_id", None)
+        shop.touch(tid)
+        code = f"tb-as-r-{uid}".lower()
+        create_channel(admin, code, "taobao", taobao_settings(url, shop))
+        order = sync_until(admin, code, tid, "ALLOCATED")
+        placed = admin("query($id: ID!) { order(id: $id) { placedAt } }", {"id": order["id"]})["order"]["placedAt"]
+        day = datetime.fromisoformat(placed.replace("Z", "+00:00"))
+        window = {"from": (day - timedelta(days=40)).isoformat(), "to": (day + timedelta(days=40)).isoformat()}
+        window["codes"] = [code]
+
+        def sales() -> dict:
+            [month] = admin(SALES_OF, window)["reports"]["salesTrend"]
+            return month
+
+        before = eventually(sales)
+        refunded = shop.lines(tid)[0]
+        shop.refund_line(tid, refunded["oid"], refund_status="SUCCESS")
+        units = int(refunded["num"])
+
+        def refund_counted() -> dict | None:
+            admin.mutate("channelSyncOrders", SYNC, {"code": code})  # pull the refund in
+            month = sales()
+            return month if month["units"] == before["units"] - units else None
+
+        after = eventually(refund_counted, timeout=30, interval=1)
+        assert order_of(admin, code, tid)["status"] == "ALLOCATED"  # still open: one line is left
+    assert after["orders"] == before["orders"] == 1
+    assert float(after["revenue"]["amount"]) < float(before["revenue"]["amount"])

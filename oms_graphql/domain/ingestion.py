@@ -62,6 +62,7 @@ from oms_graphql.domain.orders import (
     release_holds,
     set_status,
 )
+from oms_graphql.domain.reports import request_refresh
 from oms_graphql.plugins.contract import (
     ChannelOrderStatus,
     NormalizedAddress,
@@ -571,6 +572,7 @@ async def _apply_refunds(session: AsyncSession, order: Order, new: NormalizedOrd
         changed = True
     if changed:
         _apply_totals(order, lines)
+        request_refresh(session, order.id)  # its units and revenue in the reports shrink
         if all(line.refunded_quantity >= line.quantity for line in lines) and order_rules.can_transition(
             order.status, OrderStatus.CANCELLED
         ):
