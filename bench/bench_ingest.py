@@ -323,7 +323,9 @@ def fakes_child(out: str, orders: int, seed: int) -> None:
     ):
         info = {
             "settings": {
-                "taobao": taobao_settings(tb_url, tb),
+                # The Taobao plugin paces itself to callsPerSecond (default 10, a seller raises it to
+                # the app's quota): one detail call per order would hold Taobao at ~10 orders/s.
+                "taobao": {**taobao_settings(tb_url, tb), "callsPerSecond": 10_000},
                 "jd": jd_settings(jd_url, jd_state),
                 "amazon": amazon_settings(amz_url, amz),
                 "pos": pos_settings(pos_url, pos_state, "STORE-BENCH"),
