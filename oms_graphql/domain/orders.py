@@ -428,8 +428,9 @@ async def create_order(session: AsyncSession, new: NewOrder) -> tuple[Order, boo
 
     Order entry is the busiest write path (a promotion's burst of orders), so the rows are
     written with Core statements, a fixed number whatever the number of lines: one SELECT
-    for every code, the customer's resolution (one statement on PostgreSQL), then one INSERT each for the address, the
-    order (``RETURNING`` the row), the lines, the event and the outbox rows.
+    for every code, the customer's resolution (one statement on PostgreSQL), then one INSERT
+    each for the address, the order (``RETURNING`` the row), the lines, the event and the
+    outbox rows.
     """
     problems = check_new_order(new)
     problems.raise_if_any()
