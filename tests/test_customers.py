@@ -3,16 +3,19 @@ channel buyer id; the profile's history and figures; search; update; merge; expo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from tests.channel_support import create_channel, ensure_product, sync_until, taobao_settings
+from tests.conftest import requires_postgres
 from tests.fakes import taobao
 from tests.fakes.server import serve
-from tests.support import GraphQLClient, add_product, create_token, place_order, run_async
+from tests.support import ORDER_CREATE, GraphQLClient, add_product, create_token, order_input, place_order, run_async
 from tests.test_query_cost import counting_queries
 from tests.test_returns import RECEIVE, REFUND, approved, ledger_differences, shipped_order
 
@@ -152,6 +155,99 @@ def test_e_mails_match_without_case_plus_tags_or_gmail_dots(admin, uid):
     # A masked marketplace phone is no identity: it would make strangers one person.
     masked = place_order(admin, [(sku, 1, "5.00")], customer={"name": f"Masked {uid}", "phone": "138****5678"})
     assert profile(admin, customer_of(admin, masked))["identities"] == []
+
+
+@requires_postgres
+@pytest.mark.parametrize("phones", ["the same phone", "two phones"])
+def test_orders_of_one_new_buyer_placed_at_once_make_one_customer(admin, uid, phones):
+    sku = f"CU-RACE-{uid}"
+    add_product(admin, sku)
+    email = f"race.{uid.lower()}@example.com"
+    numbers = [mobile(uid, "137")] if phones == "the same phone" else [mobile(uid, "137"), mobile(uid, "136")]
+    requests = 12
+    clients = [GraphQLClient(admin.base_url, admin.token) for _ in range(requests)]
+    barrier = threading.Barrier(requests)
+
+    def send(n: int) -> dict:
+        buyer = {"name": f"Racer {uid}", "email": email, "phone": numbers[n % len(numbers)]}
+        barrier.wait()
+        return clients[n].mutate(
+            "orderCreate", ORDER_CREATE, {"input": order_input([(sku, 1, "5.00")], customer=buyer)}
+        )
+
+    with ThreadPoolExecutor(requests) as pool:
+        payloads = list(pool.map(send, range(requests)))
+    assert all(payload["userErrors"] == [] for payload in payloads), payloads
+    [person] = {customer_of(admin, payload["order"]) for payload in payloads}
+    seen = profile(admin, person)
+    assert seen["orderCount"] == requests
+    # As if the orders had come one after the other: the first made the profile, the others
+    # found it by the e-mail and added the phone it lacked.
+    assert {(i["kind"], i["value"]) for i in seen["identities"]} == {("EMAIL", email)} | {
+        ("PHONE", f"+86{number}") for number in numbers
+    }
+    assert admin(SEARCH, {"s": email})["customers"]["totalCount"] == 1
+
+
+def test_an_identity_left_on_a_merged_or_erased_profile_finds_the_live_one_or_a_new_one(database_url, uid):
+    from sqlalchemy import select, update
+
+    from oms_graphql.db.engine import Database
+    from oms_graphql.db.models import Customer, CustomerIdentity, utcnow
+    from oms_graphql.domain.customers import CustomerDetails, find_or_create_customer_id
+
+    phone, email = mobile(uid, "135"), f"left.{uid.lower()}@example.com"
+
+    async def scenario() -> dict[str, object]:
+        database = Database(database_url)
+        try:
+            async with database.session() as session, session.begin():
+                first = await find_or_create_customer_id(session, CustomerDetails(phone=phone, country="CN"))
+                completed = await find_or_create_customer_id(
+                    session, CustomerDetails(name=f"Lin {uid}", phone=phone, email=email, country="CN")
+                )
+                second = await find_or_create_customer_id(session, CustomerDetails(name="Second", email="x" + email))
+                # What a merge or an erasure leaves for an instant to a concurrent order: the phone
+                # still on the duplicate, merged into the second profile, which is then erased.
+                await session.execute(update(Customer).where(Customer.id == first).values(merged_into_id=second))
+                via_merge = await find_or_create_customer_id(session, CustomerDetails(phone=phone, country="CN"))
+                await session.execute(update(Customer).where(Customer.id == second).values(erased_at=utcnow()))
+                after_erase = await find_or_create_customer_id(
+                    session, CustomerDetails(name="Third", phone=phone, country="CN")
+                )
+                owners = dict(
+                    (
+                        await session.execute(
+                            select(CustomerIdentity.value, CustomerIdentity.customer_id).where(
+                                CustomerIdentity.value.in_([f"+86{phone}", email])
+                            )
+                        )
+                    ).all()
+                )
+                rows = {
+                    row.id: (row.name, row.phone, row.email)
+                    for row in await session.scalars(select(Customer).where(Customer.id.in_([first, after_erase])))
+                }
+            return {
+                "first": first,
+                "completed": completed,
+                "second": second,
+                "via_merge": via_merge,
+                "after_erase": after_erase,
+                "owners": owners,
+                "rows": rows,
+            }
+        finally:
+            await database.dispose()
+
+    seen = run_async(scenario())
+    first = seen["first"]
+    assert seen["completed"] == first  # the same phone: the profile gains the name and e-mail it lacked
+    assert seen["rows"][first] == (f"Lin {uid}", f"+86{phone}", email)
+    assert seen["owners"] == {f"+86{phone}": first, email: first}
+    assert seen["via_merge"] == seen["second"]
+    assert seen["after_erase"] not in (first, seen["second"])  # an erased person is never matched again
+    assert seen["rows"][seen["after_erase"]] == ("Third", f"+86{phone}", None)
 
 
 @pytest.mark.parametrize(

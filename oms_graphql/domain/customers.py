@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import phonenumbers
-from sqlalchemy import and_, insert, or_, select, tuple_
+from sqlalchemy import ARRAY, DateTime, String, TextClause, and_, bindparam, delete, insert, or_, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_graphql.db.models import Customer, CustomerIdentity
+from oms_graphql.db.models import Customer, CustomerIdentity, utcnow
 from oms_graphql.db.upsert import insert_or_skip
 
 
@@ -138,6 +138,87 @@ async def _find_or_create(
             session.add(CustomerIdentity(customer_id=customer.id, kind=kind, value=value))
     await session.flush()
     return customer
+
+
+# find_or_create_customer's rules in one PostgreSQL statement (order entry's round trips):
+# the identities' owners, the first one's profile followed along merges (5 at most), and an
+# erased profile never matched; then the new identities, the new profile or the details its
+# profile lacked. The identities are inserted first, for a profile id drawn beforehand
+# (foreign keys are checked at the end of the statement): a key a concurrent order of the
+# same new buyer holds makes this insert wait for it and skip the key, so no profile is made
+# for it; ``taken`` counts such keys.
+_FIND_OR_CREATE_CUSTOMER: TextClause = text(
+    """
+WITH RECURSIVE
+keys AS (SELECT * FROM unnest(CAST(:kinds AS varchar[]), CAST(:values AS varchar[]))
+         WITH ORDINALITY AS k (kind, value, trust)),
+owned AS (SELECT keys.trust, i.customer_id FROM keys
+          JOIN customer_identities AS i ON i.kind = keys.kind AND i.value = keys.value),
+chain (id, merged_into_id, erased_at, hops) AS (
+    SELECT id, merged_into_id, erased_at, 0 FROM customers
+    WHERE id = (SELECT customer_id FROM owned ORDER BY trust LIMIT 1)
+    UNION ALL
+    SELECT c.id, c.merged_into_id, c.erased_at, chain.hops + 1 FROM chain
+    JOIN customers AS c ON c.id = chain.merged_into_id WHERE chain.hops < 5),
+known AS (SELECT id FROM (SELECT id, erased_at FROM chain ORDER BY hops DESC LIMIT 1) AS last
+          WHERE erased_at IS NULL),
+fresh AS (SELECT nextval(pg_get_serial_sequence('customers', 'id')) AS id WHERE NOT EXISTS (SELECT FROM known)),
+wanted AS (SELECT * FROM keys WHERE trust NOT IN (SELECT trust FROM owned)),
+added AS (INSERT INTO customer_identities (customer_id, kind, value)
+          SELECT target.id, wanted.kind, wanted.value
+          FROM wanted, (SELECT id FROM known UNION ALL SELECT id FROM fresh) AS target ORDER BY wanted.trust
+          ON CONFLICT (kind, value) DO NOTHING RETURNING kind),
+created AS (INSERT INTO customers (id, name, phone, email, created_at)
+            SELECT id, CAST(:name AS varchar), CAST(:phone AS varchar), CAST(:email AS varchar),
+                   CAST(:now AS timestamptz) FROM fresh
+            WHERE EXISTS (SELECT FROM added) OR NOT EXISTS (SELECT FROM wanted) RETURNING id),
+completed AS (UPDATE customers SET
+                  name = coalesce(nullif(name, ''), CAST(:name AS varchar)),
+                  phone = coalesce(phone, CAST(:phone AS varchar)),
+                  email = coalesce(email, CAST(:email AS varchar))
+              WHERE id = (SELECT id FROM known) AND (name, phone, email) IS DISTINCT FROM
+                  (coalesce(nullif(name, ''), CAST(:name AS varchar)), coalesce(phone, CAST(:phone AS varchar)),
+                   coalesce(email, CAST(:email AS varchar))))
+SELECT (SELECT id FROM known) AS known_id, (SELECT id FROM created) AS created_id,
+       (SELECT count(*) FROM wanted) - (SELECT count(*) FROM added) AS taken
+"""
+).bindparams(
+    bindparam("kinds", type_=ARRAY(String())),
+    bindparam("values", type_=ARRAY(String())),
+    bindparam("now", type_=DateTime(timezone=True)),
+)
+
+
+async def find_or_create_customer_id(session: AsyncSession, details: CustomerDetails) -> int | None:
+    """The id of the customer :func:`find_or_create_customer` finds or creates, by the same
+    rules: in one statement on PostgreSQL (the busy order entry), through it elsewhere."""
+    if session.get_bind().dialect.name != "postgresql":
+        customer = await find_or_create_customer(session, details)
+        return customer.id if customer else None
+    keys = _identities(details)
+    if not keys and not details.name:
+        return None
+    params = {
+        "kinds": [kind for kind, _ in keys],
+        "values": [value for _, value in keys],
+        "name": details.name,
+        "phone": normalise_phone(details.phone, details.country),
+        "email": _clean_email(details.email),
+        "now": utcnow(),
+    }
+    for _attempt in range(3):
+        known_id, created_id, taken = (await session.execute(_FIND_OR_CREATE_CUSTOMER, params)).one()
+        if known_id is not None:
+            return int(known_id)  # a key another profile holds stays theirs, as in find_or_create_customer
+        if not taken:
+            return int(created_id)
+        # A concurrent order of the same new buyer added some of these identities first and
+        # committed: the person is theirs. Undo the profile made for the other keys, if any,
+        # and look again (this statement sees their rows now), as one after the other would.
+        if created_id is not None:
+            await session.execute(delete(CustomerIdentity).where(CustomerIdentity.customer_id == created_id))
+            await session.execute(delete(Customer).where(Customer.id == created_id))
+    raise RuntimeError("A buyer's identities kept being taken by concurrent orders; retry the order.")
 
 
 def _clean_email(email: str | None) -> str | None:
