@@ -54,7 +54,7 @@ def oms_serve_logging_to(database_url: str, log: Path) -> Iterator[str]:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120  # a bound against a hang, not a speed check: start-up is slow on a loaded machine
             while True:
                 try:
                     if httpx.get(f"{base}/readyz").status_code == 200:
