@@ -400,12 +400,13 @@ async def refresh_orders(session: AsyncSession, order_ids: Iterable[int], zone: 
     return changed
 
 
-async def add_orders(session: AsyncSession, order_ids: Sequence[int], zone: ZoneInfo) -> None:
+async def add_orders(session: AsyncSession, order_ids: Sequence[int], zone: ZoneInfo) -> set[int]:
     """A rebuild's step: add these orders (ascending, locked by the caller) to tables cleared
-    before. An order a refresh job added since the clear has its facts row; it goes through
-    ``refresh_orders`` instead, so it is counted once."""
+    before, but those a refresh job added since the clear (they have their facts row): the
+    caller refreshes them after this commits (in a second transaction, as a job would, so
+    every transaction adds into the rows in one pass in one order and none deadlocks)."""
     if not order_ids:
-        return
+        return set()
     first, last = order_ids[0], order_ids[-1]
     refreshed = set(
         await session.scalars(select(ReportOrderFact.order_id).where(ReportOrderFact.order_id.between(first, last)))
@@ -424,7 +425,7 @@ async def add_orders(session: AsyncSession, order_ids: Sequence[int], zone: Zone
         facts.append(tuple(fact[name] for name in names))
     await insert_rows(session, FACTS, names, facts)
     await apply_totals(session, totals)
-    await refresh_orders(session, refreshed & set(order_ids), zone)
+    return refreshed & set(order_ids)
 
 
 async def clear(session: AsyncSession) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from oms_graphql.db.engine import Database
 from oms_graphql.db.models import Order
-from oms_graphql.domain.reports.facts import add_orders, clear
+from oms_graphql.domain.reports.facts import add_orders, clear, refresh_orders
 
 BATCH = 10_000  # order ids a step covers
 
@@ -45,7 +45,10 @@ async def rebuild_reports(database: Database, zone: ZoneInfo, progress: Callable
                 if database.dialect == "postgresql":
                     batch = batch.with_for_update()
                 ids = list(await session.scalars(batch))
-                await add_orders(session, ids, zone)
+                refreshed = await add_orders(session, ids, zone)
+            if refreshed:
+                async with database.session() as session, session.begin():
+                    await refresh_orders(session, refreshed, zone)
             done += len(ids)
             if progress is not None:
                 progress(len(ids))
