@@ -129,10 +129,10 @@ async def load_figures(session: AsyncSession, order_ids: Sequence[int]) -> list[
     return [figures[order_id] for order_id in order_ids if order_id in figures]
 
 
-async def load_figures_between(session: AsyncSession, first_id: int, last_id: int) -> list[OrderFigures]:
-    """The orders first_id…last_id (what a rebuild reads, a range at a time), by id."""
-    figures = await _load_figures(session, lambda order_id: order_id.between(first_id, last_id))
-    return [figures[order_id] for order_id in sorted(figures)]
+async def load_figures_where(session: AsyncSession, orders: Any) -> list[OrderFigures]:
+    """The orders that match ``orders`` (a condition on Order; a rebuild reads a range at a time)."""
+    figures = await _load_figures(session, lambda order_id: order_id.in_(select(Order.id).where(orders)))
+    return list(figures.values())
 
 
 async def _load_figures(session: AsyncSession, which: Callable[[Any], Any]) -> dict[int, OrderFigures]:
@@ -400,23 +400,26 @@ async def refresh_orders(session: AsyncSession, order_ids: Iterable[int], zone: 
     return changed
 
 
-async def add_orders(session: AsyncSession, order_ids: Sequence[int], zone: ZoneInfo) -> set[int]:
-    """A rebuild's step: add these orders (ascending, locked by the caller) to tables cleared
-    before, but those a refresh job added since the clear (they have their facts row): the
-    caller refreshes them after this commits (in a second transaction, as a job would, so
-    every transaction adds into the rows in one pass in one order and none deadlocks)."""
-    if not order_ids:
-        return set()
-    first, last = order_ids[0], order_ids[-1]
+async def add_orders(session: AsyncSession, orders: Any, zone: ZoneInfo) -> tuple[int, set[int]]:
+    """A rebuild's step: lock the orders that match ``orders`` (a condition on Order) and add
+    them to tables cleared before, but those a refresh job added since the clear (they have
+    their facts row): the caller refreshes them after this commits (in a second transaction,
+    as a job would, so every transaction adds into the rows in one pass in one order and none
+    deadlocks). Returns (how many orders, those to refresh)."""
+    locked = select(Order.id).where(orders).order_by(Order.id)
+    if session.get_bind().dialect.name == "postgresql":
+        locked = locked.with_for_update(of=Order)
+    order_ids = set(await session.scalars(locked))
+    matching = select(Order.id).where(orders)
     refreshed = set(
-        await session.scalars(select(ReportOrderFact.order_id).where(ReportOrderFact.order_id.between(first, last)))
+        await session.scalars(select(ReportOrderFact.order_id).where(ReportOrderFact.order_id.in_(matching)))
     )
-    wanted = set(order_ids) - refreshed
+    wanted = order_ids - refreshed
     totals: dict[tuple[str, tuple[Any, ...]], dict[str, int]] = {}
     facts: list[tuple[Any, ...]] = []
     names = [column.name for column in FACTS.columns]
     now = datetime.now(UTC)
-    for figures in await load_figures_between(session, first, last):
+    for figures in await load_figures_where(session, orders):
         if figures.order.id not in wanted:  # refreshed already, or committed after the caller's lock
             continue
         contribution, row = contribution_of(figures, zone)
@@ -425,7 +428,7 @@ async def add_orders(session: AsyncSession, order_ids: Sequence[int], zone: Zone
         facts.append(tuple(fact[name] for name in names))
     await insert_rows(session, FACTS, names, facts)
     await apply_totals(session, totals)
-    return refreshed & set(order_ids)
+    return len(order_ids), refreshed & order_ids
 
 
 async def clear(session: AsyncSession) -> None:

@@ -7,13 +7,13 @@ import asyncio
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 
 from oms_graphql.db.engine import Database
 from oms_graphql.db.models import Order
 from oms_graphql.domain.reports.facts import add_orders, clear, refresh_orders
 
-BATCH = 10_000  # order ids a step covers
+BATCH = 10_000  # orders a step adds
 
 
 async def count_orders(database: Database) -> int:
@@ -22,39 +22,46 @@ async def count_orders(database: Database) -> int:
 
 
 async def rebuild_reports(database: Database, zone: ZoneInfo, progress: Callable[[int], None] | None = None) -> int:
-    """Empty the report tables and refill them from the orders, one committed range of order
-    ids at a time (a rebuild stopped half-way is run again from the start).
+    """Empty the report tables and refill them from the orders, one committed step of orders
+    at a time (a rebuild stopped half-way is run again from the start).
 
-    Orders changed meanwhile are refreshed by their own jobs, which lock the order rows as
-    the steps do, so nothing is counted twice; orders placed after the clear are their jobs'
-    alone. Returns how many orders were read.
+    The steps go in placed order: every report row is of one placed day, so a step adds up its
+    orders' entries in memory and writes each row once, and seldom adds into a row another step
+    wrote. Orders changed meanwhile are refreshed by their own jobs, which lock the order rows
+    as the steps do, so nothing is counted twice. Returns how many orders were read.
     """
+    placed = tuple_(Order.placed_at, Order.id)
     async with database.session() as session, session.begin():
         await clear(session)
-        first, last = (await session.execute(select(func.min(Order.id), func.max(Order.id)))).one()
-    if first is None:
-        return 0
-    starts = iter(range(first, last + 1, BATCH))
+        numbered = select(
+            Order.placed_at, Order.id, func.row_number().over(order_by=(Order.placed_at, Order.id)).label("n")
+        ).subquery()
+        firsts = [
+            tuple(first)
+            for first in await session.execute(
+                select(numbered.c.placed_at, numbered.c.id)
+                .where((numbered.c.n - 1) % BATCH == 0)
+                .order_by(numbered.c.n)
+            )
+        ]
+    steps = iter(zip(firsts, [*firsts[1:], None], strict=True))
     done = 0
 
-    async def steps() -> None:
+    async def work() -> None:
         nonlocal done
-        for start in starts:
+        for first, following in steps:
+            orders = placed >= first if following is None else (placed >= first) & (placed < following)
             async with database.session() as session, session.begin():
-                batch = select(Order.id).where(Order.id.between(start, start + BATCH - 1)).order_by(Order.id)
-                if database.dialect == "postgresql":
-                    batch = batch.with_for_update()
-                ids = list(await session.scalars(batch))
-                refreshed = await add_orders(session, ids, zone)
+                added, refreshed = await add_orders(session, orders, zone)
             if refreshed:
                 async with database.session() as session, session.begin():
                     await refresh_orders(session, refreshed, zone)
-            done += len(ids)
+            done += added
             if progress is not None:
-                progress(len(ids))
+                progress(added)
 
     # On PostgreSQL two steps run at once, so one computes while the other waits on the database.
     async with asyncio.TaskGroup() as group:
         for _ in range(2 if database.dialect == "postgresql" else 1):
-            group.create_task(steps())
+            group.create_task(work())
     return done
