@@ -18,6 +18,7 @@ from tests.support import (
     eventually,
     place_order,
     receive,
+    run_async,
     wait_for_status,
 )
 
@@ -563,3 +564,155 @@ def test_each_segment_s_preferred_categories_and_channels(admin):
         },
     ]
     eventually(lambda: admin(PREFERENCES, OCTOBER)["reports"]["customerSegments"] == expected)
+
+
+FEBRUARY_2018 = ("2018-02-01", "2018-03-01")  # Shanghai days no other test places orders in
+
+
+def report_rows(database_url: str) -> dict[str, list[tuple]]:
+    """Every report table's rows (and the orders' stored contributions) for February 2018, less
+    the rows a subtraction left all zero (a rebuild never writes them; reports read them as none)."""
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from oms_graphql.db.engine import Database
+    from oms_graphql.db.models import ReportOrderFact
+    from oms_graphql.domain.reports.facts import KEYS, TABLES
+
+    first, end = (date.fromisoformat(day) for day in FEBRUARY_2018)
+
+    async def read() -> dict[str, list[tuple]]:
+        database = Database(database_url)
+        try:
+            async with database.session() as session:
+                found: dict[str, list[tuple]] = {}
+                for name, table in TABLES.items():
+                    rows = await session.execute(
+                        select(table).where(table.c.day >= first, table.c.day < end).order_by(*table.primary_key)
+                    )
+                    counters = len(table.columns) - len(KEYS[name])
+                    found[name] = [tuple(r) for r in rows if any(r[-counters:])]
+                facts = await session.scalars(
+                    select(ReportOrderFact)
+                    .where(ReportOrderFact.day >= first, ReportOrderFact.day < end)
+                    .order_by(ReportOrderFact.order_id)
+                )
+                found["facts"] = [
+                    (
+                        f.order_id,
+                        f.day,
+                        f.channel_id,
+                        f.location_id,
+                        f.cancelled,
+                        f.seconds_to_ship,
+                        f.seconds_to_deliver,
+                        f.contribution,
+                    )
+                    for f in facts
+                ]
+                return found
+        finally:
+            await database.dispose()
+
+    return run_async(read())
+
+
+def test_a_rebuild_leaves_the_tables_as_the_incremental_refreshes_left_them(admin, database_url):
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import select
+
+    from oms_graphql.config import get_settings
+    from oms_graphql.db.engine import Database
+    from oms_graphql.db.models import Order
+    from oms_graphql.domain.reports.facts import refresh_orders
+    from oms_graphql.domain.reports.rebuild import rebuild_reports
+
+    tag = datetime.now(UTC).strftime("%H%M%S%f")
+    north, south = f"RB-N-{tag}", f"RB-S-{tag}"
+    add_location(admin, north, priority=1001, autoDispatch=False)
+    add_location(admin, south, priority=1000, autoDispatch=False)
+    a, b, c = f"RB-A-{tag}", f"RB-B-{tag}", f"RB-C-{tag}"
+    for sku, price in ((a, "10.00"), (b, "25.00"), (c, "7.50")):
+        add_product(admin, sku, price)
+    receive(admin, a, north, 50)
+    receive(admin, b, south, 50)
+    receive(admin, c, north, 50)
+    carrier = f"fleet-rb-{tag}"
+    created = admin(CARRIER, {"input": {"code": carrier, "name": "Own fleet", "kind": "fleet", "settings": {}}})
+    assert created["carrierCreate"]["userErrors"] == []
+    now = datetime.now(UTC)
+
+    # Delivered in CNY, one unit of A returned and refunded; a second customer's order in USD
+    # split between the two locations (A ships from the north, B from the south); a EUR order
+    # paid then cancelled; an unpaid one; a paid one still allocated; two SKUs of one order on a day.
+    delivered = place_order(admin, [(a, 2, "10.00"), (c, 1, "7.50")], paid=True, placedAt="2018-02-03T02:00:00Z")
+    ship_and_deliver(admin, delivered["id"], carrier, now)
+    requested = admin.mutate(
+        "returnRequest",
+        RETURN_REQUEST,
+        {"input": {"orderId": delivered["id"], "lines": [{"lineNo": 1, "quantity": 1, "reason": "SIZE_FIT"}]}},
+    )
+    assert requested["userErrors"] == [], requested
+    return_id = requested["return"]["id"]
+    assert admin.mutate("returnApprove", RETURN_APPROVE, {"id": return_id})["userErrors"] == []
+    received = admin.mutate(
+        "returnReceive",
+        RETURN_RECEIVE,
+        {"input": {"id": return_id, "lines": [{"lineNo": 1, "quantity": 1, "condition": "DAMAGED"}]}},
+    )
+    assert received["userErrors"] == [], received
+    assert admin.mutate("returnRefund", RETURN_REFUND, {"id": return_id})["userErrors"] == []
+
+    other = {"name": "Li Lei", "phone": f"+86 137{tag[-8:]}"}
+    split = place_order(
+        admin,
+        [(a, 1, "9.00"), (b, 2, "30.00")],
+        paid=True,
+        currency="USD",
+        customer=other,
+        placedAt="2018-02-10T23:30:00Z",
+    )
+    wait_for_status(admin, split["id"], "ALLOCATED")
+    parcels = admin(FULFILLMENT, {"id": split["id"]})["order"]["fulfillmentOrders"]
+    assert len(parcels) == 2
+    for parcel in parcels:
+        shipment = admin.mutate("shipmentCreate", SHIP, {"fo": parcel["id"], "carrier": carrier})
+        assert shipment["userErrors"] == [], shipment
+        assert admin.mutate("shipmentDispatch", DISPATCH, {"id": shipment["shipment"]["id"]})["userErrors"] == []
+    wait_for_status(admin, split["id"], "SHIPPED")
+
+    cancelled = place_order(admin, [(c, 4, "7.50")], paid=True, currency="EUR", placedAt="2018-02-11T05:00:00Z")
+    wait_for_status(admin, cancelled["id"], "ALLOCATED")
+    assert admin.mutate("orderCancel", CANCEL, {"id": cancelled["id"]})["userErrors"] == []
+    place_order(admin, [(b, 1, "25.00")], placedAt="2018-02-12T05:00:00Z")
+    waiting = place_order(
+        admin, [(a, 3, "10.00"), (b, 1, "25.00")], paid=True, customer=other, placedAt="2018-02-12T06:00:00Z"
+    )
+    wait_for_status(admin, waiting["id"], "ALLOCATED")
+
+    async def refresh_every_order() -> None:
+        database = Database(database_url)
+        try:
+            async with database.session() as session, session.begin():
+                ids = list(await session.scalars(select(Order.id)))
+                await refresh_orders(session, ids, ZoneInfo(get_settings().report_timezone))
+        finally:
+            await database.dispose()
+
+    async def rebuild() -> int:
+        database = Database(database_url)
+        try:
+            return await rebuild_reports(database, ZoneInfo(get_settings().report_timezone))
+        finally:
+            await database.dispose()
+
+    run_async(refresh_every_order())
+    incremental = report_rows(database_url)
+    # Sales on 02-03 (CNY), 02-11 (USD, 07:30 in Shanghai) and 02-12 (CNY); the cancelled order's is all zero.
+    assert len(incremental["facts"]) == 5 and len(incremental["sales"]) == 3
+
+    assert run_async(rebuild()) >= 5
+
+    assert report_rows(database_url) == incremental

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import Table, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +46,7 @@ CUSTOMER_CATEGORIES = ReportCustomerCategory.__table__
 CUSTOMER_CHANNELS = ReportCustomerChannel.__table__
 FULFILLMENT = ReportDailyFulfillment.__table__
 CUSTOMER = ReportCustomerDay.__table__
+FACTS: Any = ReportOrderFact.__table__
 TABLES: dict[str, Any] = {
     "sales": SALES,
     "sku": SKU_SALES,
@@ -81,46 +82,88 @@ def local_day(moment: datetime, zone: ZoneInfo) -> date:
 
 
 class OrderFigures:
-    """What the reports need of one order, loaded in bulk for many orders at once."""
+    """What the reports need of one order, loaded in bulk for many orders at once: ``order``,
+    the lines and the shipments are rows of only the columns read here (not ORM objects)."""
 
-    def __init__(self, order: Order, region: str | None) -> None:
+    def __init__(self, order: Any, region: str | None) -> None:
         self.order = order
         self.region = region or ""
-        self.lines: list[tuple[OrderLine, str]] = []  # (line, category)
-        self.shipments: list[Shipment] = []
+        self.lines: list[tuple[Any, str]] = []  # (line, category)
+        self.shipments: list[Any] = []
         self.shipped_units = 0
         self.first_location = 0
 
 
+ORDER_COLUMNS = (
+    Order.id,
+    Order.channel_id,
+    Order.status,
+    Order.customer_id,
+    Order.currency,
+    Order.total,
+    Order.refunded_total,
+    Order.placed_at,
+    Order.paid_at,
+    Order.promised_ship_by,
+)
+LINE_COLUMNS = (
+    OrderLine.order_id,
+    OrderLine.sku,
+    OrderLine.quantity,
+    OrderLine.unit_price,
+    OrderLine.discount,
+    OrderLine.refunded_quantity,
+    OrderLine.returned_quantity,
+)
+SHIPMENT_COLUMNS = (
+    Shipment.order_id,
+    Shipment.location_id,
+    Shipment.status,
+    Shipment.dispatched_at,
+    Shipment.delivered_at,
+)
+
+
 async def load_figures(session: AsyncSession, order_ids: Sequence[int]) -> list[OrderFigures]:
+    figures = await _load_figures(session, lambda order_id: order_id.in_(order_ids))
+    return [figures[order_id] for order_id in order_ids if order_id in figures]
+
+
+async def load_figures_where(session: AsyncSession, orders: Any) -> list[OrderFigures]:
+    """The orders that match ``orders`` (a condition on Order; a rebuild reads a range at a time)."""
+    figures = await _load_figures(session, lambda order_id: order_id.in_(select(Order.id).where(orders)))
+    return list(figures.values())
+
+
+async def _load_figures(session: AsyncSession, which: Callable[[Any], Any]) -> dict[int, OrderFigures]:
     rows = await session.execute(
-        select(Order, Address.region)
+        select(*ORDER_COLUMNS, Address.region)
         .join(Address, Address.id == Order.shipping_address_id)
-        .where(Order.id.in_(order_ids))
+        .where(which(Order.id))
     )
-    figures = {order.id: OrderFigures(order, region) for order, region in rows}
+    figures = {order.id: OrderFigures(order, order.region) for order in rows}
     lines = await session.execute(
-        select(OrderLine, func.coalesce(Product.category, ""))
+        select(*LINE_COLUMNS, func.coalesce(Product.category, "").label("category"))
         .outerjoin(Product, Product.id == OrderLine.product_id)
-        .where(OrderLine.order_id.in_(order_ids))
+        .where(which(OrderLine.order_id))
         .order_by(OrderLine.order_id, OrderLine.line_no)
     )
-    for line, category in lines:
-        figures[line.order_id].lines.append((line, category))
-    shipments = await session.scalars(select(Shipment).where(Shipment.order_id.in_(order_ids)).order_by(Shipment.id))
+    for line in lines:
+        figures[line.order_id].lines.append((line, line.category))
+    shipments = await session.execute(select(*SHIPMENT_COLUMNS).where(which(Shipment.order_id)).order_by(Shipment.id))
     for shipment in shipments:
         figures[shipment.order_id].shipments.append(shipment)
     shipped = await session.execute(
         select(Shipment.order_id, func.sum(ShipmentLine.quantity))
         .join(ShipmentLine, ShipmentLine.shipment_id == Shipment.id)
-        .where(Shipment.order_id.in_(order_ids), Shipment.dispatched_at.is_not(None), Shipment.status != "CANCELLED")
+        .where(which(Shipment.order_id), Shipment.dispatched_at.is_not(None), Shipment.status != "CANCELLED")
         .group_by(Shipment.order_id)
     )
     for order_id, units in shipped:
         figures[order_id].shipped_units = int(units or 0)
     first_locations = await session.execute(
         select(FulfillmentOrder.order_id, func.min(FulfillmentOrder.id))
-        .where(FulfillmentOrder.order_id.in_(order_ids))
+        .where(which(FulfillmentOrder.order_id))
         .group_by(FulfillmentOrder.order_id)
     )
     first_ids = {order_id: fo_id for order_id, fo_id in first_locations}
@@ -132,10 +175,10 @@ async def load_figures(session: AsyncSession, order_ids: Sequence[int]) -> list[
         )
         for order_id, location_id in located:
             figures[order_id].first_location = location_id
-    return [figures[order_id] for order_id in order_ids if order_id in figures]
+    return figures
 
 
-def line_net(line: OrderLine) -> tuple[int, Decimal]:
+def line_net(line: Any) -> tuple[int, Decimal]:
     """Units kept (not refunded, not returned) and their value net of the line discount."""
     kept = line.quantity - line.refunded_quantity - line.returned_quantity
     if line.quantity <= 0 or kept <= 0:
@@ -253,9 +296,12 @@ def derived(contribution: Contribution) -> Contribution:
 def add_into(totals: dict[tuple[str, tuple[Any, ...]], dict[str, int]], contribution: Contribution, sign: int) -> None:
     """Add one order's contribution (and what derives from it) into ``totals``, × ``sign``."""
     for table, entries in (contribution | derived(contribution)).items():
-        for *key, values in entries:
-            bucket = totals.setdefault((table, tuple(key)), defaultdict(int))
-            for column, value in values.items():
+        for entry in entries:
+            where = (table, tuple(entry[:-1]))
+            bucket = totals.get(where)
+            if bucket is None:
+                bucket = totals[where] = defaultdict(int)
+            for column, value in entry[-1].items():
                 bucket[column] += sign * int(value)
 
 
@@ -265,28 +311,60 @@ def _insert(session: AsyncSession) -> Callable[[Table], Any]:
 
 async def apply_totals(session: AsyncSession, totals: dict[tuple[str, tuple[Any, ...]], dict[str, int]]) -> None:
     """Add each (table, key) → {column: delta} into the aggregate rows (upserts)."""
-    insert = _insert(session)
-    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    grouped: dict[str, list[tuple[tuple[Any, ...], dict[str, int]]]] = defaultdict(list)
     for (table, key), values in totals.items():
-        if not any(values.values()):
-            continue
-        row: dict[str, Any] = dict(zip(KEYS[table], key, strict=True))
-        row["day"] = date.fromisoformat(row["day"]) if isinstance(row["day"], str) else row["day"]
-        grouped[table].append(row | values)
-    for table_name, rows in grouped.items():
+        if any(values.values()):
+            grouped[table].append((key, values))
+    # Tables and keys in one order, so that two transactions adding into the same rows wait
+    # for each other rather than deadlock.
+    for table_name, entries in sorted(grouped.items()):
         table = TABLES[table_name]
-        counters = [c.name for c in table.columns if c.name not in KEYS[table_name]]
-        for chunk_start in range(0, len(rows), 500):
-            chunk = [
-                {name: row.get(name, 0) for name in (*KEYS[table_name], *counters)}
-                for row in rows[chunk_start : chunk_start + 500]
-            ]
-            statement = insert(table).values(chunk)
+        keys = KEYS[table_name]
+        counters = [c.name for c in table.columns if c.name not in keys]
+        day = keys.index("day")
+        rows = []
+        for key, values in entries:
+            row = [*key, *(values.get(name, 0) for name in counters)]
+            row[day] = date.fromisoformat(row[day]) if isinstance(row[day], str) else row[day]
+            rows.append(tuple(row))
+        rows.sort()
+        await insert_rows(session, table, (*keys, *counters), rows, counters)
+
+
+async def insert_rows(
+    session: AsyncSession, table: Table, names: Sequence[str], rows: list[tuple[Any, ...]], adding: Sequence[str] = ()
+) -> None:
+    """Insert ``rows`` (values of the columns ``names``); ``adding``: on a key already there, add
+    these columns into it instead (an upsert)."""
+    if not rows:
+        return
+    keys = [c.name for c in table.primary_key]
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement of one array per column: far fewer round trips and bound values than
+        # multi-row VALUES, which matters to a rebuild writing millions of rows.
+        dialect = session.get_bind().dialect
+        arrays = ", ".join(f"CAST(:c{i} AS {table.c[name].type.compile(dialect)}[])" for i, name in enumerate(names))
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays})"
+        if adding:
+            sets = ", ".join(f"{name} = {table.name}.{name} + EXCLUDED.{name}" for name in adding)
+            sql += f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+        params: dict[str, list[Any]] = {}
+        for i, (name, values) in enumerate(zip(names, zip(*rows, strict=True), strict=True)):
+            # A text statement skips the column types' own conversions (JSON, UTCDateTime): apply them.
+            convert = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            params[f"c{i}"] = [convert(value) for value in values] if convert else list(values)
+        await session.execute(text(sql), params)
+        return
+    insert = _insert(session)
+    for chunk_start in range(0, len(rows), 500):
+        statement = insert(table).values(
+            [dict(zip(names, row, strict=True)) for row in rows[chunk_start : chunk_start + 500]]
+        )
+        if adding:
             statement = statement.on_conflict_do_update(
-                index_elements=list(KEYS[table_name]),
-                set_={name: table.c[name] + statement.excluded[name] for name in counters},
+                index_elements=keys, set_={name: table.c[name] + statement.excluded[name] for name in adding}
             )
-            await session.execute(statement)
+        await session.execute(statement)
 
 
 async def refresh_orders(session: AsyncSession, order_ids: Iterable[int], zone: ZoneInfo) -> int:
@@ -320,6 +398,37 @@ async def refresh_orders(session: AsyncSession, order_ids: Iterable[int], zone: 
     await apply_totals(session, totals)
     await session.flush()
     return changed
+
+
+async def add_orders(session: AsyncSession, orders: Any, zone: ZoneInfo) -> tuple[int, set[int]]:
+    """A rebuild's step: lock the orders that match ``orders`` (a condition on Order) and add
+    them to tables cleared before, but those a refresh job added since the clear (they have
+    their facts row): the caller refreshes them after this commits (in a second transaction,
+    as a job would, so every transaction adds into the rows in one pass in one order and none
+    deadlocks). Returns (how many orders, those to refresh)."""
+    locked = select(Order.id).where(orders).order_by(Order.id)
+    if session.get_bind().dialect.name == "postgresql":
+        locked = locked.with_for_update(of=Order)
+    order_ids = set(await session.scalars(locked))
+    matching = select(Order.id).where(orders)
+    refreshed = set(
+        await session.scalars(select(ReportOrderFact.order_id).where(ReportOrderFact.order_id.in_(matching)))
+    )
+    wanted = order_ids - refreshed
+    totals: dict[tuple[str, tuple[Any, ...]], dict[str, int]] = {}
+    facts: list[tuple[Any, ...]] = []
+    names = [column.name for column in FACTS.columns]
+    now = datetime.now(UTC)
+    for figures in await load_figures_where(session, orders):
+        if figures.order.id not in wanted:  # refreshed already, or committed after the caller's lock
+            continue
+        contribution, row = contribution_of(figures, zone)
+        add_into(totals, contribution, +1)
+        fact = {"order_id": figures.order.id, **row, "contribution": contribution, "refreshed_at": now}
+        facts.append(tuple(fact[name] for name in names))
+    await insert_rows(session, FACTS, names, facts)
+    await apply_totals(session, totals)
+    return len(order_ids), refreshed & order_ids
 
 
 async def clear(session: AsyncSession) -> None:
