@@ -1,7 +1,9 @@
 """Sales trend: units, orders, revenue and average order value per period (API.md "Reports").
 
-Read from the daily tables only: a row per (day, key, currency) at most, however many
-orders there were. Sales count paid, not cancelled orders by their placed day; revenue
+Read from the daily tables: a row per (day, key, currency) at most, however many orders
+there were; but with several SKUs (or categories) in the filter and no grouping by them, the
+orders are counted from the stored per-order contributions, since the daily rows cannot tell
+an order holding two of them from two orders. Sales count paid, not cancelled orders by their placed day; revenue
 is the order total net of refunds (per line, net of its discount and of returned units,
 when grouped by SKU or category); units are those not refunded or returned.
 """
