@@ -98,12 +98,13 @@ def score(column: Any) -> Any:
     return 1 + above[0] + above[1] + above[2] + above[3]
 
 
-async def one_currency(session: AsyncSession, window: Window) -> bool:
-    """Whether the window's sales are all in one currency (the small daily sales table says so),
-    so that a customer is one row: no per-currency step to group and join back. On PostgreSQL,
-    also lets the statement hash and sort the window's customers in memory (4 MB, the default
-    work_mem, spills to disk from ~50k customers) and skip JIT (compiling the plan cost ~1 s of
-    9 at 1M rows on the shared bench box, for a plan that runs once)."""
+async def prepare_scoring(session: AsyncSession, window: Window) -> bool:
+    """Set the transaction up for scoring the window's customers, and say whether the window's
+    sales are all in one currency (the small daily sales table knows), so that a customer is one
+    row: no per-currency step to group and join back. On PostgreSQL the rest of the transaction
+    (a report's reads) hashes and sorts in memory (4 MB, the default work_mem, spills to disk
+    from ~50k customers) and skips JIT (compiling the plan cost ~1 s of 9 at 1M rows on the
+    shared bench box, for a plan that runs once)."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SET LOCAL work_mem = '64MB'"))
         await session.execute(text("SET LOCAL jit = off"))
@@ -185,7 +186,7 @@ def per_currency_rows(per_currency: Any, scored: Any) -> tuple[Any, Any, Any, An
 
 async def customer_rfm(session: AsyncSession, window: Window) -> list[CustomerRfm]:
     """Every customer of the window with its scores, by customer id."""
-    per_currency, scored = scored_customers(window, await one_currency(session, window))
+    per_currency, scored = scored_customers(window, await prepare_scoring(session, window))
     rows, currency, revenue, _ = per_currency_rows(per_currency, scored)
     found_rows = await session.execute(
         select(
@@ -214,7 +215,7 @@ async def customer_rfm(session: AsyncSession, window: Window) -> list[CustomerRf
 
 
 async def customer_segments(session: AsyncSession, window: Window) -> list[Segment]:
-    per_currency, scored = scored_customers(window, await one_currency(session, window))
+    per_currency, scored = scored_customers(window, await prepare_scoring(session, window))
     rows, currency, revenue, counted = per_currency_rows(per_currency, scored)
     found_rows = await session.execute(
         select(
@@ -255,7 +256,7 @@ async def segment_preferences(session: AsyncSession, window: Window, top: int = 
     the segment's orders with a line of the category (or placed on the channel) ÷ its orders.
     An order with lines of two categories counts for both, so category shares can add up to more
     than 1; channel shares add up to 1. Ties: by key."""
-    _, scored = scored_customers(window, await one_currency(session, window))
+    _, scored = scored_customers(window, await prepare_scoring(session, window))
 
     def tagged(kind: str) -> Any:
         return cast(literal(kind), String).label("kind")
