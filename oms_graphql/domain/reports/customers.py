@@ -3,7 +3,8 @@ segment, cohort retention.
 
 From ``report_customer_days`` (paid, not cancelled orders per customer and day), and for the
 preferences ``report_customer_categories`` / ``report_customer_channels``. The scores are
-computed by the database (``rank()`` windows), so a report reads a few rows per segment.
+computed by the database (from quintile thresholds: see ``score``), so a report reads a few rows
+per segment.
 
 - Recency = days from a customer's last order in the window to the window's last day;
   frequency = orders in the window; monetary = revenue in the window.
