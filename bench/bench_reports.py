@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import os
 import time
 import uuid
@@ -216,6 +217,12 @@ async def timed(work: Callable[[], Awaitable[Any]], repeat: int = 3) -> tuple[fl
     return best, result
 
 
+def rank_scores(values: list[Any]) -> list[int]:
+    """1 + ⌊(values smaller than each) × 5 ÷ how many⌋: the quintile score of every value."""
+    ordered = sorted(values)
+    return [1 + bisect.bisect_left(ordered, value) * 5 // len(ordered) for value in values]
+
+
 def cents(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.01"))
 
@@ -347,6 +354,10 @@ async def run(url: str, dsn: str, orders: int, reuse: bool) -> tuple[int, list[t
     same = [(c.customer_id, c.orders, cents(sum(c.revenue.values())), c.recency_days) for c in rfm] == [
         (r[0], r[1], cents(r[2]), (last - r[3]).days) for r in raw
     ]
+    # and the scores are the rank rule's, worked out here from the raw scan's figures
+    same = same and [(c.r, c.f, c.m) for c in rfm] == list(
+        zip(*(rank_scores([r[i] for r in raw]) for i in (3, 1, 2)), strict=True)
+    )
     results.append(("customerSegments", ours_s, raw_s, same))
     # the preferences per segment (only computed when asked for): no raw scan beside it
     ours_s, _ = await report(lambda s: customer_reports.segment_preferences(s, year))

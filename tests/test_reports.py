@@ -716,3 +716,34 @@ def test_a_rebuild_leaves_the_tables_as_the_incremental_refreshes_left_them(admi
     assert run_async(rebuild()) >= 5
 
     assert report_rows(database_url) == incremental
+
+
+NOVEMBER = {"from": "2020-10-31T16:00:00Z", "to": "2020-11-30T16:00:00Z"}  # Shanghai November
+
+
+def test_an_order_counts_once_however_many_of_the_filtered_skus_or_categories_it_holds(admin):
+    tag = datetime.now(UTC).strftime("%M%S%f")
+    toys, books = f"toys-{tag}", f"books-{tag}"
+    a, b, c = f"RP-ONCE-A-{tag}", f"RP-ONCE-B-{tag}", f"RP-ONCE-C-{tag}"
+    for sku, category in ((a, toys), (b, toys), (c, books)):
+        product = {"sku": sku, "name": sku, "category": category, "price": {"amount": "10.00", "currency": "CNY"}}
+        assert admin(PRODUCT, {"input": product})["productCreate"]["userErrors"] == []
+    # O1: 1 × A + 2 × B + 1 × C; O2: 1 × A; both on 11-09.
+    place_order(admin, [(a, 1, "10.00"), (b, 2, "10.00"), (c, 1, "10.00")], paid=True, placedAt="2020-11-09T04:00:00Z")
+    place_order(admin, [(a, 1, "10.00")], paid=True, placedAt="2020-11-09T04:00:00Z")
+
+    def trend(group_by: str | None, **filter_: list[str]) -> list[tuple[str | None, int, int, str]]:
+        variables = {**NOVEMBER, "interval": "MONTH", "groupBy": group_by, "filter": filter_}
+        found = admin(SALES, variables)["reports"]["salesTrend"]
+        return sorted((p["key"], p["orders"], p["units"], p["revenue"]["amount"]) for p in found)
+
+    # A or B: O1 (A and B) once and O2: 2 orders; their units 1 + 2 + 1 = 4, the lines' 40.00.
+    eventually(lambda: trend(None, skus=[a, b]) == [(None, 2, 4, "40.00")])
+    [(channel, *_)] = trend("CHANNEL", skus=[a, b])
+    assert trend("CHANNEL", skus=[a, b]) == [(channel, 2, 4, "40.00")]
+    # By category, A or C: toys O1 and O2 (A), books O1 (C).
+    assert trend("CATEGORY", skus=[a, b, c]) == [(books, 1, 1, "10.00"), (toys, 2, 4, "40.00")]
+    # Toys or books, no grouping: O1 (both) once and O2.
+    assert trend(None, categories=[toys, books]) == [(None, 2, 5, "50.00")]
+    # Per SKU each order still counts under each of its SKUs.
+    assert trend("SKU", skus=[a, b]) == sorted([(a, 2, 2, "20.00"), (b, 1, 2, "20.00")])

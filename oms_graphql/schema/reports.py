@@ -37,8 +37,9 @@ class FulfillmentGroupBy(Enum):
     description="Narrow a report; a list matches any of its values, and the lists combine with AND. "
     "salesTrend and topProducts: channelCodes, skus, categories, regions (orders then count the orders with a "
     "line of the SKU or category: an order once per SKU, or once per category; with several SKUs and no SKU "
-    "grouping, an order with two of them counts under each). demandForecast: channelCodes, skus, categories and "
-    "regions narrow the sales history, locationCodes the reorder list. fulfillmentKpis: channelCodes and "
+    "grouping (or several categories and no category grouping), an order holding two of them counts once, with "
+    "the units of the filtered ones). demandForecast: channelCodes, skus, categories and regions narrow the "
+    "sales history, locationCodes the reorder list. fulfillmentKpis: channelCodes and "
     "locationCodes (the order's first dispatching, else allocated, location). inventoryKpis: skus, categories, "
     "locationCodes. customerSegments and customerCohorts are not narrowed (a customer is scored on all its orders)."
 )

@@ -1,13 +1,16 @@
 """Sales trend: units, orders, revenue and average order value per period (API.md "Reports").
 
-Read from the daily tables only: a row per (day, key, currency) at most, however many
-orders there were. Sales count paid, not cancelled orders by their placed day; revenue
+Read from the daily tables: a row per (day, key, currency) at most, however many orders
+there were; but with several SKUs (or categories) in the filter and no grouping by them, the
+orders are counted from the stored per-order contributions, since the daily rows cannot tell
+an order holding two of them from two orders. Sales count paid, not cancelled orders by their placed day; revenue
 is the order total net of refunds (per line, net of its discount and of returned units,
 when grouped by SKU or category); units are those not refunded or returned.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
@@ -15,7 +18,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Date, cast, func, select
+from sqlalchemy import Date, String, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import (
@@ -24,6 +27,7 @@ from oms_graphql.db.models import (
     ReportDailySales,
     ReportDailySkuSales,
     ReportDailySkuTotal,
+    ReportOrderFact,
 )
 from oms_graphql.domain.money import round_money
 from oms_graphql.domain.reports.common import Interval, Window, from_e4, period_of
@@ -86,6 +90,63 @@ def narrowed(query: Any, table: Any, window: Window, since: date | None = None) 
     return query
 
 
+def counts_orders_more_than_once(window: Window, group_by: SalesGroup | None) -> bool:
+    """Whether summing the per-SKU (or per-category) rows would count an order holding two of
+    the filtered SKUs (or categories) twice under one key: several in the filter and the rows
+    not kept apart by the grouping."""
+    wanted = window.filter
+    if group_by is SalesGroup.SKU:
+        return False
+    if wanted.skus:
+        return len(wanted.skus) > 1
+    return len(wanted.categories) > 1 and group_by is not SalesGroup.CATEGORY
+
+
+async def orders_once(
+    session: AsyncSession, window: Window, group_by: SalesGroup | None, interval: Interval
+) -> dict[tuple[date, str | None, str], int]:
+    """Orders per (period, key, currency) with a line passing the filter, each counted once:
+    from the orders' stored contributions (their per-SKU entries, as the daily tables got them),
+    since the daily rows no longer tell which orders they share."""
+    wanted = window.filter
+    facts = ReportOrderFact
+    # A cheap first cut in SQL: the value is in the stored JSON (written escaped or not); the
+    # exact test follows.
+    written = {json.dumps(v, ensure_ascii=ascii) for v in wanted.skus or wanted.categories for ascii in (True, False)}
+    query = select(facts.contribution).where(
+        facts.day >= window.first_day,
+        facts.day < window.end_day,
+        or_(*(cast(facts.contribution, String).contains(text, autoescape=True) for text in sorted(written))),
+    )
+    codes = {channel_id: code for channel_id, code in await session.execute(select(Channel.id, Channel.code))}
+
+    def wanted_line(sku: str, category: str, channel_id: int, region: str) -> bool:
+        return (
+            (not wanted.skus or sku in wanted.skus)
+            and (not wanted.categories or category in wanted.categories)
+            and (not wanted.channel_codes or codes.get(channel_id) in wanted.channel_codes)
+            and (not wanted.regions or region in wanted.regions)
+        )
+
+    def key_of(category: str, channel_id: int, region: str) -> str | None:
+        if group_by is SalesGroup.CATEGORY:
+            return category
+        if group_by is SalesGroup.CHANNEL:
+            return codes.get(channel_id)
+        return region if group_by is SalesGroup.REGION else None
+
+    counted: dict[tuple[date, str | None, str], int] = defaultdict(int)
+    for (contribution,) in await session.execute(query):
+        keys = {
+            (period_of(date.fromisoformat(day), interval), key_of(category, channel_id, region), currency)
+            for day, sku, category, channel_id, region, currency, _values in contribution.get("sku", [])
+            if wanted_line(sku, category, channel_id, region)
+        }
+        for each in keys:
+            counted[each] += 1
+    return counted
+
+
 async def daily_rows(
     session: AsyncSession, window: Window, group_by: SalesGroup | None, interval: Interval = Interval.DAY
 ) -> list[Any]:
@@ -123,6 +184,9 @@ async def daily_rows(
         day, currency, orders, units, revenue = row[:5]
         day = date.fromisoformat(day) if isinstance(day, str) else day
         rows.append((day, row[5] if key is not None else None, currency, int(orders), int(units), int(revenue)))
+    if counts_orders_more_than_once(window, group_by):
+        once = await orders_once(session, window, group_by, interval)
+        rows = [(day, key, currency, once.get((day, key, currency), 0), *rest) for day, key, currency, _, *rest in rows]
     return rows
 
 
