@@ -251,3 +251,41 @@ def test_an_open_shipment_is_polled_and_a_late_one_alerted_once(admin, uid, sf_c
     assert after["shipments"][0]["status"] == "OUT_FOR_DELIVERY"
     alerts = [e["node"]["message"] for e in admin(ALERTS)["alerts"]["edges"] if e["node"]["kind"] == "DELAYED_ORDER"]
     assert any(order["number"] in message for message in alerts)
+
+
+def test_a_batch_of_fulfillment_orders_is_dispatched_each_on_its_own_and_a_rerun_doubles_nothing(
+    admin, uid, sf_carrier
+):
+    from oms_graphql.jobs.delivery import dispatch_fulfillment_orders
+    from oms_graphql.schema.ids import from_global_id
+
+    _code, state = sf_carrier
+    # Allocated at a location that ships by hand, so that the batch job below is the only dispatch.
+    orders = [paid_order(admin, f"{uid}{n}", auto=False) for n in range(3)]
+    no_phone = paid_order(admin, f"{uid}x", auto=False, phone=None)  # SF refuses it (1016)
+    everyone = [*orders, no_phone]
+    fulfillment_ids = []
+    for order in everyone:
+        wait_for_status(admin, order["id"], "ALLOCATED")
+        [held] = admin(ORDER, {"id": order["id"]})["order"]["fulfillmentOrders"]
+        fulfillment_ids.append(from_global_id(held["id"])[1])
+    # The first waybill is made at SF but its answer is lost: that shipment is retried by a job of
+    # its own (SF then answers 8016 with the same waybill), and the others go on meanwhile.
+    state.inject("lost_answer", service="EXP_RECE_CREATE_ORDER")
+
+    dispatch_fulfillment_orders.fn(fulfillment_order_ids=fulfillment_ids)
+    for order in orders:
+        assert wait_for_status(admin, order["id"], "SHIPPED")
+    dispatch_fulfillment_orders.fn(fulfillment_order_ids=fulfillment_ids)  # redelivered: nothing is doubled
+
+    shipments = {order["number"]: admin(ORDER, {"id": order["id"]})["order"]["shipments"] for order in everyone}
+    for order in orders:
+        [shipment] = shipments[order["number"]]
+        assert shipment["status"] == "DISPATCHED" and shipment["trackingNumber"]
+    assert len({shipments[order["number"]][0]["trackingNumber"] for order in orders}) == 3
+    assert sorted(o["waybillNo"] for o in state.orders.values()) == sorted(
+        shipments[order["number"]][0]["trackingNumber"] for order in orders
+    )  # one waybill at SF per shipment
+    refused = admin(ORDER, {"id": no_phone["id"]})["order"]
+    assert refused["status"] == "ALLOCATED" and [s["status"] for s in refused["shipments"]] == ["CANCELLED"]
+    assert [f["status"] for f in refused["fulfillmentOrders"]] == ["ON_HOLD"]
