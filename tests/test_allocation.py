@@ -391,8 +391,8 @@ async def _what_allocation_wrote(session, uid: str, order_ids: list[int]) -> dic
             )
         elif kind == "job" and payload.get("order_id") in index:
             outbox.append((topic, index[payload["order_id"]]))
-        elif topic == "dispatch_fulfillment_orders":
-            outbox.append((topic, sorted(fulfillment[f] for f in payload["fulfillment_order_ids"] if f in fulfillment)))
+        elif topic == "dispatch_fulfillment_orders" and set(payload["fulfillment_order_ids"]) & set(fulfillment):
+            outbox.append((topic, sorted(fulfillment[f] for f in payload["fulfillment_order_ids"])))
         elif topic == "stock_changed":
             outbox.append((topic, payload["product_id"]))
     return {

@@ -405,13 +405,10 @@ def request_automatic_dispatch(session: AsyncSession, fulfillment_order_ids: Seq
         return
     info = session.sync_session.info
     entry, asked = info.get(_AUTO_DISPATCH_REQUEST, (None, []))
-    if (
-        entry is not None
-        and entry in session.sync_session
-        and len(asked) + len(fulfillment_order_ids) <= (AUTO_DISPATCH_BATCH_SIZE)
-    ):
-        asked += fulfillment_order_ids
-        entry.payload = {"fulfillment_order_ids": list(asked)}  # a new value, so the row is updated
+    together = [*asked, *fulfillment_order_ids]
+    if entry is not None and entry in session.sync_session and len(together) <= AUTO_DISPATCH_BATCH_SIZE:
+        entry.payload = {"fulfillment_order_ids": together}  # a new list: the row is written again
+        info[_AUTO_DISPATCH_REQUEST] = (entry, together)
         return
     for start in range(0, len(fulfillment_order_ids), AUTO_DISPATCH_BATCH_SIZE):
         asked = list(fulfillment_order_ids[start : start + AUTO_DISPATCH_BATCH_SIZE])
