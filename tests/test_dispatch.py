@@ -281,9 +281,11 @@ def test_a_batch_of_fulfillment_orders_is_dispatched_each_on_its_own_and_a_rerun
     no_phone = paid_order(admin, f"{uid}x", auto=False, phone=None)  # SF refuses it (1016)
     everyone = [*orders, no_phone]
     fulfillment_ids = allocated_by_hand(admin, everyone)
-    # The first waybill is made at SF but its answer is lost: that shipment is retried by a job of
-    # its own (SF then answers 8016 with the same waybill), and the others go on meanwhile.
+    # The first waybill is made at SF but its answer is lost, and SF answers 500 to the plugin's
+    # own three retries: that shipment is handed to a job of its own (where SF answers 8016 and the
+    # plugin fetches the same waybill), and the others go on meanwhile.
     state.inject("lost_answer", service="EXP_RECE_CREATE_ORDER")
+    state.inject("http_500", times=3, service="EXP_RECE_CREATE_ORDER")
 
     dispatch_fulfillment_orders.fn(fulfillment_order_ids=fulfillment_ids)
     for order in orders:

@@ -104,7 +104,7 @@ def dispatch_fulfillment_orders(fulfillment_order_ids: list[int]) -> None:
             dispatch_shipment(shipment_id)
         except Exception as error:  # a carrier fault (to retry) or a surprise: its own job retries it
             log.warning("shipment dispatch gets a job of its own", shipment_id=shipment_id, error=str(error))
-            delay = error.options.get("delay") if isinstance(error, dramatiq.Retry) else None
+            delay = error.delay if isinstance(error, dramatiq.Retry) else None
             dispatch_shipment.send_with_options(args=(shipment_id,), delay=delay)
 
 

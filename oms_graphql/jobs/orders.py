@@ -47,7 +47,7 @@ def allocate_backorders(product_id: int) -> None:
     order_ids = in_transaction(lambda session: backordered_order_ids(session, product_id))
     rank = allocation_ranker()
     for page in serving_pages(order_ids):
-        outcomes = in_transaction(lambda session, page=page: allocate_orders(session, page, rank=rank))
+        outcomes = in_transaction(partial(allocate_orders, order_ids=page, rank=rank))
         allocated = [outcome.order_id for outcome in outcomes if outcome.changed]
         if allocated:
             log.info("backorders allocated", product_id=product_id, order_ids=allocated)
