@@ -300,6 +300,7 @@ def test_a_batch_of_fulfillment_orders_is_dispatched_each_on_its_own_and_a_rerun
     assert sorted(o["waybillNo"] for o in state.orders.values()) == sorted(
         shipments[order["number"]][0]["trackingNumber"] for order in orders
     )  # one waybill at SF per shipment
+    assert state.calls_to("EXP_RECE_SEARCH_ORDER_RESP")  # the lost one was fetched, not made again
     refused = admin(ORDER, {"id": no_phone["id"]})["order"]
     assert refused["status"] == "ALLOCATED" and [s["status"] for s in refused["shipments"]] == ["CANCELLED"]
     assert [f["status"] for f in refused["fulfillmentOrders"]] == ["ON_HOLD"]
