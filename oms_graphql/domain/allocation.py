@@ -45,9 +45,10 @@ from oms_graphql.plugins.carrier_contract import DeliveryKind
 from oms_graphql.plugins.contract import AllocationRequest, CandidateLocation
 
 # The dispatch job of the fulfillment orders a transaction allocated at locations that dispatch
-# by themselves (domain/dispatch), and how many it takes at most: a redelivered job redoes no more.
+# by themselves (domain/dispatch), and how many it takes at most: it calls their carriers one after
+# the other, which must fit in a job's time limit (5 minutes), and a redelivered job redoes no more.
 AUTO_DISPATCH_JOB = "dispatch_fulfillment_orders"
-AUTO_DISPATCH_BATCH_SIZE = 200
+AUTO_DISPATCH_BATCH_SIZE = 50
 _AUTO_DISPATCH_REQUEST = "auto_dispatch_request"
 # Orders allocated together at most (a channel page is ~100): bounds each statement's parameters.
 BATCH_SIZE = 200
