@@ -415,6 +415,7 @@ def count_statements_child(database_url: str, pages: int, page_size: int) -> Non
     from tests.channel_support import taobao_settings
 
     setup("memory")
+    from oms_graphql.jobs import delivery
     from oms_graphql.jobs.channels import ingest_inbound_batch, ingest_inbound_message
     from oms_graphql.jobs.orders import allocate_order, allocate_order_batch
     from oms_graphql.jobs.runtime import in_transaction
@@ -474,6 +475,17 @@ def count_statements_child(database_url: str, pages: int, page_size: int) -> Non
 
         return in_transaction(run)
 
+    def dispatch_jobs_since(outbox_id: int) -> list[tuple[str, dict]]:
+        async def run(session: Any) -> list[tuple[str, dict]]:
+            rows = await session.execute(
+                select(OutboxEntry.topic, OutboxEntry.payload)
+                .where(OutboxEntry.id > outbox_id, OutboxEntry.kind == "job", OutboxEntry.topic.startswith("dispatch_"))
+                .order_by(OutboxEntry.id)
+            )
+            return [(topic, payload) for topic, payload in rows]
+
+        return in_transaction(run)
+
     def last_outbox_id() -> int:
         async def run(session: Any) -> int:
             return int(await session.scalar(select(func.max(OutboxEntry.id))) or 0)
@@ -484,7 +496,7 @@ def count_statements_child(database_url: str, pages: int, page_size: int) -> Non
     for mode in ("one", "batch"):
         code = f"stmt-{mode}"
         in_transaction(lambda session, code=code: make_channel(session, code))  # type: ignore[misc]
-        ingest = allocate = 0
+        ingest = allocate = dispatch = 0
         start = last_outbox_id()
         for _ in range(pages):
             payloads = page(mode)
@@ -517,7 +529,11 @@ def count_statements_child(database_url: str, pages: int, page_size: int) -> Non
                     ingest += counted(lambda message_id=message_id: ingest_inbound_message.fn(message_id=message_id))[1]
                 for order_id in confirmed(code):
                     allocate += counted(lambda order_id=order_id: allocate_order.fn(order_id=order_id))[1]
-        figures[mode] = {"ingest": ingest, "allocate": allocate, "jobs": jobs_since(start)}
+        jobs = jobs_since(start)
+        # The auto-dispatch jobs allocation asked for, run here as a worker would (no carrier: none ships).
+        for topic, payload in dispatch_jobs_since(start):
+            dispatch += counted(lambda topic=topic, payload=payload: getattr(delivery, topic).fn(**payload))[1]
+        figures[mode] = {"ingest": ingest, "allocate": allocate, "dispatch": dispatch, "jobs": jobs}
     print(json.dumps(figures))
 
 
@@ -690,7 +706,7 @@ def print_statements(statements: dict[str, Any]) -> None:
         jobs = ", ".join(f"{topic} {count / n:.2f}" for topic, count in sorted(figures["jobs"].items()))
         print(
             f"  {label:22s} ingest {figures['ingest'] / n:5.1f}   allocate {figures['allocate'] / n:5.1f}   "
-            f"jobs per order: {jobs}"
+            f"dispatch {figures.get('dispatch', 0) / n:5.1f}   jobs per order: {jobs}"
         )
 
 

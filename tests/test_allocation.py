@@ -10,7 +10,8 @@ from decimal import Decimal
 from oms_graphql.domain import allocation_plan, geo
 from oms_graphql.domain.allocation_plan import Destination, Site, Want
 from oms_graphql.plugins.carrier_contract import DeliveryKind
-from tests.support import add_location, add_product, place_order, receive, run_async, wait_for_status
+from tests.channel_support import level
+from tests.support import add_location, add_product, eventually, place_order, receive, run_async, wait_for_status
 
 ALLOCATIONS = """query($id: ID!) { order(id: $id) { status
   allocations { sku quantity score reason location { code } }
@@ -390,8 +391,8 @@ async def _what_allocation_wrote(session, uid: str, order_ids: list[int]) -> dic
             )
         elif kind == "job" and payload.get("order_id") in index:
             outbox.append((topic, index[payload["order_id"]]))
-        elif topic == "dispatch_fulfillment_order" and payload["fulfillment_order_id"] in fulfillment:
-            outbox.append((topic, fulfillment[payload["fulfillment_order_id"]]))
+        elif topic == "dispatch_fulfillment_orders" and set(payload["fulfillment_order_ids"]) & set(fulfillment):
+            outbox.append((topic, sorted(fulfillment[f] for f in payload["fulfillment_order_ids"])))
         elif topic == "stock_changed":
             outbox.append((topic, payload["product_id"]))
     return {
@@ -433,7 +434,9 @@ def test_a_batch_allocated_together_gets_exactly_what_one_by_one_gives(database_
 
     assert set(one_by_one["statuses"]) == {"ALLOCATED", "BACKORDERED"}
     assert any(len({row[2] for row in one_by_one["allocations"] if row[0] == n}) > 1 for n in range(8))  # a split
-    assert any(entry[0] == "dispatch_fulfillment_order" for entry in one_by_one["outbox"])
+    # One dispatch job for every auto-dispatch fulfillment order of the transaction, either way.
+    [dispatch_job] = [entry for entry in one_by_one["outbox"] if entry[0] == "dispatch_fulfillment_orders"]
+    assert dispatch_job[1]
     for figure in one_by_one:
         assert together[figure] == one_by_one[figure], figure
 
@@ -474,3 +477,28 @@ def test_a_batch_backorders_exactly_the_orders_that_are_short(database_url, uid)
     reserved = {(sku, code): reserved for sku, code, _on_hand, reserved, _version in wrote["levels"]}
     assert sum(units for (sku, _), units in reserved.items() if sku == f"BA-{uid}") == 5
     assert sum(units for (sku, _), units in reserved.items() if sku == f"BB-{uid}") == 6
+
+
+def test_backorders_are_served_oldest_first_in_batches_and_never_oversold(admin, uid):
+    from datetime import UTC, datetime, timedelta
+
+    sku, where = f"AL-BO-{uid}", warehouse(admin, f"AL-BO-{uid}", "SH")
+    add_product(admin, sku)
+    now = datetime.now(UTC)
+    # Stored in this order, but placed at the channel in another: the one placed first is served first.
+    placed_hours_ago = [1, 4, 2, 3, 5]
+    waiting = {
+        hours: place_order(admin, [(sku, 2, "10.00")], paid=True, placedAt=(now - timedelta(hours=hours)).isoformat())
+        for hours in placed_hours_ago
+    }
+    for order in waiting.values():
+        assert allocated(admin, order["id"])["status"] == "BACKORDERED"
+
+    receive(admin, sku, where, 7)  # room for the three placed first (5, 4 and 3 hours ago), and 1 unit over
+
+    def statuses() -> dict[int, str]:
+        return {hours: admin(ALLOCATIONS, {"id": o["id"]})["order"]["status"] for hours, o in waiting.items()}
+
+    served = {5: "ALLOCATED", 4: "ALLOCATED", 3: "ALLOCATED", 2: "BACKORDERED", 1: "BACKORDERED"}
+    assert eventually(lambda: statuses() == served)
+    assert level(admin, sku, where) == {"onHand": 7, "reserved": 6, "available": 1}  # never more than there is

@@ -5,7 +5,12 @@ shipment SF refuses is parked with a hold and an alert, never half-dispatched.""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -251,3 +256,90 @@ def test_an_open_shipment_is_polled_and_a_late_one_alerted_once(admin, uid, sf_c
     assert after["shipments"][0]["status"] == "OUT_FOR_DELIVERY"
     alerts = [e["node"]["message"] for e in admin(ALERTS)["alerts"]["edges"] if e["node"]["kind"] == "DELAYED_ORDER"]
     assert any(order["number"] in message for message in alerts)
+
+
+def allocated_by_hand(admin, orders: list[dict]) -> list[int]:
+    """The orders' fulfillment order ids, once allocated (at a location that ships by hand)."""
+    from oms_graphql.schema.ids import from_global_id
+
+    fulfillment_ids = []
+    for order in orders:
+        wait_for_status(admin, order["id"], "ALLOCATED")
+        [held] = admin(ORDER, {"id": order["id"]})["order"]["fulfillmentOrders"]
+        fulfillment_ids.append(from_global_id(held["id"])[1])
+    return fulfillment_ids
+
+
+def test_a_batch_of_fulfillment_orders_is_dispatched_each_on_its_own_and_a_rerun_doubles_nothing(
+    admin, uid, sf_carrier
+):
+    from oms_graphql.jobs.delivery import dispatch_fulfillment_orders
+
+    _code, state = sf_carrier
+    # Allocated at a location that ships by hand, so that the batch job below is the only dispatch.
+    orders = [paid_order(admin, f"{uid}{n}", auto=False) for n in range(3)]
+    no_phone = paid_order(admin, f"{uid}x", auto=False, phone=None)  # SF refuses it (1016)
+    everyone = [*orders, no_phone]
+    fulfillment_ids = allocated_by_hand(admin, everyone)
+    # The first waybill is made at SF but its answer is lost, and SF answers 500 to the plugin's
+    # own three retries: that shipment is handed to a job of its own (where SF answers 8016 and the
+    # plugin fetches the same waybill), and the others go on meanwhile.
+    state.inject("lost_answer", service="EXP_RECE_CREATE_ORDER")
+    state.inject("http_500", times=3, service="EXP_RECE_CREATE_ORDER")
+
+    dispatch_fulfillment_orders.fn(fulfillment_order_ids=fulfillment_ids)
+    for order in orders:
+        assert wait_for_status(admin, order["id"], "SHIPPED")
+    dispatch_fulfillment_orders.fn(fulfillment_order_ids=fulfillment_ids)  # redelivered: nothing is doubled
+
+    shipments = {order["number"]: admin(ORDER, {"id": order["id"]})["order"]["shipments"] for order in everyone}
+    for order in orders:
+        [shipment] = shipments[order["number"]]
+        assert shipment["status"] == "DISPATCHED" and shipment["trackingNumber"]
+    assert len({shipments[order["number"]][0]["trackingNumber"] for order in orders}) == 3
+    assert sorted(o["waybillNo"] for o in state.orders.values()) == sorted(
+        shipments[order["number"]][0]["trackingNumber"] for order in orders
+    )  # one waybill at SF per shipment
+    assert state.calls_to("EXP_RECE_SEARCH_ORDER_RESP")  # the lost one was fetched, not made again
+    refused = admin(ORDER, {"id": no_phone["id"]})["order"]
+    assert refused["status"] == "ALLOCATED" and [s["status"] for s in refused["shipments"]] == ["CANCELLED"]
+    assert [f["status"] for f in refused["fulfillmentOrders"]] == ["ON_HOLD"]
+
+
+def test_a_batch_dispatch_killed_between_the_waybill_and_its_booking_is_finished_by_the_rerun(
+    admin, uid, sf_carrier, database_url
+):
+    from oms_graphql.jobs.delivery import dispatch_fulfillment_orders
+
+    _code, state = sf_carrier
+    orders = [paid_order(admin, f"{uid}k{n}", auto=False) for n in range(3)]
+    fulfillment_ids = allocated_by_hand(admin, orders)
+    marker = Path(f"/tmp/oms-dispatch-kill-{uid}")
+    # The batch job stops once SF has made the first waybill, before it is booked: SIGKILL there.
+    script = (
+        "import sys, time, pathlib; from oms_graphql.domain import dispatch\n"
+        "async def stalled(*args, **kwargs):\n"
+        "    pathlib.Path(sys.argv[1]).write_text('stalled'); time.sleep(600)\n"
+        "dispatch.complete_dispatch = stalled\n"
+        "from oms_graphql.jobs.delivery import dispatch_fulfillment_orders\n"
+        "dispatch_fulfillment_orders.fn(fulfillment_order_ids=[int(i) for i in sys.argv[2].split(',')])\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "OMS_DATABASE_URL": database_url, "OMS_BROKER_URL": "memory", "PYTHONPATH": str(root)}
+    doomed = subprocess.Popen([sys.executable, "-c", script, str(marker), ",".join(map(str, fulfillment_ids))], env=env)
+    try:
+        eventually(marker.exists, timeout=60)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
+    finally:
+        marker.unlink(missing_ok=True)
+    assert len(state.orders) == 1  # one waybill made, none booked
+    assert all(admin(ORDER, {"id": o["id"]})["order"]["status"] == "ALLOCATED" for o in orders)
+
+    dispatch_fulfillment_orders.fn(fulfillment_order_ids=fulfillment_ids)  # the redelivered message
+
+    shipments = [admin(ORDER, {"id": o["id"]})["order"] for o in orders]
+    assert [o["status"] for o in shipments] == ["SHIPPED"] * 3
+    numbers = [shipment["trackingNumber"] for o in shipments for shipment in o["shipments"]]
+    assert [s["status"] for o in shipments for s in o["shipments"]] == ["DISPATCHED"] * 3
+    assert sorted(numbers) == sorted(o["waybillNo"] for o in state.orders.values())  # none doubled, none lost

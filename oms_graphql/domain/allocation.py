@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from oms_graphql.db.models import (
     Address,
@@ -29,6 +31,7 @@ from oms_graphql.db.models import (
     Location,
     Order,
     OrderLine,
+    OutboxEntry,
     Product,
     StockLevel,
     utcnow,
@@ -38,12 +41,15 @@ from oms_graphql.domain.allocation_plan import Destination, Plan, Site, Want
 from oms_graphql.domain.errors import NotFound
 from oms_graphql.domain.inventory import Reference, Take, reserve_many
 from oms_graphql.domain.orders import OrderStatus, set_statuses
-from oms_graphql.events.outbox import request_job
 from oms_graphql.plugins.carrier_contract import DeliveryKind
 from oms_graphql.plugins.contract import AllocationRequest, CandidateLocation
 
-# The dispatch job of a fulfillment order whose location dispatches by itself (domain/dispatch).
-AUTO_DISPATCH_JOB = "dispatch_fulfillment_order"
+# The dispatch job of the fulfillment orders a transaction allocated at locations that dispatch
+# by themselves (domain/dispatch), and how many it takes at most: it calls their carriers one after
+# the other, which must fit in a job's time limit (5 minutes), and a redelivered job redoes no more.
+AUTO_DISPATCH_JOB = "dispatch_fulfillment_orders"
+AUTO_DISPATCH_BATCH_SIZE = 50
+_AUTO_DISPATCH_REQUEST = "auto_dispatch_request"
 # Orders allocated together at most (a channel page is ~100): bounds each statement's parameters.
 BATCH_SIZE = 200
 
@@ -379,9 +385,43 @@ async def _record(
         OrderStatus.ALLOCATED,
         actor,
     )
-    for (_one, part), fulfillment_id in zip(parts, fulfillment_ids, strict=True):
-        if locations[part.site.location_id].auto_dispatch:
-            request_job(session, AUTO_DISPATCH_JOB, fulfillment_order_id=fulfillment_id)
+    # Where the location dispatches by itself: one job for the batch's fulfillment orders.
+    request_automatic_dispatch(
+        session,
+        [
+            fulfillment_id
+            for (_one, part), fulfillment_id in zip(parts, fulfillment_ids, strict=True)
+            if locations[part.site.location_id].auto_dispatch
+        ],
+    )
+
+
+def request_automatic_dispatch(session: AsyncSession, fulfillment_order_ids: Sequence[int]) -> None:
+    """Dispatch these newly allocated fulfillment orders by themselves once this commits.
+
+    The fulfillment orders one transaction asks for share one ``dispatch_fulfillment_orders``
+    job (up to :data:`AUTO_DISPATCH_BATCH_SIZE`), whatever number of batches it allocated.
+    """
+    if not fulfillment_order_ids:
+        return
+    info = session.sync_session.info
+    entry, asked = info.get(_AUTO_DISPATCH_REQUEST, (None, []))
+    together = [*asked, *fulfillment_order_ids]
+    if entry is not None and entry in session.sync_session and len(together) <= AUTO_DISPATCH_BATCH_SIZE:
+        entry.payload = {"fulfillment_order_ids": together}  # a new list: the row is written again
+        info[_AUTO_DISPATCH_REQUEST] = (entry, together)
+        return
+    for start in range(0, len(fulfillment_order_ids), AUTO_DISPATCH_BATCH_SIZE):
+        asked = list(fulfillment_order_ids[start : start + AUTO_DISPATCH_BATCH_SIZE])
+        entry = OutboxEntry(kind="job", topic=AUTO_DISPATCH_JOB, payload={"fulfillment_order_ids": asked})
+        session.add(entry)
+    info[_AUTO_DISPATCH_REQUEST] = (entry, asked)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_automatic_dispatch(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # committed (the job is written) or rolled back (it is gone)
+        session.info.pop(_AUTO_DISPATCH_REQUEST, None)
 
 
 def _want(line: OrderLine, product: Product) -> Want:
@@ -415,3 +455,16 @@ async def backordered_order_ids(session: AsyncSession, product_id: int) -> list[
         .order_by(Order.placed_at, Order.id)
     )
     return list(rows.all())
+
+
+def serving_pages(order_ids: Sequence[int], size: int = BATCH_SIZE) -> list[list[int]]:
+    """Orders in the order they are served, cut into pages that :func:`allocate_orders` serves
+    in that same order: it plans a page in id order, so a page ends where the ids stop rising
+    (an order placed earlier but stored later starts the next one)."""
+    pages: list[list[int]] = []
+    for order_id in order_ids:
+        if pages and len(pages[-1]) < size and pages[-1][-1] < order_id:
+            pages[-1].append(order_id)
+        else:
+            pages.append([order_id])
+    return pages

@@ -18,15 +18,18 @@ dispatched twice:
 
 A location's allocated orders are dispatched by themselves (``autoDispatch``,
 on by default) once at least one carrier is configured; otherwise by hand with
-shipmentCreate and shipmentDispatch.
+shipmentCreate and shipmentDispatch. The fulfillment orders one transaction allocates
+share one job (:func:`allocation.request_automatic_dispatch`), which plans each in a savepoint of
+its own (:func:`plan_automatic_many`) and dispatches each shipment on its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,7 +65,11 @@ from oms_graphql.plugins.carrier_contract import (
 )
 from oms_graphql.plugins.contract import NormalizedAddress
 
+log = structlog.get_logger(__name__)
+
 DISPATCH_JOB = "dispatch_shipment"
+# The automatic dispatch of one fulfillment order (kept for a redispatch, and for queued messages).
+FULFILLMENT_DISPATCH_JOB = "dispatch_fulfillment_order"
 DISPATCH_FAILED = "DISPATCH_FAILED"
 PENDING = "PENDING"
 
@@ -156,16 +163,30 @@ async def unshipped_lines(
     session: AsyncSession, fulfillment_order_id: int | None
 ) -> list[tuple[OrderLine, Product, int]]:
     """What the fulfillment order still has reserved and not shipped, line by line."""
+    if fulfillment_order_id is None:
+        return []
+    return (await unshipped_lines_of(session, [fulfillment_order_id])).get(fulfillment_order_id, [])
+
+
+async def unshipped_lines_of(
+    session: AsyncSession, fulfillment_order_ids: Sequence[int]
+) -> dict[int, list[tuple[OrderLine, Product, int]]]:
+    """:func:`unshipped_lines` of several fulfillment orders in one query, by fulfillment order."""
     rows = (
         await session.execute(
             select(Allocation, OrderLine, Product)
             .join(OrderLine, OrderLine.id == Allocation.order_line_id)
             .join(Product, Product.id == Allocation.product_id)
-            .where(Allocation.fulfillment_order_id == fulfillment_order_id, Allocation.status == "RESERVED")
-            .order_by(OrderLine.line_no)
+            .where(Allocation.fulfillment_order_id.in_(fulfillment_order_ids), Allocation.status == "RESERVED")
+            .order_by(Allocation.fulfillment_order_id, OrderLine.line_no)
         )
     ).all()
-    return [(line, product, allocation.quantity - allocation.shipped_quantity) for allocation, line, product in rows]
+    found: dict[int, list[tuple[OrderLine, Product, int]]] = {}
+    for allocation, line, product in rows:
+        found.setdefault(allocation.fulfillment_order_id, []).append(
+            (line, product, allocation.quantity - allocation.shipped_quantity)
+        )
+    return found
 
 
 def request_dispatch(session: AsyncSession, shipment: Shipment) -> None:
@@ -325,8 +346,44 @@ async def plan_automatic(
     moved or shipped by hand meanwhile. When no carrier service can carry it, it is held
     (DELIVERY_PROBLEM) and people are told.
     """
-    if await session.scalar(select(Carrier.id).where(Carrier.active.is_(True)).limit(1)) is None:
+    if not await any_active_carrier(session):
         return None
+    return await _plan_one(session, fulfillment_order_id, quotes)
+
+
+async def any_active_carrier(session: AsyncSession) -> bool:
+    """Whether any carrier can be asked; without one the merchant ships by hand."""
+    return await session.scalar(select(Carrier.id).where(Carrier.active.is_(True)).limit(1)) is not None
+
+
+async def plan_automatic_many(
+    session: AsyncSession, fulfillment_order_ids: Sequence[int], quotes: Mapping[int, delivery.Quotes]
+) -> list[int]:
+    """:func:`plan_automatic` of each fulfillment order on its own: the PENDING shipments to dispatch.
+
+    ``quotes``: the live prices by fulfillment order. Each one is planned in a savepoint of
+    its own: one that fails unexpectedly is rolled back alone and handed to its own
+    ``dispatch_fulfillment_order`` job (retried there), and the others go on.
+    """
+    if not await any_active_carrier(session):
+        return []
+    shipment_ids = []
+    for fulfillment_order_id in fulfillment_order_ids:
+        try:
+            async with session.begin_nested():
+                shipment_id = await _plan_one(session, fulfillment_order_id, quotes.get(fulfillment_order_id))
+        except Exception:
+            log.exception(
+                "automatic dispatch failed; it gets a job of its own", fulfillment_order_id=fulfillment_order_id
+            )
+            request_job(session, FULFILLMENT_DISPATCH_JOB, fulfillment_order_id=fulfillment_order_id)
+            continue
+        if shipment_id is not None:
+            shipment_ids.append(shipment_id)
+    return shipment_ids
+
+
+async def _plan_one(session: AsyncSession, fulfillment_order_id: int, quotes: delivery.Quotes | None) -> int | None:
     try:
         shipment = await create_shipment(session, fulfillment_order_id, quotes=quotes, actor="dispatch")
     except DomainError as error:

@@ -19,10 +19,10 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_graphql.db.models import Address, Carrier, FulfillmentOrder, Location, Order
+from oms_graphql.db.models import Address, Carrier, FulfillmentOrder, Location, Order, OrderLine, Product
 from oms_graphql.domain import delivery, packing
 from oms_graphql.domain.carriers import carrier_config
-from oms_graphql.domain.dispatch import plain_address, unshipped_lines
+from oms_graphql.domain.dispatch import plain_address, unshipped_lines_of
 from oms_graphql.domain.plugin_settings import SecretsUnreadable
 from oms_graphql.plugins.carrier_contract import CarrierConfig, Parcel, ParcelItem, RateQuote, ShipmentRequest
 from oms_graphql.plugins.contract import PayloadError, PermanentError, RetryableError
@@ -39,17 +39,44 @@ class QuoteCall:
 
 async def quote_calls(session: AsyncSession, fulfillment_order_id: int) -> list[QuoteCall]:
     """What to ask each active carrier for the fulfillment order's price (empty: nothing to quote)."""
-    held = await session.get(FulfillmentOrder, fulfillment_order_id)
-    order = await session.get(Order, held.order_id) if held else None
-    if held is None or order is None:
-        return []
-    location = await session.get(Location, held.location_id)
-    address = await session.get(Address, order.shipping_address_id)
-    lines = await unshipped_lines(session, held.id)
-    if location is None or address is None or not lines:
-        return []
+    return (await quote_calls_of(session, [fulfillment_order_id])).get(fulfillment_order_id, [])
+
+
+async def quote_calls_of(session: AsyncSession, fulfillment_order_ids: Sequence[int]) -> dict[int, list[QuoteCall]]:
+    """:func:`quote_calls` of several fulfillment orders, read in three queries; by fulfillment order."""
+    carriers = []
+    for carrier in (
+        await session.scalars(select(Carrier).where(Carrier.active.is_(True)).order_by(Carrier.code))
+    ).all():
+        try:
+            carriers.append(carrier_config(carrier))
+        except SecretsUnreadable:
+            continue  # its credentials cannot be read: it cannot be asked (the rate table stands)
+    if not carriers:
+        return {}
+    rows = await session.execute(
+        select(FulfillmentOrder.id, Order, Location, Address)
+        .join(Order, Order.id == FulfillmentOrder.order_id)
+        .join(Location, Location.id == FulfillmentOrder.location_id)
+        .join(Address, Address.id == Order.shipping_address_id)
+        .where(FulfillmentOrder.id.in_(fulfillment_order_ids))
+    )
+    places = {held_id: (order, location, address) for held_id, order, location, address in rows}
+    unshipped = await unshipped_lines_of(session, list(places)) if places else {}
+    calls = {}
+    for held_id, (order, location, address) in places.items():
+        lines = unshipped.get(held_id)
+        if lines:
+            request = _quote_request(order, location, address, lines)
+            calls[held_id] = [QuoteCall(carrier, request) for carrier in carriers]
+    return calls
+
+
+def _quote_request(
+    order: Order, location: Location, address: Address, lines: Sequence[tuple[OrderLine, Product, int]]
+) -> ShipmentRequest:
     [whole] = packing.pack(packing.units_of([(product, count) for _line, product, count in lines]), None)
-    request = ShipmentRequest(
+    return ShipmentRequest(
         reference=f"{order.number}-quote",
         service_code="",  # every service the carrier has
         sender=plain_address(location),
@@ -62,15 +89,6 @@ async def quote_calls(session: AsyncSession, fulfillment_order_id: int) -> list[
         declared_value=sum((line.unit_price * count for line, _product, count in lines), Decimal("0")),
         currency=order.currency,
     )
-    calls = []
-    for carrier in (
-        await session.scalars(select(Carrier).where(Carrier.active.is_(True)).order_by(Carrier.code))
-    ).all():
-        try:
-            calls.append(QuoteCall(carrier_config(carrier), request))
-        except SecretsUnreadable:
-            continue  # its credentials cannot be read: it cannot be asked (the rate table stands)
-    return calls
 
 
 async def order_quote_calls(session: AsyncSession, order_id: int) -> list[QuoteCall]:

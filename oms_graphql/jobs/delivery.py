@@ -86,6 +86,29 @@ def dispatch_fulfillment_order(fulfillment_order_id: int) -> None:
 
 
 @dramatiq.actor(queue_name="delivery", max_retries=5)
+def dispatch_fulfillment_orders(fulfillment_order_ids: list[int]) -> None:
+    """Automatic dispatch of a batch's newly allocated fulfillment orders, each on its own.
+
+    Their quotes are read together, their shipments planned in one transaction (a savepoint
+    each), then each shipment goes to its carrier. One fulfillment order's trouble stays its
+    own: it is handed to a job of its own (retried there) and the others go on. A rerun (the
+    message redelivered after a crash) finds the shipments made or dispatched: none is doubled.
+    """
+    calls = in_transaction(partial(live_quotes.quote_calls_of, fulfillment_order_ids=fulfillment_order_ids))
+    quotes = {held: live_quotes.ask_carriers(mine) for held, mine in calls.items()}
+    shipment_ids = in_transaction(
+        partial(dispatch.plan_automatic_many, fulfillment_order_ids=fulfillment_order_ids, quotes=quotes)
+    )
+    for shipment_id in shipment_ids:
+        try:
+            dispatch_shipment(shipment_id)
+        except Exception as error:  # a carrier fault (to retry) or a surprise: its own job retries it
+            log.warning("shipment dispatch gets a job of its own", shipment_id=shipment_id, error=str(error))
+            delay = error.delay if isinstance(error, dramatiq.Retry) else None
+            dispatch_shipment.send_with_options(args=(shipment_id,), delay=delay)
+
+
+@dramatiq.actor(queue_name="delivery", max_retries=5)
 def poll_shipment_tracking(shipment_id: int) -> None:
     """Ask the carrier for a shipment's tracking (for carriers that push nothing, or a missed push)."""
     call = in_transaction(partial(tracking.poll_call, shipment_id=shipment_id))

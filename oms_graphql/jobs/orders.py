@@ -8,7 +8,13 @@ import dramatiq
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_graphql.domain.allocation import AllocationOutcome, RankLocations, allocate_orders, backordered_order_ids
+from oms_graphql.domain.allocation import (
+    AllocationOutcome,
+    RankLocations,
+    allocate_orders,
+    backordered_order_ids,
+    serving_pages,
+)
 from oms_graphql.domain.allocation import allocate_order as allocate
 from oms_graphql.jobs.runtime import in_transaction
 from oms_graphql.plugins.host import allocation_ranker
@@ -37,10 +43,11 @@ def allocate_order_batch(order_ids: list[int]) -> None:
 
 @dramatiq.actor(queue_name="orders", max_retries=10)
 def allocate_backorders(product_id: int) -> None:
-    """Try every BACKORDERED order that wants this product, oldest first."""
+    """Try every BACKORDERED order that wants this product, oldest first, a page per transaction."""
     order_ids = in_transaction(lambda session: backordered_order_ids(session, product_id))
     rank = allocation_ranker()
-    for order_id in order_ids:
-        outcome = in_transaction(partial(_allocate, order_id=order_id, rank=rank))
-        if outcome.changed:
-            log.info("backorder allocated", order_id=order_id, status=outcome.status)
+    for page in serving_pages(order_ids):
+        outcomes = in_transaction(partial(allocate_orders, order_ids=page, rank=rank))
+        allocated = [outcome.order_id for outcome in outcomes if outcome.changed]
+        if allocated:
+            log.info("backorders allocated", product_id=product_id, order_ids=allocated)
