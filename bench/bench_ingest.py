@@ -51,6 +51,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -615,6 +617,7 @@ def run(args: argparse.Namespace, serves: int, workers: int) -> dict[str, Any]:
                 time.sleep(2)
             for process in processes:
                 process.terminate()
+            amazon_calls = httpx.get(settings["amazon"]["endpoint"] + amazon.CALL_COUNTS_PATH).json()
         rows = asyncio.run(results(database_url))
         baseline = asyncio.run(bulk_insert_baseline(database_url, total))
     finally:
@@ -653,6 +656,7 @@ def run(args: argparse.Namespace, serves: int, workers: int) -> dict[str, Any]:
         "seconds": (finished - start_wall).total_seconds(),
         "rate": len(allocated_at) / max((finished - start_wall).total_seconds(), 1e-9),
         "baseline": baseline,
+        "amazon_calls": amazon_calls,
     }
 
 
@@ -683,6 +687,11 @@ def report(args: argparse.Namespace, figures: dict[str, Any], statements: dict[s
         f"lost                       {lost}  (missing {figures['lost']}, never allocated {figures['never_allocated']})"
     )
     print(f"duplicated                 {figures['duplicated']}")
+    calls = figures["amazon_calls"]
+    print(
+        f"Amazon fake answered       getOrders {calls['getOrders']}, getOrder {calls['getOrder']}, "
+        f"getOrderItems {calls['getOrderItems']} (for {figures['total'] // 4} orders)"
+    )
     stmts = " | – | –"
     if statements:
         one, batch, n = statements["one"], statements["batch"], statements["orders"]

@@ -14,6 +14,7 @@ from tests.channel_support import (
     LISTING_SET,
     PUSH,
     REPLAY,
+    SYNC,
     amazon_order,
     amazon_settings,
     create_channel,
@@ -324,6 +325,56 @@ def test_amazon_orders_arrive_and_fba_orders_never_take_our_stock(admin, uid, wa
 
     fba = wait_order(admin, code, afn, "SHIPPED")
     assert fba["allocations"] == [] and fba["holds"] == []  # fulfilled by Amazon from its own stock
+
+
+PULLED = """{ channels { code lastPulledAt } }"""
+
+
+def pull_again(client, code: str) -> None:
+    """Ask for a pull and wait until a pull has finished since (the orders are stored already)."""
+    asked = datetime.now(UTC)
+
+    def pulled() -> bool:
+        client.mutate("channelSyncOrders", SYNC, {"code": code})
+        at = next(channel["lastPulledAt"] for channel in client(PULLED)["channels"] if channel["code"] == code)
+        return at is not None and datetime.fromisoformat(at) > asked
+
+    eventually(pulled, timeout=30, interval=1)
+
+
+def test_an_amazon_order_listed_again_unchanged_costs_no_order_items_call(admin, uid, warehouse, amazon_fake):
+    # getOrderItems allows 0.5 requests/s (channel-samples README 3); every pull lists its
+    # overlap with the last one again, and an order stored at that version needs no detail.
+    url, state = amazon_fake
+    order_id = f"112-{uid[:7]}-0000001"
+    state.add_order(*amazon_order(order_id, minutes_ago=3))  # inside the next pulls' overlap
+    code = f"amz-again-{uid}".lower()
+    create_channel(admin, code, "amazon", amazon_settings(url, state))
+    sync_until(admin, code, order_id, "ALLOCATED", timeout=40)
+
+    pull_again(admin, code)
+    pull_again(admin, code)
+
+    listings = [query for _, path, query in state.requests if path == "/orders/v0/orders"]
+    stamp = state.orders[order_id]["LastUpdateDate"]
+    assert listings[-1]["LastUpdatedAfter"] <= stamp <= listings[-1]["LastUpdatedBefore"]  # listed again
+    assert (state.calls_of("getOrder", order_id), state.calls_of("getOrderItems", order_id)) == (1, 1)
+    assert order_count(admin, code) == 1
+
+
+def test_an_amazon_order_changed_at_amazon_is_fetched_again_and_updated(admin, uid, warehouse, amazon_fake):
+    url, state = amazon_fake
+    order_id = f"112-{uid[:7]}-0000002"
+    state.add_order(*amazon_order(order_id, minutes_ago=3))
+    code = f"amz-change-{uid}".lower()
+    create_channel(admin, code, "amazon", amazon_settings(url, state))
+    sync_until(admin, code, order_id, "ALLOCATED", timeout=40)
+
+    # Listed only two minutes after a change (README 3), so the change is stamped 150 s ago.
+    state.update_order(order_id, OrderStatus="Canceled", touched_at=datetime.now(UTC) - timedelta(seconds=150))
+    sync_until(admin, code, order_id, "CANCELLED", timeout=40)
+
+    assert (state.calls_of("getOrder", order_id), state.calls_of("getOrderItems", order_id)) == (2, 2)
 
 
 # --- POS ----------------------------------------------------------------------

@@ -16,8 +16,16 @@ from datetime import UTC, datetime, timedelta
 from oms_graphql.db.engine import Database
 from oms_graphql.db.models import Channel
 from oms_graphql.domain import channel_sync
-from tests.channel_support import create_channel, order_count, order_of, sync_until, taobao_settings
-from tests.fakes import taobao
+from tests.channel_support import (
+    amazon_order,
+    amazon_settings,
+    create_channel,
+    order_count,
+    order_of,
+    sync_until,
+    taobao_settings,
+)
+from tests.fakes import amazon, taobao
 from tests.fakes.server import serve
 from tests.support import eventually, run_async
 
@@ -71,6 +79,27 @@ def test_channel_reconcile_stores_what_the_pull_missed_and_counts_the_rest(admin
         assert order_count(admin, code) == 5
         fullinfo = [call["form"]["tid"] for call in state.calls_to(taobao.FULLINFO_METHOD)]
         assert sorted(fullinfo) == sorted(recent + missed)  # the stored ones were not fetched again
+
+
+def test_amazon_reconcile_fetches_in_full_only_the_order_the_pull_missed(admin, uid):
+    # Amazon lists partial orders: the reconciliation asks for getOrder + getOrderItems of the
+    # missed one alone, not of the one stored at its listed version.
+    state = amazon.AmazonState()
+    with serve(amazon.make_app(state)) as url:
+        code, stored, missed = f"amz-recon-{uid}".lower(), f"113-{uid[:7]}-0000001", f"113-{uid[:7]}-0000002"
+        state.add_order(*amazon_order(stored, minutes_ago=10))
+        create_channel(admin, code, "amazon", amazon_settings(url, state), syncFrom=_iso(timedelta(hours=6)))
+        sync_until(admin, code, stored, timeout=40)
+        state.add_order(*amazon_order(missed, minutes_ago=40))  # stamped behind the pull's cursor
+
+        payload = admin.mutate("channelReconcile", RECONCILE, {"code": code, "since": _iso(timedelta(hours=2))})
+        assert payload["userErrors"] == []
+
+        summary = eventually(lambda: last_reconcile(admin, code), timeout=40)
+        assert order_of(admin, code, missed) is not None
+        assert (summary["listed"], summary["alreadyStored"], summary["newlyStored"], summary["failed"]) == (2, 1, 1, 0)
+        assert [state.calls_of("getOrderItems", order_id) for order_id in (stored, missed)] == [1, 1]
+        assert [state.calls_of("getOrder", order_id) for order_id in (stored, missed)] == [1, 1]
 
 
 def test_channel_reconcile_refuses_a_future_since_and_an_unknown_channel(admin, uid):

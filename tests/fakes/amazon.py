@@ -18,6 +18,7 @@ import asyncio
 import copy
 import functools
 import json
+import re
 import secrets
 import threading
 import time
@@ -35,6 +36,13 @@ from starlette.routing import Route
 
 SAMPLES = Path(__file__).resolve().parent / "channel-samples" / "amazon"
 TOKEN_PATH = "/auth/o2/token"
+CALL_COUNTS_PATH = "/_fake/calls"
+AMAZON_ORDER_ID = re.compile(r"\w{3}-\w{7}-\w{7}")
+READ_OPERATIONS = {
+    "getOrders": re.compile(r"/orders/v0/orders"),
+    "getOrder": re.compile(r"/orders/v0/orders/(?P<order_id>[^/]+)"),
+    "getOrderItems": re.compile(r"/orders/v0/orders/(?P<order_id>[^/]+)/orderItems"),
+}
 
 
 def load_sample(name: str) -> dict[str, Any]:
@@ -142,6 +150,15 @@ class AmazonState:
     def calls_to(self, path_prefix: str) -> int:
         return sum(1 for _, path, _ in self.requests if path.startswith(path_prefix))
 
+    def calls_of(self, operation: str, order_id: str | None = None) -> int:
+        """How many ``getOrders``, ``getOrder`` or ``getOrderItems`` requests came (for one order)."""
+        pattern = READ_OPERATIONS[operation]
+        return sum(
+            1
+            for _, path, _ in list(self.requests)
+            if (match := pattern.fullmatch(path)) and (order_id is None or match["order_id"] == order_id)
+        )
+
     # --- used by the app ---------------------------------------------------
 
     def take_fault(self, path: str) -> Fault | None:
@@ -222,6 +239,15 @@ def make_app(state: AmazonState) -> Starlette:
             return _error(403, "Unauthorized", "The access token you provided has expired.")
         return None
 
+    def not_an_order(order_id: str) -> Response | None:
+        # ordersV0.json: orderId is "in 3-7-7 format"; anything else is a 400 InvalidInput (its
+        # sandbox case), an id of that shape Amazon does not know a 404.
+        if not AMAZON_ORDER_ID.fullmatch(order_id):
+            return _error(400, "InvalidInput", "Invalid Input")
+        if order_id not in state.orders:
+            return _error(404, "NotFound", "The specified resource does not exist.")
+        return None
+
     async def token(request: Request) -> Response:
         refused, _ = await apply_fault(request)
         if refused:
@@ -298,9 +324,9 @@ def make_app(state: AmazonState) -> Starlette:
             return refused
         if denied := unauthorized(request):
             return denied
-        order = state.orders.get(request.path_params["order_id"])
-        if order is None:
-            return _error(404, "NotFound", "The specified resource does not exist.")
+        if missing := not_an_order(request.path_params["order_id"]):
+            return missing
+        order = state.orders[request.path_params["order_id"]]
         return ok({"payload": copy.deepcopy(order)}, rate="0.5")
 
     async def get_order_items(request: Request) -> Response:
@@ -310,8 +336,8 @@ def make_app(state: AmazonState) -> Starlette:
         if denied := unauthorized(request):
             return denied
         order_id = request.path_params["order_id"]
-        if order_id not in state.orders:
-            return _error(404, "NotFound", "The specified resource does not exist.")
+        if missing := not_an_order(order_id):
+            return missing
         offset = int(request.query_params.get("NextToken", "0") or 0)
         all_items = copy.deepcopy(state.items.get(order_id, []))
         page = all_items[offset : offset + state.items_page_size]
@@ -379,8 +405,13 @@ def make_app(state: AmazonState) -> Starlette:
         issue = {"code": "4000001", "message": f"SKU {sku} is not listed", "severity": "ERROR"}
         return ok(answer | {"status": "INVALID", "issues": [issue]}, rate="5")
 
+    async def call_counts(request: Request) -> Response:
+        # Not Amazon's: lets a benchmark in another process read what its workers asked for.
+        return JSONResponse({operation: state.calls_of(operation) for operation in READ_OPERATIONS})
+
     return Starlette(
         routes=[
+            Route(CALL_COUNTS_PATH, call_counts, methods=["GET"]),
             Route(TOKEN_PATH, token, methods=["POST"]),
             Route("/orders/v0/orders", get_orders, methods=["GET"]),
             Route("/orders/v0/orders/{order_id}", get_order, methods=["GET"]),

@@ -74,9 +74,10 @@ def fetch_all(channel: ChannelConfig) -> list:
             return payloads
 
 
-def parse(channel: ChannelConfig, payloads: list, order_id: str):
-    body = next(p.body for p in payloads if p.external_id == order_id)
-    return plugin.oms_channel_parse_order(channel=channel, body=body)
+def full_order(channel: ChannelConfig, order_id: str):
+    """The order as the OMS builds it from a partial listing: fetched in full, then parsed."""
+    payload = plugin.oms_channel_fetch_order(channel=channel, external_id=order_id)
+    return plugin.oms_channel_parse_order(channel=channel, body=payload.body)
 
 
 # --- login with Amazon -----------------------------------------------------
@@ -177,20 +178,41 @@ def test_orders_outside_the_window_are_not_fetched(state, base_url):
     assert query["MarketplaceIds"] == "ATVPDKIKX0DER"
 
 
+def test_a_listing_gives_partial_orders_and_asks_for_no_items(state, base_url):
+    # getOrderItems allows 0.5 requests/s (README 3): the OMS asks for an order's items
+    # only for a version it has not stored (oms_channel_fetch_order).
+    payloads = fetch_all(amazon_channel(base_url))
+
+    assert all(p.partial for p in payloads) and len(payloads) == 4
+    listed = next(p for p in payloads if p.external_id == PARTIALLY_SHIPPED)
+    assert listed.body["order"]["OrderStatus"] == "PartiallyShipped"
+    assert listed.updated_at == datetime(2025, 3, 14, 17, 5, 44, tzinfo=UTC)  # its LastUpdateDate
+    assert state.calls_of("getOrderItems") == state.calls_of("getOrder") == 0
+
+
+def test_fetching_one_order_gives_it_in_full_at_its_version(state, base_url):
+    payload = plugin.oms_channel_fetch_order(channel=amazon_channel(base_url), external_id=PARTIALLY_SHIPPED)
+
+    assert (payload.external_id, payload.partial) == (PARTIALLY_SHIPPED, False)
+    assert payload.updated_at == datetime(2025, 3, 14, 17, 5, 44, tzinfo=UTC)
+    assert payload.body["order"]["AmazonOrderId"] == PARTIALLY_SHIPPED
+    assert [item["OrderItemId"] for item in payload.body["items"]] == ["14826537102345", "14826537109876"]
+    assert (state.calls_of("getOrder"), state.calls_of("getOrderItems")) == (1, 1)
+
+
 def test_items_are_fetched_with_their_own_next_token(state, base_url):
     state.items_page_size = 1
 
-    payloads = fetch_all(amazon_channel(base_url))
+    payload = plugin.oms_channel_fetch_order(channel=amazon_channel(base_url), external_id=PARTIALLY_SHIPPED)
 
-    body = next(p.body for p in payloads if p.external_id == PARTIALLY_SHIPPED)
-    assert [item["OrderItemId"] for item in body["items"]] == ["14826537102345", "14826537109876"]
-    assert body["order"]["AmazonOrderId"] == PARTIALLY_SHIPPED
+    assert [item["OrderItemId"] for item in payload.body["items"]] == ["14826537102345", "14826537109876"]
+    assert state.calls_of("getOrderItems", PARTIALLY_SHIPPED) == 2
 
 
 def test_order_lines_carry_unit_price_promotion_and_currency(state, base_url):
     channel = amazon_channel(base_url)
 
-    order = parse(channel, fetch_all(channel), PARTIALLY_SHIPPED)
+    order = full_order(channel, PARTIALLY_SHIPPED)
 
     assert order.status is ChannelOrderStatus.PAID  # partially shipped: a line is left
     assert order.raw_status == "PartiallyShipped"
@@ -219,7 +241,7 @@ def test_order_lines_carry_unit_price_promotion_and_currency(state, base_url):
 def test_pending_order_without_prices_parses_in_the_marketplace_currency(state, base_url):
     channel = amazon_channel(base_url)
 
-    order = parse(channel, fetch_all(channel), "112-3366554-0092817")
+    order = full_order(channel, "112-3366554-0092817")
 
     assert order.status is ChannelOrderStatus.UNPAID
     assert order.currency == "USD"
@@ -230,7 +252,7 @@ def test_pending_order_without_prices_parses_in_the_marketplace_currency(state, 
 def test_fulfilled_by_amazon_order_without_restricted_data_parses(state, base_url):
     channel = amazon_channel(base_url)
 
-    order = parse(channel, fetch_all(channel), AFN_ORDER)
+    order = full_order(channel, AFN_ORDER)
 
     assert order.status is ChannelOrderStatus.SHIPPED
     assert order.buyer.name is None
@@ -274,7 +296,7 @@ def test_every_amazon_order_status_maps(state, base_url, amazon_status, status, 
     state.update_order(PARTIALLY_SHIPPED, OrderStatus=amazon_status, touched_at=WINDOW[0])
     channel = amazon_channel(base_url)
 
-    order = parse(channel, fetch_all(channel), PARTIALLY_SHIPPED)
+    order = full_order(channel, PARTIALLY_SHIPPED)
 
     assert (order.status, order.raw_status) == (status, amazon_status)
     assert (order.hold_reason is not None) == held
@@ -328,11 +350,31 @@ def test_throttling_is_retryable_after_the_time_amazon_asks(state, base_url):
     assert raised.value.retry_after == 7
 
 
-def test_throttling_of_order_items_is_retryable(state, base_url):
-    state.inject("throttle", path="/orders/v0/orders/113-4820193-7365021/orderItems")
+@pytest.mark.parametrize("operation", ["getOrder", "getOrderItems"])
+def test_throttling_of_one_order_is_retryable_after_the_time_amazon_asks(state, base_url, operation):
+    path = f"/orders/v0/orders/{PARTIALLY_SHIPPED}" + ("/orderItems" if operation == "getOrderItems" else "")
+    state.inject("throttle", path=path, retry_after=3)
 
-    with pytest.raises(RetryableError, match="getOrderItems"):
-        fetch_all(amazon_channel(base_url))
+    with pytest.raises(RetryableError, match=operation) as raised:
+        plugin.oms_channel_fetch_order(channel=amazon_channel(base_url), external_id=PARTIALLY_SHIPPED)
+
+    assert raised.value.retry_after == 3
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_amazon_server_errors_fetching_one_order_are_retryable(state, base_url, status):
+    state.inject("error", status=status, path=f"/orders/v0/orders/{PARTIALLY_SHIPPED}")
+    channel = amazon_channel(base_url)
+
+    with pytest.raises(RetryableError, match=str(status)):
+        plugin.oms_channel_fetch_order(channel=channel, external_id=PARTIALLY_SHIPPED)
+    assert plugin.oms_channel_fetch_order(channel=channel, external_id=PARTIALLY_SHIPPED).body["items"]
+
+
+@pytest.mark.parametrize(("order_id", "status"), [("999-0000000-0000000", "404"), ("not-an-order", "400")])
+def test_fetching_an_unknown_or_invalid_order_id_is_permanent(state, base_url, order_id, status):
+    with pytest.raises(PermanentError, match=status):
+        plugin.oms_channel_fetch_order(channel=amazon_channel(base_url), external_id=order_id)
 
 
 @pytest.mark.parametrize("status", [500, 503])
@@ -505,6 +547,7 @@ def test_every_hook_ignores_other_channel_kinds():
     assert plugin.oms_channel_check_settings(kind="taobao", settings={}) is None
     assert plugin.oms_channel_max_window(channel=other) is None
     assert plugin.oms_channel_fetch_orders(channel=other, updated_after=when, updated_before=when, page=None) is None
+    assert plugin.oms_channel_fetch_order(channel=other, external_id="113-4820193-7365021") is None
     assert plugin.oms_channel_parse_order(channel=other, body={}) is None
     assert plugin.oms_channel_push_stock(channel=other, pushes=[]) is None
     assert plugin.oms_channel_confirm_shipment(channel=other, shipment=None) is None

@@ -1,4 +1,4 @@
-"""Map a getOrders order plus its getOrderItems items to a NormalizedOrder.
+"""Map an order (getOrder, the same Order object as getOrders lists) plus its getOrderItems items to a NormalizedOrder.
 
 Field meanings are from /work/shared/channel-samples/README.md section 3 ("Key fields",
 "Order status") and the Orders v0 model (amazon/ordersV0.json).
@@ -194,7 +194,7 @@ def buyer_notes(items: list[Any]) -> list[str]:
 
 
 def parse_order(body: Any) -> NormalizedOrder:
-    """``body`` is ``{"order": <getOrders order>, "items": [<getOrderItems items>]}``."""
+    """``body`` is ``{"order": <getOrder order>, "items": [<getOrderItems items>]}``."""
     if not isinstance(body, dict) or not isinstance(body.get("order"), dict):
         raise PayloadError("order is missing: expected {'order': {...}, 'items': [...]}")
     order, items = body["order"], body.get("items", [])

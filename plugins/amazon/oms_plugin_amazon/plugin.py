@@ -34,8 +34,9 @@ KIND = "amazon"
 # getOrders: LastUpdatedBefore must be at least two minutes before now (README 3, "Pagination").
 LAST_UPDATED_BEFORE_LAG = timedelta(minutes=2)
 
-# getOrderItems is limited to 0.5 requests/s with a burst of 30 (README 3, endpoint table).
-# Every order on a page costs one getOrderItems call, so a page of 20 fits in one burst.
+# getOrder and getOrderItems are each limited to 0.5 requests/s with a burst of 30 (README 3,
+# endpoint table). A new or changed order on a page costs one call of each, so a page of 20
+# new orders fits in one burst.
 ORDERS_PER_PAGE = 20
 
 # No maximum window is documented for LastUpdatedAfter/Before; NextToken pages any size.
@@ -125,23 +126,45 @@ def oms_channel_fetch_orders(
     with SellingPartnerClient(channel.settings) as client:
         rate_limiter(client.endpoint, "getOrders", rate=1 / 60, burst=20).wait("getOrders")
         body = client.get_json("/orders/v0/orders", params=params, operation="getOrders")
-        payload = body.get("payload")
-        if not isinstance(payload, dict) or not isinstance(payload.get("Orders"), list):
-            raise RetryableError("Amazon getOrders answered without payload.Orders; retrying")
-        orders = payload["Orders"]
-        by_id: dict[str, dict[str, Any]] = {}
-        for order in orders:
-            if isinstance(order, dict) and isinstance(order.get("AmazonOrderId"), str):
-                by_id[order["AmazonOrderId"]] = order  # a repeated entry counts once
-        payloads = [
-            RawOrderPayload(
-                external_id=order_id,
-                body={"order": order, "items": _order_items(client, order_id)},
-                updated_at=_last_update(order),
-            )
-            for order_id, order in by_id.items()
-        ]
+    payload = body.get("payload")
+    if not isinstance(payload, dict) or not isinstance(payload.get("Orders"), list):
+        raise RetryableError("Amazon getOrders answered without payload.Orders; retrying")
+    by_id: dict[str, dict[str, Any]] = {}
+    for order in payload["Orders"]:
+        if isinstance(order, dict) and isinstance(order.get("AmazonOrderId"), str):
+            by_id[order["AmazonOrderId"]] = order  # a repeated entry counts once
+    # A listed order has no items, and getOrderItems allows 0.5 calls a second: each order is
+    # partial, so the OMS fetches it in full (oms_channel_fetch_order) only for a version it
+    # has not stored, not again for each re-listing of the overlap between two pulls.
+    payloads = [
+        RawOrderPayload(external_id=order_id, body={"order": order}, updated_at=_last_update(order), partial=True)
+        for order_id, order in by_id.items()
+    ]
     return OrderPage(orders=payloads, next_page=payload.get("NextToken") or None)
+
+
+@hookimpl
+def oms_channel_fetch_order(channel: ChannelConfig, external_id: str) -> RawOrderPayload | None:
+    """The order (getOrder) with its items (getOrderItems), stamped with its LastUpdateDate."""
+    if not _ours(channel):
+        return None
+    with SellingPartnerClient(channel.settings) as client:
+        # getOrder first: should the order change between the two calls, the stamp kept is the
+        # older one and the next listing fetches the order again; the other way round a newer
+        # stamp would pass off the older items as that version.
+        order = _get_order(client, external_id)
+        items = _order_items(client, external_id)
+    return RawOrderPayload(
+        external_id=external_id, body={"order": order, "items": items}, updated_at=_last_update(order)
+    )
+
+
+def _get_order(client: SellingPartnerClient, order_id: str) -> dict[str, Any]:
+    rate_limiter(client.endpoint, "getOrder", rate=0.5, burst=30).wait("getOrder")
+    order = client.get_json(f"/orders/v0/orders/{quote(order_id, safe='')}", operation="getOrder").get("payload")
+    if not isinstance(order, dict):
+        raise RetryableError(f"Amazon getOrder for {order_id} answered without a payload; retrying")
+    return order
 
 
 def _last_update(order: dict[str, Any]) -> datetime | None:
@@ -258,7 +281,7 @@ def oms_channel_confirm_shipment(channel: ChannelConfig, shipment: ShipmentConfi
         }
         if package["shippingMethod"] is None:
             del package["shippingMethod"]
-        body = {"marketplaceId": _marketplace_of(client, channel, order_path), "packageDetail": package}
+        body = {"marketplaceId": _marketplace_of(client, channel, shipment.external_order_id), "packageDetail": package}
         rate_limiter(client.endpoint, "confirmShipment", rate=2, burst=10).wait()
         client.call("POST", order_path + "/shipmentConfirmation", json=body, operation="confirmShipment")
     return True  # 204 No Content: accepted
@@ -274,15 +297,14 @@ def package_reference_id(tracking_number: str) -> str:
     return str(int(digest[:12], 16) % 999_999_999 + 1)
 
 
-def _marketplace_of(client: SellingPartnerClient, channel: ChannelConfig, order_path: str) -> str:
+def _marketplace_of(client: SellingPartnerClient, channel: ChannelConfig, order_id: str) -> str:
     marketplace_ids = channel.settings["marketplaceIds"]
     if len(marketplace_ids) == 1:
         return str(marketplace_ids[0])
-    rate_limiter(client.endpoint, "getOrder", rate=0.5, burst=30).wait()
-    order = client.get_json(order_path, operation="getOrder").get("payload")
-    if not isinstance(order, dict) or not order.get("MarketplaceId"):
+    marketplace_id = _get_order(client, order_id).get("MarketplaceId")
+    if not marketplace_id:
         raise RetryableError("Amazon getOrder answered without payload.MarketplaceId; retrying")
-    return str(order["MarketplaceId"])
+    return str(marketplace_id)
 
 
 def _unshipped_lines(client: SellingPartnerClient, order_id: str) -> list[dict[str, Any]]:
