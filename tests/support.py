@@ -99,6 +99,23 @@ def eventually(check: Callable[[], T], timeout: float = 15.0, interval: float = 
     raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
 
 
+SERVE_START_BOUND = 120.0  # a bound against a hang, not a speed check: start-up is slow on a loaded machine
+
+
+def wait_until_ready(process: Any, base_url: str, describe: Callable[[], str] = lambda: "") -> None:
+    """Wait for an `oms serve` process started by a test to answer ``/readyz`` with 200."""
+    deadline = time.monotonic() + SERVE_START_BOUND
+    while True:
+        assert process.poll() is None, f"oms serve exited {describe()}"
+        try:
+            if httpx.get(f"{base_url}/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"oms serve did not become ready {describe()}"
+        time.sleep(0.1)
+
+
 # --- building data through the API -----------------------------------------
 
 PRODUCT_CREATE = """

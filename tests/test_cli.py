@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.fakes.server import free_port
-from tests.support import run_async
+from tests.support import run_async, wait_until_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -336,16 +336,7 @@ class RunningServer:
             cwd=cwd,
             env=_environment(database_url, OMS_ANONYMOUS_ROLE="ADMIN"),
         )
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.process.poll() is None, "oms serve exited"
-            try:
-                if httpx.get(f"{self.base_url}/readyz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "oms serve did not become ready"
-            time.sleep(0.1)
+        wait_until_ready(self.process, self.base_url)
 
     def query(self, query: str) -> dict:
         body = httpx.post(f"{self.base_url}/graphql", json={"query": query}, timeout=30).json()

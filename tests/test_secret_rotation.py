@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +21,7 @@ from sqlalchemy import select
 
 from oms_graphql.domain.plugin_settings import secret_keyring
 from tests.fakes.server import free_port
-from tests.support import run_async
+from tests.support import run_async, wait_until_ready
 from tests.test_cli import _environment, oms
 
 OLD_KEY, NEW_KEY, LOST_KEY = "old-key-of-2025", "new-key-of-2026", "a-key-nobody-kept"
@@ -42,16 +41,7 @@ def oms_serve(database_url: str, cwd: Path, **env: str) -> Iterator[str]:
         env=_environment(database_url, **env),
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, "oms serve exited"
-            try:
-                if httpx.get(f"{base_url}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "oms serve did not become ready"
-            time.sleep(0.1)
+        wait_until_ready(process, base_url)
         yield base_url
     finally:
         process.terminate()

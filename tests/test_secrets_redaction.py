@@ -17,13 +17,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
-
 from tests.channel_support import SYNC, create_channel, sync_until, taobao_settings
 from tests.conftest import fresh_database
 from tests.fakes import taobao
 from tests.fakes.server import free_port, serve
-from tests.support import GraphQLClient, create_token, eventually
+from tests.support import GraphQLClient, create_token, eventually, wait_until_ready
 
 CHANNELS = "{ channels { code settings secretSettingsSet lastError } }"
 EVERYTHING_ABOUT_IT = """query($code: String) {
@@ -54,15 +52,7 @@ def oms_serve_logging_to(database_url: str, log: Path) -> Iterator[str]:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 120  # a bound against a hang, not a speed check: start-up is slow on a loaded machine
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline and process.poll() is None, log.read_text()
-                time.sleep(0.2)
+            wait_until_ready(process, base, log.read_text)
             yield base
         finally:
             process.terminate()

@@ -9,12 +9,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
 import pytest
 import websockets
 from gql import Client, GraphQLRequest
@@ -32,6 +30,7 @@ from tests.support import (
     place_order,
     receive,
     wait_for_status,
+    wait_until_ready,
 )
 
 SUBSCRIBE = """subscription($f: OrderEventsFilter) { orderEvents(filter: $f) {
@@ -274,16 +273,7 @@ def oms_serve(database_url: str, broker_url: str, **extra_env: str) -> Iterator[
     process = subprocess.Popen([sys.executable, "-m", "oms_graphql.cli", "serve", "--port", str(port)], env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("oms serve did not become ready")
-            time.sleep(0.2)
+        wait_until_ready(process, base)
         yield base
     finally:
         process.terminate()
