@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from oms_graphql.db.engine import Database
 from oms_graphql.db.models import Order
 from oms_graphql.domain.reports.facts import clear, refresh_orders
+from oms_graphql.domain.reports.stock_days import rebuild_stock_days
 
 BATCH = 2000
 
@@ -21,11 +22,14 @@ async def count_orders(database: Database) -> int:
 
 
 async def rebuild_reports(database: Database, zone: ZoneInfo, progress: Callable[[int], None] | None = None) -> int:
-    """Empty the report tables and refill them from the orders, one committed batch at a time.
+    """Empty the report tables and refill them from the orders, one committed batch at a time
+    (and the daily stock aggregate from the ledger, in one transaction).
 
     Orders changed meanwhile are refreshed by their own jobs, which lock the order rows as
     the batches do, so nothing is counted twice. Returns how many orders were read.
     """
+    async with database.session() as session, session.begin():
+        await rebuild_stock_days(session, zone)
     async with database.session() as session, session.begin():
         await clear(session)
     done, last_id = 0, 0
