@@ -58,7 +58,8 @@ def day_booking(dialect: str, after: FromClause | None = None) -> Any:
     if after is not None:
         values = values.select_from(after)
     make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = ReportDailyStock.__table__  # Core, not the ORM's bulk INSERT: the values are the SELECT's
+    # The Core table, not the ORM entity (whose INSERT with parameters is a bulk insert).
+    table = ReportDailyStock.metadata.tables[ReportDailyStock.__tablename__]
     statement = make(table).from_select(list(_DAY_COLUMNS), values)
     return statement.on_conflict_do_update(
         index_elements=["product_id", "location_id", "day"],
