@@ -3,10 +3,10 @@ the net change of on hand and the units shipped, so a report reads one row per l
 day that moved instead of every ledger row.
 
 :func:`day_booking` is written by ``domain/inventory.move_stock`` with its ledger rows, in
-the same statement on PostgreSQL (the level's row lock is already held, so the day row is
-always locked after it and adds no lock wait). Reservations never move on hand and book
-nothing. ``oms report rebuild`` (after a time-zone change) and migration 0022 refill it
-from the ledger.
+the same statement on PostgreSQL (only a transaction holding the level's row lock touches
+its day row, so it adds no lock to wait for, only the upsert's work under the lock already
+held). Reservations never move on hand and book nothing. ``oms report rebuild`` (after a
+time-zone change) and migration 0022 refill it from the ledger.
 """
 
 from __future__ import annotations
