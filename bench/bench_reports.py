@@ -151,8 +151,8 @@ async def generate(connection: asyncpg.Connection, low: int, high: int, total: i
 
 async def generate_stock_history(connection: asyncpg.Connection) -> int:
     """Two years of ledger rows for every SKU at every bench location: a receipt of 50 every ten
-    days, and on most days a shipment of 1-6 units (its RESERVE and RELEASE rows, as the app
-    books them, with it); the levels are the rows' sums. Returns how many ledger rows."""
+    days, and on most days 1-6 shipments of a unit (each with its RESERVE and RELEASE rows, as
+    the app books them); the levels are the rows' sums. Returns how many ledger rows."""
     async with connection.transaction():
         await connection.execute(
             f"""
@@ -163,18 +163,17 @@ async def generate_stock_history(connection: asyncpg.Connection) -> int:
               SELECT level.*, d, TIMESTAMPTZ '{START.isoformat()}' + make_interval(days => d, hours => 1) AS morning,
                      floor(random() * 7)::int AS units
               FROM level CROSS JOIN generate_series(0, 729) d
+            ), parcel AS (  -- one shipment of one unit per order line
+              SELECT day.*, k FROM day CROSS JOIN generate_series(1, 6) k WHERE k <= units
             ), movement AS (
               SELECT product_id, location_id, 'RECEIPT' AS reason, 50 AS on_hand, 0 AS reserved, morning AS at
               FROM day WHERE d % 10 = n % 10
               UNION ALL
-              SELECT product_id, location_id, 'RESERVE', 0, units, morning + interval '3 hours'
-              FROM day WHERE units > 0
+              SELECT product_id, location_id, 'RESERVE', 0, 1, morning + make_interval(hours => 2 + k) FROM parcel
               UNION ALL
-              SELECT product_id, location_id, 'RELEASE', 0, -units, morning + interval '9 hours'
-              FROM day WHERE units > 0
+              SELECT product_id, location_id, 'RELEASE', 0, -1, morning + make_interval(hours => 9 + k) FROM parcel
               UNION ALL
-              SELECT product_id, location_id, 'SHIP', -units, 0, morning + interval '9 hours'
-              FROM day WHERE units > 0
+              SELECT product_id, location_id, 'SHIP', -1, 0, morning + make_interval(hours => 9 + k) FROM parcel
             )
             INSERT INTO stock_movements (product_id, location_id, reason, on_hand_delta, reserved_delta,
               in_transit_delta, created_at)
