@@ -7,9 +7,9 @@ that answers the same question from the orders, and the two answers compared.
 Creates a fresh database beside OMS_BENCH_DATABASE_URL (dropped at the end unless --keep),
 generates orders in bulk SQL (two years, a weekly season with busy weekends, four channels,
 eight regions, 200 SKUs, 5% cancelled, 5% unpaid, shipments with late and split ones, 4% of
-delivered lines returned and refunded), fills the report tables with `oms report rebuild`'s
-code, then times each report (in process, through the domain functions GraphQL calls) and
-its raw-scan SQL, and checks that the figures are equal.
+delivered lines returned and refunded) and two years of stock ledger rows for 600 levels, fills
+the report tables with `oms report rebuild`'s code, then times each report (in process, through
+the domain functions GraphQL calls) and its raw-scan SQL, and checks that the figures are equal.
 """
 
 from __future__ import annotations
@@ -150,6 +150,46 @@ async def generate(connection: asyncpg.Connection, low: int, high: int, total: i
         )
 
 
+async def generate_stock_history(connection: asyncpg.Connection) -> int:
+    """Two years of ledger rows for every SKU at every bench location: a receipt of 50 every ten
+    days, and on most days 1-6 shipments of a unit (each with its RESERVE and RELEASE rows, as
+    the app books them); the levels are the rows' sums. Returns how many ledger rows."""
+    async with connection.transaction():
+        await connection.execute(
+            f"""
+            WITH level AS (
+              SELECT p.id AS product_id, l.id AS location_id, row_number() OVER () AS n
+              FROM products p CROSS JOIN locations l WHERE p.sku LIKE 'BENCH-%' AND l.code LIKE 'BENCH-%'
+            ), day AS (
+              SELECT level.*, d, TIMESTAMPTZ '{START.isoformat()}' + make_interval(days => d, hours => 1) AS morning,
+                     floor(random() * 7)::int AS units
+              FROM level CROSS JOIN generate_series(0, 729) d
+            ), parcel AS (  -- one shipment of one unit per order line
+              SELECT day.*, k FROM day CROSS JOIN generate_series(1, 6) k WHERE k <= units
+            ), movement AS (
+              SELECT product_id, location_id, 'RECEIPT' AS reason, 50 AS on_hand, 0 AS reserved, morning AS at
+              FROM day WHERE d % 10 = n % 10
+              UNION ALL
+              SELECT product_id, location_id, 'RESERVE', 0, 1, morning + make_interval(hours => 2 + k) FROM parcel
+              UNION ALL
+              SELECT product_id, location_id, 'RELEASE', 0, -1, morning + make_interval(hours => 9 + k) FROM parcel
+              UNION ALL
+              SELECT product_id, location_id, 'SHIP', -1, 0, morning + make_interval(hours => 9 + k) FROM parcel
+            )
+            INSERT INTO stock_movements (product_id, location_id, reason, on_hand_delta, reserved_delta,
+              in_transit_delta, created_at)
+            SELECT product_id, location_id, reason, on_hand, reserved, 0, at FROM movement ORDER BY at
+            """
+        )
+        await connection.execute(
+            "INSERT INTO stock_levels (product_id, location_id, on_hand, reserved, in_transit, safety_stock,"
+            " low_stock_alerted, sync_version, synced_version, updated_at)"
+            " SELECT product_id, location_id, sum(on_hand_delta), 0, 0, 0, false, 0, 0, now() FROM stock_movements"
+            " GROUP BY product_id, location_id"
+        )
+    return int(await connection.fetchval("SELECT count(*) FROM stock_movements"))
+
+
 # --- the raw scans: the same questions asked of the orders -----------------------------
 
 RAW_SALES_DAY = f"""
@@ -246,18 +286,22 @@ async def fill(connection: asyncpg.Connection, database: Any, orders: int) -> No
             progress.update(task, advance=high - low)
         await connection.execute("SELECT setval(pg_get_serial_sequence('orders', 'id'), (SELECT max(id) FROM orders))")
         await connection.execute("ANALYZE")
+        movements = await generate_stock_history(connection)
+        await connection.execute("ANALYZE")
         rebuild = progress.add_task("Rebuilding report tables", total=orders)
         began = time.perf_counter()
         await rebuild_reports(database, ZoneInfo(ZONE), lambda done: progress.update(rebuild, advance=done))
         rebuild_seconds = time.perf_counter() - began
     await connection.execute("ANALYZE")
     console.print(f"Rebuilt the report tables in {rebuild_seconds:.0f} s ({orders / rebuild_seconds:,.0f} orders/s).")
+    days = await connection.fetchval("SELECT count(*) FROM report_daily_stock")
+    console.print(f"{movements:,} ledger rows, {days:,} (level, day) rows of the daily stock aggregate.")
 
 
 async def run(url: str, dsn: str, orders: int, reuse: bool) -> tuple[int, list[tuple[str, float, float, bool]]]:
     from oms_graphql.db.engine import Database
     from oms_graphql.domain.reports import customers as customer_reports
-    from oms_graphql.domain.reports import demand, fulfillment, products, sales
+    from oms_graphql.domain.reports import demand, fulfillment, inventory, products, sales
     from oms_graphql.domain.reports.common import Interval, check_window
 
     connection = await asyncpg.connect(dsn)
@@ -374,6 +418,11 @@ async def run(url: str, dsn: str, orders: int, reuse: bool) -> tuple[int, list[t
     )
     same = [(p.sku, p.current.units, p.previous.units) for p in ours.top] == expected_top[:20]
     results.append(("topProducts(UNITS), year vs year before", ours_s, raw_s, same))
+    # inventoryKpis: every SKU at every location over the year, from the daily aggregate beside
+    # the same computation over the raw ledger rows (the definition; both in process)
+    ours_s, ours = await report(lambda s: inventory.inventory_kpis(s, year))
+    raw_s, raw = await report(lambda s: inventory.inventory_kpis_from_ledger(s, year))
+    results.append((f"inventoryKpis({len(ours)} levels)", ours_s, raw_s, ours == raw and bool(ours)))
     # demandForecast: ten SKUs over a year (the fit dominates; its history query is the aggregate read)
     ours_s, _ = await report(lambda s: demand.demand_forecast(s, year, [f"BENCH-{n}" for n in range(1, 11)]))
     results.append(("demandForecast(10 SKUs, 28 days)", ours_s, float("nan"), True))

@@ -478,7 +478,7 @@ def secrets_rotate() -> None:
 
 @report_app.command("rebuild")
 def report_rebuild() -> None:
-    """Recompute the daily report tables from every order (after changing OMS_REPORT_TIMEZONE, or to check them)."""
+    """Recompute the daily report tables from every order and the ledger (after changing OMS_REPORT_TIMEZONE)."""
     from zoneinfo import ZoneInfo
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

@@ -106,6 +106,9 @@ class Settings:
     # Reports bucket orders by their placed day in this zone (an IANA name); after changing
     # it, run `oms report rebuild` so the stored daily aggregates follow.
     report_timezone: str = "Asia/Shanghai"
+    # The stored reorder forecasts are refreshed once a day at this hour of the report time
+    # zone (None: never; `oms report forecasts` from cron instead).
+    forecast_refresh_hour: int | None = 3
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -181,7 +184,17 @@ def load_settings() -> Settings:
         metrics_token=_env("OMS_METRICS_TOKEN"),
         metrics_allow=tuple(part.strip() for part in (_env("OMS_METRICS_ALLOW") or "").split(",") if part.strip()),
         report_timezone=_env("OMS_REPORT_TIMEZONE", "Asia/Shanghai") or "Asia/Shanghai",
+        forecast_refresh_hour=_hour(_env("OMS_FORECAST_REFRESH_HOUR", "3")),
     )
+
+
+def _hour(value: str | None) -> int | None:
+    if value is None or value.strip().lower() == "off":
+        return None
+    hour = int(value)
+    if not 0 <= hour <= 23:
+        raise ValueError(f"OMS_FORECAST_REFRESH_HOUR must be an hour from 0 to 23, or off; got {value!r}.")
+    return hour
 
 
 @lru_cache(maxsize=1)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from statistics import NormalDist
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.support import add_location, add_product, eventually, place_order, receive, wait_for_status
+from tests.support import add_location, add_product, eventually, place_order, receive, run_async, wait_for_status
 
 REFRESH = """mutation($skus: [String!]) { reorderForecastRefresh(input: {skus: $skus}) {
   forecasts { sku locationCode method leadTimeDays dailyDemand demand safetyStock quantity computedAt }
@@ -133,3 +134,136 @@ def test_a_forecast_older_than_48_hours_is_not_used(database_url, admin, uid):
 
     assert asyncio.run(found(47)) == 1
     assert asyncio.run(found(49)) == 0
+
+
+def stock_skus(database_url: str, skus: list[str], warehouse: str) -> None:
+    from oms_graphql.db.engine import Database
+    from oms_graphql.domain import catalog, inventory
+
+    address = catalog.AddressDetails(country="CN", line1="1 Test Road")
+
+    async def stock() -> None:
+        database = Database(database_url)
+        try:
+            async with database.session() as session, session.begin():
+                await catalog.create_location(
+                    session, catalog.LocationDetails(code=warehouse, name=warehouse, kind="WAREHOUSE", address=address)
+                )
+                for sku in skus:
+                    details = catalog.ProductDetails(
+                        sku=sku, name=sku, price_amount=Decimal("10"), price_currency="CNY"
+                    )
+                    await catalog.create_product(session, details)
+                    await inventory.receive_stock(
+                        session, sku=sku, location_code=warehouse, quantity=5, reference=inventory.Reference()
+                    )
+        finally:
+            await database.dispose()
+
+    run_async(stock())
+
+
+def stored_forecasts(database_url: str, count: int) -> dict[str, str] | None:
+    """SKU -> location code of every stored forecast, once there are ``count``."""
+    from sqlalchemy import select
+
+    from oms_graphql.db.engine import Database
+    from oms_graphql.db.models import Location, Product, ReorderForecast
+
+    async def read() -> dict[str, str]:
+        database = Database(database_url)
+        try:
+            async with database.session() as session:
+                rows = await session.execute(
+                    select(Product.sku, Location.code)
+                    .join(ReorderForecast, ReorderForecast.product_id == Product.id)
+                    .join(Location, Location.id == ReorderForecast.location_id)
+                )
+                return dict(rows.all())
+        finally:
+            await database.dispose()
+
+    found = run_async(read())
+    return found if len(found) == count else None
+
+
+def test_the_scheduler_refreshes_every_stocked_sku_s_forecast_and_next_at_the_set_hour(scratch_database_url):
+    from oms_graphql.db.engine import Database
+    from oms_graphql.db.migrate import upgrade
+    from oms_graphql.db.models import Lease
+    from oms_graphql.jobs.reports import FORECAST_LEASE
+    from tests.test_subscriptions import oms_serve
+
+    upgrade(scratch_database_url)
+    stock_skus(scratch_database_url, ["RF-DAY-1", "RF-DAY-2"], "RF-DAY-WH")
+    zone = ZoneInfo("Asia/Shanghai")
+    hour = (datetime.now(zone).hour + 12) % 24  # not now: no refresh ran yet, so the first tick catches up
+    env = {"OMS_FORECAST_REFRESH_HOUR": str(hour), "OMS_CHANNEL_TICK_SECONDS": "0.5"}
+    with oms_serve(scratch_database_url, "memory", **env):
+        stored = eventually(lambda: stored_forecasts(scratch_database_url, 2), timeout=60)  # a loaded machine
+    assert stored == {"RF-DAY-1": "RF-DAY-WH", "RF-DAY-2": "RF-DAY-WH"}
+
+    async def lease_expiry() -> datetime:
+        database = Database(scratch_database_url)
+        try:
+            async with database.session() as session:
+                lease = await session.get(Lease, FORECAST_LEASE)
+                assert lease is not None
+                return lease.expires_at
+        finally:
+            await database.dispose()
+
+    # The next refresh: the next time it is that hour in the report time zone.
+    expires = run_async(lease_expiry()).astimezone(zone)
+    assert (expires.hour, expires.minute) == (hour, 0)
+    assert timedelta(0) < expires - datetime.now(zone) < timedelta(hours=24)
+
+
+def test_of_several_schedulers_only_one_asks_for_the_day_s_refresh(scratch_database_url):
+    import asyncio
+
+    from sqlalchemy import func, select
+
+    from oms_graphql.db.engine import Database
+    from oms_graphql.db.migrate import upgrade
+    from oms_graphql.db.models import OutboxEntry
+    from oms_graphql.jobs.reports import claim_forecast_refresh
+
+    upgrade(scratch_database_url)
+    zone = ZoneInfo("Asia/Shanghai")
+
+    async def schedulers() -> tuple[list[bool], int]:
+        database = Database(scratch_database_url)
+        try:
+
+            async def one(holder: str) -> bool:
+                async with database.session() as session, session.begin():
+                    return await claim_forecast_refresh(session, holder, zone, 3)
+
+            claims = await asyncio.gather(*(one(f"worker-{n}") for n in range(4)))
+            later = await one("worker-late")  # the same day: the lease holds until the next 03:00
+            async with database.session() as session:
+                jobs = await session.scalar(
+                    select(func.count()).select_from(OutboxEntry).where(OutboxEntry.topic == "refresh_demand_forecasts")
+                )
+            return [*claims, later], int(jobs or 0)
+        finally:
+            await database.dispose()
+
+    claims, jobs = run_async(schedulers())
+    assert sorted(claims) == [False, False, False, False, True] and jobs == 1
+
+
+def test_without_skus_the_refresh_is_queued_and_its_job_stores_every_stocked_sku(scratch_database_url):
+    from oms_graphql.db.migrate import upgrade
+    from tests.support import GraphQLClient, create_token
+    from tests.test_subscriptions import oms_serve
+
+    upgrade(scratch_database_url)
+    stock_skus(scratch_database_url, ["RF-Q-1", "RF-Q-2"], "RF-Q-WH")
+    with oms_serve(scratch_database_url, "memory") as api:  # the schedule is off: only the mutation asks
+        admin = GraphQLClient(api, create_token(scratch_database_url, "ADMIN", "forecasts"))
+        payload = admin.mutate("reorderForecastRefresh", REFRESH, {"skus": None})
+        assert payload == {"forecasts": [], "queued": True, "userErrors": []}
+        stored = eventually(lambda: stored_forecasts(scratch_database_url, 2), timeout=60)  # a loaded machine
+    assert stored == {"RF-Q-1": "RF-Q-WH", "RF-Q-2": "RF-Q-WH"}

@@ -854,3 +854,16 @@ class ReportCustomerDay(Base):
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     orders: Mapped[int] = mapped_column(BigInteger, default=0)
     revenue_e4: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReportDailyStock(Base):
+    """What the ledger moved of one level's on hand in one report day (migration 0022), written
+    with the ledger rows (domain/reports/stock_days.py): inventoryKpis reads these, not the ledger."""
+
+    __tablename__ = "report_daily_stock"
+
+    product_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    location_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    on_hand_delta: Mapped[int] = mapped_column(BigInteger, default=0)
+    units_shipped: Mapped[int] = mapped_column(BigInteger, default=0)

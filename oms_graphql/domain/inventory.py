@@ -52,6 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from oms_graphql.db.models import Location, OutboxEntry, Product, StockLevel, StockMovement, utcnow
 from oms_graphql.domain import limits, low_stock
 from oms_graphql.domain.errors import InsufficientStock, NotFound, Problems
+from oms_graphql.domain.reports.stock_days import day_booking, day_params
 from oms_graphql.events.outbox import note_outbox_written, record_event, request_job
 
 # The job that tells channels a SKU's sellable quantity changed (debounced).
@@ -350,7 +351,8 @@ def _movement_statements(bookings: int, keep_safety_stock: bool, sellable_change
             ).select_from(updated)
         )
     outbox = insert(OutboxEntry).from_select(["kind", "topic", "payload", "created_at", "attempts"], _rows_of(events))
-    return moved, select(updated).add_cte(ledger.cte("ledger")).add_cte(outbox.cte("event"))
+    recorded = select(updated).add_cte(ledger.cte("ledger")).add_cte(outbox.cte("event"))
+    return moved, recorded.add_cte(day_booking("postgresql", updated).cte("stock_day"))
 
 
 async def _update_and_record(
@@ -370,6 +372,7 @@ async def _update_and_record(
         row = (await session.execute(moved, params)).first()
         if row is not None:
             await session.execute(insert(StockMovement), [booking.movement for booking in bookings])
+            await session.execute(day_booking("sqlite"), params)
         return row, False
     row = (await session.execute(recorded, params)).first()
     if row is not None:
@@ -452,6 +455,7 @@ async def move_stock(
         params.update(
             {f"l{index}_{key}": value for key, value in zip(("onHand", "reserved", "inTransit"), later, strict=True)}
         )
+    params.update(day_params(now, [booking.movement for booking in bookings]))  # inventoryKpis' daily figures
     statements = _movement_statements(len(bookings), keep_safety_stock, sellable_changed)
     row, events_written = await _update_and_record(session, statements, params, bookings)
     if row is None and await _missing_level(session, product.id, location.id):

@@ -18,6 +18,7 @@ import threading
 import uuid
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import dramatiq
 import structlog
@@ -28,6 +29,7 @@ from oms_graphql.db.models import Channel
 from oms_graphql.domain import channel_sync, inbound, shipments, stock_push, tracking
 from oms_graphql.domain.channels import PULL_JOB, channel_config, raise_alert
 from oms_graphql.domain.reconciliation import RECONCILE_JOB
+from oms_graphql.jobs import reports
 from oms_graphql.jobs.broker import send_job
 from oms_graphql.jobs.runtime import in_transaction
 from oms_graphql.plugins.contract import (
@@ -199,7 +201,8 @@ DELIVERY_LEASE = "delivery.sweep"
 
 def scheduler_tick(holder: str) -> tuple[list[int], list[int]]:
     """One tick: claim due polls and reconciliations (each by exactly one worker), poll open
-    shipments' tracking and alert late ones, and re-queue stuck messages."""
+    shipments' tracking and alert late ones, ask for the daily forecast refresh, and re-queue
+    stuck messages."""
     settings = get_settings()
     pulling = {kind.kind for kind in channel_kinds().values() if kind.pulls_orders}
     due = in_transaction(lambda session: channel_sync.claim_due_polls(session, pulling)) if pulling else []
@@ -227,6 +230,9 @@ def scheduler_tick(holder: str) -> tuple[list[int], list[int]]:
     for shipment_id in in_transaction(delivery_sweep):
         send_job(tracking.POLL_JOB, {"shipment_id": shipment_id})
 
+    if (hour := settings.forecast_refresh_hour) is not None:
+        zone = ZoneInfo(settings.report_timezone)
+        in_transaction(lambda session: reports.claim_forecast_refresh(session, holder, zone, hour))
     stuck = in_transaction(sweep)
     for message_id, kind in stuck:
         if kind == "TRACKING":

@@ -1,15 +1,18 @@
 """Report jobs: keep orders' share of the daily report tables up to date; store the
-forecast reorder suggestions."""
+forecast reorder suggestions, daily from the scheduler (:func:`claim_forecast_refresh`)."""
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import dramatiq
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.config import get_settings
-from oms_graphql.domain.reports.demand import MAX_SKUS, stocked_skus, store_reorder_forecasts
+from oms_graphql.db.models import utcnow
+from oms_graphql.domain.channel_sync import take_lease
+from oms_graphql.domain.reports.demand import MAX_SKUS, request_forecasts, stocked_skus, store_reorder_forecasts
 from oms_graphql.domain.reports.facts import refresh_orders
 from oms_graphql.jobs.runtime import in_transaction
 
@@ -49,5 +52,30 @@ def store_forecasts(skus: list[str] | None = None) -> int:
 
 @dramatiq.actor(queue_name="reports", max_retries=5, time_limit=30 * 60 * 1000)
 def refresh_demand_forecasts(skus: list[str] | None = None) -> None:
-    """The nightly (or asked-for, by reorderForecastRefresh) refresh of the stored forecasts."""
+    """The daily (OMS_FORECAST_REFRESH_HOUR) or asked-for (reorderForecastRefresh) refresh of the stored forecasts."""
     store_forecasts(skus)
+
+
+FORECAST_LEASE = "reports.forecasts"
+
+
+def next_forecast_refresh(now: datetime, zone: ZoneInfo, hour: int) -> datetime:
+    """The first ``hour`` o'clock in ``zone`` after ``now``."""
+    day = now.astimezone(zone).date()
+    moment = datetime.combine(day, time(hour), zone)
+    return moment if moment > now else datetime.combine(day + timedelta(days=1), time(hour), zone)
+
+
+async def claim_forecast_refresh(session: AsyncSession, holder: str, zone: ZoneInfo, hour: int) -> bool:
+    """Ask for the day's forecast refresh if it is due; whether this scheduler asked.
+
+    The lease is held until the next refresh hour, so the first tick after that hour takes it
+    (one scheduler of however many: a conditional UPDATE), and a tick after a missed hour (no
+    worker was up, or a new installation) catches up. The job is requested through the outbox
+    in the transaction that takes the lease: a scheduler killed in between leaves neither.
+    """
+    now = utcnow()
+    if not await take_lease(session, FORECAST_LEASE, holder, next_forecast_refresh(now, zone, hour) - now):
+        return False
+    request_forecasts(session)
+    return True

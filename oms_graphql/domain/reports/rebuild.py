@@ -12,6 +12,7 @@ from sqlalchemy import func, select, tuple_
 from oms_graphql.db.engine import Database
 from oms_graphql.db.models import Order
 from oms_graphql.domain.reports.facts import add_orders, clear, refresh_orders
+from oms_graphql.domain.reports.stock_days import rebuild_stock_days
 
 BATCH = 10_000  # orders a step adds
 
@@ -23,7 +24,8 @@ async def count_orders(database: Database) -> int:
 
 async def rebuild_reports(database: Database, zone: ZoneInfo, progress: Callable[[int], None] | None = None) -> int:
     """Empty the report tables and refill them from the orders, one committed step of orders
-    at a time (a rebuild stopped half-way is run again from the start).
+    at a time (a rebuild stopped half-way is run again from the start), and the daily stock
+    aggregate from the ledger in one transaction.
 
     The steps go in placed order: every report row is of one placed day, so a step adds up its
     orders' entries in memory and writes each row once, and seldom adds into a row another step
@@ -31,6 +33,8 @@ async def rebuild_reports(database: Database, zone: ZoneInfo, progress: Callable
     as the steps do, so nothing is counted twice. Returns how many orders were read.
     """
     placed = tuple_(Order.placed_at, Order.id)
+    async with database.session() as session, session.begin():
+        await rebuild_stock_days(session, zone)
     async with database.session() as session, session.begin():
         await clear(session)
         numbered = select(
