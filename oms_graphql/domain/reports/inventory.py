@@ -80,9 +80,10 @@ def _days_between(dialect: str, later: Any, earlier: Any) -> Any:
 async def inventory_kpis(session: AsyncSession, window: Window) -> list[InventoryKpis]:
     """The KPIs from the daily stock aggregate, summed per level in the database.
 
-    Per level the rows from the window's first day on give the opening (the level now less
-    all of them) and, with a running sum, each moving day's closing, held until the next
-    moving day: the closings' total and the stock-out days come from those stretches.
+    Per level: on hand at the window's end is the level now less the days after the window;
+    each moving day's closing is that less the window's later days (a running sum, newest
+    first), held until the next moving day; the closings' total and the stock-out days come
+    from those stretches, and the opening stretch from the first moving day.
     """
     if window.days == 0:
         return []
@@ -91,59 +92,60 @@ async def inventory_kpis(session: AsyncSession, window: Window) -> list[Inventor
     levels = _levels(window).subquery()
     stock = ReportDailyStock
     level = (stock.product_id, stock.location_id)
+
+    def of_level(table: Any, other: Any) -> Any:
+        return (table.c.product_id == other.product_id) & (table.c.location_id == other.location_id)
+
+    after = select(*level, func.sum(stock.on_hand_delta).label("moved")).where(stock.day >= window.end_day)
+    after_sq = after.group_by(*level).subquery()
+    ends = (
+        select(levels, (levels.c.on_hand - func.coalesce(after_sq.c.moved, 0)).label("end_on_hand"))
+        .select_from(levels.outerjoin(after_sq, of_level(after_sq, levels.c)))
+        .subquery()
+    )
+    # newest first: the window's days after this one, and the next moving day
+    later: dict[str, Any] = {"partition_by": level, "order_by": stock.day.desc(), "rows": (None, -1)}
     moves = (
         select(
             *level,
             stock.day,
             stock.on_hand_delta,
             stock.units_shipped,
-            (levels.c.on_hand - func.sum(stock.on_hand_delta).over(partition_by=level)).label("opening"),
-            func.sum(stock.on_hand_delta).over(partition_by=level, order_by=stock.day).label("moved_by_day"),
-            func.lead(stock.day).over(partition_by=level, order_by=stock.day).label("next_day"),
+            ends.c.end_on_hand,
+            func.sum(stock.on_hand_delta).over(**later).label("moved_later"),
+            func.lag(stock.day).over(**later).label("next_day"),
         )
-        .join(levels, (levels.c.product_id == stock.product_id) & (levels.c.location_id == stock.location_id))
-        .where(stock.day >= window.first_day)
+        .join(ends, of_level(ends, stock))
+        .where(stock.day >= window.first_day, stock.day < window.end_day)
         .subquery()
     )
-    in_window = moves.c.day < end_day
-    held_until = case((moves.c.next_day < end_day, moves.c.next_day), else_=end_day)
+    closing = moves.c.end_on_hand - func.coalesce(moves.c.moved_later, 0)
+    held = between(func.coalesce(moves.c.next_day, end_day), moves.c.day)
     moved = (
         select(
             moves.c.product_id,
             moves.c.location_id,
-            func.max(moves.c.opening).label("opening"),
-            func.sum(case((in_window, 0), else_=moves.c.on_hand_delta)).label("after"),
-            func.sum(case((in_window, moves.c.units_shipped), else_=0)).label("shipped"),
-            # a day's change is in the closing of that day and every later day of the window
-            func.sum(case((in_window, moves.c.on_hand_delta * between(end_day, moves.c.day)), else_=0)).label(
-                "closings_moved"
-            ),
-            func.sum(
-                case(
-                    (in_window & (moves.c.opening + moves.c.moved_by_day <= 0), between(held_until, moves.c.day)),
-                    else_=0,
-                )
-            ).label("out_after_first_move"),
-            func.min(case((in_window, moves.c.day))).label("first_move"),
+            func.sum(moves.c.on_hand_delta).label("moved"),
+            func.sum(moves.c.units_shipped).label("shipped"),
+            # a day's change is missing from the closing of every earlier day of the window
+            func.sum(moves.c.on_hand_delta * between(moves.c.day, first_day)).label("missing"),
+            func.sum(case((closing <= 0, held), else_=0)).label("out_days"),
+            func.min(moves.c.day).label("first_move"),
         )
         .group_by(moves.c.product_id, moves.c.location_id)
         .subquery()
     )
-    opening = func.coalesce(moved.c.opening, levels.c.on_hand)
+    opening = ends.c.end_on_hand - func.coalesce(moved.c.moved, 0)
     rows = await session.execute(
         select(
-            levels.c.sku,
-            levels.c.code,
-            levels.c.on_hand - func.coalesce(moved.c.after, 0),
+            ends.c.sku,
+            ends.c.code,
+            ends.c.end_on_hand,
             func.coalesce(moved.c.shipped, 0),
-            opening * window.days + func.coalesce(moved.c.closings_moved, 0),
-            func.coalesce(moved.c.out_after_first_move, 0)
+            ends.c.end_on_hand * window.days - func.coalesce(moved.c.missing, 0),
+            func.coalesce(moved.c.out_days, 0)
             + case((opening <= 0, between(func.coalesce(moved.c.first_move, end_day), first_day)), else_=0),
-        ).select_from(
-            levels.outerjoin(
-                moved, (moved.c.product_id == levels.c.product_id) & (moved.c.location_id == levels.c.location_id)
-            )
-        )
+        ).select_from(ends.outerjoin(moved, of_level(moved, ends.c)))
     )
     return _sorted(
         _kpis_of(sku, code, int(end), int(units), int(closings), int(out), window)
