@@ -9,19 +9,22 @@ For the window's days (report time zone):
 
 The closing balances are rebuilt backwards from today's level: on hand at a day's end is
 the level now less every movement after that day. Those movements are read per day from
-the daily stock aggregate (stock_days.py); :func:`inventory_kpis_from_ledger` computes the
-same from the raw ledger rows, the definition the aggregate is tested (and benchmarked)
-against.
+the daily stock aggregate (stock_days.py), and summed per level in the database (the closings'
+total and the stock-out days), so a report reads one row per level; the ratios are taken
+from those whole numbers here. :func:`inventory_kpis_from_ledger` computes the same from the
+raw ledger rows day by day, the definition the aggregate is tested (and benchmarked) against.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Date, Integer, Select, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_graphql.db.models import Location, Product, ReportDailyStock, StockLevel, StockMovement
@@ -52,7 +55,7 @@ Changes = dict[tuple[int, int], dict[int, int]]
 Shipped = dict[tuple[int, int], int]
 
 
-async def _levels(session: AsyncSession, window: Window) -> dict[tuple[int, int], Any]:
+def _levels(window: Window) -> Select[int, int, int, str, str]:
     wanted = window.filter
     levels_query = (
         select(StockLevel.product_id, StockLevel.location_id, StockLevel.on_hand, Product.sku, Location.code)
@@ -65,39 +68,94 @@ async def _levels(session: AsyncSession, window: Window) -> dict[tuple[int, int]
         levels_query = levels_query.where(Product.category.in_(wanted.categories))
     if wanted.location_codes:
         levels_query = levels_query.where(Location.code.in_(wanted.location_codes))
-    return {(row[0], row[1]): row for row in await session.execute(levels_query)}
+    return levels_query
+
+
+def _days_between(dialect: str, later: Any, earlier: Any) -> Any:
+    if dialect == "postgresql":
+        return later - earlier  # date - date is a whole number of days
+    return cast(func.julianday(later) - func.julianday(earlier), Integer)  # SQLite keeps ISO text
 
 
 async def inventory_kpis(session: AsyncSession, window: Window) -> list[InventoryKpis]:
-    """The KPIs from the daily stock aggregate: one row per level and day that moved."""
-    levels = await _levels(session, window)
-    if not levels or window.days == 0:
+    """The KPIs from the daily stock aggregate, summed per level in the database.
+
+    Per level: on hand at the window's end is the level now less the days after the window;
+    each moving day's closing is that less the window's later days (a running sum, newest
+    first), held until the next moving day; the closings' total and the stock-out days come
+    from those stretches, and the opening stretch from the first moving day.
+    """
+    if window.days == 0:
         return []
+    between = functools.partial(_days_between, session.get_bind().dialect.name)
+    first_day, end_day = literal(window.first_day, Date), literal(window.end_day, Date)
+    levels = _levels(window).subquery()
     stock = ReportDailyStock
-    day = case((stock.day >= window.end_day, window.end_day), else_=stock.day)
-    days = await session.execute(
-        select(stock.product_id, stock.location_id, day, func.sum(stock.on_hand_delta), func.sum(stock.units_shipped))
-        .where(
-            stock.day >= window.first_day,
-            stock.product_id.in_({key[0] for key in levels}),
-            stock.location_id.in_({key[1] for key in levels}),
-        )
-        .group_by(stock.product_id, stock.location_id, day)
+    level = (stock.product_id, stock.location_id)
+
+    def of_level(table: Any, other: Any) -> Any:
+        return (table.c.product_id == other.product_id) & (table.c.location_id == other.location_id)
+
+    after = select(*level, func.sum(stock.on_hand_delta).label("moved")).where(stock.day >= window.end_day)
+    after_sq = after.group_by(*level).subquery()
+    ends = (
+        select(levels, (levels.c.on_hand - func.coalesce(after_sq.c.moved, 0)).label("end_on_hand"))
+        .select_from(levels.outerjoin(after_sq, of_level(after_sq, levels.c)))
+        .subquery()
     )
-    changes: Changes = defaultdict(lambda: defaultdict(int))
-    shipped: Shipped = defaultdict(int)
-    for product_id, location_id, moved_on, delta, units in days:
-        key = (product_id, location_id)
-        index = (moved_on - window.first_day).days
-        changes[key][index] += int(delta)
-        if index < window.days:
-            shipped[key] += int(units)
-    return _kpis(levels, changes, shipped, window)
+    # newest first: the window's days after this one, and the next moving day
+    later: dict[str, Any] = {"partition_by": level, "order_by": stock.day.desc(), "rows": (None, -1)}
+    moves = (
+        select(
+            *level,
+            stock.day,
+            stock.on_hand_delta,
+            stock.units_shipped,
+            ends.c.end_on_hand,
+            func.sum(stock.on_hand_delta).over(**later).label("moved_later"),
+            func.lag(stock.day).over(**later).label("next_day"),
+        )
+        .join(ends, of_level(ends, stock))
+        .where(stock.day >= window.first_day, stock.day < window.end_day)
+        .subquery()
+    )
+    closing = moves.c.end_on_hand - func.coalesce(moves.c.moved_later, 0)
+    held = between(func.coalesce(moves.c.next_day, end_day), moves.c.day)
+    moved = (
+        select(
+            moves.c.product_id,
+            moves.c.location_id,
+            func.sum(moves.c.on_hand_delta).label("moved"),
+            func.sum(moves.c.units_shipped).label("shipped"),
+            # a day's change is missing from the closing of every earlier day of the window
+            func.sum(moves.c.on_hand_delta * between(moves.c.day, first_day)).label("missing"),
+            func.sum(case((closing <= 0, held), else_=0)).label("out_days"),
+            func.min(moves.c.day).label("first_move"),
+        )
+        .group_by(moves.c.product_id, moves.c.location_id)
+        .subquery()
+    )
+    opening = ends.c.end_on_hand - func.coalesce(moved.c.moved, 0)
+    rows = await session.execute(
+        select(
+            ends.c.sku,
+            ends.c.code,
+            ends.c.end_on_hand,
+            func.coalesce(moved.c.shipped, 0),
+            ends.c.end_on_hand * window.days - func.coalesce(moved.c.missing, 0),
+            func.coalesce(moved.c.out_days, 0)
+            + case((opening <= 0, between(func.coalesce(moved.c.first_move, end_day), first_day)), else_=0),
+        ).select_from(ends.outerjoin(moved, of_level(moved, ends.c)))
+    )
+    return _sorted(
+        _kpis_of(sku, code, int(end), int(units), int(closings), int(out), window)
+        for sku, code, end, units, closings, out in rows
+    )
 
 
 async def inventory_kpis_from_ledger(session: AsyncSession, window: Window) -> list[InventoryKpis]:
     """The same KPIs from every ledger row of the window and after (the definition)."""
-    levels = await _levels(session, window)
+    levels = {(row[0], row[1]): row for row in await session.execute(_levels(window))}
     if not levels or window.days == 0:
         return []
     start = _local_midnight(window.first_day, window)
@@ -140,22 +198,29 @@ def _kpis(
         for index in range(window.days - 1, -1, -1):
             closings.append(closing)
             closing -= per_day.get(index, 0)
-        units = shipped[key]
-        average = sum(closings) / len(closings)
         out_days = sum(1 for value in closings if value <= 0)
-        daily_demand = units / window.days
-        result.append(
-            InventoryKpis(
-                sku=sku,
-                location_code=code,
-                on_hand=end_on_hand,
-                units_shipped=units,
-                turnover=units / average if average > 0 else None,
-                days_of_cover=end_on_hand / daily_demand if daily_demand > 0 else None,
-                stock_out_days=out_days,
-                stock_out_rate=out_days / window.days,
-                dead_stock=end_on_hand > 0 and units == 0,
-            )
-        )
-    result.sort(key=lambda kpis: (kpis.sku, kpis.location_code))
-    return result
+        result.append(_kpis_of(sku, code, end_on_hand, shipped[key], sum(closings), out_days, window))
+    return _sorted(result)
+
+
+def _kpis_of(
+    sku: str, code: str, end_on_hand: int, units: int, closings: int, out_days: int, window: Window
+) -> InventoryKpis:
+    """The KPIs of one level from its closing on hand summed over the window's days."""
+    average = closings / window.days
+    daily_demand = units / window.days
+    return InventoryKpis(
+        sku=sku,
+        location_code=code,
+        on_hand=end_on_hand,
+        units_shipped=units,
+        turnover=units / average if average > 0 else None,
+        days_of_cover=end_on_hand / daily_demand if daily_demand > 0 else None,
+        stock_out_days=out_days,
+        stock_out_rate=out_days / window.days,
+        dead_stock=end_on_hand > 0 and units == 0,
+    )
+
+
+def _sorted(kpis: Iterable[InventoryKpis]) -> list[InventoryKpis]:
+    return sorted(kpis, key=lambda one: (one.sku, one.location_code))
