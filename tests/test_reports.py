@@ -65,6 +65,25 @@ def ship_and_deliver(admin: GraphQLClient, order_id: str, carrier: str, delivere
     return shipment
 
 
+def return_and_refund_one(admin: GraphQLClient, order_id: str, condition: str) -> None:
+    """Line 1 of the order: one unit returned, received in ``condition`` and refunded."""
+    requested = admin.mutate(
+        "returnRequest",
+        RETURN_REQUEST,
+        {"input": {"orderId": order_id, "lines": [{"lineNo": 1, "quantity": 1, "reason": "SIZE_FIT"}]}},
+    )
+    assert requested["userErrors"] == [], requested
+    return_id = requested["return"]["id"]
+    assert admin.mutate("returnApprove", RETURN_APPROVE, {"id": return_id})["userErrors"] == []
+    received = admin.mutate(
+        "returnReceive",
+        RETURN_RECEIVE,
+        {"input": {"id": return_id, "lines": [{"lineNo": 1, "quantity": 1, "condition": condition}]}},
+    )
+    assert received["userErrors"] == [], received
+    assert admin.mutate("returnRefund", RETURN_REFUND, {"id": return_id})["userErrors"] == []
+
+
 @pytest.fixture(scope="module")
 def march(admin: GraphQLClient) -> dict[str, str]:
     """Four orders in the ISO week of Monday 2020-03-02 (and the next), CNY:
@@ -103,21 +122,7 @@ def march(admin: GraphQLClient) -> dict[str, str]:
     paid2 = now - timedelta(hours=20)
     assert admin.mutate("orderConfirmPayment", PAY, {"id": o2["id"], "at": iso(paid2)})["userErrors"] == []
     ship_and_deliver(admin, o2["id"], carrier, paid2 + timedelta(hours=40))
-    requested = admin.mutate(
-        "returnRequest",
-        RETURN_REQUEST,
-        {"input": {"orderId": o2["id"], "lines": [{"lineNo": 1, "quantity": 1, "reason": "SIZE_FIT"}]}},
-    )
-    assert requested["userErrors"] == [], requested
-    return_id = requested["return"]["id"]
-    assert admin.mutate("returnApprove", RETURN_APPROVE, {"id": return_id})["userErrors"] == []
-    received = admin.mutate(
-        "returnReceive",
-        RETURN_RECEIVE,
-        {"input": {"id": return_id, "lines": [{"lineNo": 1, "quantity": 1, "condition": "RESELLABLE"}]}},
-    )
-    assert received["userErrors"] == [], received
-    assert admin.mutate("returnRefund", RETURN_REFUND, {"id": return_id})["userErrors"] == []
+    return_and_refund_one(admin, o2["id"], "RESELLABLE")
     wait_for_status(admin, o2["id"], "COMPLETED")
 
     o3 = place_order(admin, [(a, 3, "10.00")], paid=True, placedAt="2020-03-05T03:00:00Z")
@@ -649,21 +654,7 @@ def test_a_rebuild_leaves_the_tables_as_the_incremental_refreshes_left_them(admi
     # paid then cancelled; an unpaid one; a paid one still allocated; two SKUs of one order on a day.
     delivered = place_order(admin, [(a, 2, "10.00"), (c, 1, "7.50")], paid=True, placedAt="2018-02-03T02:00:00Z")
     ship_and_deliver(admin, delivered["id"], carrier, now)
-    requested = admin.mutate(
-        "returnRequest",
-        RETURN_REQUEST,
-        {"input": {"orderId": delivered["id"], "lines": [{"lineNo": 1, "quantity": 1, "reason": "SIZE_FIT"}]}},
-    )
-    assert requested["userErrors"] == [], requested
-    return_id = requested["return"]["id"]
-    assert admin.mutate("returnApprove", RETURN_APPROVE, {"id": return_id})["userErrors"] == []
-    received = admin.mutate(
-        "returnReceive",
-        RETURN_RECEIVE,
-        {"input": {"id": return_id, "lines": [{"lineNo": 1, "quantity": 1, "condition": "DAMAGED"}]}},
-    )
-    assert received["userErrors"] == [], received
-    assert admin.mutate("returnRefund", RETURN_REFUND, {"id": return_id})["userErrors"] == []
+    return_and_refund_one(admin, delivered["id"], "DAMAGED")
 
     other = {"name": "Li Lei", "phone": f"+86 137{tag[-8:]}"}
     split = place_order(
