@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -97,6 +102,20 @@ def eventually(check: Callable[[], T], timeout: float = 15.0, interval: float = 
             return last
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+def sigkill_when_stalled(script: str, marker: Path, database_url: str, ids: list[int]) -> None:
+    """Run ``script`` in a process of its own (argv: ``marker``, the ids joined by commas) and
+    SIGKILL it once it has written ``marker`` (where it stalls on purpose): a worker's death."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "OMS_DATABASE_URL": database_url, "OMS_BROKER_URL": "memory", "PYTHONPATH": str(root)}
+    doomed = subprocess.Popen([sys.executable, "-c", script, str(marker), ",".join(map(str, ids))], env=env)
+    try:
+        eventually(marker.exists, timeout=60)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
+    finally:
+        marker.unlink(missing_ok=True)
 
 
 SERVE_START_BOUND = 120.0  # a bound against a hang, not a speed check: start-up is slow on a loaded machine

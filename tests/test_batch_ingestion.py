@@ -4,7 +4,6 @@ orders, and the very same orders, events, holds and customers as one message at 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ from oms_graphql.plugins.contract import RawOrderPayload
 from tests.channel_support import create_channel, ensure_product, taobao_settings
 from tests.conftest import PG_URL, REDIS_URL, fresh_database
 from tests.fakes import taobao
-from tests.support import add_location, eventually, receive, run_async
+from tests.support import add_location, eventually, receive, run_async, sigkill_when_stalled
 
 # SKUs of this module only: its stock must not draw other tests' orders, nor theirs its own.
 RUN = uuid.uuid4().hex[:6].upper()
@@ -386,14 +385,7 @@ def test_a_batch_worker_killed_mid_batch_loses_nothing_the_sweeper_finishes_it(u
             "from oms_graphql.jobs.channels import ingest_inbound_batch\n"
             "ingest_inbound_batch.fn(message_ids=[int(i) for i in sys.argv[2].split(',')])\n"
         )
-        env = {**os.environ, "OMS_DATABASE_URL": url, "OMS_BROKER_URL": "memory", "PYTHONPATH": str(ROOT)}
-        doomed = subprocess.Popen([sys.executable, "-c", script, str(marker), ",".join(map(str, ids))], env=env)
-        try:
-            eventually(marker.exists, timeout=60)
-            doomed.send_signal(signal.SIGKILL)
-            doomed.wait(timeout=10)
-        finally:
-            marker.unlink(missing_ok=True)
+        sigkill_when_stalled(script, marker, url, ids)
         assert _counts(url, code) == (0, {"RECEIVED": 30})
 
         with worker_process(url, f"oms-test-kill-{uid}") as start:

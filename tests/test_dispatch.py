@@ -5,10 +5,6 @@ shipment SF refuses is parked with a hold and an alert, never half-dispatched.""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +13,15 @@ import pytest
 
 from tests.fakes import sf
 from tests.fakes.server import serve
-from tests.support import add_location, add_product, eventually, place_order, receive, wait_for_status
+from tests.support import (
+    add_location,
+    add_product,
+    eventually,
+    place_order,
+    receive,
+    sigkill_when_stalled,
+    wait_for_status,
+)
 from tests.test_tracking import CARRIER_CREATE, sf_push
 
 ORDER = """query($id: ID!) { order(id: $id) { number status
@@ -324,15 +328,7 @@ def test_a_batch_dispatch_killed_between_the_waybill_and_its_booking_is_finished
         "from oms_graphql.jobs.delivery import dispatch_fulfillment_orders\n"
         "dispatch_fulfillment_orders.fn(fulfillment_order_ids=[int(i) for i in sys.argv[2].split(',')])\n"
     )
-    root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "OMS_DATABASE_URL": database_url, "OMS_BROKER_URL": "memory", "PYTHONPATH": str(root)}
-    doomed = subprocess.Popen([sys.executable, "-c", script, str(marker), ",".join(map(str, fulfillment_ids))], env=env)
-    try:
-        eventually(marker.exists, timeout=60)
-        doomed.send_signal(signal.SIGKILL)
-        doomed.wait(timeout=10)
-    finally:
-        marker.unlink(missing_ok=True)
+    sigkill_when_stalled(script, marker, database_url, fulfillment_ids)
     assert len(state.orders) == 1  # one waybill made, none booked
     assert all(admin(ORDER, {"id": o["id"]})["order"]["status"] == "ALLOCATED" for o in orders)
 
